@@ -1,0 +1,5 @@
+"""Allow ``python -m upsagent``."""
+
+from upsagent.cli.main import main
+
+raise SystemExit(main())

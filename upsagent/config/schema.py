@@ -1,0 +1,105 @@
+# -*- test-case-name: tests.test_config -*-
+"""The validated configuration objects.
+
+Both front ends end here: the native TOML file (:mod:`upsagent.config.native`) and NUT's own
+``ups.conf`` / ``upsd.conf`` / ``upsd.users`` (:mod:`upsagent.config.nutconf`).  Everything
+downstream (the master, the drivers, ``check-config``) only ever sees these objects.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+__all__ = [
+    "ConfigError",
+    "Config",
+    "ListenAddress",
+    "MasterConfig",
+    "UpsConfig",
+    "UserConfig",
+    "DEFAULT_PORT",
+]
+
+DEFAULT_PORT = 3493
+
+
+class ConfigError(ValueError):
+    """A configuration problem; the message names the file, the key and the reason."""
+
+
+@dataclass(frozen=True)
+class ListenAddress:
+    """One address the master listens on."""
+
+    host: str
+    port: int = DEFAULT_PORT
+
+
+@dataclass(frozen=True)
+class UserConfig:
+    """A network user, with NUT's rights model (upsd.users).
+
+    ``actions`` holds lower-case action names (``set``, ``fsd``, ``login``, ``master``,
+    ``primary``); ``instcmds`` lower-case command names or ``all``.  ``upsmon primary``
+    expands to login + master + fsd, ``upsmon secondary`` to login, as upsd does.
+    """
+
+    name: str
+    password: str | None
+    actions: frozenset[str] = frozenset()
+    instcmds: frozenset[str] = frozenset()
+
+
+@dataclass(frozen=True)
+class UpsConfig:
+    """One UPS served by the master.
+
+    ``driver`` is the name the user wrote (a NUT driver name such as ``dummy-ups`` or a
+    native one such as ``replay``); ``options`` holds every driver option in file order,
+    ``port`` included, as NUT publishes them under ``driver.parameter.*``.
+    """
+
+    name: str
+    driver: str
+    port: str | None = None
+    desc: str | None = None
+    options: dict[str, str] = field(default_factory=dict)
+    #: flags set without a value (``ignorelb``), published as ``driver.flag.*``
+    flags: tuple[str, ...] = ()
+    #: further names under which clients may reach the same UPS (NAS defaults)
+    aliases: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
+class MasterConfig:
+    """The master daemon: listeners, limits, TLS, UPSes and users."""
+
+    listen: tuple[ListenAddress, ...] = (
+        ListenAddress("127.0.0.1"), ListenAddress("::1"))
+    maxconn: int = 1024
+    #: PEM with certificate (and key, unless ``keyfile`` is given); enables STARTTLS
+    certfile: str | None = None
+    keyfile: str | None = None
+    #: seconds before a driver that sent nothing is treated as stale
+    maxage: int = 15
+    tracking_delay: int = 3600
+    #: a client silent this long is disconnected (upsd: fixed 60 s)
+    idle_timeout: int = 60
+    #: a request line longer than this drops the connection (NUT has no limit; memory is
+    #: bounded by the tokenizer anyway, this bounds CPU spent on one abusive line)
+    max_line_length: int = 4 * 1024 * 1024
+    #: bytes of unsent replies a client may leave unread before it is dropped
+    max_send_buffer: int = 1024 * 1024
+    ups: tuple[UpsConfig, ...] = ()
+    users: tuple[UserConfig, ...] = ()
+    #: where ``upsagent killpower`` finds the request to cut the UPS output
+    powerdown_flag: str | None = None
+
+
+@dataclass(frozen=True)
+class Config:
+    """A whole upsagent configuration (the slave part arrives with later work)."""
+
+    master: MasterConfig = field(default_factory=MasterConfig)
+    #: the file(s) it came from, for messages
+    source: str = ""
