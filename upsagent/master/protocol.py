@@ -1,0 +1,187 @@
+# -*- test-case-name: tests.test_master_protocol -*-
+"""The Twisted shell around :class:`upsagent.nut.server.ServerSession`.
+
+The session does the protocol; this module only moves bytes and enforces the limits that
+need a transport or a clock:
+
+* **idle cut**: a client that completes no request for ``idle_timeout`` seconds (upsd: 60)
+  is disconnected without a message;
+* **connection limit** (MAXCONN): when that many clients are connected the factory stops
+  accepting, as upsd does; further clients wait in the listen backlog and are taken as soon
+  as a slot frees.  Existing clients are never starved or dropped for it;
+* **flow control**: the protocol registers itself as a streaming producer on its transport.
+  When a client does not read its replies and the transport's buffer fills, we stop reading
+  that client's requests until it drains, so a client that never reads cannot make the
+  server buffer without bound;
+* **line length**: a request line longer than ``max_line_length`` drops the connection;
+* **STARTTLS**: after ``OK STARTTLS`` is written the transport switches to TLS (Twisted
+  sends bytes written before ``startTLS`` in the clear).
+
+Everything refused is said in the log, with the peer's address.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+from twisted.internet.interfaces import IDelayedCall, IReactorTime
+from twisted.internet.protocol import Protocol, ServerFactory, connectionDone
+from twisted.logger import Logger
+from twisted.python.failure import Failure
+
+from upsagent.nut.server import ServerSession
+from upsagent.nut.state import ServerState
+
+__all__ = ["NutServerFactory", "NutServerProtocol"]
+
+#: how much input one pass handles before the output is written and flow control checked
+_PUMP_BYTES = 4096
+
+
+class NutServerProtocol(Protocol):
+    """One client connection."""
+
+    log = Logger()
+    factory: "NutServerFactory"
+
+    def __init__(self) -> None:
+        self.session: ServerSession | None = None
+        self._idle: IDelayedCall | None = None
+        self._inbuf = b""
+        self._paused = False
+
+    @property
+    def _tx(self) -> Any:
+        """The transport: TCP or TLS, with producer and ``startTLS`` support."""
+        return self.transport
+
+    # -- connection ------------------------------------------------------------------
+
+    def connectionMade(self) -> None:
+        factory = self.factory
+        peer = self._tx.getPeer()
+        self.peer = str(getattr(peer, "host", peer))
+        self.session = ServerSession(factory.state, self.peer,
+                                     max_line_length=factory.max_line_length)
+        self._tx.registerProducer(self, True)
+        self._idle = factory.clock.callLater(factory.idle_timeout, self._idle_timeout)
+        factory.connection_made(self)
+
+    def connectionLost(self, reason: Failure = connectionDone) -> None:
+        if self._idle is not None and self._idle.active():
+            self._idle.cancel()
+        self._idle = None
+        if self.session is not None:
+            self.session.connection_lost()
+        self.factory.connection_lost(self)
+
+    def _idle_timeout(self) -> None:
+        self._idle = None
+        self.log.info("Disconnect {peer} (no data available for {sec} s)",
+                      peer=self.peer, sec=self.factory.idle_timeout)
+        self._tx.loseConnection()
+
+    # -- data ------------------------------------------------------------------------
+
+    def dataReceived(self, data: bytes) -> None:
+        self._inbuf += data
+        self._pump()
+
+    def _pump(self) -> None:
+        """Feed buffered input to the session while the client keeps reading replies."""
+        session = self.session
+        assert session is not None
+        while self._inbuf and not self._paused and not session.closing:
+            chunk, self._inbuf = self._inbuf[:_PUMP_BYTES], self._inbuf[_PUMP_BYTES:]
+            before = session.requests
+            session.receive_data(chunk)
+            for notice in session.notices:
+                self.log.info("{notice}", notice=notice)
+            session.notices.clear()
+            out = session.data_to_send()
+            if out:
+                self._tx.write(out)
+            if session.requests != before and self._idle is not None:
+                self._idle.reset(self.factory.idle_timeout)
+            if session.start_tls:
+                self._inbuf = b""  # plain text after STARTTLS is not honoured
+                self._start_tls(session)
+        if session.closing:
+            if session.close_reason:
+                self.log.warn("Disconnect {peer}: {why}", peer=self.peer,
+                              why=session.close_reason)
+            self._inbuf = b""
+            self._tx.loseConnection()
+
+    def _start_tls(self, session: ServerSession) -> None:
+        context = self.factory.tls_context
+        if context is None:  # cannot happen: the session only says OK when TLS is set up
+            session.closing = True
+            return
+        self._tx.startTLS(context)
+        session.tls_started()
+        self.log.info("{peer} switched to TLS", peer=self.peer)
+
+    # -- IPushProducer: the transport tells us when the client stops reading ----------
+
+    def pauseProducing(self) -> None:
+        self._paused = True
+        self._tx.pauseProducing()
+
+    def resumeProducing(self) -> None:
+        self._paused = False
+        self._tx.resumeProducing()
+        self._pump()
+
+    def stopProducing(self) -> None:
+        self._paused = True
+
+
+class NutServerFactory(ServerFactory):
+    """Shared by every listening port of one master: the state, limits and TLS context."""
+
+    protocol = NutServerProtocol  # type: ignore[assignment]
+    log = Logger()
+
+    def __init__(self, state: ServerState, clock: IReactorTime, *, maxconn: int = 1024,
+                 idle_timeout: float = 60, max_line_length: int = 0,
+                 tls_context: Any = None) -> None:
+        self.state = state
+        self.clock = clock
+        self.maxconn = maxconn
+        self.idle_timeout = idle_timeout
+        self.max_line_length = max_line_length
+        self.tls_context = tls_context
+        state.tls_available = tls_context is not None
+        self.connections: set[NutServerProtocol] = set()
+        self.ports: list[Any] = []
+        self._accepting = True
+
+    def set_tls_context(self, context: Any) -> None:
+        """Install (or remove, with None) the TLS context used by STARTTLS."""
+        self.tls_context = context
+        self.state.tls_available = context is not None
+
+    def connection_made(self, proto: NutServerProtocol) -> None:
+        self.connections.add(proto)
+        self.update_accepting()
+
+    def connection_lost(self, proto: NutServerProtocol) -> None:
+        self.connections.discard(proto)
+        self.update_accepting()
+
+    def update_accepting(self) -> None:
+        """Stop or resume accepting so that at most ``maxconn`` clients are connected."""
+        full = len(self.connections) >= self.maxconn
+        if full and self._accepting:
+            self._accepting = False
+            self.log.warn("Connection limit reached ({n} clients, MAXCONN {max}): new "
+                          "connections wait until one closes", n=len(self.connections),
+                          max=self.maxconn)
+            for port in self.ports:
+                port.stopReading()
+        elif not full and not self._accepting:
+            self._accepting = True
+            self.log.info("Below the connection limit again: accepting connections")
+            for port in self.ports:
+                port.startReading()

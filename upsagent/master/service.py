@@ -1,0 +1,207 @@
+# -*- test-case-name: tests.test_master_service -*-
+"""The master daemon: drivers, the shared server state and the listening sockets.
+
+:class:`Master` is built from a validated :class:`~upsagent.config.schema.MasterConfig` and a
+reactor.  ``start()`` starts every driver (never waiting for them: a UPS whose driver has not
+reported yet answers ``ERR DRIVER-NOT-CONNECTED``, as upsd does) and listens on every
+configured address.  ``reload(new_config)`` applies a new configuration without dropping
+clients: users and descriptions are replaced, UPSes that appeared are started, UPSes that
+left are stopped, UPSes whose driver settings changed get a fresh driver (their FSD latch and
+logins are kept), limits and the TLS certificate are re-read.  Listen addresses need a
+restart, as with upsd; a reload that changes them says so in the log.
+"""
+
+from __future__ import annotations
+
+import resource
+from typing import Any
+
+from twisted.internet.defer import Deferred, DeferredList, gatherResults
+from twisted.internet.interfaces import IReactorTCP, IReactorTime
+from twisted.logger import Logger
+
+from upsagent.config.schema import MasterConfig, UpsConfig
+from upsagent.drivers.base import Driver
+from upsagent.master.protocol import NutServerFactory
+from upsagent.model import UPS
+from upsagent.nut.state import ServerState, Slot, Users
+
+__all__ = ["Master"]
+
+
+class Master:
+    """One running master: owns the drivers, the state and the ports."""
+
+    log = Logger()
+
+    def __init__(self, config: MasterConfig, reactor: Any) -> None:
+        self.config = config
+        self.reactor = reactor
+        clock: IReactorTime = reactor
+        self.state = ServerState.from_config(
+            (), config.users, now=clock.seconds, tracking_delay=config.tracking_delay)
+        self.factory = NutServerFactory(
+            self.state, clock, maxconn=config.maxconn, idle_timeout=config.idle_timeout,
+            max_line_length=config.max_line_length, tls_context=_tls_context(config))
+        self.drivers: dict[str, Driver] = {}
+        self._ups_config: dict[str, UpsConfig] = {}
+        self.ports: list[Any] = []
+
+    # -- lifecycle ---------------------------------------------------------------------
+
+    def start(self) -> list[Any]:
+        """Start the drivers and listen; returns the ports (at least one, or raises)."""
+        _raise_fd_limit(self.config.maxconn)
+        for conf in self.config.ups:
+            self._add_ups(conf)
+        tcp: IReactorTCP = self.reactor
+        errors = []
+        for address in self.config.listen:
+            try:
+                port: Any = tcp.listenTCP(address.port, self.factory,  # type: ignore[arg-type]
+                                     backlog=128,
+                                     interface=address.host)
+            except Exception as exc:  # CannotListenError and friends
+                errors.append(f"{address.host} port {address.port}: {exc}")
+                self.log.warn("Not listening on {host} port {port}: {err}",
+                              host=address.host, port=address.port, err=exc)
+                continue
+            self.log.info("Listening on {host} port {port}", host=address.host,
+                          port=port.getHost().port)
+            self.ports.append(port)
+        if not self.ports:
+            raise RuntimeError("no listening socket could be opened: " + "; ".join(errors))
+        self.factory.ports = self.ports
+        return self.ports
+
+    def stop(self) -> "Deferred[Any]":
+        """Close the ports, stop the drivers, drop the clients."""
+        waits: list[Deferred[Any]] = []
+        for port in self.ports:
+            result = port.stopListening()
+            if isinstance(result, Deferred):
+                waits.append(result)
+        self.ports = []
+        for name in list(self.drivers):
+            waits.append(self._stop_driver(name))
+        for proto in list(self.factory.connections):
+            proto._tx.loseConnection()
+        return DeferredList(waits)
+
+    # -- UPSes -------------------------------------------------------------------------
+
+    def _add_ups(self, conf: UpsConfig) -> None:
+        slot = self.state.find(conf.name)
+        if slot is None:
+            slot = Slot(conf.name, conf.desc, UPS(conf.name, conf.desc),
+                        names=(conf.name, *conf.aliases))
+            self.state.add_slot(slot)
+        self._start_driver(conf, slot)
+
+    def _start_driver(self, conf: UpsConfig, slot: Slot) -> None:
+        from upsagent.drivers.registry import create_driver
+
+        driver = create_driver(conf, slot.ups, self.reactor)
+        self.drivers[conf.name.lower()] = driver
+        self._ups_config[conf.name.lower()] = conf
+        slot.driver = driver
+        try:
+            started = driver.start()
+        except Exception as exc:
+            self.log.failure("UPS {ups}: driver {driver} failed to start", ups=conf.name,
+                             driver=conf.driver)
+            slot.ups.disconnected(f"driver failed to start: {exc}")
+            return
+        started.addCallback(lambda _: self.log.info(
+            "UPS {ups}: driver {driver} has data", ups=conf.name, driver=conf.driver))
+        started.addErrback(lambda f: self.log.failure(
+            "UPS {ups}: driver {driver} failed", f, ups=conf.name, driver=conf.driver))
+
+    def _stop_driver(self, key: str) -> "Deferred[Any]":
+        driver = self.drivers.pop(key)
+        self._ups_config.pop(key, None)
+        try:
+            return driver.stop()
+        except Exception:
+            self.log.failure("driver for {ups} failed to stop", ups=key)
+            return _succeed()
+
+    # -- reload ------------------------------------------------------------------------
+
+    def reload(self, config: MasterConfig) -> "Deferred[Any]":
+        """Apply a new configuration without dropping any client (SIGHUP)."""
+        old = self.config
+        self.config = config
+        if set(config.listen) != set(old.listen):
+            self.log.warn("Listen addresses changed: restart upsagent master to apply them")
+        self.state.users = Users(config.users)
+        self.state.tracking.delay = config.tracking_delay
+        self.factory.maxconn = config.maxconn
+        self.factory.idle_timeout = config.idle_timeout
+        self.factory.max_line_length = config.max_line_length
+        self.factory.set_tls_context(_tls_context(config))
+        self.factory.update_accepting()
+        wanted = {conf.name.lower(): conf for conf in config.ups}
+        waits: list[Deferred[Any]] = []
+        for key in list(self.drivers):
+            if key not in wanted:
+                slot = self.state.find(key)
+                waits.append(self._stop_driver(key))
+                if slot is not None:
+                    slot.ups.disconnected("UPS removed from the configuration")
+                    self.state.remove_slot(slot)
+                self.log.info("UPS {ups} removed", ups=key)
+        for key, conf in wanted.items():
+            slot = self.state.find(key)
+            if key not in self.drivers or slot is None:
+                self._add_ups(conf)
+                self.log.info("UPS {ups} added", ups=conf.name)
+                continue
+            slot.desc = conf.desc
+            slot.ups.desc = conf.desc
+            self._set_names(slot, (conf.name, *conf.aliases))
+            if self._driver_settings(self._ups_config[key]) != self._driver_settings(conf):
+                waits.append(self._stop_driver(key))
+                slot.ups.clear()
+                slot.ups.disconnected("driver restarted after a configuration change")
+                self._start_driver(conf, slot)
+                self.log.info("UPS {ups}: driver restarted with new settings", ups=conf.name)
+        self.state.slots.sort(key=lambda s: list(wanted).index(s.name.lower())
+                              if s.name.lower() in wanted else len(wanted))
+        self.log.info("Configuration reloaded: {n} UPS, {m} users", n=len(config.ups),
+                      m=len(config.users))
+        return gatherResults(waits) if waits else _succeed()
+
+    def _set_names(self, slot: Slot, names: tuple[str, ...]) -> None:
+        if tuple(n.lower() for n in names) != tuple(n.lower() for n in slot.names):
+            self.state.remove_slot(slot)
+            slot.names = names
+            self.state.add_slot(slot)
+
+    @staticmethod
+    def _driver_settings(conf: UpsConfig) -> tuple[Any, ...]:
+        return (conf.driver, conf.port, tuple(conf.options.items()), conf.flags)
+
+
+def _succeed() -> "Deferred[Any]":
+    from twisted.internet.defer import succeed
+
+    return succeed(None)
+
+
+def _tls_context(config: MasterConfig) -> Any:
+    """Build the STARTTLS context from CERTFILE (and KEYFILE), or None without one."""
+    if not config.certfile:
+        return None
+    from upsagent.master.tls import server_context
+
+    return server_context(config.certfile, config.keyfile)
+
+
+def _raise_fd_limit(maxconn: int) -> None:
+    """Make room for ``maxconn`` clients: raise the soft descriptor limit (never above hard)."""
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    want = maxconn + 64
+    if soft != resource.RLIM_INFINITY and soft < want:
+        new = want if hard == resource.RLIM_INFINITY else min(want, hard)
+        resource.setrlimit(resource.RLIMIT_NOFILE, (new, hard))

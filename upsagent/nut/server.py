@@ -1,0 +1,140 @@
+# -*- test-case-name: tests.test_server -*-
+"""One client session of the NUT server, sans-IO.
+
+Bytes in (:meth:`ServerSession.receive_data`), bytes out (:meth:`ServerSession.data_to_send`),
+no sockets and no clock.  The Twisted protocol in :mod:`upsagent.master.protocol` is a thin
+adapter that also owns the idle timer and TLS.
+
+Session rules (upsd 2.8.0):
+
+* requests are tokenized by :class:`~upsagent.nut.tokenizer.RequestReader`; a parse error
+  gets no reply at all; an empty line gets ``ERR UNKNOWN-COMMAND``;
+* the command word is looked up case-insensitively in one table
+  (:data:`upsagent.nut.commands.COMMANDS`); commands flagged as needing a user first check
+  that USERNAME and then PASSWORD were *sent* (not that they are right);
+* all replies for one batch of input are joined and written at once, so a ``LIST VAR`` of
+  fifty variables costs one ``write()`` (upsd writes each line separately and meets the
+  client's delayed ACK);
+* after ``OK STARTTLS`` the rest of that input is dropped and the adapter starts TLS; after
+  ``OK Goodbye`` the session is closing;
+* closing the connection logs the session out of its UPS (NUMLOGINS, LIST CLIENT).
+"""
+
+from __future__ import annotations
+
+from upsagent.nut.commands import COMMANDS
+from upsagent.nut.errors import Err
+from upsagent.nut.state import ServerState, Slot
+from upsagent.nut.tokenizer import ParseError, RequestReader
+
+__all__ = ["ServerSession"]
+
+
+class ServerSession:
+    """The state of one client connection and its protocol logic."""
+
+    def __init__(self, state: ServerState, address: str, *, max_line_length: int = 0) -> None:
+        self.state = state
+        #: the peer address as text (``127.0.0.1``, ``::1``), shown by LIST CLIENT
+        self.address = address
+        self.max_line_length = max_line_length
+        self.username: str | None = None
+        self.password: str | None = None
+        self.login_slot: Slot | None = None
+        self.login_name: str | None = None
+        self.tracking = False
+        self.tls = False
+        #: set when ``OK STARTTLS`` was sent: the adapter must start the TLS handshake
+        self.start_tls = False
+        self.closing = False
+        #: why the session is closing, for the log (None for a plain LOGOUT)
+        self.close_reason: str | None = None
+        #: complete requests seen so far (the adapter restarts its idle timer on change)
+        self.requests = 0
+        #: things worth a log line (parse errors); the adapter drains it
+        self.notices: list[str] = []
+        self._reader = RequestReader()
+        self._out: list[str] = []
+        state.sessions.insert(0, self)
+
+    # -- I/O side ----------------------------------------------------------------------
+
+    def receive_data(self, data: bytes) -> None:
+        """Process bytes from the client; replies accumulate for :meth:`data_to_send`."""
+        if self.closing or self.start_tls:
+            return
+        for item in self._reader.feed(data):
+            if isinstance(item, ParseError):
+                self.notices.append(f"parse error from {self.address}: {item.message}")
+                continue
+            self.requests += 1
+            self.dispatch(item)
+            if self.closing or self.start_tls:
+                return  # nothing after LOGOUT or STARTTLS is read as plain text
+        if self.max_line_length and self._reader.line_bytes > self.max_line_length:
+            self.closing = True
+            self.close_reason = (f"request line longer than {self.max_line_length} bytes")
+
+    def data_to_send(self) -> bytes:
+        """Everything to write now (possibly empty)."""
+        if not self._out:
+            return b""
+        out = "".join(self._out).encode("ascii", "replace")
+        self._out.clear()
+        return out
+
+    def tls_started(self) -> None:
+        """The adapter finished setting up TLS on this connection."""
+        self.start_tls = False
+        self.tls = True
+
+    def connection_lost(self) -> None:
+        """The connection is gone: log out of the UPS and leave the session list."""
+        if self.login_slot is not None:
+            self.login_slot.numlogins -= 1
+            self.login_slot = None
+        if self in self.state.sessions:
+            self.state.sessions.remove(self)
+
+    # -- protocol side -----------------------------------------------------------------
+
+    def dispatch(self, words: list[str]) -> None:
+        """Run one tokenized request."""
+        if not words:
+            self.error(Err.UNKNOWN_COMMAND)
+            return
+        entry = COMMANDS.get(words[0].upper())
+        if entry is None:
+            self.error(Err.UNKNOWN_COMMAND)
+            return
+        handler, needs_user = entry
+        if needs_user:
+            if self.username is None:
+                self.error(Err.USERNAME_REQUIRED)
+                return
+            if self.password is None:
+                self.error(Err.PASSWORD_REQUIRED)
+                return
+        handler(self, words[1:])
+
+    def reply(self, line: str) -> None:
+        """Queue one reply line (LF added)."""
+        self._out.append(line)
+        self._out.append("\n")
+
+    def reply_lines(self, lines: list[str]) -> None:
+        """Queue several reply lines at once."""
+        self._out.append("\n".join(lines))
+        self._out.append("\n")
+
+    def error(self, err: Err) -> None:
+        self.reply(err.line)
+
+    def log_in(self, slot: Slot, name: str) -> None:
+        self.login_slot = slot
+        self.login_name = name
+        slot.numlogins += 1
+
+    def log_out(self) -> None:
+        """``LOGOUT``: the adapter closes the connection once the reply is written."""
+        self.closing = True

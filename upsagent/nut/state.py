@@ -1,0 +1,195 @@
+# -*- test-case-name: tests.test_server -*-
+"""What all sessions of one server share: UPSes, users, FSD latches, logins, tracking.
+
+This is the sans-IO counterpart of upsd's globals.  Nothing here touches a socket or reads
+the clock: time comes in through a ``now`` callable that the Twisted shell supplies (a
+``Clock`` in tests).
+
+Rules kept from upsd (see ``research/nut-protocol.md`` §6-§9):
+
+* UPS names are matched case-insensitively; several names may lead to one UPS (aliases,
+  for NAS boxes with fixed names), and they share its FSD latch and login count.
+* Users: the *first* entry with a matching name decides; the password is compared exactly;
+  actions and instant-command names case-insensitively; ``instcmds = all`` allows any.
+* The FSD latch, once set, stays until the server restarts (or the UPS leaves the config).
+* Tracking ids are global (any session with tracking on may ask about any id) and are
+  forgotten ``tracking_delay`` seconds after the request.
+"""
+
+from __future__ import annotations
+
+import importlib.resources
+import uuid
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Callable, Iterable, Protocol
+
+from upsagent.config.schema import UpsConfig, UserConfig
+from upsagent.model import UPS
+from upsagent.nut.tokenizer import tokenize_text
+
+if TYPE_CHECKING:
+    from twisted.internet.defer import Deferred
+
+    from upsagent.drivers.base import Result
+    from upsagent.nut.server import ServerSession
+
+__all__ = ["Descriptions", "DriverPort", "ServerState", "Slot", "Tracking", "Users"]
+
+#: what upsd 2.8.0 calls itself; clients (exporters) parse this wording
+NUT_VERSION = "2.8.0"
+SERVER_INFO = f"Network UPS Tools upsd {NUT_VERSION} - http://www.networkupstools.org/"
+NETVER = "1.3"
+
+
+class DriverPort(Protocol):
+    """The part of a driver the server uses to pass on SET VAR and INSTCMD."""
+
+    def setvar(self, name: str, value: str) -> "Deferred[Result]": ...
+
+    def instcmd(self, name: str, value: str | None = None) -> "Deferred[Result]": ...
+
+
+@dataclass(eq=False)
+class Slot:
+    """One served UPS: its data, its driver, and upsd's per-UPS bookkeeping."""
+
+    name: str
+    desc: str | None
+    ups: UPS
+    driver: DriverPort | None = None
+    fsd: bool = False
+    numlogins: int = 0
+    #: every name (canonical first) clients may use for this UPS
+    names: tuple[str, ...] = ()
+
+
+class Users:
+    """upsd.users rights checks, with upsd's first-match rule."""
+
+    def __init__(self, users: Iterable[UserConfig]) -> None:
+        self._users: dict[str, UserConfig] = {}
+        for user in users:
+            self._users.setdefault(user.name, user)
+
+    def _find(self, username: str | None, password: str | None) -> UserConfig | None:
+        if username is None or password is None:
+            return None
+        user = self._users.get(username)
+        if user is None or user.password is None or user.password != password:
+            return None
+        return user
+
+    def check_action(self, username: str | None, password: str | None, action: str) -> bool:
+        """Whether this user/password pair may perform ``action`` (``login``, ``set``, ...)."""
+        user = self._find(username, password)
+        return user is not None and action.lower() in user.actions
+
+    def check_instcmd(self, username: str | None, password: str | None, cmd: str) -> bool:
+        """Whether this user/password pair may run instant command ``cmd``."""
+        user = self._find(username, password)
+        return user is not None and (cmd.lower() in user.instcmds or "all" in user.instcmds)
+
+
+class Descriptions:
+    """``GET DESC`` / ``GET CMDDESC`` texts from a cmdvartab file (NUT's format)."""
+
+    def __init__(self, text: str = "") -> None:
+        self.vars: dict[str, str] = {}
+        self.cmds: dict[str, str] = {}
+        for _, words in tokenize_text(text):
+            if isinstance(words, list) and len(words) >= 3:
+                table = {"VARDESC": self.vars, "CMDDESC": self.cmds}.get(words[0])
+                if table is not None:
+                    table[words[1].lower()] = words[2]
+
+    @classmethod
+    def bundled(cls) -> "Descriptions":
+        """The table shipped with upsagent (NUT 2.8.0's cmdvartab)."""
+        text = importlib.resources.files("upsagent.nut").joinpath("cmdvartab").read_text(
+            encoding="utf-8")
+        return cls(text)
+
+    def var(self, name: str) -> str:
+        return self.vars.get(name.lower(), "Description unavailable")
+
+    def cmd(self, name: str) -> str:
+        return self.cmds.get(name.lower(), "Description unavailable")
+
+
+class Tracking:
+    """Results of SET VAR / INSTCMD requests sent with tracking on."""
+
+    def __init__(self, now: Callable[[], float], delay: float = 3600) -> None:
+        self._now = now
+        self.delay = delay
+        self._items: dict[str, tuple[str, float]] = {}
+
+    def add(self) -> str:
+        """Register a new pending request; returns its id (upper-case UUID v4)."""
+        self.cleanup()
+        ident = str(uuid.uuid4()).upper()
+        self._items[ident] = ("PENDING", self._now())
+        return ident
+
+    def finish(self, ident: str, result: str) -> None:
+        """Record the driver's answer (``SUCCESS``, ``ERR UNKNOWN``, ...)."""
+        item = self._items.get(ident)
+        if item is not None:
+            self._items[ident] = (result, item[1])
+
+    def get(self, ident: str) -> str:
+        self.cleanup()
+        item = self._items.get(ident.upper())
+        return "ERR UNKNOWN" if item is None else item[0]
+
+    def cleanup(self) -> None:
+        limit = self._now() - self.delay
+        for ident in [i for i, (_, t) in self._items.items() if t < limit]:
+            del self._items[ident]
+
+
+@dataclass(eq=False)
+class ServerState:
+    """Everything sessions share.  Build it with :meth:`from_config`."""
+
+    users: Users
+    descriptions: Descriptions
+    tracking: Tracking
+    tls_available: bool = False
+    slots: list[Slot] = field(default_factory=list)
+    #: live sessions, newest first (LIST CLIENT order)
+    sessions: list["ServerSession"] = field(default_factory=list)
+    _by_name: dict[str, Slot] = field(default_factory=dict)
+
+    @classmethod
+    def from_config(cls, ups: Iterable[UpsConfig], users: Iterable[UserConfig], *,
+                    now: Callable[[], float], tracking_delay: float = 3600,
+                    tls_available: bool = False,
+                    descriptions: Descriptions | None = None) -> "ServerState":
+        state = cls(Users(users), descriptions or Descriptions.bundled(),
+                    Tracking(now, tracking_delay), tls_available)
+        for conf in ups:
+            state.add_slot(Slot(conf.name, conf.desc, UPS(conf.name, conf.desc),
+                                names=(conf.name, *conf.aliases)))
+        return state
+
+    def add_slot(self, slot: Slot) -> None:
+        """Serve one more UPS under all of its names."""
+        if not slot.names:
+            slot.names = (slot.name,)
+        self.slots.append(slot)
+        for name in slot.names:
+            self._by_name[name.lower()] = slot
+
+    def remove_slot(self, slot: Slot) -> None:
+        self.slots.remove(slot)
+        for name in slot.names:
+            self._by_name.pop(name.lower(), None)
+
+    def find(self, name: str) -> Slot | None:
+        """The UPS called ``name`` (any case, any alias), or None."""
+        return self._by_name.get(name.lower())
+
+    def listed_names(self) -> list[tuple[str, Slot]]:
+        """Every served name in config order (aliases after their UPS), for LIST UPS."""
+        return [(name, slot) for slot in self.slots for name in slot.names]
