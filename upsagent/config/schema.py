@@ -22,6 +22,10 @@ __all__ = [
 
 DEFAULT_PORT = 3493
 
+#: ups.conf options the NUT driver core consumes without publishing them as driver.parameter.*
+_NOT_PUBLISHED = frozenset({
+    "user", "group", "sdorder", "sddelay", "debug_min", "pollinterval", "synchronous"})
+
 
 class ConfigError(ValueError):
     """A configuration problem; the message names the file, the key and the reason."""
@@ -68,6 +72,25 @@ class UpsConfig:
     flags: tuple[str, ...] = ()
     #: further names under which clients may reach the same UPS (NAS defaults)
     aliases: tuple[str, ...] = ()
+    #: directory a relative ``port`` (a dummy-ups data file) is resolved against: the NUT
+    #: configuration directory, or the directory of upsagent.toml
+    confdir: str | None = None
+
+    def driver_parameters(self) -> dict[str, str]:
+        """The options NUT 2.8.0 publishes as ``driver.parameter.*`` (drivers/main.c).
+
+        ``options`` keeps every ``key = value`` of the section, but the driver core handles
+        some itself without publishing them (``user``, ``group``, ``sdorder``, ``sddelay``,
+        ``debug_min``), publishes ``pollinterval`` and ``synchronous`` with their effective
+        values on its own, and turns ``override.*`` / ``default.*`` into variables instead.
+        A driver must still drop the options it treats as secret (NUT's ``VAR_SENSITIVE``,
+        e.g. SNMP v3 passwords).
+        """
+        return {
+            key: value for key, value in self.options.items()
+            if key not in _NOT_PUBLISHED
+            and not key.lower().startswith(("override.", "default."))
+        }
 
 
 @dataclass(frozen=True)
@@ -94,6 +117,10 @@ class MasterConfig:
     users: tuple[UserConfig, ...] = ()
     #: where ``upsagent killpower`` finds the request to cut the UPS output
     powerdown_flag: str | None = None
+    #: start even when no UPS is configured (upsd.conf ALLOW_NO_DEVICE)
+    allow_no_device: bool = False
+    #: refuse TLS protocol versions below 1.2 and weak ciphers (upsd.conf DISABLE_WEAK_SSL)
+    disable_weak_ssl: bool = False
 
 
 @dataclass(frozen=True)
@@ -103,3 +130,6 @@ class Config:
     master: MasterConfig = field(default_factory=MasterConfig)
     #: the file(s) it came from, for messages
     source: str = ""
+    #: what the loader noticed but accepted (ignored directives, NUT quirks kept); not part
+    #: of the configuration's meaning, so equality ignores it
+    warnings: tuple[str, ...] = field(default=(), compare=False)

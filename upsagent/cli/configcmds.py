@@ -1,0 +1,106 @@
+# -*- test-case-name: tests.test_config -*-
+"""``upsagent check-config`` and ``upsagent import-nut``.
+
+check-config loads a configuration exactly as the master would and prints one line,
+``OK: <n> UPS, <m> users, listening on <addresses>``, after any warnings (all on stdout); on an
+error it prints ``upsagent: <error>`` on stderr and exits 1.
+
+import-nut reads a NUT configuration directory and prints the equivalent upsagent.toml on
+stdout (warnings go to stderr, so the output can be redirected as is).  The output holds the
+users' passwords; ``--output FILE`` creates the file with mode 0600 and never overwrites one.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+
+from upsagent.config import (
+    DEFAULT_CONFIG_PATH, DEFAULT_NUT_DIR, ConfigError, load_config, load_nut_dir, to_toml)
+from upsagent.config.schema import ListenAddress
+
+__all__ = ["check_config", "import_nut"]
+
+
+def _parse(parser: argparse.ArgumentParser, argv: list[str]) -> argparse.Namespace | int:
+    """Parse ``argv``; an int is the exit status when argparse wanted to exit (--help, errors)."""
+    try:
+        return parser.parse_args(argv)
+    except SystemExit as exc:
+        return exc.code if isinstance(exc.code, int) else 2
+
+
+def _address(address: ListenAddress) -> str:
+    host = f"[{address.host}]" if ":" in address.host else address.host
+    return f"{host}:{address.port}"
+
+
+def check_config(argv: list[str]) -> int:
+    """``upsagent check-config [--config FILE | --nut-config DIR]``."""
+    parser = argparse.ArgumentParser(
+        prog="upsagent check-config",
+        description="Load a configuration as the master would, print what it found and any "
+                    "warnings; exit 1 on an error.")
+    source = parser.add_mutually_exclusive_group()
+    source.add_argument("--config", metavar="FILE",
+                        help=f"upsagent.toml to check (default {DEFAULT_CONFIG_PATH})")
+    source.add_argument("--nut-config", metavar="DIR",
+                        help="check NUT's ups.conf, upsd.conf and upsd.users in DIR instead")
+    args = _parse(parser, argv)
+    if isinstance(args, int):
+        return args
+    try:
+        config = load_config(args.config, args.nut_config)
+    except ConfigError as exc:
+        hint = ""
+        if args.config is None and args.nut_config is None and \
+                not os.path.exists(DEFAULT_CONFIG_PATH):
+            hint = (" (write one, see upsagent.toml(5), or check NUT's files with "
+                    f"--nut-config {DEFAULT_NUT_DIR})")
+        print(f"upsagent: {exc}{hint}", file=sys.stderr)
+        return 1
+    for warning in config.warnings:
+        print(f"warning: {warning}")
+    master = config.master
+    users = f"{len(master.users)} user{'' if len(master.users) == 1 else 's'}"
+    listen = ", ".join(_address(address) for address in master.listen)
+    print(f"OK: {len(master.ups)} UPS, {users}, listening on {listen}")
+    return 0
+
+
+def import_nut(argv: list[str]) -> int:
+    """``upsagent import-nut [-o FILE] [DIR]``."""
+    parser = argparse.ArgumentParser(
+        prog="upsagent import-nut",
+        description="Print the upsagent.toml equivalent of a NUT configuration directory "
+                    "(ups.conf, upsd.conf, upsd.users). The output contains passwords.")
+    parser.add_argument("directory", metavar="DIR", nargs="?", default=DEFAULT_NUT_DIR,
+                        help=f"NUT's configuration directory (default {DEFAULT_NUT_DIR})")
+    parser.add_argument("-o", "--output", metavar="FILE",
+                        help="write to FILE, created with mode 0600 (it must not exist yet)")
+    args = _parse(parser, argv)
+    if isinstance(args, int):
+        return args
+    try:
+        config = load_nut_dir(args.directory)
+    except ConfigError as exc:
+        print(f"upsagent: {exc}", file=sys.stderr)
+        return 1
+    for warning in config.warnings:
+        print(f"warning: {warning}", file=sys.stderr)
+    text = to_toml(config, comment=f"upsagent.toml converted from {config.source} "
+                                   "by upsagent import-nut")
+    if args.output is None:
+        sys.stdout.write(text)
+        return 0
+    try:
+        fd = os.open(args.output, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    except OSError as exc:
+        print(f"upsagent: {args.output}: {exc.strerror}"
+              f"{' (not overwritten)' if isinstance(exc, FileExistsError) else ''}",
+              file=sys.stderr)
+        return 1
+    with os.fdopen(fd, "w", encoding="utf-8") as handle:
+        handle.write(text)
+    return 0

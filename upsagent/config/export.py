@@ -1,0 +1,132 @@
+# -*- test-case-name: tests.test_config -*-
+"""Render a :class:`~upsagent.config.schema.Config` as upsagent.toml text.
+
+Written by hand (no TOML writer dependency).  The rules that make the output load back into
+an equal Config (:func:`upsagent.config.native.loads_toml`):
+
+* strings are TOML basic strings: ``\\`` and ``"`` escaped, control characters written as
+  ``\\b \\t \\n \\f \\r`` or ``\\uXXXX``, everything else (Unicode included) as is;
+* keys are bare when they are ``A-Za-z0-9_-`` only, quoted otherwise (``"override.ups.mfr"``);
+* ``[master]`` always carries ``listen``; other settings only when they differ from the
+  default;
+* a UPS's ``port`` is written in its ``[[ups]]`` table and left out of ``[ups.options]``
+  (the loader puts it back first); ``confdir`` is written when set, so that relative
+  dummy-ups data files keep pointing at the same directory;
+* a user's actions are written as ``upsmon = "primary"`` (login, master, fsd) or
+  ``"secondary"`` (login) plus the remaining ``actions``; passwords are written inline, so the
+  output starts with a comment saying it holds secrets and must be saved with mode 0600.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import fields
+
+from upsagent.config.schema import Config, ListenAddress, MasterConfig, UpsConfig, UserConfig
+
+__all__ = ["toml_key", "toml_string", "to_toml"]
+
+_BARE = re.compile(r"[A-Za-z0-9_-]+")
+_ESCAPES = {"\\": "\\\\", '"': '\\"', "\b": "\\b", "\t": "\\t", "\n": "\\n", "\f": "\\f",
+            "\r": "\\r"}
+_NEEDS_ESCAPE = re.compile(r'[\\"\x00-\x1f\x7f]')
+_PRIMARY = frozenset({"login", "master", "fsd"})
+#: the [master] settings in the order they are written (listen first, always)
+_MASTER_ORDER = ("maxconn", "maxage", "tracking_delay", "certfile", "keyfile", "idle_timeout",
+                 "max_line_length", "max_send_buffer", "powerdown_flag", "allow_no_device",
+                 "disable_weak_ssl")
+
+
+def toml_string(value: str) -> str:
+    """``value`` as a TOML basic string."""
+    def escape(match: re.Match[str]) -> str:
+        char = match.group()
+        return _ESCAPES.get(char) or f"\\u{ord(char):04X}"
+    return '"' + _NEEDS_ESCAPE.sub(escape, value) + '"'
+
+
+def toml_key(key: str) -> str:
+    """``key`` bare if TOML allows it, quoted otherwise."""
+    return key if _BARE.fullmatch(key) else toml_string(key)
+
+
+def _value(value: object) -> str:
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, int):
+        return str(value)
+    if isinstance(value, str):
+        return toml_string(value)
+    if isinstance(value, (list, tuple)):
+        return "[" + ", ".join(_value(item) for item in value) + "]"
+    raise TypeError(f"cannot write {value!r} as TOML")
+
+
+def _listen(address: ListenAddress) -> str:
+    host = f"[{address.host}]" if ":" in address.host else address.host
+    return f"{host}:{address.port}"
+
+
+def to_toml(config: Config, *, comment: str | None = None) -> str:
+    """The TOML text of ``config``; ``comment`` lines go first, as ``#`` comments."""
+    master = config.master
+    out: list[str] = [f"# {line}".rstrip() for line in (comment or "").splitlines()]
+    if any(user.password is not None for user in master.users):
+        out += ["# This file contains passwords: save it with mode 0600 (chmod 600 FILE),",
+                "# or 0640 with a group that only upsagent belongs to."]
+    if out:
+        out.append("")
+    out += _master(master)
+    for ups in master.ups:
+        out += [""] + _ups(ups)
+    for user in master.users:
+        out += [""] + _user(user)
+    return "\n".join(out) + "\n"
+
+
+def _master(master: MasterConfig) -> list[str]:
+    defaults = {f.name: f.default for f in fields(MasterConfig)}
+    lines = ["[master]", f"listen = {_value([_listen(a) for a in master.listen])}"]
+    for key in _MASTER_ORDER:
+        value = getattr(master, key)
+        if value != defaults[key]:
+            lines.append(f"{key} = {_value(value)}")
+    return lines
+
+
+def _ups(ups: UpsConfig) -> list[str]:
+    lines = ["[[ups]]", f"name = {_value(ups.name)}", f"driver = {_value(ups.driver)}"]
+    port = ups.port if ups.port is not None else ups.options.get("port")
+    if port is not None:
+        lines.append(f"port = {_value(port)}")
+    if ups.desc is not None:
+        lines.append(f"desc = {_value(ups.desc)}")
+    if ups.aliases:
+        lines.append(f"aliases = {_value(ups.aliases)}")
+    if ups.flags:
+        lines.append(f"flags = {_value(ups.flags)}")
+    if ups.confdir is not None:
+        lines.append(f"confdir = {_value(ups.confdir)}")
+    options = {key: value for key, value in ups.options.items() if key != "port"}
+    if options:
+        lines.append("[ups.options]")
+        lines += [f"{toml_key(key)} = {_value(value)}" for key, value in options.items()]
+    return lines
+
+
+def _user(user: UserConfig) -> list[str]:
+    lines = ["[[user]]", f"name = {_value(user.name)}"]
+    if user.password is not None:
+        lines.append(f"password = {_value(user.password)}")
+    actions = set(user.actions)
+    if _PRIMARY <= actions:
+        lines.append('upsmon = "primary"')
+        actions -= _PRIMARY
+    elif "login" in actions:
+        lines.append('upsmon = "secondary"')
+        actions.discard("login")
+    if actions:
+        lines.append(f"actions = {_value(sorted(actions))}")
+    if user.instcmds:
+        lines.append(f"instcmds = {_value(sorted(user.instcmds))}")
+    return lines

@@ -1,0 +1,271 @@
+# -*- test-case-name: tests.test_config -*-
+"""Validation shared by both configuration front ends.
+
+The NUT reader (:mod:`upsagent.config.nutconf`) and the TOML reader
+(:mod:`upsagent.config.native`) each turn their syntax into a :class:`MasterConfig`, then hand
+it to :func:`validate_master` together with a *locator*: a function that names where a setting
+came from (``/etc/nut/ups.conf:7: [myups] driver`` or ``upsagent.toml: ups[1].driver``).  So the
+rules live here once and every message reads ``<where>: <reason>``.
+
+The rules, and why:
+
+* UPS names and aliases are unique *case-insensitively* (clients' names are matched that way),
+  are not empty and hold only printable ASCII without white space or ``@ " \\ # = [ ]``:
+  anything else no NUT client could name (``ups@host``, the tokenizer's quoting and comments).
+* User names and passwords are printable ASCII: the protocol tokenizer drops every other byte,
+  so a client could never send them.  Descriptions and option values may be any Unicode text
+  but no control characters (a line feed would break the reply framing).
+* A user without a password can never log in (upsd skips it): a warning, not an error, since
+  upsd accepts such a file.  A password holding a space, ``#``, ``"``, ``\\`` or ``=`` is a
+  warning for users with the ``login`` right, because upsmon sends it unquoted.
+* Limits: ``maxconn``, ``maxage`` and ``idle_timeout`` at least 1, ``tracking_delay`` at least
+  0, ``max_line_length`` at least 512 (NUT's own read size), ``max_send_buffer`` at least 1024;
+  ``keyfile`` needs ``certfile``; no UPS at all is an error unless ``allow_no_device`` (upsd
+  refuses to start then too).
+* The driver name must be one upsagent knows (:func:`driver_known`, asking
+  drivers/registry.py): an error in upsagent.toml (a typo), a warning for NUT's files (upsd
+  also starts and reports such a UPS as not connected).  A known driver this version cannot
+  run yet (:func:`driver_unavailable`) is a warning in both.
+"""
+
+from __future__ import annotations
+
+import difflib
+import importlib
+import re
+from types import ModuleType
+from typing import Callable, Iterable
+
+from upsagent.config.schema import ConfigError, MasterConfig, UpsConfig, UserConfig
+
+__all__ = [
+    "KNOWN_ACTIONS",
+    "Locator",
+    "control_problem",
+    "driver_known",
+    "driver_names",
+    "driver_unavailable",
+    "password_problem",
+    "readable_problem",
+    "show",
+    "suggest",
+    "ups_name_problem",
+    "user_name_problem",
+    "validate_master",
+]
+
+#: section ("master", "ups" or "user"), index into ``ups``/``users`` (None for master or the
+#: whole list), canonical key (None for the item itself) -> "where" text for a message
+Locator = Callable[[str, int | None, str | None], str]
+
+#: the action names upsd checks (``primary`` is the 2.8 alias of ``master``)
+KNOWN_ACTIONS = frozenset({"set", "fsd", "login", "master", "primary"})
+
+_UPS_NAME_BAD = re.compile(r'[^\x21-\x7e]|[@"\\#=\[\]]')
+_PRINTABLE_ASCII = re.compile(r"[\x20-\x7e]*")
+_CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f]")
+_UPSMON_UNSAFE = re.compile(r'[ #"\\=]')
+
+_MINIMUMS: tuple[tuple[str, int], ...] = (
+    ("maxconn", 1), ("maxage", 1), ("tracking_delay", 0), ("idle_timeout", 1),
+    ("max_line_length", 512), ("max_send_buffer", 1024))
+
+
+def show(value: str) -> str:
+    """Quote a value for a message: ``"..."`` with ``"`` and ``\\`` escaped."""
+    return '"' + value.replace("\\", "\\\\").replace('"', '\\"') + '"'
+
+
+def suggest(word: str, choices: Iterable[str]) -> str:
+    """`` (did you mean "x"?)`` for the closest choice, or the empty string."""
+    choices = list(choices)
+    folded = {choice.lower(): choice for choice in choices}
+    if word.lower() in folded:
+        return f" (did you mean {show(folded[word.lower()])}? names are case-sensitive)"
+    close = difflib.get_close_matches(word, choices, n=1, cutoff=0.6)
+    return f" (did you mean {show(close[0])}?)" if close else ""
+
+
+def control_problem(value: str) -> str | None:
+    """Why a text value cannot be served (it holds a control character), or None."""
+    match = _CONTROL.search(value)
+    if match:
+        return f"{show(value)} holds the control character U+{ord(match.group()):04X}"
+    return None
+
+
+def ups_name_problem(name: str) -> str | None:
+    """Why ``name`` cannot be a UPS name or alias, or None."""
+    if not name:
+        return "a UPS name cannot be empty"
+    match = _UPS_NAME_BAD.search(name)
+    if match:
+        return (f"{show(name)} holds {show(match.group())}; a UPS name is printable ASCII "
+                'without spaces or @ " \\ # = [ ], or NUT clients could not name it')
+    return None
+
+
+def user_name_problem(name: str) -> str | None:
+    """Why ``name`` cannot be a user name, or None."""
+    if not name:
+        return "a user name cannot be empty"
+    if not _PRINTABLE_ASCII.fullmatch(name):
+        return (f"{show(name)} is not printable ASCII; the NUT protocol drops other "
+                "characters, so no client could send this name")
+    return None
+
+
+def password_problem(password: str) -> str | None:
+    """Why ``password`` can never be sent by a client, or None."""
+    if not _PRINTABLE_ASCII.fullmatch(password):
+        return ("holds characters outside printable ASCII; the NUT protocol drops them, "
+                "so no client could log in with this password")
+    return None
+
+
+def readable_problem(path: str, mode: int, mask: int, fix: str) -> str:
+    """The message refusing a file with secrets that ``mask`` says is readable by too many."""
+    who = "every local user" if mask == 0o004 else "users other than its owner"
+    return (f"{path}: mode {mode & 0o7777:04o} lets {who} read the passwords it holds; "
+            f"run \"chmod {fix} {path}\" (and check its owner)")
+
+
+#: how the driver registry is imported (a seam for the tests)
+_import_module = importlib.import_module
+
+
+def _registry() -> ModuleType | None:
+    """drivers/registry.py, imported only when a configuration is checked."""
+    try:
+        return _import_module("upsagent.drivers.registry")
+    except ModuleNotFoundError as exc:
+        if exc.name == "upsagent.drivers.registry":  # a build without it: skip the checks
+            return None
+        raise
+
+
+def driver_known(name: str) -> bool | None:
+    """Whether upsagent knows a driver called ``name``; None when that cannot be told."""
+    registry = _registry()
+    check: Callable[[str], object] | None = getattr(registry, "known_driver", None)
+    return None if check is None else bool(check(name))
+
+
+def driver_unavailable(name: str) -> str | None:
+    """Why the known driver ``name`` cannot serve a UPS in this version, or None."""
+    registry = _registry()
+    available: Callable[[str], object] | None = getattr(registry, "available", None)
+    describe: Callable[[str], object] | None = getattr(registry, "describe", None)
+    if available is None or describe is None or available(name):
+        return None
+    return str(describe(name))
+
+
+def driver_names() -> list[str]:
+    """The driver names the registry lists (for "did you mean")."""
+    return sorted(getattr(_registry(), "DRIVERS", ()))
+
+
+def _fail(where: str, reason: str) -> ConfigError:
+    return ConfigError(f"{where}: {reason}")
+
+
+def validate_master(master: MasterConfig, where: Locator, *,
+                    strict_drivers: bool = True) -> list[str]:
+    """Check everything both front ends share; raise :class:`ConfigError`, return warnings.
+
+    With ``strict_drivers`` an unknown driver name is an error (a typo in upsagent.toml);
+    without, a warning (NUT's files: upsd too serves such a UPS, as not connected).
+    """
+    warnings: list[str] = []
+    for key, minimum in _MINIMUMS:
+        value = getattr(master, key)
+        if value < minimum:
+            raise _fail(where("master", None, key), f"{value} is below the minimum of {minimum}")
+    if master.keyfile is not None and master.certfile is None:
+        raise _fail(where("master", None, "keyfile"), "a keyfile needs a certfile")
+    if not master.ups and not master.allow_no_device:
+        raise _fail(where("ups", None, None),
+                    "no UPS is defined (set allow_no_device to start without one, "
+                    "as upsd's ALLOW_NO_DEVICE)")
+    warnings += _check_ups(master.ups, where, strict_drivers)
+    warnings += _check_users(master.users, where)
+    return warnings
+
+
+def _check_ups(upses: Iterable[UpsConfig], where: Locator, strict_drivers: bool) -> list[str]:
+    warnings: list[str] = []
+    seen: dict[str, str] = {}
+    for index, ups in enumerate(upses):
+        for key, name in [("name", ups.name)] + [("aliases", a) for a in ups.aliases]:
+            problem = ups_name_problem(name)
+            if problem:
+                raise _fail(where("ups", index, key), problem)
+            if name.lower() in seen:
+                raise _fail(where("ups", index, key),
+                            f"{show(name)} is already the name of {seen[name.lower()]} "
+                            "(names are compared case-insensitively, as NUT does)")
+            seen[name.lower()] = f"UPS {show(ups.name)}" if key == "name" else \
+                f"an alias of UPS {show(ups.name)}"
+        if not ups.driver:
+            raise _fail(where("ups", index, "driver"), "the driver name cannot be empty")
+        known = driver_known(ups.driver)
+        if known is False:
+            problem = (f"upsagent has no driver called {show(ups.driver)}"
+                       f"{suggest(ups.driver, driver_names())}")
+            if strict_drivers:
+                raise _fail(where("ups", index, "driver"), problem)
+            warnings.append(f"{where('ups', index, 'driver')}: {problem}; the UPS will be "
+                            "reported as not connected")
+        elif known:
+            note = driver_unavailable(ups.driver)
+            if note:
+                warnings.append(f"{where('ups', index, 'driver')}: {note}")
+        texts: list[tuple[str, str]] = [("desc", ups.desc or ""), ("port", ups.port or "")]
+        if ups.confdir is not None:
+            texts.append(("confdir", ups.confdir))
+        texts += [(f"options.{k}", k + v) for k, v in ups.options.items()]
+        texts += [("flags", flag) for flag in ups.flags]
+        for key, text in texts:
+            problem = control_problem(text)
+            if problem:
+                raise _fail(where("ups", index, key), problem)
+        for key in list(ups.options) + list(ups.flags):
+            if not key or " " in key:
+                raise _fail(where("ups", index, f"options.{key}"),
+                            f"{show(key)} is not a usable option name")
+    return warnings
+
+
+def _check_users(users: Iterable[UserConfig], where: Locator) -> list[str]:
+    warnings: list[str] = []
+    seen: set[str] = set()
+    for index, user in enumerate(users):
+        problem = user_name_problem(user.name)
+        if problem:
+            raise _fail(where("user", index, "name"), problem)
+        if user.name in seen:
+            raise _fail(where("user", index, "name"),
+                        f"user {show(user.name)} is defined twice")
+        seen.add(user.name)
+        if user.password is None:
+            warnings.append(f"{where('user', index, None)}: user {show(user.name)} has no "
+                            "password and can never log in")
+        else:
+            problem = password_problem(user.password)
+            if problem:
+                raise _fail(where("user", index, "password"), problem)
+            if "login" in user.actions and _UPSMON_UNSAFE.search(user.password):
+                warnings.append(
+                    f"{where('user', index, 'password')}: the password of {show(user.name)} "
+                    "holds a space or one of # \" \\ =; NUT's upsmon sends it unquoted "
+                    "and will fail to log in")
+        for action in sorted(user.actions):
+            if action not in KNOWN_ACTIONS:
+                raise _fail(where("user", index, "actions"),
+                            f"unknown action {show(action)}{suggest(action, KNOWN_ACTIONS)}")
+        for cmd in sorted(user.instcmds):
+            if not cmd or not _PRINTABLE_ASCII.fullmatch(cmd) or " " in cmd:
+                raise _fail(where("user", index, "instcmds"),
+                            f"{show(cmd)} is not an instant command name")
+    return warnings
