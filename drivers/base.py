@@ -88,7 +88,7 @@ class Driver:
         ups.set("driver.name", self.config.driver)
         ups.set("driver.version", _package_version())
         ups.set("driver.version.internal", self.version)
-        for key, value in self.config.options.items():
+        for key, value in self.config.driver_parameters().items():
             ups.set(f"driver.parameter.{key}", value)
         for flag in self.config.flags:
             ups.set(f"driver.flag.{flag}", "enabled")

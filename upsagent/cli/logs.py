@@ -12,10 +12,10 @@ from __future__ import annotations
 import os
 import sys
 import time
-from typing import IO
+from typing import IO, cast
 
-from twisted.logger import (FilteringLogObserver, LogLevel, LogLevelFilterPredicate,
-                            formatEvent, globalLogBeginner)
+from twisted.logger import (FilteringLogObserver, ILogObserver, LogLevel,
+                            LogLevelFilterPredicate, formatEvent, globalLogBeginner)
 
 __all__ = ["start_logging"]
 
@@ -59,5 +59,6 @@ def start_logging(debug: bool = False, stream: IO[str] = sys.stderr) -> None:
         stream.flush()
 
     predicate = LogLevelFilterPredicate(LogLevel.debug if debug else LogLevel.info)
-    globalLogBeginner.beginLoggingTo([FilteringLogObserver(observer, [predicate])],
+    globalLogBeginner.beginLoggingTo([FilteringLogObserver(cast(ILogObserver, observer),
+                                                          [predicate])],
                                      redirectStandardIO=False)
