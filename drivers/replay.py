@@ -40,7 +40,12 @@ upsd shows as NUMBER.  ``override.<var>`` fixes a read-only value nothing may ch
 checked every ``pollinterval`` seconds; unreadable means ``data_stale`` (or still not
 connected), readable again means re-read, then ``data_ok``.
 
-Deliberate differences from dummy-ups: ``driver.version*`` name upsagent; values are set
+**Versions**: configured as ``dummy-ups`` the driver reports NUT 2.8.0's
+``driver.version`` "2.8.0" and dummy-ups' ``driver.version.internal`` "0.15", so that a
+client (or a byte-for-byte diff against NUT) cannot tell the difference, just as the server
+answers ``VER`` with upsd 2.8.0's wording; configured as ``replay`` it names upsagent.
+
+Deliberate differences from dummy-ups: values are set
 exactly as given (2.8.0 mangles ``"``, ``\\`` and ``#`` when forwarding a SET); a name
 without value is skipped, not given the previous line's value; a changed ``.dev`` drops
 the variables it lost; a missing file is retried, not fatal; TIMERs are exact, not rounded
@@ -48,6 +53,8 @@ up to the next poll; ``default.ups.model`` etc. beat the placeholders.
 """
 
 from __future__ import annotations
+
+from upsagent.nut.state import NUT_VERSION
 
 import os
 import re
@@ -336,6 +343,9 @@ class ReplayDriver(Driver):
             if var.name.lower().startswith("driver."):
                 ups.delete(var.name)
         self.publish_driver_info()
+        if self.config.driver.lower() == "dummy-ups":
+            ups.set("driver.version", NUT_VERSION)
+            ups.set("driver.version.internal", DUMMY_UPS_VERSION)
         for key, value in self.config.options.items():
             lower = key.lower()
             if (lower.startswith(("_", "override.", "default.")) or lower in _CORE_OPTIONS):
@@ -350,6 +360,10 @@ class ReplayDriver(Driver):
         synchronous = self.config.options.get("synchronous", "auto")
         ups.set("driver.parameter.synchronous",
                 synchronous if synchronous in ("yes", "auto") else "no")
+
+
+#: dummy-ups' own version in NUT 2.8.0 (driver.version.internal)
+DUMMY_UPS_VERSION = "0.15"
 
 
 def _define(ups: UPS, name: str, value: str, string_len: int | None) -> None:
