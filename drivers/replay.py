@@ -219,6 +219,10 @@ class ReplayDriver(Driver):
             self.log.info("UPS {ups}: {path} changed, reading it again",
                           ups=self.config.name, path=self.path)
             self._begin_pass(fresh=True)
+        else:
+            # the file is still there and the driver is alive: the data stays current
+            # (this is the poll that keeps the master's MAXAGE watchdog content)
+            self.ups.data_ok()
 
     def _lose(self, reason: str) -> None:
         """The file cannot be read: stop playing, mark the data stale (log it once)."""

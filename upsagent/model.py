@@ -87,6 +87,9 @@ class UPS:
         self._observers: list[Observer] = []
         #: why the UPS is not available, for logs and ``check`` output
         self.reason = "driver has not reported yet"
+        #: how many successful reads the driver reported (the master's MAXAGE watchdog
+        #: notices a driver that stopped reporting)
+        self.updates = 0
 
     # -- reading ---------------------------------------------------------------------
 
@@ -168,7 +171,12 @@ class UPS:
         self._cmds.clear()
 
     def data_ok(self) -> None:
-        """The last read succeeded completely: the data may be served; commit changes."""
+        """The last read succeeded completely: the data may be served; commit changes.
+
+        Drivers call it after every fully successful poll, even when nothing changed: that
+        is what tells the master's MAXAGE watchdog the driver is alive.
+        """
+        self.updates += 1
         self._set_availability(Availability.OK, "")
         self.commit()
 

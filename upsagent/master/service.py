@@ -18,12 +18,13 @@ from typing import Any
 
 from twisted.internet.defer import Deferred, DeferredList, gatherResults
 from twisted.internet.interfaces import IReactorTCP, IReactorTime
+from twisted.internet.task import LoopingCall
 from twisted.logger import Logger
 
 from upsagent.config.schema import MasterConfig, UpsConfig
 from upsagent.drivers.base import Driver
 from upsagent.master.protocol import NutServerFactory
-from upsagent.model import UPS
+from upsagent.model import UPS, Availability
 from upsagent.nut.state import ServerState, Slot, Users
 
 __all__ = ["Master"]
@@ -46,6 +47,9 @@ class Master:
         self.drivers: dict[str, Driver] = {}
         self._ups_config: dict[str, UpsConfig] = {}
         self.ports: list[Any] = []
+        self._ages: dict[int, tuple[int, float]] = {}
+        self._watchdog = LoopingCall(self.check_ages)
+        self._watchdog.clock = reactor
 
     # -- lifecycle ---------------------------------------------------------------------
 
@@ -54,6 +58,7 @@ class Master:
         _raise_fd_limit(self.config.maxconn)
         for conf in self.config.ups:
             self._add_ups(conf)
+        self._watchdog.start(max(1.0, self.config.maxage / 3), now=False)
         tcp: IReactorTCP = self.reactor
         errors = []
         for address in self.config.listen:
@@ -77,6 +82,8 @@ class Master:
     def stop(self) -> "Deferred[Any]":
         """Close the ports, stop the drivers, drop the clients."""
         waits: list[Deferred[Any]] = []
+        if self._watchdog.running:
+            self._watchdog.stop()
         for port in self.ports:
             result = port.stopListening()
             if isinstance(result, Deferred):
@@ -87,6 +94,25 @@ class Master:
         for proto in list(self.factory.connections):
             proto._tx.loseConnection()
         return DeferredList(waits)
+
+    def check_ages(self) -> None:
+        """MAXAGE: a driver that reported nothing for ``maxage`` seconds is stale.
+
+        upsd does the same with its drivers (it pings a quiet one first; our drivers are in
+        the process, so a quiet one is a hung one).  The driver's next successful read
+        (``data_ok``) makes the data current again.
+        """
+        now = self.reactor.seconds()
+        for slot in self.state.slots:
+            ups = slot.ups
+            seen = self._ages.get(id(ups))
+            if seen is None or seen[0] != ups.updates:
+                self._ages[id(ups)] = (ups.updates, now)
+            elif ups.availability is Availability.OK and now - seen[1] > self.config.maxage:
+                reason = (f"no data from driver {slot.name} for {now - seen[1]:.0f} s "
+                          f"(MAXAGE {self.config.maxage} s)")
+                self.log.warn("UPS {ups}: data is stale: {why}", ups=slot.name, why=reason)
+                ups.data_stale(reason)
 
     # -- UPSes -------------------------------------------------------------------------
 
