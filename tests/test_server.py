@@ -213,12 +213,23 @@ def test_login_rules_and_numlogins_follow_session() -> None:
     assert talk(sec, "USERNAME slave", "PASSWORD slavepass", "LOGIN UPS",
                 "MASTER ups") == ["OK", "OK", "OK", "ERR ACCESS-DENIED"]
     assert talk(admin, "GET NUMLOGINS dummy", "LIST CLIENT dummy") == [
-        "NUMLOGINS dummy 1", "BEGIN LIST CLIENT dummy", "CLIENT UPS 10.0.0.2",
+        "NUMLOGINS dummy 1", "BEGIN LIST CLIENT dummy", "CLIENT dummy 10.0.0.2",
         "END LIST CLIENT dummy"]
     assert talk(admin, "LIST CLIENT nodriver") == [
         "BEGIN LIST CLIENT nodriver", "CLIENT nodriver ::1", "END LIST CLIENT nodriver"]
     sec.connection_lost()
     assert talk(admin, "GET NUMLOGINS dummy") == ["NUMLOGINS dummy 0"]
+
+
+def test_list_client_shows_the_ups_own_name() -> None:
+    """LIST CLIENT names the UPS as ups.conf does, whatever spelling LOGIN used (upsd stores
+    ``ups->name``); found by the differential test (case login-echo-in-list-client)."""
+    state, _ = make_state()
+    mon = session(state)
+    assert talk(mon, "USERNAME monuser", "PASSWORD monpass", "LOGIN DUMMY",
+                "LIST CLIENT Dummy") == [
+        "OK", "OK", "OK", "BEGIN LIST CLIENT Dummy", "CLIENT dummy 127.0.0.1",
+        "END LIST CLIENT Dummy"]
 
 
 def test_logout() -> None:

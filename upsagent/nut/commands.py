@@ -252,7 +252,8 @@ def _list_client(session: "ServerSession", name: str) -> None:
     slot = _slot(session, name, available=False)
     if slot is None:
         return
-    body = [f"CLIENT {other.login_name} {other.address}"
+    # upsd prints the UPS's own name (ups.conf section), not the spelling used at LOGIN
+    body = [f"CLIENT {slot.name} {other.address}"
             for other in session.state.sessions if other.login_slot is slot]
     _block(session, f"CLIENT {name}", body)
 
