@@ -15,7 +15,7 @@ API:
   ``upsd.conf`` (our ``LISTEN`` lines first, then your text), ``upsd.users`` (mode 0600) and
   the data files into a fresh temporary directory that is both ``NUT_CONFPATH`` and
   ``NUT_STATEPATH``; starts one ``dummy-ups -a <section> -F`` per section listed in
-  ``drivers`` (default: every section), waits until each driver socket accepts; starts
+  ``drivers`` (default: every section), waits until each driver socket exists; starts
   ``upsd -F`` on a free loopback port and waits until it accepts TCP *and* every started
   driver's data is loaded (``GET VAR <ups> ups.status`` answers neither
   ``DRIVER-NOT-CONNECTED``/``DATA-STALE`` nor ``WAIT``).  Everything runs in its own process
@@ -29,7 +29,8 @@ API:
   ``stop_driver``/``start_driver``, ``wait_for_status(ups, wanted)``, ``logs()``.
 * :func:`free_port`, :func:`run_tool` (``(rc, stdout, stderr)`` of a command run without a
   controlling terminal, stdin empty unless ``input`` is given, ``LC_ALL=C``, and without the
-  ``NUT_QUIET_INIT_SSL``/``NUT_DEBUG_LEVEL`` of the caller), :func:`wait_for`.
+  ``NUT_QUIET_INIT_SSL``/``NUT_DEBUG_LEVEL`` of the caller), :func:`run_in_terminal`
+  (the same on a pseudo-terminal, answering prompts; returns the screen), :func:`wait_for`.
 * :func:`require_nut` skips the calling test (``pytest.skip``) when the binaries are absent;
   :func:`nut_missing` says why, or None.
 """
@@ -38,9 +39,12 @@ from __future__ import annotations
 
 import contextlib
 import os
+import pty
+import select
 import shutil
 import signal
 import socket
+import stat
 import subprocess
 import tempfile
 import time
@@ -54,7 +58,7 @@ from upsagent.nut.tokenizer import tokenize_text
 
 __all__ = [
     "NutServer", "NutStartError", "free_port", "nut_missing", "nut_server", "require_nut",
-    "run_tool", "wait_for", "CLIENT_TOOLS",
+    "run_in_terminal", "run_tool", "wait_for", "CLIENT_TOOLS",
 ]
 
 NUT_DIRS = ("/lib/nut", "/usr/lib/nut", "/usr/libexec/nut")
@@ -176,6 +180,44 @@ def run_tool(argv: Sequence[str], timeout: float = 30.0, *, input: bytes | None 
             err.decode("utf-8", "surrogateescape"))
 
 
+def run_in_terminal(argv: Sequence[str], answers: Sequence[bytes], timeout: float = 30.0,
+                    env: Mapping[str, str] | None = None) -> tuple[int, bytes]:
+    """Run a command on a fresh pseudo-terminal (its controlling tty); return ``(rc, screen)``.
+
+    Each answer is typed after the program shows a prompt (output ending in ``": "``); the
+    screen is everything written to the terminal, echo included (so a typed password that
+    does not appear was not echoed).
+    """
+    pid, fd = pty.fork()
+    if pid == 0:  # pragma: no cover - the child
+        try:
+            os.execve(argv[0], list(argv), _clean_env(env))
+        finally:
+            os._exit(127)
+    screen = bytearray()
+    pending = list(answers)
+    deadline = time.monotonic() + timeout
+    try:
+        while time.monotonic() < deadline:
+            ready, _, _ = select.select([fd], [], [], 0.05)
+            if ready:
+                try:
+                    data = os.read(fd, 4096)
+                except OSError:  # EIO: the child closed the terminal
+                    break
+                if not data:
+                    break
+                screen += data
+            elif pending and screen.rstrip(b" ").endswith(b":"):
+                os.write(fd, pending.pop(0))
+        else:
+            os.kill(pid, signal.SIGKILL)
+    finally:
+        os.close(fd)
+    _, status = os.waitpid(pid, 0)
+    return os.waitstatus_to_exitcode(status), bytes(screen)
+
+
 def _sections(ups_conf: str) -> dict[str, str]:
     """``{section: driver}`` from ups.conf text."""
     sections: dict[str, str] = {}
@@ -254,7 +296,7 @@ class NutServer:
     # -- drivers -----------------------------------------------------------------------
 
     def start_driver(self, name: str, timeout: float = 20.0) -> None:
-        """Start ``<driver> -a name -F`` and wait until its socket accepts."""
+        """Start ``<driver> -a name -F`` and wait until its socket exists."""
         driver = self.sections.get(name) or "dummy-ups"
         binary = _find(driver)
         if binary is None:
@@ -269,15 +311,15 @@ class NutServer:
         path = str(self.directory / f"{driver}-{name}")
 
         def ready() -> bool:
+            # Only look for the socket: a client that connects to a NUT 2.8.0 driver and
+            # leaves makes the driver abort at its next broadcast (FD_SETSIZE check).
             if process.poll() is not None:
                 raise NutStartError(f"{driver} for [{name}] exited with {process.returncode}"
                                     f"\n{self.logs()}")
-            with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as probe:
-                try:
-                    probe.connect(path)
-                except OSError:
-                    return False
-            return True
+            try:
+                return stat.S_ISSOCK(os.stat(path).st_mode)
+            except OSError:
+                return False
 
         try:
             wait_for(ready, timeout, f"{driver} for [{name}] never opened {path}")

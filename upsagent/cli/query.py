@@ -22,33 +22,34 @@ reproduced as well.
 Deliberate differences: ``-h`` and ``-V`` print our own text (same streams and status:
 upsc's ``-V`` goes to stderr); glibc's option errors name our program (``upsagent query:
 invalid option -- 'x'``); an address that crashes upsc (``upsc @``) is reported as an
-invalid UPS definition; a GET reply without its value is "Protocol error" where upsc prints
-whatever its buffer held; control bytes in replies are dropped silently, where
+invalid UPS definition; a GET reply without its value is "Protocol error" where upsc
+crashes (SIGSEGV); control bytes in replies are dropped silently, where
 libupsclient also prints ``addchar: discarding invalid character``; ``NUT_DEBUG_LEVEL`` is
 ignored.
+
+Like upsrw and upscmd, which do not load NSS and so do not ignore SIGPIPE, ``rw`` and
+``cmd`` die of SIGPIPE (silently, unflushed output lost) when they write to a connection
+the server closed; ``query``, like upsc, reports "Write error: Broken pipe" instead.
 """
 
 from __future__ import annotations
 
 import os
+import signal
 import sys
 import termios
 from typing import BinaryIO, Callable, Iterator, NoReturn
 
 from upsagent import __version__
-from upsagent.nut.blocking import BlockingClient
+from upsagent.nut.blocking import BadTarget, BlockingClient, Target, split_addr, split_name
 from upsagent.nut.client import (
-    BadTarget,
     ClientError,
     IncompleteList,
     InsufficientData,
     ListReply,
     NutError,
     Request,
-    Target,
     VarReply,
-    split_addr,
-    split_name,
 )
 
 __all__ = ["GetOpt", "Tool", "ToolExit", "main"]
@@ -126,6 +127,7 @@ class Tool:
         self.stderr = stderr if stderr is not None else sys.stderr.buffer
         self.stdin = stdin if stdin is not None else (sys.stdin.buffer if sys.stdin else None)
         self.client: BlockingClient | None = None
+        self._stdout_dead = False
         self._pending = bytearray()
         self._line_buffered = _isatty(self.stdout)
 
@@ -139,16 +141,32 @@ class Tool:
         else:
             cut = len(self._pending) - len(self._pending) % _BUFSIZ
         if cut:
-            self.stdout.write(bytes(self._pending[:cut]))
-            self.stdout.flush()
+            data = bytes(self._pending[:cut])
             del self._pending[:cut]
+            self._emit(data)
 
     def flush(self) -> None:
         """``fflush(stdout)``."""
-        if self._pending:
-            self.stdout.write(bytes(self._pending))
-            self._pending.clear()
-        self.stdout.flush()
+        data = bytes(self._pending)
+        self._pending.clear()
+        self._emit(data)
+
+    def _emit(self, data: bytes) -> None:
+        if self._stdout_dead:
+            return
+        try:
+            if data:
+                self.stdout.write(data)
+            self.stdout.flush()
+        except BrokenPipeError:
+            self.broken_pipe()
+            self._stdout_dead = True  # upsc's later writes fail quietly too
+            try:  # and keep Python's own exit-time flush quiet
+                devnull = os.open(os.devnull, os.O_WRONLY)
+                os.dup2(devnull, self.stdout.fileno())
+                os.close(devnull)
+            except (OSError, ValueError, AttributeError):
+                pass
 
     def err(self, text: str) -> None:
         """Write to (unbuffered) stderr."""
@@ -159,6 +177,25 @@ class Tool:
         """NUT's ``fatalx``: the message and a newline on stderr, then exit."""
         self.err(message + "\n")
         raise ToolExit(status)
+
+    @property
+    def sigpipe_ignored(self) -> bool:
+        """upsc loads NSS once connected, and NSS ignores SIGPIPE; upsrw/upscmd never do."""
+        return self.client is not None and self.client.tls_initialised
+
+    def broken_pipe(self) -> None:
+        """A write hit a closed pipe or socket.  upsrw/upscmd (and upsc before it connects)
+        do not ignore SIGPIPE, so they die of it silently, losing what stdio still buffered;
+        upsc, with NSS loaded, just sees the write fail."""
+        if self.sigpipe_ignored:
+            return
+        self._die_of(signal.SIGPIPE)
+
+    def _die_of(self, signum: signal.Signals) -> NoReturn:
+        self._pending.clear()
+        signal.signal(signum, signal.SIG_DFL)
+        os.kill(os.getpid(), signum)
+        raise ToolExit(128 + signum)  # pragma: no cover - the signal ends us first
 
     def usage(self, text: str) -> NoReturn:
         """Print the usage text on stdout and exit 0 (what the tools do for -h and errors)."""
@@ -173,14 +210,10 @@ class Tool:
         except ToolExit as done:
             status = done.status
         except KeyboardInterrupt:
-            status = 130
-        finally:
-            if self.client is not None:
-                self.client.close()
-            try:
-                self.flush()
-            except BrokenPipeError:
-                status = status or EXIT_FAILURE
+            self._die_of(signal.SIGINT)  # like C: no LOGOUT, no flush
+        if self.client is not None:
+            self.client.close()
+        self.flush()
         return status
 
     # -- arguments and connection --------------------------------------------------------
@@ -209,12 +242,13 @@ class Tool:
 
     def connect(self, host: str, port: int, *, try_tls: bool = False) -> BlockingClient:
         """Connect or die with ``Error: <reason>``."""
-        client = BlockingClient(notice=lambda text: self.err(text + "\n"))
+        client = BlockingClient(notice=lambda text: self.err(text + "\n"),
+                                on_broken_pipe=self.broken_pipe)
+        self.client = client
         try:
             client.connect(host, port, try_tls=try_tls)
         except ClientError as error:
             self.fatal(f"Error: {error.message}")
-        self.client = client
         return client
 
     def listing(self, request: Request) -> ListReply:

@@ -21,6 +21,14 @@ Used by the query tools, so it fails the way libupsclient (NUT 2.8.0) fails:
   (this is why a refused TLS handshake reads "Write error: Broken pipe").  Requests on a
   dropped connection fail with libupsclient's "Driver not connected".
 * ``close`` sends ``LOGOUT`` without waiting for the answer, then closes.
+* :func:`split_name` / :func:`split_addr` read ``ups[@host[:port]]`` / ``host[:port]``
+  exactly as libupsclient's strtok-based ``upscli_splitname``/``upscli_splitaddr`` do,
+  quirks and diagnostics included (``@host`` makes ``host`` the UPS name; ``host:12abc`` is
+  port 12; ``upscli_splitaddr: no port specified after ':' separator``).
+* A C program dies of SIGPIPE when it writes to a connection the server has closed, unless
+  something ignores the signal (NSS does, so upsc survives and says "Write error: Broken
+  pipe"; upsrw and upscmd die silently).  ``on_broken_pipe`` is called on such a write so
+  a tool can do the same; without it the write error is raised.
 """
 
 from __future__ import annotations
@@ -30,6 +38,7 @@ import os
 import select
 import socket
 import ssl
+from dataclasses import dataclass
 from typing import Callable
 
 from upsagent.nut.client import (
@@ -42,11 +51,14 @@ from upsagent.nut.client import (
     Reply,
     Request,
     TransportError,
+    c_strtol,
 )
 
-__all__ = ["BlockingClient", "quiet_init_ssl"]
+__all__ = ["DEFAULT_PORT", "BadTarget", "BlockingClient", "Target", "quiet_init_ssl",
+           "split_addr", "split_name"]
 
 DEFAULT_NETWORK_TIMEOUT = 5.0
+DEFAULT_PORT = 3493
 
 
 def quiet_init_ssl() -> bool:
@@ -65,13 +77,17 @@ class BlockingClient:
     def __init__(self, *, read_timeout: float = DEFAULT_NETWORK_TIMEOUT,
                  connect_timeout: float | None = 60.0,
                  notice: Callable[[str], None] = _ignore,
-                 max_line: int | None = LIBUPSCLIENT_LINE) -> None:
+                 max_line: int | None = LIBUPSCLIENT_LINE,
+                 on_broken_pipe: Callable[[], None] | None = None) -> None:
         self.read_timeout = read_timeout
         self.connect_timeout = connect_timeout
         self.notice = notice
         self.max_line = max_line
+        self.on_broken_pipe = on_broken_pipe
         self.host = ""
         self.tls = False
+        #: True once a TLS library would have been initialised (NUT: NSS, which ignores SIGPIPE)
+        self.tls_initialised = False
         self._sock: socket.socket | None = None
         self._conn = ClientConnection(max_line)
 
@@ -129,6 +145,7 @@ class BlockingClient:
         raise failure
 
     def _try_tls(self, host: str) -> None:
+        self.tls_initialised = True
         if not quiet_init_ssl():
             self.notice("Init SSL without certificate database")
         try:
@@ -231,6 +248,8 @@ class BlockingClient:
         except ssl.SSLError as error:
             raise ClientError(f"SSL error: {error.reason or error}") from None
         except OSError as error:
+            if error.errno == errno.EPIPE and self.on_broken_pipe is not None:
+                self.on_broken_pipe()
             raise TransportError.os_error("Write error", error.errno) from None
 
     def _read(self, timeout: float) -> None:
@@ -269,3 +288,89 @@ class BlockingClient:
             pass
         sock.close()
         return error
+
+
+# --------------------------------------------------------------------------------------
+# ups[@host[:port]]
+
+
+@dataclass(frozen=True)
+class Target:
+    """Where a tool connects: UPS name (None for host-only forms), host and port."""
+
+    ups: str | None
+    host: str
+    port: int
+
+
+class BadTarget(ValueError):
+    """An address libupsclient rejects; ``diagnostic`` is the line it prints first, if any."""
+
+    def __init__(self, diagnostic: str | None) -> None:
+        super().__init__(diagnostic or "invalid address")
+        self.diagnostic = diagnostic
+
+
+_SMALLBUF = 511
+
+
+def _strtok(text: str, delims: str) -> tuple[str | None, int | None]:
+    """C ``strtok_r`` once: the token, and the index of the delimiter it overwrote."""
+    start = 0
+    while start < len(text) and text[start] in delims:
+        start += 1
+    if start == len(text):
+        return None, None
+    end = start
+    while end < len(text) and text[end] not in delims:
+        end += 1
+    return text[start:end], (end if end < len(text) else None)
+
+
+def split_name(text: str | None) -> Target:
+    """libupsclient's ``upscli_splitname``: ``ups[@host[:port]]``, host default localhost."""
+    if text is None:
+        raise BadTarget(None)
+    tmp = text[:_SMALLBUF]
+    if not tmp:
+        raise BadTarget("upscli_splitname: can't parse empty string")
+    at = tmp.find("@")
+    ups, cut = _strtok(tmp, "@")
+    if ups is None:  # NUT crashes here (strdup(NULL)); call it what it is
+        raise BadTarget(None)
+    if at < 0:
+        return Target(ups, "localhost", DEFAULT_PORT)
+    rest = tmp[at + 1:]
+    if cut is not None and cut > at:  # strtok wrote a NUL into the host part
+        rest = tmp[at + 1:cut]
+    host, port = split_addr(rest)
+    return Target(ups, host, port)
+
+
+def split_addr(text: str) -> tuple[str, int]:
+    """libupsclient's ``upscli_splitaddr``: ``host[:port]`` or ``[v6-literal][:port]``."""
+    tmp = text[:_SMALLBUF]
+    if not tmp:
+        raise BadTarget("upscli_splitaddr: can't parse empty string")
+    if tmp[0] == "[":
+        if "]" not in tmp:
+            raise BadTarget("upscli_splitaddr: missing closing bracket in [domain literal]")
+        host, cut = _strtok(tmp[1:], "]")
+        if host is None:
+            raise BadTarget(None)
+        rest = tmp[1 + cut + 1:] if cut is not None else ""
+        if not rest or rest[0] != ":":
+            return host, DEFAULT_PORT
+        port_text = rest[1:]
+    else:
+        colon = tmp.find(":")
+        host, cut = _strtok(tmp, ":")
+        if host is None:
+            raise BadTarget(None)
+        if colon < 0:
+            return host, DEFAULT_PORT
+        port_text = tmp[colon + 1:cut] if cut is not None and cut > colon else tmp[colon + 1:]
+    port = c_strtol(port_text)
+    if not port_text or port < 1 or port > 65535:
+        raise BadTarget("upscli_splitaddr: no port specified after ':' separator")
+    return host, port

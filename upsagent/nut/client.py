@@ -29,8 +29,7 @@ must behave exactly like upsc, upsrw and upscmd:
 
 Arguments are escaped like reply values (``\\`` before ``\\``, ``"`` and ``#``) and quoted
 when they are empty or hold whitespace, ``=`` or any of those characters; ``SET VAR`` always
-quotes its value.  :func:`split_name` and :func:`split_addr` parse ``ups[@host[:port]]`` with
-libupsclient's exact rules and diagnostics.
+quotes its value.
 """
 
 from __future__ import annotations
@@ -44,14 +43,13 @@ from typing import Iterator, Union
 from upsagent.nut.tokenizer import ParseError, quote, tokenize_text
 
 __all__ = [
-    "DEFAULT_PORT", "LIBUPSCLIENT_LINE", "BadTarget", "ClientConnection", "ClientError",
+    "LIBUPSCLIENT_LINE", "ClientConnection", "ClientError",
     "CmdDescReply", "DescReply", "IncompleteList", "InsufficientData", "ListReply",
-    "NumLoginsReply", "NutError", "OkReply", "ProtocolError", "Reply", "Request", "Target",
+    "NumLoginsReply", "NutError", "OkReply", "ProtocolError", "Reply", "Request",
     "TextReply", "TrackingReply", "TransportError", "TypeReply", "UpsDescReply", "VarReply",
-    "c_strtol", "encode_word", "error_message", "split_addr", "split_name", "split_reply",
+    "c_strtol", "encode_word", "error_message", "split_reply",
 ]
 
-DEFAULT_PORT = 3493
 #: libupsclient reads a reply line into a 512-byte buffer: 511 bytes and a NUL.
 LIBUPSCLIENT_LINE = 511
 MAX_REPLY_WORDS = 32
@@ -114,8 +112,8 @@ class NutError(ClientError):
     @classmethod
     def from_line(cls, line: str) -> NutError:
         """Build from a reply line starting with ``ERR`` (libupsclient reads from byte 4)."""
-        rest = line[4:].split()
-        return cls(rest[0] if rest else "", line)
+        code = re.match(r"\S*", line[4:])
+        return cls(code.group() if code else "", line)
 
 
 def error_message(code: str) -> str:
@@ -406,6 +404,16 @@ Reply = Union[OkReply, TextReply, TrackingReply, VarReply, TypeReply, DescReply,
 # reply lines
 
 
+def c_strtol(text: str) -> int:
+    """C ``strtol(text, NULL, 10)`` on a 64-bit system (0 when nothing parses)."""
+    match = re.match(r"[ \t\n\v\f\r]*([+-]?)([0-9]+)", text)
+    if not match:
+        return 0
+    value = int(match.group(2))
+    value = -value if match.group(1) == "-" else value
+    return max(-(1 << 63), min((1 << 63) - 1, value))
+
+
 def _tokenize(data: bytes) -> list[str] | ParseError:
     words: list[str] = []
     for _, item in tokenize_text(data):
@@ -578,7 +586,10 @@ class ClientConnection:
         if kind == "get":
             if not _echoes(query, words):
                 return ProtocolError("reply does not match the request", line)
-            return _typed_get(query, words, line)
+            try:
+                return _typed_get(query, words, line)
+            except ProtocolError as error:
+                return error
         return self._on_list_line(head, query, words, line)
 
     def _on_list_line(self, head: _Pending, query: Words, words: Words,
@@ -595,100 +606,3 @@ class ClientConnection:
             return head.fail(ProtocolError("list item does not match the request", line))
         head.items.append(words)
         return None
-
-
-# --------------------------------------------------------------------------------------
-# ups[@host[:port]]
-
-
-@dataclass(frozen=True)
-class Target:
-    """Where a tool connects: UPS name (None for host-only forms), host and port."""
-
-    ups: str | None
-    host: str
-    port: int
-
-
-class BadTarget(ValueError):
-    """An address libupsclient rejects; ``diagnostic`` is the line it prints first, if any."""
-
-    def __init__(self, diagnostic: str | None) -> None:
-        super().__init__(diagnostic or "invalid address")
-        self.diagnostic = diagnostic
-
-
-_SMALLBUF = 511
-_C_SPACE = " \t\n\v\f\r"
-
-
-def _strtok(text: str, delims: str) -> tuple[str | None, int | None]:
-    """C ``strtok_r`` once: the token, and the index of the delimiter it overwrote."""
-    start = 0
-    while start < len(text) and text[start] in delims:
-        start += 1
-    if start == len(text):
-        return None, None
-    end = start
-    while end < len(text) and text[end] not in delims:
-        end += 1
-    return text[start:end], (end if end < len(text) else None)
-
-
-def c_strtol(text: str) -> int:
-    """C ``strtol(text, NULL, 10)`` on a 64-bit system (0 when nothing parses)."""
-    match = re.match(r"[ \t\n\v\f\r]*([+-]?)([0-9]+)", text)
-    if not match:
-        return 0
-    value = int(match.group(2))
-    value = -value if match.group(1) == "-" else value
-    return max(-(1 << 63), min((1 << 63) - 1, value))
-
-
-def split_name(text: str | None) -> Target:
-    """libupsclient's ``upscli_splitname``: ``ups[@host[:port]]``, host default localhost."""
-    if text is None:
-        raise BadTarget(None)
-    tmp = text[:_SMALLBUF]
-    if not tmp:
-        raise BadTarget("upscli_splitname: can't parse empty string")
-    at = tmp.find("@")
-    ups, cut = _strtok(tmp, "@")
-    if ups is None:  # NUT crashes here (strdup(NULL)); call it what it is
-        raise BadTarget(None)
-    if at < 0:
-        return Target(ups, "localhost", DEFAULT_PORT)
-    rest = tmp[at + 1:]
-    if cut is not None and cut > at:  # strtok wrote a NUL into the host part
-        rest = tmp[at + 1:cut]
-    host, port = split_addr(rest)
-    return Target(ups, host, port)
-
-
-def split_addr(text: str) -> tuple[str, int]:
-    """libupsclient's ``upscli_splitaddr``: ``host[:port]`` or ``[v6-literal][:port]``."""
-    tmp = text[:_SMALLBUF]
-    if not tmp:
-        raise BadTarget("upscli_splitaddr: can't parse empty string")
-    if tmp[0] == "[":
-        if "]" not in tmp:
-            raise BadTarget("upscli_splitaddr: missing closing bracket in [domain literal]")
-        host, cut = _strtok(tmp[1:], "]")
-        if host is None:
-            raise BadTarget(None)
-        rest = tmp[1 + cut + 1:] if cut is not None else ""
-        if not rest or rest[0] != ":":
-            return host, DEFAULT_PORT
-        port_text = rest[1:]
-    else:
-        colon = tmp.find(":")
-        host, cut = _strtok(tmp, ":")
-        if host is None:
-            raise BadTarget(None)
-        if colon < 0:
-            return host, DEFAULT_PORT
-        port_text = tmp[colon + 1:cut] if cut is not None and cut > colon else tmp[colon + 1:]
-    port = c_strtol(port_text)
-    if not port_text or port < 1 or port > 65535:
-        raise BadTarget("upscli_splitaddr: no port specified after ':' separator")
-    return host, port
