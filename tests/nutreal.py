@@ -33,6 +33,13 @@ API:
   (the same on a pseudo-terminal, answering prompts; returns the screen), :func:`wait_for`.
 * :func:`require_nut` skips the calling test (``pytest.skip``) when the binaries are absent;
   :func:`nut_missing` says why, or None.
+
+Notes: the daemons are taken from ``/lib/nut`` (Debian's ``/usr/sbin/upsd`` is a wrapper that
+refuses to start while ``/etc/nut/nut.conf`` says ``MODE=none``).  If upsd cannot bind the
+port it was given by :func:`free_port` (another process took it meanwhile) the start is
+retried on a new port.  Do not connect to a driver's Unix socket and leave: NUT 2.8.0's
+driver then aborts at its next broadcast (``bit out of range 0 - FD_SETSIZE``), which is
+why readiness is judged by the socket file and by upsd's answers only.
 """
 
 from __future__ import annotations
@@ -426,7 +433,8 @@ def nut_server(ups_conf: str, *, upsd_conf: str = "", upsd_users: str = "",
             server.start_upsd(timeout)
         except NutStartError as error:
             server.stop()
-            retry = attempt + 1 < attempts and "listening on" not in server.logs()
+            # another process took the port between free_port() and upsd's bind: try anew
+            retry = attempt + 1 < attempts and "not listening on" in server.logs()
             if not keep:
                 shutil.rmtree(directory, ignore_errors=True)
             if retry:

@@ -102,6 +102,7 @@ DATA_FILES = ("Cyber_Power_Systems__CP1500PFCLCD__usbhid-ups__2.7.4__01.dev",
 
 
 def _ipv6_loopback() -> bool:
+    """Whether ::1 can be bound here."""
     try:
         with socket.socket(socket.AF_INET6) as probe:
             probe.bind(("::1", 0))
@@ -417,6 +418,7 @@ class FakeServer:
         self.listener.close()
 
     def _serve(self) -> None:
+        """Accept and serve connections one after the other until closed."""
         while not self.stopped.is_set():
             try:
                 conn, _ = self.listener.accept()
@@ -434,6 +436,7 @@ class FakeServer:
                 conn.close()
 
     def _session(self, sock: socket.socket, lines: list[str]) -> socket.socket:
+        """Answer one client until it leaves or the script closes; returns the socket used."""
         counts: dict[str, int] = {}
         buffer = b""
         while True:
@@ -536,6 +539,8 @@ FAKE_CASES: list[tuple[str, str, list[str], dict[str, Answer]]] = [
     ("upsc line over 511 bytes is cut", "upsc", [F, "x.y"],
      {"GET VAR f x.y": b'VAR f x.y "' + b"z" * 600 + b'"\n'}),
     ("upsc server closes at STARTTLS", "upsc", [F], {"STARTTLS": Close()}),
+    ("upsc server closes after OK STARTTLS", "upsc", [F, "x.y"],
+     {"STARTTLS": Close(b"OK STARTTLS\n")}),
     ("upsc server closes after the GET", "upsc", [F, "x.y"], {"GET VAR f x.y": Close()}),
     ("upsc server never answers", "upsc", [F, "x.y"], {"GET VAR f x.y": SILENT}),
     ("upsc -c lists clients", "upsc", ["-c", F],

@@ -74,6 +74,7 @@ def main(argv: list[str]) -> int:
 
 
 def _upscmd(tool: Tool, argv: list[str]) -> None:
+    """upscmd's main(), step for step."""
     cmdlist = tracking = False
     username = password = None
     timeout = DEFAULT_TRACKING_TIMEOUT
@@ -117,6 +118,7 @@ def _upscmd(tool: Tool, argv: list[str]) -> None:
 
 
 def _list_commands(tool: Tool, client: BlockingClient, ups: str) -> None:
+    """listcmds: read every name first, then ``name - description`` (or just the name)."""
     names = [item[2] for item in tool.items(tool.listing(Request.list("CMD", ups)))]
     tool.out(f"Instant commands supported on UPS [{ups}]:\n\n")
     for name in names:
@@ -164,6 +166,7 @@ def ask_username(tool: Tool, *, eof_is_fatal: bool) -> str:
 
 
 def _credential(command: str, value: str) -> Request:
+    """USERNAME/PASSWORD; an empty value is sent as no argument, as the NUT tools do."""
     return Request.of(command, value) if value else Request.of(command)
 
 

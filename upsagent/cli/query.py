@@ -152,6 +152,7 @@ class Tool:
         self._emit(data)
 
     def _emit(self, data: bytes) -> None:
+        """Write to the real stdout; a closed pipe is handled as C would see it."""
         if self._stdout_dead:
             return
         try:
@@ -192,6 +193,7 @@ class Tool:
         self._die_of(signal.SIGPIPE)
 
     def _die_of(self, signum: signal.Signals) -> NoReturn:
+        """End the process by ``signum`` with its default action, like an unhandled C signal."""
         self._pending.clear()
         signal.signal(signum, signal.SIG_DFL)
         os.kill(os.getpid(), signum)
@@ -347,6 +349,7 @@ def _fileno(stream: BinaryIO | None) -> int | None:
 
 
 def _read_fd_line(fd: int) -> bytes:
+    """One line from a terminal, byte by byte (nothing read past the newline)."""
     line = bytearray()
     while not line.endswith(b"\n"):
         chunk = os.read(fd, 1)
@@ -394,6 +397,7 @@ def main(argv: list[str]) -> int:
 
 
 def _upsc(tool: Tool, argv: list[str]) -> None:
+    """upsc's main(), step for step."""
     varlist = clientlist = verbose = False
     options = tool.options(argv, "+hlLcV")
     for option, _ in options:

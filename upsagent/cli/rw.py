@@ -83,6 +83,7 @@ def main(argv: list[str]) -> int:
 
 
 def _upsrw(tool: Tool, argv: list[str]) -> None:
+    """upsrw's main() and do_setvar(), step for step."""
     setvar: str | None = None
     username = password = None
     tracking = False
@@ -147,6 +148,7 @@ def _get(client: BlockingClient, what: str, ups: str, name: str) -> object | Non
 
 
 def _current(tool: Tool, client: BlockingClient, ups: str, name: str, who: str) -> str:
+    """The current value, or die as upsrw's do_string/do_number/do_enum/do_range die."""
     reply = _get(client, "VAR", ups, name)
     if not isinstance(reply, VarReply):
         tool.fatal(f"{who}: can't get current value of {name}")
@@ -154,6 +156,7 @@ def _current(tool: Tool, client: BlockingClient, ups: str, name: str, who: str) 
 
 
 def _list_rw(tool: Tool, client: BlockingClient, ups: str) -> None:
+    """print_rwlist: read every name first, then print each one."""
     names = [item[2] for item in tool.items(tool.listing(Request.list("RW", ups)))]
     for name in names:
         tool.out(f"[{name}]\n")
@@ -200,6 +203,7 @@ def _print_type(tool: Tool, client: BlockingClient, ups: str, name: str) -> None
 
 def _print_enum(tool: Tool, client: BlockingClient, ups: str, name: str,
                 kind: str | None, length: int) -> None:
+    """do_enum: header after the list arrived, then each option (current one SELECTED)."""
     current = _current(tool, client, ups, name, "do_enum")
     listing = tool.listing(Request.list("ENUM", ups, name))
     tool.out(f"Type: ENUM {kind}\n" if kind else "Type: ENUM\n")
@@ -217,6 +221,7 @@ def _c_atoi(text: str) -> int:
 
 
 def _print_range(tool: Tool, client: BlockingClient, ups: str, name: str) -> None:
+    """do_range: each range as ``"min-max"``, SELECTED when atoi(value) falls inside."""
     current = _c_atoi(_current(tool, client, ups, name, "do_range"))
     listing = tool.listing(Request.list("RANGE", ups, name))
     tool.out("Type: RANGE NUMBER\n")

@@ -107,6 +107,7 @@ class BlockingClient:
             self._try_tls(host)
 
     def _resolve(self, host: str, port: int) -> list[tuple[int, int, int, tuple[object, ...]]]:
+        """getaddrinfo as libupsclient calls it (AF_UNSPEC, TCP), mapped to its errors."""
         while True:
             try:
                 infos = socket.getaddrinfo(host, str(port), socket.AF_UNSPEC,
@@ -123,6 +124,7 @@ class BlockingClient:
                     for family, kind, proto, _, addr in infos]
 
     def _open(self, host: str, port: int) -> socket.socket:
+        """Try each address in turn; the last failure is the one reported."""
         failure: ClientError = TransportError.unknown()
         for family, kind, proto, addr in self._resolve(host, port):
             try:
@@ -145,6 +147,7 @@ class BlockingClient:
         raise failure
 
     def _try_tls(self, host: str) -> None:
+        """upscli_sslinit: STARTTLS, plain text unless the answer is ``OK STARTTLS``."""
         self.tls_initialised = True
         if not quiet_init_ssl():
             self.notice("Init SSL without certificate database")
@@ -160,6 +163,7 @@ class BlockingClient:
         self._handshake(host)
 
     def _handshake(self, host: str) -> None:
+        """TLS without certificate checks, logging libupsclient's (NSS) progress lines."""
         assert self._sock is not None
         self.notice(f"Connecting in SSL to '{host}' (no certificate name specified)")
         context = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
@@ -234,6 +238,7 @@ class BlockingClient:
     # -- transport -------------------------------------------------------------------------
 
     def _write(self, data: bytes, sock: socket.socket | None = None) -> None:
+        """net_write: a plain socket must be writable at once (else "Server disconnected")."""
         sock = sock or self._sock
         assert sock is not None
         if not isinstance(sock, ssl.SSLSocket):
@@ -253,6 +258,7 @@ class BlockingClient:
             raise TransportError.os_error("Write error", error.errno) from None
 
     def _read(self, timeout: float) -> None:
+        """One read into the connection; EOF, timeout and errors lose the connection."""
         assert self._sock is not None
         try:
             self._sock.settimeout(timeout)
@@ -271,6 +277,7 @@ class BlockingClient:
         self._conn.receive_data(data)
 
     def _lose(self, error: ClientError) -> None:
+        """Drop the socket and fail every pending request."""
         self._conn.connection_lost(self._drop(error))
 
     def _drop(self, error: ClientError) -> ClientError:

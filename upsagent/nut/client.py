@@ -415,6 +415,7 @@ def c_strtol(text: str) -> int:
 
 
 def _tokenize(data: bytes) -> list[str] | ParseError:
+    """All words of ``data`` (no LF inside), or the tokenizer's ParseError."""
     words: list[str] = []
     for _, item in tokenize_text(data):
         if isinstance(item, ParseError):
@@ -449,6 +450,7 @@ def _echoes(query: Words, answer: Words) -> bool:
 
 
 def _typed_get(query: Words, words: Words, line: str) -> Reply:
+    """The typed reply for an echo-checked GET answer; ProtocolError if its value is missing."""
     what = query[0].upper()
     need = _GET_REPLIES[what] + 1
     if len(words) < need:
@@ -471,11 +473,14 @@ def _typed_get(query: Words, words: Words, line: str) -> Reply:
 
 @dataclass
 class _Pending:
+    """A request waiting for its reply; a LIST collects its items here."""
+
     request: Request
     begun: bool = False
     items: list[Words] = field(default_factory=list)
 
     def fail(self, error: ClientError) -> ClientError:
+        """The error this request ends with: a list already begun keeps its items."""
         if self.request.kind == "list" and self.begun:
             return IncompleteList(ListReply(self.request.words[1:], tuple(self.items)), error)
         return error
@@ -543,6 +548,7 @@ class ClientConnection:
     # -- internals -------------------------------------------------------------------------
 
     def _next_line(self) -> bytes | None:
+        """Take the next reply line (without LF), cut at ``max_line`` bytes like libupsclient."""
         limit = self.max_line
         end = self._buffer.find(b"\n", 0, limit)
         if end >= 0:
@@ -556,6 +562,7 @@ class ClientConnection:
         return None
 
     def _process(self) -> None:
+        """Hand complete lines to the oldest pending request; lines wait while none is."""
         while self._pending:
             raw = self._next_line()
             if raw is None:
@@ -567,6 +574,7 @@ class ClientConnection:
                 self._outcomes.append(outcome)
 
     def _on_line(self, head: _Pending, raw: bytes) -> Outcome | None:
+        """One line for ``head``: its outcome, or None when it needs more lines (a LIST)."""
         line = raw.split(b"\0", 1)[0].decode("ascii", "surrogateescape")
         kind = head.request.kind
         if kind == "tracking" and len(head.request.words) > 2:
@@ -594,6 +602,7 @@ class ClientConnection:
 
     def _on_list_line(self, head: _Pending, query: Words, words: Words,
                       line: str) -> Outcome | None:
+        """A LIST line: BEGIN check, an item (echo-checked), or the exact END LIST."""
         if not head.begun:
             if (len(words) < 2 or words[0].upper() != "BEGIN" or words[1].upper() != "LIST"
                     or not _echoes(query, words[2:])):
