@@ -6,8 +6,8 @@ The master reads NUT's own files from a temporary directory, exactly as a NUT us
     with OurMaster(ups_conf=..., upsd_users=..., files={"ups.dev": text}) as master:
         subprocess.run(["upsc", f"dummy@127.0.0.1:{master.port}"])
 
-The port is a free loopback port written into ``upsd.conf`` (``LISTEN 127.0.0.1 <port>``)
-unless ``upsd_conf`` is given with its own LISTEN line.  Waiting for the daemon polls its
+The port is a free loopback port written into ``upsd.conf`` (``LISTEN 127.0.0.1 <port>``);
+a ``upsd_conf`` of your own may say ``{port}`` where that port goes.  Waiting for the daemon polls its
 socket (bounded; on failure the daemon's log is in the exception).  Nothing sleeps for time
 to pass: callers poll for the state they expect with :func:`wait_for`.
 """
@@ -75,7 +75,8 @@ class OurMaster:
         self.port = free_port()
         (self.dir / "ups.conf").write_text(ups_conf)
         (self.dir / "upsd.conf").write_text(
-            upsd_conf if upsd_conf is not None else f"LISTEN 127.0.0.1 {self.port}\n")
+            (upsd_conf if upsd_conf is not None else "LISTEN 127.0.0.1 {port}\n").replace(
+                "{port}", str(self.port)))
         users = self.dir / "upsd.users"
         users.write_text(upsd_users)
         os.chmod(users, 0o600)

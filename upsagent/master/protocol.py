@@ -49,6 +49,7 @@ class NutServerProtocol(Protocol):
         self._idle: IDelayedCall | None = None
         self._inbuf = b""
         self._paused = False
+        self._throttled = False
 
     @property
     def _tx(self) -> Any:
@@ -126,6 +127,10 @@ class NutServerProtocol(Protocol):
 
     def pauseProducing(self) -> None:
         self._paused = True
+        if not self._throttled:
+            self._throttled = True
+            self.log.info("Throttling {peer}: it does not read its replies; its requests "
+                          "wait until it does", peer=self.peer)
         self._tx.pauseProducing()
 
     def resumeProducing(self) -> None:
