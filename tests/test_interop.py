@@ -349,3 +349,26 @@ def test_nas_style_setups(tmp_path: Path, ups: str, user: str, password: str,
             wait_for(done.exists, 20, "the NAS to shut down")
         finally:
             _stop(mon)
+
+
+def test_sighup_reload_keeps_clients(master: OurMaster, tmp_path: Path) -> None:
+    """SIGHUP re-reads users and UPSes while a logged-in upsmon session stays up."""
+    done = tmp_path / "shutdown"
+    mon = _upsmon(tmp_path, "sec", f"dummy@127.0.0.1:{master.port} 1 slaveuser slavepass "
+                  "secondary", done)
+    try:
+        wait_for(lambda: ask(master, "GET NUMLOGINS dummy") == "NUMLOGINS dummy 1\n", 20,
+                 "upsmon to log in")
+        (master.dir / "ups.conf").write_text(
+            UPS_CONF + '[second]\n  driver = dummy-ups\n  port = ups.dev\n')
+        users = master.dir / "upsd.users"
+        users.write_text(users.read_text().replace("adminpass", "newpass"))
+        master.signal(signal.SIGHUP)
+        wait_for(lambda: "Configuration reloaded" in master.log(), 10, "the reload")
+        assert query(master, "-l").stdout == "dummy\nsecond\n"
+        assert ask(master, "GET NUMLOGINS dummy") == "NUMLOGINS dummy 1\n"
+        assert ask(master, "USERNAME admin", "PASSWORD newpass", "FSD dummy") == (
+            "OK\nOK\nOK FSD-SET\n")
+        wait_for(done.exists, 20, "the secondary, still connected, to follow the FSD")
+    finally:
+        _stop(mon)
