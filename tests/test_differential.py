@@ -208,7 +208,7 @@ def _parse_line(case: Case, word: str, rest: str, line: str, expect: int | None)
         if not rest:
             raise CaseFileError(f"{word} needs an argument")
         setattr(case, word[1:], rest)
-    elif word in ("@connect", "@use"):
+    elif word in ("@connect", "@connect6", "@use"):
         if not re.fullmatch(r"[a-z0-9]+", rest):
             raise CaseFileError(f"bad connection name {rest!r}")
         case.steps.append(Step(word[1:], rest))
@@ -259,9 +259,9 @@ def _units(buffer: bytes) -> list[int]:
 class Conn:
     """One client connection of a case."""
 
-    def __init__(self, name: str, port: int) -> None:
+    def __init__(self, name: str, port: int, host: str = "127.0.0.1") -> None:
         self.name = name
-        self.sock = socket.create_connection(("127.0.0.1", port), timeout=REPLY_TIMEOUT)
+        self.sock = socket.create_connection((host, port), timeout=REPLY_TIMEOUT)
         self.sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
         self.buffer = b""
         self.eof = False
@@ -334,15 +334,19 @@ class Runner:
 
     # -- connections ---------------------------------------------------------------
 
-    def _connect(self, name: str) -> Conn:
+    def _connect(self, name: str, host: str = "127.0.0.1") -> Conn:
         if name in self.conns:
             raise CaseFileError(f"connection {name} is already open")
-        conn = self.conns[name] = Conn(name, self.port)
+        conn = self.conns[name] = Conn(name, self.port, host)
         return conn
 
     def _op_connect(self, step: Step) -> None:
         self.current = self._connect(step.shown)
         self.lines.append(f"{step.shown}: connected")
+
+    def _op_connect6(self, step: Step) -> None:
+        self.current = self._connect(step.shown, "::1")
+        self.lines.append(f"{step.shown}: connected over IPv6")
 
     def _op_use(self, step: Step) -> None:
         if step.shown not in self.conns:
@@ -370,6 +374,8 @@ class Runner:
                           else f"{conn.name}: no EOF after close")
         conn.close()
         del self.conns[conn.name]
+        if conn is self.current and "main" in self.conns:
+            self.current = self.conns["main"]
 
     def _op_eof(self, step: Step) -> None:
         """Wait for the server to close the current connection by itself."""
@@ -498,7 +504,8 @@ def _nut_side() -> Iterator[nutreal.NutServer]:
     """NUT's upsd with dummy-ups for ``dummy`` and ``stale`` (frozen), none for ``nodriver``."""
     with nutreal.nut_server((DATA / "ups.conf").read_text(), upsd_conf=UPSD_CONF,
                             upsd_users=(DATA / "upsd.users").read_text(),
-                            files=_data_files(), drivers=["dummy", "stale"]) as nut:
+                            files=_data_files(), drivers=["dummy", "stale"],
+                            extra_listen=["::1"]) as nut:
         nut.freeze_driver("stale")
         yield nut
 
@@ -508,7 +515,8 @@ def _our_side() -> Iterator[OurMaster]:
     """Our master on the same files; ``stale`` loses its data file once it has been read."""
     master = OurMaster((DATA / "ups.conf").read_text(), (DATA / "upsd.users").read_text(),
                        files=_data_files())
-    (master.dir / "upsd.conf").write_text(f"LISTEN 127.0.0.1 {master.port}\n{UPSD_CONF}")
+    (master.dir / "upsd.conf").write_text(
+        f"LISTEN 127.0.0.1 {master.port}\nLISTEN ::1 {master.port}\n{UPSD_CONF}")
     with master:
         def served(ups: str) -> bool:
             return _side_request(master.port, [f"GET VAR {ups} ups.status"])[:1] != [] and \
@@ -605,4 +613,4 @@ def test_case_file() -> None:
     """The case file parses, names are unique, and it covers enough ground."""
     assert len(CASES) > 100
     assert all(case.steps for case in CASES)
-    assert {case.pair for case in CASES} <= {"main", "fsd"}
+    assert {case.pair for case in CASES} <= {"main", "fsd", "scratch"}
