@@ -17,9 +17,10 @@ loses its data file, which the replay driver notices on its next poll.  Cases th
 stale start with ``@stale``, which waits until both servers answer ``ERR DATA-STALE``; they sit
 late in the file so that the wait is normally over before they run.
 
-Two server pairs are used, each started once per test session and only when a case needs
-it: ``main`` for almost everything, and ``fsd`` for the cases that set upsd's FSD latch,
-which never clears.  State that cases change (SET VAR) changes identically on both servers,
+Several server pairs are used, each started once per test session and only when a case
+needs it: ``main`` for almost everything, ``fsd`` for the cases that set upsd's FSD latch,
+which never clears, ``users`` for the upsd.users variants of ``upsd.users-users``, and
+``scratch`` for the ``@nutbug`` cases that leave the two servers' data different.  State that cases change (SET VAR) changes identically on both servers,
 because both see the same requests in the same order; a case that reads a value it has set
 waits for it with ``@waitfor`` first, since NUT applies a SET only when dummy-ups echoes it.
 
@@ -499,11 +500,17 @@ def _data_files() -> dict[str, str]:
     return {name: (DATA / name).read_text() for name in ("dummy.dev", "stale.dev")}
 
 
+def _users(pair: str) -> str:
+    """The upsd.users text of a pair: ``upsd.users-<pair>`` if there is one."""
+    special = DATA / f"upsd.users-{pair}"
+    return (special if special.exists() else DATA / "upsd.users").read_text()
+
+
 @contextlib.contextmanager
-def _nut_side() -> Iterator[nutreal.NutServer]:
+def _nut_side(users: str) -> Iterator[nutreal.NutServer]:
     """NUT's upsd with dummy-ups for ``dummy`` and ``stale`` (frozen), none for ``nodriver``."""
     with nutreal.nut_server((DATA / "ups.conf").read_text(), upsd_conf=UPSD_CONF,
-                            upsd_users=(DATA / "upsd.users").read_text(),
+                            upsd_users=users,
                             files=_data_files(), drivers=["dummy", "stale"],
                             extra_listen=["::1"]) as nut:
         nut.freeze_driver("stale")
@@ -511,10 +518,9 @@ def _nut_side() -> Iterator[nutreal.NutServer]:
 
 
 @contextlib.contextmanager
-def _our_side() -> Iterator[OurMaster]:
+def _our_side(users: str) -> Iterator[OurMaster]:
     """Our master on the same files; ``stale`` loses its data file once it has been read."""
-    master = OurMaster((DATA / "ups.conf").read_text(), (DATA / "upsd.users").read_text(),
-                       files=_data_files())
+    master = OurMaster((DATA / "ups.conf").read_text(), users, files=_data_files())
     (master.dir / "upsd.conf").write_text(
         f"LISTEN 127.0.0.1 {master.port}\nLISTEN ::1 {master.port}\n{UPSD_CONF}")
     with master:
@@ -552,8 +558,9 @@ class Pairs:
                 nut_stack = self._stack.enter_context(contextlib.ExitStack())
                 our_stack = self._stack.enter_context(contextlib.ExitStack())
                 with concurrent.futures.ThreadPoolExecutor(2) as pool:
-                    nut_future = pool.submit(nut_stack.enter_context, _nut_side())
-                    our_future = pool.submit(our_stack.enter_context, _our_side())
+                    users = _users(name)
+                    nut_future = pool.submit(nut_stack.enter_context, _nut_side(users))
+                    our_future = pool.submit(our_stack.enter_context, _our_side(users))
                     nut, ours = nut_future.result(), our_future.result()
                 self._pairs[name] = Pair(Runner("NUT", nut.port), Runner("ours", ours.port))
             return self._pairs[name]
@@ -613,4 +620,4 @@ def test_case_file() -> None:
     """The case file parses, names are unique, and it covers enough ground."""
     assert len(CASES) > 100
     assert all(case.steps for case in CASES)
-    assert {case.pair for case in CASES} <= {"main", "fsd", "scratch"}
+    assert {case.pair for case in CASES} <= {"main", "fsd", "scratch", "users"}
