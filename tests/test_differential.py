@@ -20,7 +20,8 @@ late in the file so that the wait is normally over before they run.
 Several server pairs are used, each started once per test session and only when a case
 needs it: ``main`` for almost everything, ``fsd`` for the cases that set upsd's FSD latch,
 which never clears, ``users`` for the upsd.users variants of ``upsd.users-users``, and
-``scratch`` for the ``@nutbug`` cases that leave the two servers' data different.  State that cases change (SET VAR) changes identically on both servers,
+``scratch`` for the ``@nutbug`` cases that leave the two servers' data different, and
+``late`` where ``nodriver`` gets its driver in the middle of the session (``@start``).  State that cases change (SET VAR) changes identically on both servers,
 because both see the same requests in the same order; a case that reads a value it has set
 waits for it with ``@waitfor`` first, since NUT applies a SET only when dummy-ups echoes it.
 
@@ -62,7 +63,7 @@ import threading
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any, Callable, Iterator
 
 import pytest
 
@@ -193,15 +194,23 @@ def _parse_line(case: Case, word: str, rest: str, line: str, expect: int | None)
         return None
     if word == "@expect":
         return int(rest)
-    if word in ("@raw", "@hex", "@rep"):
-        if word == "@raw":
+    if word in ("@raw", "@hex", "@rep", "@+raw", "@+hex", "@+rep"):
+        join = word.startswith("@+")
+        kind = word.lstrip("@+")
+        if kind == "raw":
             data, shown = decode_escapes(rest), f"raw {rest}"
-        elif word == "@hex":
+        elif kind == "hex":
             data, shown = bytes.fromhex(rest), f"hex {rest[:32]}... ({len(rest) // 2} bytes)"
         else:
             count, _, text = rest.partition(" ")
             data, shown = decode_escapes(text) * int(count), f"rep {count} x {text}"
-        case.steps.append(Step("send", shown, data, expect))
+        if not join:
+            case.steps.append(Step("send", shown, data, expect))
+            return None
+        if expect is not None or not case.steps or case.steps[-1].op != "send":
+            raise CaseFileError(f"{word} must follow a request, @raw, @hex or @rep")
+        last = case.steps[-1]
+        case.steps[-1] = Step("send", f"{last.shown} + {shown}", last.data + data, last.expect)
         return None
     if expect is not None:
         raise CaseFileError("@expect must be followed by a request, @raw, @hex or @rep")
@@ -213,7 +222,7 @@ def _parse_line(case: Case, word: str, rest: str, line: str, expect: int | None)
         if not re.fullmatch(r"[a-z0-9]+", rest):
             raise CaseFileError(f"bad connection name {rest!r}")
         case.steps.append(Step(word[1:], rest))
-    elif word in ("@close", "@eof", "@stale"):
+    elif word in ("@close", "@eof", "@stale", "@start"):
         case.steps.append(Step(word[1:], rest))
     elif word == "@poll":
         case.steps.append(Step("poll", rest, rest.encode("ascii") + b"\n", 1))
@@ -310,11 +319,16 @@ def _side_request(port: int, lines: list[str]) -> list[str]:
 
 
 class Runner:
-    """Plays cases against one server and writes their transcripts."""
+    """Plays cases against one server and writes their transcripts.
 
-    def __init__(self, label: str, port: int) -> None:
+    ``start_driver(ups)`` gives the UPS its data file (``<ups>.dev``, from ``late.dev``)
+    and starts its driver, in whatever way fits the server.
+    """
+
+    def __init__(self, label: str, port: int, start_driver: Callable[[str], None]) -> None:
         self.label = label
         self.port = port
+        self.start_driver = start_driver
 
     def run(self, case: Case) -> tuple[list[str], list[str]]:
         """Play ``case``; return its transcript and the problems seen on the way."""
@@ -477,6 +491,9 @@ class Runner:
         self._wait_reply(self._substitute(step.data).decode().rstrip("\n"), [step.args[0]],
                          f"@waitfor {step.shown}")
 
+    def _op_start(self, step: Step) -> None:
+        self.start_driver(step.shown)
+
     def _op_stale(self, step: Step) -> None:
         self._wait_reply("GET VAR stale ups.status", ["ERR DATA-STALE"], "@stale")
 
@@ -534,6 +551,21 @@ def _our_side(users: str) -> Iterator[OurMaster]:
         yield master
 
 
+def _nut_starter(nut: nutreal.NutServer) -> Callable[[str], None]:
+    """NUT: write the UPS's port file, start its dummy-ups; upsd connects on its own."""
+    def start(ups: str) -> None:
+        (nut.directory / f"{ups.lower()}.dev").write_text((DATA / "late.dev").read_text())
+        nut.start_driver(ups)
+    return start
+
+
+def _our_starter(master: OurMaster) -> Callable[[str], None]:
+    """Ours: the replay driver finds its missing port file on its next poll."""
+    def start(ups: str) -> None:
+        (master.dir / f"{ups.lower()}.dev").write_text((DATA / "late.dev").read_text())
+    return start
+
+
 @dataclass
 class Pair:
     """NUT and our master, started side by side."""
@@ -562,7 +594,8 @@ class Pairs:
                     nut_future = pool.submit(nut_stack.enter_context, _nut_side(users))
                     our_future = pool.submit(our_stack.enter_context, _our_side(users))
                     nut, ours = nut_future.result(), our_future.result()
-                self._pairs[name] = Pair(Runner("NUT", nut.port), Runner("ours", ours.port))
+                self._pairs[name] = Pair(Runner("NUT", nut.port, _nut_starter(nut)),
+                                         Runner("ours", ours.port, _our_starter(ours)))
             return self._pairs[name]
 
 
@@ -620,4 +653,4 @@ def test_case_file() -> None:
     """The case file parses, names are unique, and it covers enough ground."""
     assert len(CASES) > 100
     assert all(case.steps for case in CASES)
-    assert {case.pair for case in CASES} <= {"main", "fsd", "scratch", "users"}
+    assert {case.pair for case in CASES} <= {"main", "fsd", "scratch", "users", "late"}
