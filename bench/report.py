@@ -1,0 +1,218 @@
+"""Turning the measured runs into verdicts and into ``bench/RESULTS.md``.
+
+Ratios are always ours / NUT's.  For the closed-loop scenarios the figure of each server is
+the median over its runs (the spread is shown); for ``idle-10k`` there is one run each.
+Memory is in MB of 10^6 bytes (``VmRSS`` is in KiB), as the target is.  ``analysis.md``
+beside this file (written by hand after looking at the numbers and the profiles) is appended
+verbatim, with a note saying which run it was written for.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from statistics import median
+from typing import Any
+
+from hotspots import Profile
+
+HERE = Path(__file__).resolve().parent
+TARGETS = {"list-var-100": 10.0, "get-var-100": 0.5}
+RSS_LIMIT_MB, CPU_LIMIT_PCT = 150.0, 10.0
+
+
+def mb(kib: float) -> float:
+    """KiB -> MB (10^6 bytes)."""
+    return kib * 1024 / 1e6
+
+
+def _client_errors(res: dict[str, Any]) -> int:
+    return int(res.get("errors", 0) + res.get("lost", 0) + res.get("timeouts", 0)
+               + res.get("late", 0) + res.get("connect_failed", 0))
+
+
+def one_line(name: str, res: dict[str, Any]) -> str:
+    """A progress line for one run."""
+    if name == "idle-10k":
+        return (f"{res['logged_in']} logged in ({res['ramp_seconds']:.1f} s), "
+                f"{res['replies']}/{res['requests_sent']} replies, "
+                f"errors {_client_errors(res)}, server CPU {res['server_cpu_pct']:.1f}%, "
+                f"peak RSS {mb(res['server_peak_rss_kib']):.1f} MB")
+    lat = res["latency_ms"]
+    return (f"{res['rate']:,.0f}/s, p50 {lat['p50']:.2f} ms, p99 {lat['p99']:.2f} ms, "
+            f"server CPU {res['server_cpu_pct']:.0f}%, generator CPU "
+            f"{res['generator_cpu_pct']:.0f}%, errors {_client_errors(res)}")
+
+
+def summarise(name: str, runs: dict[str, list[dict[str, Any]]]) -> dict[str, Any]:
+    """Headline figures, ratios and which targets are met."""
+    nut, ours = runs["nut"], runs["ours"]
+
+    def med(rs: list[dict[str, Any]], key: str, sub: str | None = None) -> float:
+        return float(median(r[key][sub] if sub else r[key] for r in rs))
+
+    out: dict[str, Any] = {}
+    for side, rs in (("nut", nut), ("ours", ours)):
+        out[side] = {"server_cpu_pct": med(rs, "server_cpu_pct"),
+                     "cpu_us": med(rs, "server_cpu_us_per_request"),
+                     "generator_cpu_pct": med(rs, "generator_cpu_pct"),
+                     "other_cpu_pct": med(rs, "other_cpu_pct"),
+                     "p50_ms": med(rs, "latency_ms", "p50"),
+                     "p99_ms": med(rs, "latency_ms", "p99"),
+                     "client_errors": sum(_client_errors(r) for r in rs),
+                     "peak_rss_mb": max(mb(r["server_peak_rss_kib"]) for r in rs),
+                     "helper_rss_mb": max(mb(r["helper_peak_rss_kib"]) for r in rs)}
+        if name in TARGETS:
+            out[side]["rate"] = med(rs, "rate")
+            out[side]["rates"] = [r["rate"] for r in rs]
+    if name in TARGETS:
+        out["ratio"] = out["ours"]["rate"] / out["nut"]["rate"]
+        out["met"] = {"throughput": out["ratio"] >= TARGETS[name],
+                      "no client errors": out["ours"]["client_errors"] == 0}
+    else:
+        out["met"] = {"RSS": out["ours"]["peak_rss_mb"] <= RSS_LIMIT_MB,
+                      "CPU": out["ours"]["server_cpu_pct"] <= CPU_LIMIT_PCT,
+                      "no client errors": out["ours"]["client_errors"] == 0}
+    return out
+
+
+def profile_dict(prof: Profile) -> dict[str, Any]:
+    """A Profile as JSON-able data."""
+    return {"samples": prof.samples, "self": prof.self_pct, "total": prof.total_pct,
+            "areas": prof.areas}
+
+
+def _ratio(ours: float, nut: float) -> str:
+    return f"{ours / nut:.2f}x" if nut else "n/a"
+
+
+def _yes(flag: bool) -> str:
+    return "**yes**" if flag else "**NO**"
+
+
+def _closed_loop_table(name: str, r: dict[str, Any]) -> list[str]:
+    s = r["summary"]
+    n, o = s["nut"], s["ours"]
+    unit = "lists/s" if name == "list-var-100" else "requests/s"
+    spread = " / ".join
+    rows = [
+        "| | NUT upsd | upsagent | ours / NUT | target | met? |",
+        "|---|---:|---:|---:|---|---|",
+        f"| {unit} (median of {r['repeat']}) | {n['rate']:,.0f} | {o['rate']:,.0f} | "
+        f"**{s['ratio']:.2f}x** | >= {TARGETS[name]:g}x | {_yes(s['met']['throughput'])} |",
+        f"| each run | {spread(f'{x:,.0f}' for x in n['rates'])} | "
+        f"{spread(f'{x:,.0f}' for x in o['rates'])} | | | |",
+        f"| latency p50 (ms) | {n['p50_ms']:.2f} | {o['p50_ms']:.2f} | "
+        f"{_ratio(o['p50_ms'], n['p50_ms'])} | | |",
+        f"| latency p99 (ms) | {n['p99_ms']:.2f} | {o['p99_ms']:.2f} | "
+        f"{_ratio(o['p99_ms'], n['p99_ms'])} | | |",
+        f"| client errors (ERR, bad reply, lost) | {n['client_errors']} | "
+        f"{o['client_errors']} | | 0 | {_yes(s['met']['no client errors'])} |",
+        f"| server CPU, % of core 0 | {n['server_cpu_pct']:.0f} | {o['server_cpu_pct']:.0f} "
+        "| | | |",
+        f"| server CPU per request (us) | {n['cpu_us']:.1f} | {o['cpu_us']:.1f} | "
+        f"{_ratio(o['cpu_us'], n['cpu_us'])} | | |",
+        f"| generator CPU, % of core 1 | {n['generator_cpu_pct']:.0f} | "
+        f"{o['generator_cpu_pct']:.0f} | | | |",
+        f"| other load on the machine, % of a core | {n['other_cpu_pct']:.0f} | "
+        f"{o['other_cpu_pct']:.0f} | | | |",
+        f"| server peak RSS (MB) | {n['peak_rss_mb']:.1f} | {o['peak_rss_mb']:.1f} | | | |",
+    ]
+    return rows
+
+
+def _idle_table(r: dict[str, Any]) -> list[str]:
+    s = r["summary"]
+    n, o = s["nut"], s["ours"]
+    rn, ro = r["runs"]["nut"][0], r["runs"]["ours"][0]
+    met = s["met"]
+    return [
+        "| | NUT upsd | upsagent | ours / NUT | target | met? |",
+        "|---|---:|---:|---:|---|---|",
+        f"| peak RSS over the run (MB) | {n['peak_rss_mb']:.1f} | {o['peak_rss_mb']:.1f} | "
+        f"{_ratio(o['peak_rss_mb'], n['peak_rss_mb'])} | <= {RSS_LIMIT_MB:g} MB | "
+        f"{_yes(met['RSS'])} |",
+        f"| CPU over the {r['seconds']:g} s window, % of one core | "
+        f"{n['server_cpu_pct']:.1f} | {o['server_cpu_pct']:.1f} | "
+        f"{_ratio(o['server_cpu_pct'], n['server_cpu_pct'])} | <= {CPU_LIMIT_PCT:g} % | "
+        f"{_yes(met['CPU'])} |",
+        f"| server CPU per GET, incl. idle upkeep (us) | {n['cpu_us']:.0f} | "
+        f"{o['cpu_us']:.0f} | {_ratio(o['cpu_us'], n['cpu_us'])} | | |",
+        f"| client errors + late + timeouts + lost | {n['client_errors']} | "
+        f"{o['client_errors']} | | 0 | {_yes(met['no client errors'])} |",
+        f"| logged in / connected / asked | {rn['logged_in']} / {rn['connected']} / "
+        f"{rn['clients']} | {ro['logged_in']} / {ro['connected']} / {ro['clients']} | | | |",
+        f"| GET replies / sent in window | {rn['replies']} / {rn['requests_sent']} | "
+        f"{ro['replies']} / {ro['requests_sent']} | | | |",
+        f"| ramp: connect + log in all (s) | {rn['ramp_seconds']:.1f} | "
+        f"{ro['ramp_seconds']:.1f} | {_ratio(ro['ramp_seconds'], rn['ramp_seconds'])} | | |",
+        f"| GET latency p50 / p99 (ms) | {n['p50_ms']:.2f} / {n['p99_ms']:.2f} | "
+        f"{o['p50_ms']:.2f} / {o['p99_ms']:.2f} | | | |",
+        f"| RSS at the end (MB) | {mb(rn['server_end_rss_kib']):.1f} | "
+        f"{mb(ro['server_end_rss_kib']):.1f} | | | |",
+        f"| driver process peak RSS (MB) | {n['helper_rss_mb']:.1f} (dummy-ups) | "
+        "in-process | | | |",
+        f"| other load on the machine, % of a core | {n['other_cpu_pct']:.0f} | "
+        f"{o['other_cpu_pct']:.0f} | | | |",
+    ]
+
+
+def _profile_lines(prof: dict[str, Any]) -> list[str]:
+    rows = [f"py-spy, {prof['samples']} samples of our master during the window.", "",
+            "| self % | function (innermost frame) | | total % | our function (on stack) |",
+            "|---:|---|---|---:|---|"]
+    selfs, totals = prof["self"][:15], prof["total"][:15]
+    for i in range(max(len(selfs), len(totals))):
+        a = selfs[i] if i < len(selfs) else ("", None)
+        b = totals[i] if i < len(totals) else ("", None)
+        rows.append(f"| {'' if a[1] is None else f'{a[1]:.1f}'} | `{a[0]}` | | "
+                    f"{'' if b[1] is None else f'{b[1]:.1f}'} | `{b[0]}` |")
+    rows += ["", "Self time by area: " + ", ".join(f"{k} {v:.0f}%" for k, v in prof["areas"])]
+    return rows
+
+
+def markdown(command: str, info: dict[str, Any], results: list[dict[str, Any]],
+             quick: bool) -> str:
+    """The whole report."""
+    lines = ["# upsagent master vs NUT 2.8.0 upsd: benchmark results", "",
+             "Produced by `bench/run.py` (`make bench`); re-run it to refresh this file. "
+             "Ratios are ours / NUT's.", "",
+             f"- command: `{command}`" + (" (quick smoke run)" if quick else ""),
+             f"- date: {info['date']}; upsagent commit {info['commit']}"
+             + (" plus uncommitted changes in upsagent/ or drivers/" if info["dirty"] else ""),
+             f"- machine: {info['nproc']} cores, {info['cpu_model']}, Linux "
+             f"{info['kernel']}, Python {info['python']}, {info['nut']}",
+             f"- load average before the run: "
+             + ", ".join(f"{x:.2f}" for x in info["load_avg_before"]),
+             "- pinning: each server (upsd and dummy-ups, or our master) under `taskset -c 0`;"
+             " the load generator (one process, `os.sched_setaffinity` to core 1), this "
+             "script and py-spy on core 1",
+             "- data: `bench/data/` CyberPower CP1500PFCLCD dump (40 variables, see "
+             "`bench/data/SOURCES.md`), served by `dummy-ups` to upsd and by our replay "
+             "driver to our master, from the same `ups.conf`/`upsd.conf`/`upsd.users`",
+             "- clients: default sockets (Nagle and delayed ACK on), real TCP on 127.0.0.1;"
+             " servers restarted for each scenario", ""]
+    for r in results:
+        name = r["scenario"]
+        met = all(r["summary"]["met"].values())
+        lines += [f"## {name}: {'target met' if met else 'target MISSED'}", ""]
+        if r["var_differences"]:
+            lines += ["LIST VAR differences between the servers (checked before measuring): "
+                      + "; ".join(f"`{d}`" for d in r["var_differences"]), ""]
+        else:
+            lines += [f"Both servers listed the same {r['nut_vars']} variables with the same "
+                      "values before measuring.", ""]
+        if name == "idle-10k":
+            lines += _idle_table(r)
+        else:
+            lines += _closed_loop_table(name, r)
+        lines.append("")
+        if "profile" in r:
+            lines += [f"### Profile of our master under {name}", ""]
+            lines += _profile_lines(r["profile"]) + [""]
+    notes = HERE / "analysis.md"
+    if notes.exists():
+        lines += ["## Analysis", "",
+                  "*Written by hand after the run recorded above; if you re-ran the "
+                  "benchmark, check it still matches the tables.*", "",
+                  notes.read_text().strip(), ""]
+    return "\n".join(lines)
