@@ -13,17 +13,18 @@ against two servers started from the *same* ``ups.conf``, ``upsd.users`` and dat
 
 ``stale`` goes stale the way that fits each side: NUT's driver is frozen with SIGSTOP
 (``MAXAGE 5`` in upsd.conf, so upsd calls the data stale about five seconds later); ours
-loses its data file, which the replay driver notices on its next poll.  Cases that need it
-stale start with ``@stale``, which waits until both servers answer ``ERR DATA-STALE``; they sit
-late in the file so that the wait is normally over before they run.
+loses its data file, which the replay driver notices on its next poll.  Cases that need
+it stale start with ``@stale``, which waits until the server answers ``ERR DATA-STALE``;
+they sit late in the file so that the wait is normally over before they run.
 
 Several server pairs are used, each started once per test session and only when a case
-needs it: ``main`` for almost everything, ``fsd`` for the cases that set upsd's FSD latch,
-which never clears, ``users`` for the upsd.users variants of ``upsd.users-users``, and
-``scratch`` for the ``@nutbug`` cases that leave the two servers' data different, and
-``late`` where ``nodriver`` gets its driver in the middle of the session (``@start``).  State that cases change (SET VAR) changes identically on both servers,
-because both see the same requests in the same order; a case that reads a value it has set
-waits for it with ``@waitfor`` first, since NUT applies a SET only when dummy-ups echoes it.
+needs it: ``main`` for almost everything; ``fsd`` for the cases that set upsd's FSD latch,
+which never clears; ``users`` for the upsd.users variants of ``upsd.users-users``; ``late``
+where ``nodriver`` gets its driver in the middle of the session (``@start``); ``scratch``
+for the ``@nutbug`` cases that leave the two servers' data different.  State that cases
+change (SET VAR) changes identically on both servers, because both see the same requests
+in the same order; a case that reads a value it has set waits for it with ``@waitfor``
+first, since NUT applies a SET only when dummy-ups echoes it back.
 
 **Reading replies without slowing down.**  A sentinel request after each step (a trailing
 ``NETVER``) would change what is being tested: after a parse error upsd throws away the
@@ -39,16 +40,22 @@ final drain, the case file is wrong and the test says so instead of comparing.
 
 The two servers run each case at the same time (one thread each).  The transcripts record
 what was sent (``main> ...``) and every reply line (``main< ...``); bytes outside printable
-ASCII are shown as ``\\xNN``.  Masked before comparing, and only these: tracking ids
-(``OK TRACKING <id>``: random UUIDs).  Nothing else: ``VER``, ``server.info`` and
-``driver.version`` are compared as they are, and so are client addresses (both servers see
-``127.0.0.1``; upsd never shows ports).
+ASCII are shown as ``\\xNN``.  Only tracking ids are masked before comparing (``OK
+TRACKING <id>``: random UUIDs).  ``VER``, ``server.info`` and ``driver.version`` are
+compared as they are, and so are client addresses (both servers see ``127.0.0.1`` or
+``::1``; upsd never shows ports).
 
-Cases marked ``@nutbug`` cover documented NUT 2.8.0 bugs (research/nut-protocol.md §15) that
-we deliberately do not copy; they are skipped unless ``NUTDIFF_NUTBUGS=1``, and then they are
-expected to differ.  ``@xfail`` marks a known difference whose fix belongs to another
-module; its reason names the file (``@xfail-timing``: the same for a difference that only
-shows with some timings, so a pass is no surprise).
+Cases marked ``@nutbug`` cover NUT 2.8.0 bugs that we deliberately do not copy (those of
+research/nut-protocol.md §15, and a few more, each with the reason and NUT's source file);
+they are skipped unless ``NUTDIFF_NUTBUGS=1``, and then they are expected to differ.
+``@xfail`` marks a known difference whose fix belongs to another module; its reason names
+the file (``@xfail-timing``: the same for a difference that shows only with some timings,
+so a pass is no surprise).
+
+Not covered, because dummy-ups cannot provoke them: ``ERR INVALID-VALUE`` (no ENUM/RANGE
+lists), ``SET-FAILED``/``INSTCMD-FAILED`` (a failing driver socket), STARTTLS with a
+certificate (Debian's upsd is an NSS build); nor the 60-second idle cut, to keep the run
+short.  ``tests/test_server.py`` covers those against the sans-IO core.
 """
 
 from __future__ import annotations
