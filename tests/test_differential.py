@@ -306,6 +306,7 @@ class Conn:
         return True
 
     def send(self, data: bytes) -> bool:
+        """Write all of ``data``; False when the server has gone away."""
         try:
             self.sock.sendall(data)
         except OSError:
@@ -313,6 +314,7 @@ class Conn:
         return True
 
     def close(self) -> None:
+        """Drop the socket (no half-close: see :meth:`Runner._close`)."""
         self.sock.close()
 
 
@@ -362,25 +364,30 @@ class Runner:
     # -- connections ---------------------------------------------------------------
 
     def _connect(self, name: str, host: str = "127.0.0.1") -> Conn:
+        """Open connection ``name`` of the running case."""
         if name in self.conns:
             raise CaseFileError(f"connection {name} is already open")
         conn = self.conns[name] = Conn(name, self.port, host)
         return conn
 
     def _op_connect(self, step: Step) -> None:
+        """``@connect``: a new current connection over IPv4."""
         self.current = self._connect(step.shown)
         self.lines.append(f"{step.shown}: connected")
 
     def _op_connect6(self, step: Step) -> None:
+        """``@connect6``: a new current connection over IPv6."""
         self.current = self._connect(step.shown, "::1")
         self.lines.append(f"{step.shown}: connected over IPv6")
 
     def _op_use(self, step: Step) -> None:
+        """``@use``: switch the current connection."""
         if step.shown not in self.conns:
             raise CaseFileError(f"@use {step.shown}: no such open connection")
         self.current = self.conns[step.shown]
 
     def _op_close(self, step: Step) -> None:
+        """``@close``: half-close a connection and read it to EOF."""
         conn = self.conns.get(step.shown or self.current.name)
         if conn is None:
             raise CaseFileError(f"@close {step.shown}: no such open connection")
@@ -428,10 +435,12 @@ class Runner:
     # -- requests ------------------------------------------------------------------
 
     def _substitute(self, data: bytes) -> bytes:
+        """Put the last tracking id in for ``$TRACKING`` / ``$tracking``."""
         return data.replace(b"$TRACKING", self.tracking.encode()).replace(
             b"$tracking", self.tracking.lower().encode())
 
     def _op_send(self, step: Step) -> None:
+        """A request or raw bytes on the current connection, then its replies."""
         conn = self.current
         self.lines.append(f"{conn.name}> {step.shown}")
         if conn.eof or not conn.send(self._substitute(step.data)):
@@ -510,13 +519,16 @@ class Runner:
         self.lines.append(f"(gave up waiting: {what})")
 
     def _op_waitfor(self, step: Step) -> None:
+        """``@waitfor``: poll on side connections until the reply is the awaited one."""
         self._wait_reply(self._substitute(step.data).decode().rstrip("\n"), [step.args[0]],
                          f"@waitfor {step.shown}")
 
     def _op_start(self, step: Step) -> None:
+        """``@start``: the UPS gets its data file and driver."""
         self.start_driver(step.shown)
 
     def _op_stale(self, step: Step) -> None:
+        """``@stale``: wait until the stale UPS answers DATA-STALE."""
         self._wait_reply("GET VAR stale ups.status", ["ERR DATA-STALE"], "@stale")
 
     def _op_driver(self, step: Step) -> None:
@@ -536,6 +548,7 @@ class Runner:
 # -- the two server pairs -----------------------------------------------------------------
 
 def _data_files() -> dict[str, str]:
+    """The dump files both servers read."""
     return {name: (DATA / name).read_text() for name in ("dummy.dev", "stale.dev")}
 
 
@@ -605,6 +618,7 @@ class Pairs:
         self._lock = threading.Lock()
 
     def get(self, name: str) -> Pair:
+        """The pair called ``name``, started now if this is its first use."""
         with self._lock:
             if name not in self._pairs:
                 # One exit stack per side, registered before starting, so that a side
@@ -623,6 +637,7 @@ class Pairs:
 
 @pytest.fixture(scope="session")
 def pairs() -> Iterator[Pairs]:
+    """The server pairs of this test session (skipped without NUT's binaries)."""
     nutreal.require_nut()
     with contextlib.ExitStack() as stack:
         yield Pairs(stack)
@@ -631,6 +646,7 @@ def pairs() -> Iterator[Pairs]:
 # -- the tests ------------------------------------------------------------------------------
 
 def _params() -> list[Any]:
+    """One pytest parameter per case, with its skip/xfail marks."""
     params = []
     for case in CASES:
         marks: list[Any] = []
