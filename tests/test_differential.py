@@ -19,7 +19,8 @@ they sit late in the file so that the wait is normally over before they run.
 
 Several server pairs are used, each started once per test session and only when a case
 needs it: ``main`` for almost everything; ``fsd`` for the cases that set upsd's FSD latch,
-which never clears; ``users`` for the upsd.users variants of ``upsd.users-users``; ``late``
+which never clears; ``users`` and ``conf`` for the upsd.users and ups.conf variants of
+``upsd.users-users`` and ``ups.conf-conf``; ``late``
 where ``nodriver`` gets its driver in the middle of the session (``@start``); ``scratch``
 for the ``@nutbug`` cases that leave the two servers' data different.  State that cases
 change (SET VAR) changes identically on both servers, because both see the same requests
@@ -552,16 +553,16 @@ def _data_files() -> dict[str, str]:
     return {name: (DATA / name).read_text() for name in ("dummy.dev", "stale.dev")}
 
 
-def _users(pair: str) -> str:
-    """The upsd.users text of a pair: ``upsd.users-<pair>`` if there is one."""
-    special = DATA / f"upsd.users-{pair}"
-    return (special if special.exists() else DATA / "upsd.users").read_text()
+def _config(name: str, pair: str) -> str:
+    """A config file of a pair: ``<name>-<pair>`` if there is one, else ``<name>``."""
+    special = DATA / f"{name}-{pair}"
+    return (special if special.exists() else DATA / name).read_text()
 
 
 @contextlib.contextmanager
-def _nut_side(users: str) -> Iterator[nutreal.NutServer]:
+def _nut_side(ups_conf: str, users: str) -> Iterator[nutreal.NutServer]:
     """NUT's upsd with dummy-ups for ``dummy`` and ``stale`` (frozen), none for ``nodriver``."""
-    with nutreal.nut_server((DATA / "ups.conf").read_text(), upsd_conf=UPSD_CONF,
+    with nutreal.nut_server(ups_conf, upsd_conf=UPSD_CONF,
                             upsd_users=users,
                             files=_data_files(), drivers=["dummy", "stale"],
                             extra_listen=["::1"]) as nut:
@@ -570,9 +571,9 @@ def _nut_side(users: str) -> Iterator[nutreal.NutServer]:
 
 
 @contextlib.contextmanager
-def _our_side(users: str) -> Iterator[OurMaster]:
+def _our_side(ups_conf: str, users: str) -> Iterator[OurMaster]:
     """Our master on the same files; ``stale`` loses its data file once it has been read."""
-    master = OurMaster((DATA / "ups.conf").read_text(), users, files=_data_files())
+    master = OurMaster(ups_conf, users, files=_data_files())
     (master.dir / "upsd.conf").write_text(
         f"LISTEN 127.0.0.1 {master.port}\nLISTEN ::1 {master.port}\n{UPSD_CONF}")
     with master:
@@ -615,21 +616,29 @@ class Pairs:
     def __init__(self, stack: contextlib.ExitStack) -> None:
         self._stack = stack
         self._pairs: dict[str, Pair] = {}
+        #: pairs that could not be started, so that their other cases fail fast
+        self._failed: dict[str, BaseException] = {}
         self._lock = threading.Lock()
 
     def get(self, name: str) -> Pair:
         """The pair called ``name``, started now if this is its first use."""
         with self._lock:
+            if name in self._failed:
+                raise RuntimeError(f"server pair {name!r} did not start") from self._failed[name]
             if name not in self._pairs:
                 # One exit stack per side, registered before starting, so that a side
                 # that did start is stopped even when the other one fails.
                 nut_stack = self._stack.enter_context(contextlib.ExitStack())
                 our_stack = self._stack.enter_context(contextlib.ExitStack())
                 with concurrent.futures.ThreadPoolExecutor(2) as pool:
-                    users = _users(name)
-                    nut_future = pool.submit(nut_stack.enter_context, _nut_side(users))
-                    our_future = pool.submit(our_stack.enter_context, _our_side(users))
-                    nut, ours = nut_future.result(), our_future.result()
+                    conf = _config("ups.conf", name), _config("upsd.users", name)
+                    nut_future = pool.submit(nut_stack.enter_context, _nut_side(*conf))
+                    our_future = pool.submit(our_stack.enter_context, _our_side(*conf))
+                    try:
+                        nut, ours = nut_future.result(), our_future.result()
+                    except BaseException as exc:
+                        self._failed[name] = exc
+                        raise
                 self._pairs[name] = Pair(Runner("NUT", nut.port, _nut_starter(nut)),
                                          Runner("ours", ours.port, _our_starter(ours)))
             return self._pairs[name]
@@ -693,4 +702,4 @@ def test_case_file() -> None:
     """The case file parses, names are unique, and it covers enough ground."""
     assert len(CASES) > 100
     assert all(case.steps for case in CASES)
-    assert {case.pair for case in CASES} <= {"main", "fsd", "scratch", "users", "late"}
+    assert {case.pair for case in CASES} <= {"main", "fsd", "scratch", "users", "late", "conf"}
