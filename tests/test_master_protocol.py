@@ -49,16 +49,23 @@ def test_replies_and_peer_address() -> None:
 
 
 def test_idle_timeout_counts_complete_requests_only() -> None:
-    """A client silent for 60 s is cut; partial lines do not count as activity."""
+    """A client silent for 60 s is cut at the next sweep (every 5 s); partial lines do not
+    count as activity; one that still does not go away is aborted at the sweep after."""
     factory, clock = make_factory()
     proto, tr = connect(factory)
-    clock.advance(59)
+    clock.advance(56)
     proto.dataReceived(b"NETVER\n")
     clock.advance(59)
     assert not tr.disconnecting
     proto.dataReceived(b"NET")  # not a complete request: no reset
-    clock.advance(1.5)
+    for _ in range(5):
+        clock.advance(1)
     assert tr.disconnecting
+    tr.disconnecting = True  # StringTransport keeps it "closing" forever, like a stuck peer
+    aborted: list[bool] = []
+    tr.abortConnection = lambda: aborted.append(True)  # type: ignore[method-assign]
+    clock.advance(5)
+    assert aborted == [True]
 
 
 def test_logout_closes_after_reply() -> None:

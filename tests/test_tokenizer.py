@@ -160,3 +160,16 @@ def test_junk_never_raises_and_words_are_bounded(data: bytes) -> None:
             for word in item:
                 assert len(word) <= MAX_WORD_LEN
                 assert all(0x20 <= ord(c) <= 0x7F for c in word)
+
+
+@settings(max_examples=300)
+@given(st.lists(st.text(alphabet=st.sampled_from(list(' \t\r\x0b\x0cabc=#"\\\x00\x7f\xe9')),
+                        max_size=40), max_size=8))
+def test_fast_path_agrees_with_the_state_machine(lines: list[str]) -> None:
+    """Whole plain lines take a fast path; fed byte by byte they take the state machine:
+    both give the same words."""
+    data = "\n".join(lines).replace("#", "").encode("latin-1") + b"\n"
+    whole = RequestReader().feed(data)
+    slow = RequestReader()
+    one_by_one = [item for i in range(len(data)) for item in slow.feed(data[i:i + 1])]
+    assert whole == one_by_one

@@ -90,6 +90,9 @@ class UPS:
         #: how many successful reads the driver reported (the master's MAXAGE watchdog
         #: notices a driver that stopped reporting)
         self.updates = 0
+        #: bumped whenever a variable appears, changes value or goes away (lets readers
+        #: cache what they render from names and values, e.g. LIST VAR)
+        self.version = 0
 
     # -- reading ---------------------------------------------------------------------
 
@@ -131,9 +134,11 @@ class UPS:
         if var is None:
             var = self._vars[key] = Variable(name, value)
             self._dirty.add(name)
+            self.version += 1
         elif var.value != value:
             var.value = value
             self._dirty.add(var.name)
+            self.version += 1
         if writable is not None:
             var.writable = writable
         if string_len is not None:
@@ -143,6 +148,7 @@ class UPS:
         var = self._vars.pop(name.lower(), None)
         if var is not None:
             self._dirty.add(var.name)
+            self.version += 1
 
     def set_status(self, words: Iterable[str]) -> None:
         """Replace ``ups.status`` with these words (NUT's status_init/set/commit)."""
@@ -168,6 +174,7 @@ class UPS:
         """Forget every variable and command (a driver starting over)."""
         self._dirty.update(v.name for v in self._vars.values())
         self._vars.clear()
+        self.version += 1
         self._cmds.clear()
 
     def data_ok(self) -> None:

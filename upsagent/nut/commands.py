@@ -225,13 +225,23 @@ def _list_var(session: "ServerSession", name: str) -> None:
     slot = _slot(session, name)
     if slot is None:
         return
+    # Pollers (Home Assistant, exporters, upsmon-style scripts) ask for the same list over
+    # and over: render it once per change of the data, per spelling of the UPS name.
+    cached = slot.list_cache.get(name)
+    if cached is not None and cached[0] == slot.ups.version and cached[1] == slot.fsd:
+        session.reply(cached[2])
+        return
     body = []
     for var in slot.ups.variables():
         value = var.value
         if slot.fsd and var.name.lower() == "ups.status":
             value = _status_value(slot, value)
         body.append(f"VAR {name} {var.name} {quote(value)}")
-    _block(session, f"VAR {name}", body)
+    text = "\n".join([f"BEGIN LIST VAR {name}", *body, f"END LIST VAR {name}"])
+    if len(slot.list_cache) >= 16:  # bounded: a client could try every case variant
+        slot.list_cache.clear()
+    slot.list_cache[name] = (slot.ups.version, slot.fsd, text)
+    session.reply(text)
 
 
 def _list_rw(session: "ServerSession", name: str) -> None:

@@ -61,6 +61,9 @@ class Slot:
     numlogins: int = 0
     #: every name (canonical first) clients may use for this UPS
     names: tuple[str, ...] = ()
+    #: rendered LIST VAR bodies by the UPS name as the client spelled it:
+    #: name -> (UPS.version, fsd, text); see commands._list_var
+    list_cache: dict[str, tuple[int, bool, str]] = field(default_factory=dict)
 
 
 class Users:

@@ -67,6 +67,9 @@ _COLLECTLITERAL = 6
 
 _LF = 0x0A
 _SPACES = frozenset(b" \t\r\x0b\x0c")
+# A complete line of plain words: whitespace (TAB..CR, space) and 0x21-0x7F other than
+# '"', '#', '=', '\\', ending at LF.  By far the most common request shape.
+_PLAIN_LINE = re.compile(rb'[\t\x0b\x0c\r !$-<>-\[\]-\x7f]*\n')
 # Runs that need no per-byte decision: ordinary word characters outside quotes ...
 _COLLECT_RUN = re.compile(rb'[^#=\\\x00-\x20\x80-\xff]+')
 # ... and inside quotes (space is ordinary there; control bytes are not).
@@ -114,6 +117,14 @@ class _Machine:
         ``(end, None)`` when more bytes are needed.
         """
         state = self.state
+        if state == _FINDWORDSTART and not self.words and not self._word:
+            # Fast path: a whole line of plain words (no quote, backslash, '#', '=' or
+            # control byte) splits on whitespace exactly as the state machine would.
+            m = _PLAIN_LINE.match(data, pos, end)
+            if m is not None:
+                limit = self.max_word_len
+                return m.end(), [w[:limit].decode("ascii")
+                                 for w in m.group().split()[:self.max_words]]
         while pos < end:
             if state == _COLLECT:
                 m = _COLLECT_RUN.match(data, pos, end)
@@ -296,4 +307,6 @@ _ESCAPE = re.compile(r'([\\"#])')
 
 def quote(value: str) -> str:
     """Quote a value for a reply: ``"`` around it, ``\\`` before each ``\\``, ``"``, ``#``."""
-    return '"' + _ESCAPE.sub(r"\\\1", value) + '"'
+    if '"' in value or "\\" in value or "#" in value:
+        return '"' + _ESCAPE.sub(r"\\\1", value) + '"'
+    return '"' + value + '"'
