@@ -25,7 +25,7 @@ from typing import TYPE_CHECKING, Callable
 
 from twisted.logger import Logger
 
-from upsagent.model import Availability
+from upsagent.model import Availability, Variable
 from upsagent.nut.errors import Err
 from upsagent.nut.state import NETVER, NUT_VERSION, SERVER_INFO, Slot
 from upsagent.nut.tokenizer import quote
@@ -64,6 +64,17 @@ def _slot(session: "ServerSession", name: str, *, available: bool = True) -> Slo
             session.error(Err.DATA_STALE)
             return None
     return slot
+
+
+def _variable(session: "ServerSession", name: str, var: str) -> Variable | None:
+    """Find a UPS's variable, answering UNKNOWN-UPS / availability / VAR-NOT-SUPPORTED."""
+    slot = _slot(session, name)
+    if slot is None:
+        return None
+    variable = slot.ups.get(var)
+    if variable is None:
+        session.error(Err.VAR_NOT_SUPPORTED)
+    return variable
 
 
 def _status_value(slot: Slot, value: str) -> str:
@@ -155,14 +166,9 @@ def _get_var(session: "ServerSession", name: str, var: str) -> None:
 
 
 def _get_type(session: "ServerSession", name: str, var: str) -> None:
-    slot = _slot(session, name)
-    if slot is None:
-        return
-    variable = slot.ups.get(var)
-    if variable is None:
-        session.error(Err.VAR_NOT_SUPPORTED)
-        return
-    session.reply(" ".join(["TYPE", name, var, *variable.type_words()]))
+    variable = _variable(session, name, var)
+    if variable is not None:
+        session.reply(" ".join(["TYPE", name, var, *variable.type_words()]))
 
 
 def _get_desc(session: "ServerSession", name: str, var: str) -> None:
@@ -269,27 +275,18 @@ def _list_client(session: "ServerSession", name: str) -> None:
 
 
 def _list_enum(session: "ServerSession", name: str, var: str) -> None:
-    slot = _slot(session, name)
-    if slot is None:
-        return
-    variable = slot.ups.get(var)
-    if variable is None:
-        session.error(Err.VAR_NOT_SUPPORTED)
-        return
-    _block(session, f"ENUM {name} {var}",
-           [f"ENUM {name} {var} {quote(value)}" for value in variable.enum])
+    variable = _variable(session, name, var)
+    if variable is not None:
+        _block(session, f"ENUM {name} {var}",
+               [f"ENUM {name} {var} {quote(value)}" for value in variable.enum])
 
 
 def _list_range(session: "ServerSession", name: str, var: str) -> None:
-    slot = _slot(session, name)
-    if slot is None:
-        return
-    variable = slot.ups.get(var)
-    if variable is None:
-        session.error(Err.VAR_NOT_SUPPORTED)
-        return
-    _block(session, f"RANGE {name} {var}",
-           [f'RANGE {name} {var} "{low}" "{high}"' for low, high in variable.ranges])
+    variable = _variable(session, name, var)
+    if variable is not None:
+        _block(session, f"RANGE {name} {var}",
+               [f'RANGE {name} {var} "{low}" "{high}"'
+                for low, high in variable.ranges])
 
 
 _LIST_ONE: dict[str, Callable[["ServerSession", str], None]] = {
