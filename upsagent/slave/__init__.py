@@ -1,0 +1,1 @@
+"""The slave agent: monitors, the policy engine, the action runners and backends."""
