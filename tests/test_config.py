@@ -300,8 +300,6 @@ def test_lines_nut_ignores_are_warned_about(tmp_path: Path) -> None:
 
 
 @pytest.mark.parametrize(("ups", "expected"), [
-    ("[a]\n port = auto\n", ':1: [a]: no driver (NUT needs one in every UPS section'),
-    ("[a]\n driver = dummy-ups\n", ":1: [a]: no port (NUT needs one in every UPS section"),
     ("[a]\n driver = dummy-ups\n port = x\n desc = \"Rack #4\"\n",
      ":4: desc: parse error: Unbalanced word due to unescaped # in quotes"),
     ("[a]\n driver = dummy-ups\n port\n", ":3: [a] port: needs a value"),
@@ -309,9 +307,6 @@ def test_lines_nut_ignores_are_warned_about(tmp_path: Path) -> None:
      ':4: [a] pollinterval: "soon" is not a whole number'),
     ("pollinterval = 0\n[a]\n driver = dummy-ups\n port = x\n",
      ":1: pollinterval: must be at least 1"),
-    ("[UPS]\n driver = dummy-ups\n port = x\n[ups]\n driver = dummy-ups\n port = y\n",
-     ':4: [ups]: "ups" is already the name of UPS "UPS" (names are compared '
-     "case-insensitively"),
     ('"[my ups]"\n driver = dummy-ups\n port = x\n', ':1: [my ups]: "my ups" holds " "'),
     ("[a@b]\n driver = dummy-ups\n port = x\n", ':1: [a@b]: "a@b" holds "@"'),
 ])
@@ -319,6 +314,21 @@ def test_ups_conf_errors_name_file_line_key_reason(tmp_path: Path, ups: str,
                                                     expected: str) -> None:
     """Each ups.conf error names the file, the line, the section/key and the reason."""
     assert nut_error(tmp_path, ups=ups).startswith(f"{tmp_path}/ups.conf{expected}")
+
+
+def test_sections_upsd_would_skip_are_warnings(tmp_path: Path) -> None:
+    """As upsd: no driver skips the section, no port serves it as not connected, and a
+    name differing only in case is skipped; each says so in a warning, never a refusal."""
+    ups = ("[a]\n port = auto\n[b]\n driver = dummy-ups\n"
+           "[UPS]\n driver = dummy-ups\n port = x\n[ups]\n driver = dummy-ups\n port = y\n")
+    config = load_nut_dir(nut_dir(tmp_path, ups=ups))
+    assert [(u.name, u.port) for u in config.master.ups] == [("b", None), ("UPS", "x")]
+    path = f"{tmp_path}/ups.conf"
+    assert config.warnings == (
+        f"{path}:1: [a] ignored: no driver (as upsd ignores it; e.g. driver = usbhid-ups)",
+        f"{path}:3: [b]: no port, so its driver cannot start and the UPS is reported as not "
+        "connected, as with NUT (e.g. port = auto)",
+        f"{path}:8: [ups] ignored: the same name as [UPS] but for case")
 
 
 def test_unknown_nut_driver_is_a_warning(tmp_path: Path) -> None:

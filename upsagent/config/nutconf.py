@@ -12,8 +12,9 @@ ups.conf [common/upsconf.c, drivers/main.c, server/conf.c]
   do).  ``key = value`` sets an option (only the first value word counts), a lone word is a
   flag (``ignorelb``), any other line is ignored by NUT -- we ignore it with a warning.
   ``driver`` and ``desc`` go to their own fields; every other option, ``port`` included, is
-  kept in ``options`` in file order.  A section needs ``driver`` and ``port`` (upsd skips it
-  and the driver refuses to start): an error here.  Global options before the first section:
+  kept in ``options`` in file order.  As with upsd, a section without ``driver`` is skipped
+  and one without ``port`` is served as "driver not connected" (its driver cannot start),
+  each with a warning; a second section whose name differs only in case is skipped too.  Global options before the first section:
   ``pollinterval`` is the default for every UPS (it is copied into the options of each UPS that
   does not set its own, as NUT's drivers publish it anyway); the upsdrvctl and process options
   (``maxretry``, ``retrydelay``, ``user``, ...) are ignored with a note.
@@ -321,7 +322,21 @@ class _Reader:
                 current.desc = value
             else:
                 current.options[key] = value
-        return tuple(self._ups(path, draft, pollinterval) for draft in drafts.values())
+        upses: list[UpsConfig] = []
+        seen: dict[str, str] = {}
+        for draft in drafts.values():
+            ups = self._ups(path, draft, pollinterval)
+            if ups is None:
+                continue
+            if ups.name.lower() in seen:
+                # upsd lists both, but finds names case-insensitively: the later one
+                # could never be reached by a client
+                self.warn(path, draft.line, f"[{ups.name}] ignored: the same name as "
+                                            f"[{seen[ups.name.lower()]}] but for case")
+                continue
+            seen[ups.name.lower()] = ups.name
+            upses.append(ups)
+        return tuple(upses)
 
     def _ups_flag(self, path: str, line: int, current: _Draft | None, flag: str) -> None:
         if current is None:
@@ -334,17 +349,23 @@ class _Reader:
             current.lines.setdefault(flag, line)
             current.flags.append(flag)
 
-    def _ups(self, path: str, draft: _Draft, pollinterval: tuple[str, int] | None) -> UpsConfig:
+    def _ups(self, path: str, draft: _Draft,
+             pollinterval: tuple[str, int] | None) -> UpsConfig | None:
+        """One ``[section]``; None (with a warning) for one upsd would skip."""
+        if "driver" not in draft.lines:
+            self.warn(path, draft.line, f"[{draft.name}] ignored: no driver (as upsd ignores "
+                                        "it; e.g. driver = usbhid-ups)")
+            return None
         self.places.drafts["ups"].append(draft)
-        for key, example in (("driver", "usbhid-ups"), ("port", "auto")):
-            if key not in draft.lines:
-                raise ConfigError(f"{path}:{draft.line}: [{draft.name}]: no {key} (NUT needs "
-                                  f"one in every UPS section, e.g. {key} = {example})")
+        if "port" not in draft.lines:
+            self.warn(path, draft.line, f"[{draft.name}]: no port, so its driver cannot start "
+                                        "and the UPS is reported as not connected, as with "
+                                        "NUT (e.g. port = auto)")
         if pollinterval is not None and "pollinterval" not in draft.options:
             draft.options["pollinterval"] = pollinterval[0]
             draft.lines["pollinterval"] = pollinterval[1]
         assert draft.driver is not None
-        return UpsConfig(name=draft.name, driver=draft.driver, port=draft.options["port"],
+        return UpsConfig(name=draft.name, driver=draft.driver, port=draft.options.get("port"),
                          desc=draft.desc, options=dict(draft.options), flags=tuple(draft.flags),
                          confdir=self.confdir)
 
