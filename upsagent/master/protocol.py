@@ -16,6 +16,10 @@ need a transport or a clock:
   When a client does not read its replies and the transport's buffer fills, we stop reading
   that client's requests until it drains, so a client that never reads cannot make the
   server buffer without bound;
+* **pushed lines** (``WATCH``): the session calls ``wakeup`` when it queued some; they are
+  written at once unless the protocol is handling input (they follow its replies) or the
+  client is throttled (they wait in the session, which keeps only the newest per item, and
+  are written when the transport drains);
 * **line length**: a request line longer than ``max_line_length`` drops the connection;
 * **STARTTLS**: after ``OK STARTTLS`` is written the transport switches to TLS (Twisted
   sends bytes written before ``startTLS`` in the clear);
@@ -63,6 +67,7 @@ class NutServerProtocol(Protocol):
         self._inbuf = b""
         self._paused = False
         self._throttled = False
+        self._pumping = False
 
     @property
     def _tx(self) -> Any:
@@ -77,6 +82,7 @@ class NutServerProtocol(Protocol):
         self.peer = str(getattr(peer, "host", peer))
         self.session = ServerSession(factory.state, self.peer,
                                      max_line_length=factory.max_line_length)
+        self.session.wakeup = self._flush
         self._tx.registerProducer(self, True)
         self.last_heard = factory.clock.seconds()
         factory.connection_made(self)
@@ -117,6 +123,21 @@ class NutServerProtocol(Protocol):
         """Feed buffered input to the session while the client keeps reading replies."""
         session = self.session
         assert session is not None
+        self._pumping = True
+        try:
+            self._pump_input(session)
+        finally:
+            self._pumping = False
+        if session.closing:
+            if session.close_reason:
+                self.log.warn("Disconnect {peer}: {why}", peer=self.peer,
+                              why=session.close_reason)
+            self._inbuf = b""
+            self._tx.loseConnection()
+            return
+        self._flush()  # lines pushed while the input was handled, or held for TLS
+
+    def _pump_input(self, session: ServerSession) -> None:
         while self._inbuf and not self._paused and not session.closing:
             chunk, self._inbuf = self._inbuf[:_PUMP_BYTES], self._inbuf[_PUMP_BYTES:]
             before = session.requests
@@ -132,12 +153,17 @@ class NutServerProtocol(Protocol):
             if session.start_tls:
                 self._inbuf = b""  # plain text after STARTTLS is not honoured
                 self._start_tls(session)
-        if session.closing:
-            if session.close_reason:
-                self.log.warn("Disconnect {peer}: {why}", peer=self.peer,
-                              why=session.close_reason)
-            self._inbuf = b""
-            self._tx.loseConnection()
+
+    def _flush(self) -> None:
+        """Write pending output now, unless input is being handled or the client is
+        throttled (the session's ``wakeup``)."""
+        session = self.session
+        if (self._pumping or self._paused or session is None or session.closing
+                or session.start_tls or self._tx.disconnecting):
+            return
+        out = session.data_to_send()
+        if out:
+            self._write(out)
 
     def _write(self, data: bytes) -> None:
         """Send at once when nothing is queued on a plain TCP socket; else queue in order."""

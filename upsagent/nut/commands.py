@@ -15,6 +15,8 @@ Error precedence is upsd 2.8.0's, verb by verb (``research/nut-protocol.md`` §4
 * INSTCMD: CMD-NOT-SUPPORTED before ACCESS-DENIED;
 * LOGIN: ALREADY-LOGGED-IN before UNKNOWN-UPS.
 
+One verb is upsagent's own: ``WATCH`` (the push extension, :mod:`upsagent.nut.push`).
+
 Names the client typed (UPS, variable, command) are echoed in its spelling; values are
 quoted and escaped with :func:`~upsagent.nut.tokenizer.quote`.
 """
@@ -26,6 +28,7 @@ from typing import TYPE_CHECKING, Callable
 from twisted.logger import Logger
 
 from upsagent.model import Availability, Variable
+from upsagent.nut import push
 from upsagent.nut.errors import Err
 from upsagent.nut.state import NETVER, NUT_VERSION, SERVER_INFO, Slot
 from upsagent.nut.tokenizer import quote
@@ -375,11 +378,22 @@ def _fsd(session: "ServerSession", args: list[str]) -> None:
     if not session.state.users.check_action(session.username, session.password, "fsd"):
         session.error(Err.ACCESS_DENIED)
         return
-    if not slot.fsd:
+    if slot.set_fsd():
         session.notices.append(
             f"Client {session.username}@{session.address} set FSD on UPS [{slot.name}]")
-    slot.fsd = True
     session.reply("OK FSD-SET")
+
+
+def _watch(session: "ServerSession", args: list[str]) -> None:
+    """upsagent's push extension (see :mod:`upsagent.nut.push`); upsd has no such verb."""
+    if len(args) != 1:
+        session.error(Err.INVALID_ARGUMENT)
+        return
+    slot = _slot(session, args[0], available=False)
+    if slot is None:
+        return
+    push.watch(session, slot, args[0])
+    session.reply(f"OK WATCHING {args[0]}")
 
 
 # -- SET and INSTCMD ---------------------------------------------------------------------
@@ -529,4 +543,6 @@ COMMANDS: dict[str, tuple[Handler, bool]] = {
     "FSD": (_fsd, True),
     "SET": (_set, True),
     "INSTCMD": (_instcmd, True),
+    # upsagent's extension; upsd answers ERR UNKNOWN-COMMAND (and HELP does not list it)
+    "WATCH": (_watch, False),
 }

@@ -17,12 +17,20 @@ Session rules (upsd 2.8.0):
   client's delayed ACK);
 * after ``OK STARTTLS`` the rest of that input is dropped and the adapter starts TLS; after
   ``OK Goodbye`` the session is closing;
-* closing the connection logs the session out of its UPS (NUMLOGINS, LIST CLIENT).
+* closing the connection logs the session out of its UPS (NUMLOGINS, LIST CLIENT) and ends
+  its watches;
+* lines of the push extension (:mod:`upsagent.nut.push`) wait in their own queue and come
+  out of :meth:`ServerSession.data_to_send` after the replies, so always between whole
+  replies; they are held back while a STARTTLS handshake is due.  When one is queued outside
+  request handling the session calls ``wakeup`` (set by the adapter) so that it is written.
 """
 
 from __future__ import annotations
 
+from typing import Callable
+
 from upsagent.nut.commands import COMMANDS
+from upsagent.nut.push import unwatch_all
 from upsagent.nut.errors import Err
 from upsagent.nut.state import ServerState, Slot
 from upsagent.nut.tokenizer import ParseError, RequestReader
@@ -53,8 +61,17 @@ class ServerSession:
         self.requests = 0
         #: things worth a log line (parse errors); the adapter drains it
         self.notices: list[str] = []
+        #: the adapter's "output is pending" callback for pushed lines (None: nobody asks)
+        self.wakeup: Callable[[], None] | None = None
+        #: the UPSes this session watches (an ordered set)
+        self.watching: dict[Slot, None] = {}
         self._reader = RequestReader()
         self._out: list[str] = []
+        #: pushed lines not yet fetched, newest per (UPS, item); see push.py
+        self._pushes: dict[tuple[Slot, str], str] = {}
+        #: the last line queued per (UPS, item), so that an unchanged value is not repeated
+        self._pushed: dict[tuple[Slot, str], str] = {}
+        self._handling = False
         state.sessions.insert(0, self)
 
     # -- I/O side ----------------------------------------------------------------------
@@ -63,20 +80,27 @@ class ServerSession:
         """Process bytes from the client; replies accumulate for :meth:`data_to_send`."""
         if self.closing or self.start_tls:
             return
-        for item in self._reader.feed(data):
-            if isinstance(item, ParseError):
-                self.notices.append(f"parse error from {self.address}: {item.message}")
-                continue
-            self.requests += 1
-            self.dispatch(item)
-            if self.closing or self.start_tls:
-                return  # nothing after LOGOUT or STARTTLS is read as plain text
+        self._handling = True
+        try:
+            for item in self._reader.feed(data):
+                if isinstance(item, ParseError):
+                    self.notices.append(f"parse error from {self.address}: {item.message}")
+                    continue
+                self.requests += 1
+                self.dispatch(item)
+                if self.closing or self.start_tls:
+                    return  # nothing after LOGOUT or STARTTLS is read as plain text
+        finally:
+            self._handling = False
         if self.max_line_length and self._reader.line_bytes > self.max_line_length:
             self.closing = True
             self.close_reason = (f"request line longer than {self.max_line_length} bytes")
 
     def data_to_send(self) -> bytes:
-        """Everything to write now (possibly empty)."""
+        """Everything to write now (possibly empty): replies, then pushed lines."""
+        if self._pushes and not self.start_tls:
+            self._out.extend(f"{line}\n" for line in self._pushes.values())
+            self._pushes.clear()
         if not self._out:
             return b""
         out = "".join(self._out).encode("ascii", "replace")
@@ -89,12 +113,46 @@ class ServerSession:
         self.tls = True
 
     def connection_lost(self) -> None:
-        """The connection is gone: log out of the UPS and leave the session list."""
+        """The connection is gone: log out of the UPS, end watches, leave the session list."""
         if self.login_slot is not None:
             self.login_slot.numlogins -= 1
             self.login_slot = None
+        unwatch_all(self)
+        self._pushes.clear()
         if self in self.state.sessions:
             self.state.sessions.remove(self)
+
+    # -- pushed lines (push.py calls these) ----------------------------------------------
+
+    def push(self, slot: Slot, item: str, line: str) -> None:
+        """Queue a pushed line about ``item`` of ``slot``, replacing an unfetched older one."""
+        if self.closing:
+            return
+        key = (slot, item)
+        if self._pushed.get(key) == line:
+            return
+        self._pushed[key] = line
+        self._pushes.pop(key, None)
+        self._pushes[key] = line
+
+    def push_forget(self, slot: Slot, item: str) -> None:
+        """Forget the last line of ``item`` of ``slot``: the same line is news again."""
+        self._pushed.pop((slot, item), None)
+
+    def push_cancel(self, slot: Slot, item: str) -> None:
+        """Drop an unfetched line of ``item`` of ``slot`` (it is outdated) and forget it."""
+        self._pushed.pop((slot, item), None)
+        self._pushes.pop((slot, item), None)
+
+    def push_done(self) -> None:
+        """The lines of one change are queued: ask the adapter to write them."""
+        if self._pushes and not self._handling and self.wakeup is not None:
+            self.wakeup()
+
+    @property
+    def pushes_pending(self) -> int:
+        """How many pushed lines wait to be fetched."""
+        return len(self._pushes)
 
     # -- protocol side -----------------------------------------------------------------
 

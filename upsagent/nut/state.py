@@ -11,7 +11,8 @@ Rules kept from upsd (see ``research/nut-protocol.md`` §6-§9):
   for NAS boxes with fixed names), and they share its FSD latch and login count.
 * Users: the *first* entry with a matching name decides; the password is compared exactly;
   actions and instant-command names case-insensitively; ``instcmds = all`` allows any.
-* The FSD latch, once set, stays until the server restarts (or the UPS leaves the config).
+* The FSD latch, once set, stays until the server restarts (or the UPS leaves the config);
+  :meth:`Slot.set_fsd` sets it and tells the UPS's watchers (the push extension).
 * Tracking ids are global (any session with tracking on may ask about any id) and are
   forgotten ``tracking_delay`` seconds after the request.
 """
@@ -24,7 +25,8 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Callable, Iterable, Protocol
 
 from upsagent.config.schema import UpsConfig, UserConfig
-from upsagent.model import UPS
+from upsagent.model import UPS, Change
+from upsagent.nut.push import fsd_changed
 from upsagent.nut.tokenizer import tokenize_text
 
 if TYPE_CHECKING:
@@ -64,6 +66,22 @@ class Slot:
     #: rendered LIST VAR bodies by the UPS name as the client spelled it:
     #: name -> (UPS.version, fsd, text); see commands._list_var
     list_cache: dict[str, tuple[int, bool, str]] = field(default_factory=dict)
+    #: sessions that sent WATCH for this UPS, with the name as they typed it (push.py)
+    watchers: dict["ServerSession", str] = field(default_factory=dict)
+    #: the UPS observer feeding the watchers, installed while there are any
+    push_observer: Callable[[Change], None] | None = None
+
+    def set_fsd(self) -> bool:
+        """Set the FSD latch (never cleared); True if it was not set before.
+
+        Watchers are told at once.  Everything that sets the latch goes through here: the
+        FSD command and the master's own shutdown sequence.
+        """
+        if self.fsd:
+            return False
+        self.fsd = True
+        fsd_changed(self)
+        return True
 
 
 class Users:
