@@ -682,9 +682,12 @@ def test_toml_string_is_read_back_by_tomllib(value: str) -> None:
 def test_every_master_setting_is_read_and_written() -> None:
     """Each MasterConfig field has a TOML key and an export rule (guards schema drift)."""
     from upsagent.config import export
+    from upsagent.config.schema import ShutdownConfig
     names = {f.name for f in fields(MasterConfig)} - {"ups", "users"}
     assert names <= set(native._MASTER_KEYS)
-    assert names == set(export._MASTER_ORDER) | {"listen"}
+    # [master.shutdown] is a table of its own, written field by field
+    assert names == set(export._MASTER_ORDER) | {"listen", "shutdown"}
+    assert {f.name for f in fields(ShutdownConfig)} == set(native._SHUTDOWN_KEYS)
 
 
 UPS_NAME = st.text(st.sampled_from(

@@ -8,7 +8,7 @@ an equal Config (:func:`upsagent.config.native.loads_toml`):
   ``\\b \\t \\n \\f \\r`` or ``\\uXXXX``, everything else (Unicode included) as is;
 * keys are bare when they are ``A-Za-z0-9_-`` only, quoted otherwise (``"override.ups.mfr"``);
 * ``[master]`` always carries ``listen``; other settings only when they differ from the
-  default;
+  default; the same for ``[master.shutdown]``, written only when some setting differs;
 * a UPS's ``port`` is written in its ``[[ups]]`` table and left out of ``[ups.options]``
   (the loader puts it back first); ``confdir`` is written when set, so that relative
   dummy-ups data files keep pointing at the same directory;
@@ -22,7 +22,8 @@ from __future__ import annotations
 import re
 from dataclasses import fields
 
-from upsagent.config.schema import Config, ListenAddress, MasterConfig, UpsConfig, UserConfig
+from upsagent.config.schema import (
+    Config, ListenAddress, MasterConfig, ShutdownConfig, UpsConfig, UserConfig)
 
 __all__ = ["toml_key", "toml_string", "to_toml"]
 
@@ -55,6 +56,8 @@ def _value(value: object) -> str:
         return "true" if value else "false"
     if isinstance(value, int):
         return str(value)
+    if isinstance(value, float):
+        return repr(value)
     if isinstance(value, str):
         return toml_string(value)
     if isinstance(value, (list, tuple)):
@@ -91,6 +94,12 @@ def _master(master: MasterConfig) -> list[str]:
         value = getattr(master, key)
         if value != defaults[key]:
             lines.append(f"{key} = {_value(value)}")
+    if master.shutdown != ShutdownConfig():
+        lines += ["", "[master.shutdown]"]
+        for f in fields(ShutdownConfig):
+            value = getattr(master.shutdown, f.name)
+            if value != f.default:
+                lines.append(f"{f.name} = {_value(value)}")
     return lines
 
 
@@ -107,6 +116,9 @@ def _ups(ups: UpsConfig) -> list[str]:
         lines.append(f"flags = {_value(ups.flags)}")
     if ups.confdir is not None:
         lines.append(f"confdir = {_value(ups.confdir)}")
+    for key in ("lowbatt_charge", "lowbatt_runtime"):
+        if getattr(ups, key) is not None:
+            lines.append(f"{key} = {_value(getattr(ups, key))}")
     options = {key: value for key, value in ups.options.items() if key != "port"}
     if options:
         lines.append("[ups.options]")

@@ -1,9 +1,11 @@
 # -*- test-case-name: tests.test_config -*-
 """The native configuration file, ``/etc/upsagent/upsagent.toml`` (see upsagent.toml(5)).
 
-Layout: a ``[master]`` table (listeners, limits, TLS, ``secrets_file``), one ``[[ups]]`` table
-per UPS (``name``, ``driver``, ``port``, ``desc``, ``aliases``, ``flags``, ``confdir`` and a
-``[ups.options]`` table of NUT driver options) and one ``[[user]]`` table per network user
+Layout: a ``[master]`` table (listeners, limits, TLS, ``secrets_file``, ``powerdown_flag``)
+with an optional ``[master.shutdown]`` table (the primary's end of the sequence), one
+``[[ups]]`` table per UPS (``name``, ``driver``, ``port``, ``desc``, ``aliases``, ``flags``,
+``confdir``, ``lowbatt_charge``, ``lowbatt_runtime`` and a ``[ups.options]`` table of NUT
+driver options) and one ``[[user]]`` table per network user
 (``name``, ``password`` or ``password_file``, ``actions``, ``instcmds``, ``upsmon``).  The
 ``[slave]`` and ``[[host]]`` tables belong to the slave agent and are not read here.
 
@@ -37,7 +39,8 @@ import tomllib
 from typing import Any
 
 from upsagent.config.schema import (
-    DEFAULT_PORT, Config, ConfigError, ListenAddress, MasterConfig, UpsConfig, UserConfig)
+    DEFAULT_PORT, Config, ConfigError, ListenAddress, MasterConfig, ShutdownConfig, UpsConfig,
+    UserConfig)
 from upsagent.config.validate import (
     KNOWN_ACTIONS, control_problem, readable_problem, show, suggest, validate_master)
 
@@ -51,8 +54,13 @@ _MASTER_INT = ("maxconn", "maxage", "tracking_delay", "idle_timeout", "max_line_
                "max_send_buffer")
 _MASTER_STR = ("certfile", "keyfile", "powerdown_flag")
 _MASTER_BOOL = ("allow_no_device", "disable_weak_ssl")
-_MASTER_KEYS = ("listen", *_MASTER_INT, *_MASTER_STR, *_MASTER_BOOL, "secrets_file")
-_UPS_KEYS = ("name", "driver", "port", "desc", "aliases", "options", "flags", "confdir")
+_MASTER_KEYS = ("listen", *_MASTER_INT, *_MASTER_STR, *_MASTER_BOOL, "secrets_file",
+                "shutdown")
+_UPS_KEYS = ("name", "driver", "port", "desc", "aliases", "options", "flags", "confdir",
+             "lowbatt_charge", "lowbatt_runtime")
+_SHUTDOWN_INT = ("minsupplies", "on_battery_for", "deadtime", "hostsync", "finaldelay")
+_SHUTDOWN_BOOL = ("enabled", "dry_run")
+_SHUTDOWN_KEYS = (*_SHUTDOWN_BOOL, "ups", *_SHUTDOWN_INT, "shutdown_command")
 _USER_KEYS = ("name", "password", "password_file", "actions", "instcmds", "upsmon")
 _UPSMON = {"primary": ("login", "master", "fsd"), "master": ("login", "master", "fsd"),
            "secondary": ("login",), "slave": ("login",)}
@@ -221,6 +229,9 @@ class _Builder:
                     raise self.fail(f"master.{key}", f"must be true or false, not "
                                                      f"{_kind(table[key])}")
                 settings[key] = table[key]
+        if "shutdown" in table:
+            settings["shutdown"] = self.shutdown(self.table(table["shutdown"],
+                                                            "master.shutdown"))
         if "listen" in table:
             entries = self.strings(table, "listen", "master")
             if not entries:
@@ -231,6 +242,48 @@ class _Builder:
                 raise self.fail("master.listen", "lists the same address and port twice")
             settings["listen"] = tuple(listen)
         return MasterConfig(**settings)
+
+    def whole(self, table: dict[str, Any], key: str, where: str) -> int | None:
+        """An optional whole number (``true`` is not one)."""
+        if key not in table:
+            return None
+        value = table[key]
+        if not isinstance(value, int) or isinstance(value, bool):
+            raise self.fail(f"{where}.{key}", f"must be a whole number, not {_kind(value)}")
+        return value
+
+    def flag(self, table: dict[str, Any], key: str, where: str) -> bool | None:
+        """An optional boolean."""
+        if key not in table:
+            return None
+        if not isinstance(table[key], bool):
+            raise self.fail(f"{where}.{key}", f"must be true or false, not "
+                                              f"{_kind(table[key])}")
+        return bool(table[key])
+
+    def shutdown(self, table: dict[str, Any]) -> ShutdownConfig:
+        """``[master.shutdown]``; ranges and UPS names are checked by validate_master."""
+        where = "master.shutdown"
+        self.known_keys(table, _SHUTDOWN_KEYS, where)
+        settings: dict[str, Any] = {}
+        for key in _SHUTDOWN_INT:
+            settings[key] = self.whole(table, key, where)
+        for key in _SHUTDOWN_BOOL:
+            settings[key] = self.flag(table, key, where)
+        if "ups" in table:
+            settings["ups"] = tuple(self.strings(table, "ups", where))
+        if "shutdown_command" in table:
+            argv = table["shutdown_command"]
+            if isinstance(argv, str):
+                raise self.fail(f"{where}.shutdown_command", "must be a list of arguments "
+                                f"(no shell): write [{', '.join(map(show, argv.split()))}]")
+            if (not isinstance(argv, list) or not argv
+                    or not all(isinstance(arg, str) for arg in argv)):
+                raise self.fail(f"{where}.shutdown_command",
+                                "must be a non-empty list of strings (the program and its "
+                                "arguments)")
+            settings["shutdown_command"] = tuple(argv)
+        return ShutdownConfig(**{k: v for k, v in settings.items() if v is not None})
 
     def listen(self, text: str, where: str) -> ListenAddress:
         """``host:port``, ``host``, ``[v6]:port``, ``[v6]`` or a bare IPv6 address."""
@@ -275,10 +328,17 @@ class _Builder:
                 self.inline_secrets.append(key_where)
             options[key] = value
         assert name is not None and driver is not None
+        charge = table.get("lowbatt_charge")
+        if charge is not None and (isinstance(charge, bool)
+                                   or not isinstance(charge, (int, float))):
+            raise self.fail(f"{where}.lowbatt_charge",
+                            f"must be a number (percent), not {_kind(charge)}")
         return UpsConfig(name=name, driver=driver, port=port,
                          desc=self.string(table, "desc", where), options=options,
                          flags=tuple(self.strings(table, "flags", where)),
-                         aliases=tuple(self.strings(table, "aliases", where)), confdir=confdir)
+                         aliases=tuple(self.strings(table, "aliases", where)), confdir=confdir,
+                         lowbatt_charge=None if charge is None else float(charge),
+                         lowbatt_runtime=self.whole(table, "lowbatt_runtime", where))
 
     def user(self, index: int, table: dict[str, Any], secrets: dict[str, str]) -> UserConfig:
         where = f"user[{index + 1}]"

@@ -13,14 +13,19 @@ from dataclasses import dataclass, field
 __all__ = [
     "ConfigError",
     "Config",
+    "DEFAULT_SHUTDOWN_COMMAND",
     "ListenAddress",
     "MasterConfig",
+    "ShutdownConfig",
     "UpsConfig",
     "UserConfig",
     "DEFAULT_PORT",
 ]
 
 DEFAULT_PORT = 3493
+
+#: what the master runs to shut its own host down (upsmon.conf's usual SHUTDOWNCMD)
+DEFAULT_SHUTDOWN_COMMAND = ("/sbin/shutdown", "-h", "+0")
 
 #: ups.conf options the NUT driver core consumes without publishing them as driver.parameter.*
 _NOT_PUBLISHED = frozenset({
@@ -75,6 +80,10 @@ class UpsConfig:
     #: directory a relative ``port`` (a dummy-ups data file) is resolved against: the NUT
     #: configuration directory, or the directory of upsagent.toml
     confdir: str | None = None
+    #: on battery with ``battery.charge`` below this percentage, the master adds ``LB``
+    lowbatt_charge: float | None = None
+    #: on battery with ``battery.runtime`` below this many seconds, the master adds ``LB``
+    lowbatt_runtime: int | None = None
 
     def driver_parameters(self) -> dict[str, str]:
         """The options NUT 2.8.0 publishes as ``driver.parameter.*`` (drivers/main.c).
@@ -91,6 +100,36 @@ class UpsConfig:
             if key not in _NOT_PUBLISHED
             and not key.lower().startswith(("override.", "default."))
         }
+
+
+@dataclass(frozen=True)
+class ShutdownConfig:
+    """The primary's end of the sequence (``[master.shutdown]``, see master/shutdown.py).
+
+    A served UPS is critical when its FSD latch is set (or its status says FSD), when it is
+    on battery with low battery (``OB`` + ``LB``, not during ``CAL``), with
+    ``on_battery_for`` when it has been on battery that long, or when its data has been
+    unavailable for ``deadtime`` seconds while it was last seen on battery.
+    """
+
+    enabled: bool = False
+    #: the UPSes that power this host (empty: every served UPS); also the ones
+    #: ``upsagent killpower`` switches off
+    ups: tuple[str, ...] = ()
+    #: the host shuts down when fewer of its UPSes than this are not critical
+    minsupplies: int = 1
+    #: seconds on battery after which a UPS counts as critical (None: only FSD / OB+LB)
+    on_battery_for: int | None = None
+    #: seconds without data, last seen on battery, after which a UPS counts as critical
+    deadtime: int = 15
+    #: most seconds to wait for the other sessions logged into the host's UPSes to go
+    hostsync: int = 15
+    #: seconds between writing the power-down flag and running the shutdown command
+    finaldelay: int = 5
+    #: argv of the command that shuts this host down (never through a shell)
+    shutdown_command: tuple[str, ...] = DEFAULT_SHUTDOWN_COMMAND
+    #: log every step instead of setting FSD, writing the flag and running the command
+    dry_run: bool = False
 
 
 @dataclass(frozen=True)
@@ -115,8 +154,11 @@ class MasterConfig:
     max_send_buffer: int = 1024 * 1024
     ups: tuple[UpsConfig, ...] = ()
     users: tuple[UserConfig, ...] = ()
-    #: where ``upsagent killpower`` finds the request to cut the UPS output
+    #: where ``upsagent killpower`` finds the request to cut the UPS output (written by the
+    #: shutdown sequence, as upsmon's POWERDOWNFLAG)
     powerdown_flag: str | None = None
+    #: the primary's end of the sequence (disabled by default)
+    shutdown: ShutdownConfig = field(default_factory=ShutdownConfig)
     #: start even when no UPS is configured (upsd.conf ALLOW_NO_DEVICE)
     allow_no_device: bool = False
     #: refuse TLS protocol versions below 1.2 and weak ciphers (upsd.conf DISABLE_WEAK_SSL)

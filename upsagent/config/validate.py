@@ -22,6 +22,15 @@ The rules, and why:
   0, ``max_line_length`` at least 512 (NUT's own read size), ``max_send_buffer`` at least 1024;
   ``keyfile`` needs ``certfile``; no UPS at all is an error unless ``allow_no_device`` (upsd
   refuses to start then too).
+* Low-battery thresholds: ``lowbatt_charge`` above 0 and at most 100 (percent),
+  ``lowbatt_runtime`` at least 1 (seconds); 0 would never trigger, so it is refused as a
+  likely mistake rather than silently doing nothing.
+* ``[master.shutdown]``: ``minsupplies``, ``deadtime``, ``hostsync`` and ``on_battery_for`` at
+  least 1, ``finaldelay`` at least 0; ``ups`` names served UPSes (or aliases), each once;
+  ``minsupplies`` cannot exceed the number of those UPSes (the host would shut down at
+  once); the shutdown command's program is an absolute path (a shutdown must not depend on
+  ``$PATH``).  Enabled without ``powerdown_flag`` is a warning: the host goes down but the
+  UPS output is never switched off.
 * The driver name must be one upsagent knows (:func:`driver_known`, asking
   drivers/registry.py): an error in upsagent.toml (a typo), a warning for NUT's files (upsd
   also starts and reports such a UPS as not connected).  A known driver this version cannot
@@ -190,7 +199,47 @@ def validate_master(master: MasterConfig, where: Locator, *,
                     "as upsd's ALLOW_NO_DEVICE)")
     warnings += _check_ups(master.ups, where, strict_drivers)
     warnings += _check_users(master.users, where)
+    warnings += _check_shutdown(master, where)
     return warnings
+
+
+def _check_shutdown(master: MasterConfig, where: Locator) -> list[str]:
+    shutdown = master.shutdown
+    for key, minimum in (("minsupplies", 1), ("deadtime", 1), ("hostsync", 1),
+                         ("finaldelay", 0), ("on_battery_for", 1)):
+        value = getattr(shutdown, key)
+        if value is not None and value < minimum:
+            raise _fail(where("master", None, f"shutdown.{key}"),
+                        f"{value} is below the minimum of {minimum}")
+    served = {name.lower() for ups in master.ups for name in (ups.name, *ups.aliases)}
+    seen: set[str] = set()
+    for name in shutdown.ups:
+        if name.lower() not in served:
+            raise _fail(where("master", None, "shutdown.ups"),
+                        f"{show(name)} is not a served UPS"
+                        f"{suggest(name, [u.name for u in master.ups])}")
+        if name.lower() in seen:
+            raise _fail(where("master", None, "shutdown.ups"), f"{show(name)} is listed twice")
+        seen.add(name.lower())
+    supplies = len(shutdown.ups) if shutdown.ups else len(master.ups)
+    if shutdown.enabled and shutdown.minsupplies > supplies:
+        raise _fail(where("master", None, "shutdown.minsupplies"),
+                    f"{shutdown.minsupplies} is more than the {supplies} UPS powering this "
+                    "host: it would shut down at once")
+    program = shutdown.shutdown_command[0] if shutdown.shutdown_command else ""
+    if not program.startswith("/"):
+        raise _fail(where("master", None, "shutdown.shutdown_command"),
+                    f"{show(program)}: give the program as an absolute path "
+                    "(such as /sbin/shutdown)")
+    for arg in shutdown.shutdown_command:
+        problem = control_problem(arg)
+        if problem:
+            raise _fail(where("master", None, "shutdown.shutdown_command"), problem)
+    if shutdown.enabled and master.powerdown_flag is None:
+        return [f"{where('master', None, 'powerdown_flag')}: not set, so the shutdown "
+                "sequence will not ask for the UPS output to be switched off (upsagent "
+                "killpower); the hosts will not restart by themselves when power returns"]
+    return []
 
 
 def _check_ups(upses: Iterable[UpsConfig], where: Locator, strict_drivers: bool) -> list[str]:
@@ -209,6 +258,12 @@ def _check_ups(upses: Iterable[UpsConfig], where: Locator, strict_drivers: bool)
                 f"an alias of UPS {show(ups.name)}"
         if not ups.driver:
             raise _fail(where("ups", index, "driver"), "the driver name cannot be empty")
+        if ups.lowbatt_charge is not None and not 0 < ups.lowbatt_charge <= 100:
+            raise _fail(where("ups", index, "lowbatt_charge"),
+                        f"{ups.lowbatt_charge:g} is not a percentage above 0 and at most 100")
+        if ups.lowbatt_runtime is not None and ups.lowbatt_runtime < 1:
+            raise _fail(where("ups", index, "lowbatt_runtime"),
+                        f"{ups.lowbatt_runtime} is below the minimum of 1 (seconds)")
         known = driver_known(ups.driver)
         if known is False:
             problem = (f"upsagent has no driver called {show(ups.driver)}"

@@ -9,6 +9,11 @@ clients: users and descriptions are replaced, UPSes that appeared are started, U
 left are stopped, UPSes whose driver settings changed get a fresh driver (their FSD latch and
 logins are kept), limits and the TLS certificate are re-read.  Listen addresses need a
 restart, as with upsd; a reload that changes them says so in the log.
+
+Beyond upsd, the master also does what NUT leaves to other programs:
+
+* **low battery from thresholds** (master/lowbatt.py): one observer per UPS adds ``LB`` to
+  ``ups.status`` by the UPS's ``lowbatt_charge`` / ``lowbatt_runtime``;
 """
 
 from __future__ import annotations
@@ -23,6 +28,7 @@ from twisted.logger import Logger
 
 from upsagent.config.schema import MasterConfig, UpsConfig
 from upsagent.drivers.base import Driver
+from upsagent.master.lowbatt import LowBattery
 from upsagent.master.protocol import NutServerFactory
 from upsagent.model import UPS, Availability
 from upsagent.nut.state import ServerState, Slot, Users
@@ -38,6 +44,7 @@ class Master:
     def __init__(self, config: MasterConfig, reactor: Any) -> None:
         self.config = config
         self.reactor = reactor
+        self._lowbatt: dict[str, LowBattery] = {}
         clock: IReactorTime = reactor
         self.state = ServerState.from_config(
             (), config.users, now=clock.seconds, tracking_delay=config.tracking_delay)
@@ -122,7 +129,16 @@ class Master:
             slot = Slot(conf.name, conf.desc, UPS(conf.name, conf.desc),
                         names=(conf.name, *conf.aliases))
             self.state.add_slot(slot)
+        key = conf.name.lower()
+        if key not in self._lowbatt:
+            lowbatt = LowBattery(slot.ups, lambda: self._lowbatt_limits(key))
+            lowbatt.start()
+            self._lowbatt[key] = lowbatt
         self._start_driver(conf, slot)
+
+    def _lowbatt_limits(self, key: str) -> tuple[float | None, int | None]:
+        conf = self._ups_config.get(key)
+        return (None, None) if conf is None else (conf.lowbatt_charge, conf.lowbatt_runtime)
 
     def _start_driver(self, conf: UpsConfig, slot: Slot) -> None:
         from upsagent.drivers.registry import create_driver
@@ -176,6 +192,9 @@ class Master:
                 if slot is not None:
                     slot.ups.disconnected("UPS removed from the configuration")
                     self.state.remove_slot(slot)
+                lowbatt = self._lowbatt.pop(key, None)
+                if lowbatt is not None:
+                    lowbatt.stop()
                 self.log.info("UPS {ups} removed", ups=key)
         for key, conf in wanted.items():
             slot = self.state.find(key)
@@ -194,6 +213,10 @@ class Master:
                 self.log.info("UPS {ups}: driver restarted with new settings", ups=conf.name)
         self.state.slots.sort(key=lambda s: list(wanted).index(s.name.lower())
                               if s.name.lower() in wanted else len(wanted))
+        for key, conf in wanted.items():
+            self._ups_config[key] = conf  # new thresholds apply at once
+            if key in self._lowbatt:
+                self._lowbatt[key].check()
         self.log.info("Configuration reloaded: {n} UPS, {m} users", n=len(config.ups),
                       m=len(config.users))
         return gatherResults(waits) if waits else _succeed()
