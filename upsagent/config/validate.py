@@ -211,16 +211,18 @@ def _check_shutdown(master: MasterConfig, where: Locator) -> list[str]:
         if value is not None and value < minimum:
             raise _fail(where("master", None, f"shutdown.{key}"),
                         f"{value} is below the minimum of {minimum}")
-    served = {name.lower() for ups in master.ups for name in (ups.name, *ups.aliases)}
+    served = {name.lower(): ups.name for ups in master.ups
+              for name in (ups.name, *ups.aliases)}
     seen: set[str] = set()
     for name in shutdown.ups:
         if name.lower() not in served:
             raise _fail(where("master", None, "shutdown.ups"),
                         f"{show(name)} is not a served UPS"
                         f"{suggest(name, [u.name for u in master.ups])}")
-        if name.lower() in seen:
-            raise _fail(where("master", None, "shutdown.ups"), f"{show(name)} is listed twice")
-        seen.add(name.lower())
+        if served[name.lower()] in seen:
+            raise _fail(where("master", None, "shutdown.ups"),
+                        f"{show(name)} is listed twice (as a name or an alias)")
+        seen.add(served[name.lower()])
     supplies = len(shutdown.ups) if shutdown.ups else len(master.ups)
     if shutdown.enabled and shutdown.minsupplies > supplies:
         raise _fail(where("master", None, "shutdown.minsupplies"),

@@ -14,6 +14,10 @@ Beyond upsd, the master also does what NUT leaves to other programs:
 
 * **low battery from thresholds** (master/lowbatt.py): one observer per UPS adds ``LB`` to
   ``ups.status`` by the UPS's ``lowbatt_charge`` / ``lowbatt_runtime``;
+* **the primary's end of the sequence** (master/shutdown.py) when ``[master.shutdown]`` is
+  enabled: FSD, waiting for the slaves, the power-down flag, the shutdown command;
+* **the stale power-down flag**: at start, a flag of ours written before the system booted
+  is removed (master/powerdown.py), so that it cannot turn a later reboot into a power-off.
 """
 
 from __future__ import annotations
@@ -30,6 +34,7 @@ from upsagent.config.schema import MasterConfig, UpsConfig
 from upsagent.drivers.base import Driver
 from upsagent.master.lowbatt import LowBattery
 from upsagent.master.protocol import NutServerFactory
+from upsagent.master.shutdown import Phase, Runner, ShutdownService, default_runner
 from upsagent.model import UPS, Availability
 from upsagent.nut.state import ServerState, Slot, Users
 
@@ -41,9 +46,14 @@ class Master:
 
     log = Logger()
 
-    def __init__(self, config: MasterConfig, reactor: Any) -> None:
+    def __init__(self, config: MasterConfig, reactor: Any,
+                 runner: Runner | None = None) -> None:
         self.config = config
         self.reactor = reactor
+        #: runs the shutdown command (default: the agent's process runner)
+        self.runner = runner
+        #: the shutdown sequence, while ``[master.shutdown]`` is enabled
+        self.shutdown: ShutdownService | None = None
         self._lowbatt: dict[str, LowBattery] = {}
         clock: IReactorTime = reactor
         self.state = ServerState.from_config(
@@ -63,9 +73,11 @@ class Master:
     def start(self) -> list[Any]:
         """Start the drivers and listen; returns the ports (at least one, or raises)."""
         _raise_fd_limit(self.config.maxconn)
+        self._clear_stale_flag()
         for conf in self.config.ups:
             self._add_ups(conf)
         self._watchdog.start(max(1.0, self.config.maxage / 3), now=False)
+        self._apply_shutdown()
         tcp: IReactorTCP = self.reactor
         errors = []
         for address in self.config.listen:
@@ -91,6 +103,8 @@ class Master:
         waits: list[Deferred[Any]] = []
         if self._watchdog.running:
             self._watchdog.stop()
+        if self.shutdown is not None:
+            self.shutdown.stop()
         for port in self.ports:
             result = port.stopListening()
             if isinstance(result, Deferred):
@@ -139,6 +153,45 @@ class Master:
     def _lowbatt_limits(self, key: str) -> tuple[float | None, int | None]:
         conf = self._ups_config.get(key)
         return (None, None) if conf is None else (conf.lowbatt_charge, conf.lowbatt_runtime)
+
+    # -- the end of the sequence ------------------------------------------------------
+
+    def _apply_shutdown(self) -> None:
+        """Start, reconfigure or stop the shutdown sequence as the configuration says."""
+        settings = self.config.shutdown
+        if self.shutdown is None:
+            if settings.enabled:
+                runner = self.runner or default_runner(self.reactor)
+                self.shutdown = ShutdownService(self.state, settings,
+                                                self.config.powerdown_flag, self.reactor,
+                                                runner)
+                self.shutdown.start()
+        elif not settings.enabled and self.shutdown.core.phase is Phase.WATCHING:
+            self.shutdown.stop()
+            self.shutdown = None
+            self.log.info("Shutdown sequence disarmed")
+        else:
+            self.shutdown.reconfigure(settings if settings.enabled else self.shutdown.config,
+                                      self.config.powerdown_flag)
+
+    def _clear_stale_flag(self) -> None:
+        """Remove a power-down flag of ours left from before this boot (NUT #2935)."""
+        from upsagent.master.powerdown import FlagState, boot_time, check_flag, remove_flag
+
+        path = self.config.powerdown_flag
+        if path is None:
+            return
+        state = check_flag(path, boot_time())
+        if state is FlagState.STALE and remove_flag(path):
+            self.log.warn("Removed the power-down flag {path}: it was written before this "
+                          "boot and would have switched the UPS off at the next shutdown",
+                          path=path)
+        elif state is FlagState.OURS:
+            self.log.warn("The power-down flag {path} is set (written since boot): the UPS "
+                          "output will be switched off when this host shuts down", path=path)
+        elif state is FlagState.FOREIGN:
+            self.log.warn("{path} exists but is not a power-down flag (it lacks the upsmon "
+                          "magic line); upsagent killpower will refuse it", path=path)
 
     def _start_driver(self, conf: UpsConfig, slot: Slot) -> None:
         from upsagent.drivers.registry import create_driver
@@ -217,6 +270,7 @@ class Master:
             self._ups_config[key] = conf  # new thresholds apply at once
             if key in self._lowbatt:
                 self._lowbatt[key].check()
+        self._apply_shutdown()
         self.log.info("Configuration reloaded: {n} UPS, {m} users", n=len(config.ups),
                       m=len(config.users))
         return gatherResults(waits) if waits else _succeed()
