@@ -40,6 +40,10 @@ upsd shows as NUMBER.  ``override.<var>`` fixes a read-only value nothing may ch
 checked every ``pollinterval`` seconds; unreadable means ``data_stale`` (or still not
 connected), readable again means re-read, then ``data_ok``.
 
+**killpower**: records ``shutdown.return`` in ``shutdown_log``; the upsagent option
+``killpower_log = <path>`` also appends it to that file (for tests of ``upsagent
+killpower``, which runs in a process of its own).
+
 **Versions**: configured as ``dummy-ups`` the driver reports NUT 2.8.0's
 ``driver.version`` "2.8.0" and dummy-ups' ``driver.version.internal`` "0.15", so that a
 client (or a byte-for-byte diff against NUT) cannot tell the difference, just as the server
@@ -193,9 +197,23 @@ class ReplayDriver(Driver):
         return succeed(Result.UNKNOWN)
 
     def killpower(self) -> "Deferred[Result]":
-        """Record the power-off order (``shutdown.return``); a replayed UPS has no power."""
+        """Record the power-off order (``shutdown.return``); a replayed UPS has no power.
+
+        With the option ``killpower_log = <path>`` the order is also appended to that file
+        as ``<reactor time> shutdown.return``, so that a test can see what a separate
+        ``upsagent killpower`` process ordered.
+        """
         when = self.reactor.seconds()
         self.shutdown_log.append((when, "shutdown.return"))
+        log_path = self.config.options.get("killpower_log")
+        if log_path:
+            try:
+                with open(log_path, "a", encoding="utf-8") as handle:
+                    handle.write(f"{when:.6f} shutdown.return\n")
+            except OSError as exc:
+                self.log.error("UPS {ups}: cannot append to killpower_log {path}: {err}",
+                               ups=self.config.name, path=log_path, err=exc)
+                return succeed(Result.FAILED)
         self.log.warn("UPS {ups}: killpower: shutdown.return ordered at {when} (simulated UPS: "
                       "recorded only, nothing is switched off)", ups=self.config.name, when=when)
         return succeed(Result.SUCCESS)
@@ -354,7 +372,7 @@ class ReplayDriver(Driver):
             lower = key.lower()
             if (lower.startswith(("_", "override.", "default.")) or lower in _CORE_OPTIONS):
                 ups.delete(f"driver.parameter.{key}")
-            elif lower != "port":
+            elif lower not in ("port", "killpower_log"):
                 self.log.warn("UPS {ups}: option {key!r} is not a dummy-ups option (NUT's "
                               "dummy-ups would refuse to start)", ups=self.config.name, key=key)
         if self.config.port is not None:

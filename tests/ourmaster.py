@@ -7,9 +7,12 @@ The master reads NUT's own files from a temporary directory, exactly as a NUT us
         subprocess.run(["upsc", f"dummy@127.0.0.1:{master.port}"])
 
 The port is a free loopback port written into ``upsd.conf`` (``LISTEN 127.0.0.1 <port>``);
-a ``upsd_conf`` of your own may say ``{port}`` where that port goes.  Waiting for the daemon polls its
-socket (bounded; on failure the daemon's log is in the exception).  Nothing sleeps for time
-to pass: callers poll for the state they expect with :func:`wait_for`.
+a ``upsd_conf`` of your own may say ``{port}`` where that port goes.  With ``toml=...`` the
+master reads that upsagent.toml instead (``--config``; ``{port}`` and ``{dir}`` are filled
+in; written with mode 0600), for what only the native file can say.  Waiting for the
+daemon polls its socket (bounded; on failure the daemon's log is in the exception).
+Nothing sleeps for time to pass: callers poll for the state they expect with
+:func:`wait_for`.
 """
 
 from __future__ import annotations
@@ -69,7 +72,7 @@ class OurMaster:
 
     def __init__(self, ups_conf: str, upsd_users: str = DEFAULT_USERS,
                  upsd_conf: str | None = None, files: dict[str, str] | None = None,
-                 args: tuple[str, ...] = ()) -> None:
+                 args: tuple[str, ...] = (), toml: str | None = None) -> None:
         self._tmp = tempfile.TemporaryDirectory(prefix="upsagent-test-")
         self.dir = Path(self._tmp.name)
         self.port = free_port()
@@ -82,6 +85,13 @@ class OurMaster:
         os.chmod(users, 0o600)
         for name, text in (files or {}).items():
             (self.dir / name).write_text(text)
+        self.source = ["--nut-config", str(self.dir)]
+        if toml is not None:
+            self.toml = self.dir / "upsagent.toml"
+            self.toml.write_text(toml.replace("{port}", str(self.port)).replace(
+                "{dir}", str(self.dir)))
+            os.chmod(self.toml, 0o600)
+            self.source = ["--config", str(self.toml)]
         self.args = args
         self.proc: subprocess.Popen[bytes] | None = None
         self.log_path = self.dir / "master.log"
@@ -89,9 +99,8 @@ class OurMaster:
     def start(self) -> "OurMaster":
         log = open(self.log_path, "wb")
         self.proc = subprocess.Popen(
-            [sys.executable, "-m", "upsagent", "master", "--nut-config", str(self.dir),
-             *self.args], stdout=log, stderr=subprocess.STDOUT, cwd=self.dir,
-            start_new_session=True)
+            [sys.executable, "-m", "upsagent", "master", *self.source, *self.args],
+            stdout=log, stderr=subprocess.STDOUT, cwd=self.dir, start_new_session=True)
         log.close()
         try:
             wait_for(self._listening, 20, f"our master on port {self.port}")
