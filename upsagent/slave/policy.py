@@ -1,0 +1,632 @@
+# -*- test-case-name: tests.test_policy -*-
+"""The policy engine: UPS events and the time in, actions out.  Pure and deterministic.
+
+::
+
+    engine = PolicyEngine(plan, now)
+    actions = engine.handle(UpsState("UPS1", frozenset({"OB"})), now)   # an observation
+    actions = engine.tick(now)                   # call at (or after) engine.next_deadline()
+    actions = engine.action_done(action.id, result, now)        # an operation finished
+    state = engine.snapshot()                    # a JSON-able dict, after every call
+    engine = PolicyEngine.restore(plan, state, now)   # after a restart; then tick(now)
+
+The engine never reads a clock, never sleeps and never touches a socket, a process or a
+backend: the caller tells it the time (``now``, absolute seconds: the reactor's
+``seconds()``, wall-clock time for a daemon so that a snapshot survives a reboot) and
+carries out the actions it returns (:mod:`upsagent.slave.executor` does, on a reactor).
+The same calls with the same times give the same actions, which is what the tests and
+``upsagent simulate`` rely on.
+
+The rules it applies are in :mod:`upsagent.slave.rules` (read its theory of operation);
+this module keeps the state (one record per UPS and per host) and walks the rules after
+every input until nothing more changes.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, replace
+
+from upsagent.slave.actions import (
+    Action, Cancel, EnterMaintenance, ExitMaintenance, Notify, Outcome, Result, RunCommand,
+    SetFsd, ShutdownHost, ShutdownVms, WarnUsers,
+)
+from upsagent.slave.events import CommLost, CommOk, Event, UpsState
+from upsagent.slave.plan import HostPlan, Plan, shutdown_sequence
+from upsagent.slave.rules import (
+    AFTER_RESULT, EXIT_ATTEMPTS, EXIT_RETRY, GRACE, NEXT_STAGE, NOTIFY_ON_NEW_WORD,
+    ON_POWER_BACK, SHUTDOWN_STAGES, SHUTTING_DOWN, OnPowerBack, Phase, Power, PowerView,
+    UpsView, Verdict, When, fmt, host_power, notify_text, ups_verdict,
+)
+from upsagent.slave.state import HostRecord, UpsRecord, dump_state, load_state
+
+__all__ = ["PendingStep", "PolicyEngine"]
+
+#: the phases in which a host is busy with an operation
+_OPERATION_PHASES = frozenset({Phase.ENTERING, Phase.EXITING, Phase.FSD, Phase.COMMAND,
+                               Phase.EVACUATING, Phase.VMS, Phase.STOPPING})
+
+
+@dataclass(frozen=True)
+class PendingStep:
+    """A timed step that will start at ``due`` unless power returns first (R3)."""
+
+    id: str
+    host: str
+    step: str
+    due: float
+    reason: str
+
+
+class PolicyEngine:
+    """Decides, for every host of one :class:`~upsagent.slave.plan.Plan`, what to do when."""
+
+    def __init__(self, plan: Plan, now: float) -> None:
+        self.plan = plan
+        self._now = now
+        self._seq = 0
+        names = [u.name for u in plan.ups] + [
+            s.ups for h in plan.hosts for s in h.powered_by]
+        self._ups = {name: UpsRecord(name) for name in dict.fromkeys(names)}
+        self._hosts = {h.name: HostRecord(h.name) for h in plan.hosts}
+        #: operations in flight: id -> (action, guard deadline)
+        self._ops: dict[str, tuple[Action, float]] = {}
+        self._restored_at: float | None = None
+        self._resumed: list[Action] = []
+
+    # -- the API ---------------------------------------------------------------------
+
+    def handle(self, event: Event, now: float) -> list[Action]:
+        """An observation from a monitor at ``now``: the actions to take now."""
+        self._now = now
+        out = self._observe(event, now)
+        return out + self._run(now)
+
+    def tick(self, now: float) -> list[Action]:
+        """Time has passed (a deadline, or a restart): the actions that are due."""
+        self._now = now
+        out, self._resumed = self._resumed, []
+        return out + self._run(now)
+
+    def action_done(self, action_id: str, result: Result, now: float) -> list[Action]:
+        """Operation ``action_id`` finished with ``result``; an unknown id is ignored."""
+        self._now = now
+        entry = self._ops.pop(action_id, None)
+        if entry is None:
+            return self._run(now)
+        action = entry[0]
+        host = self._hosts[action.host]
+        host.inflight.remove(action_id)
+        return self._after(host, action, result, now) + self._run(now)
+
+    def next_deadline(self) -> float | None:
+        """When :meth:`tick` must be called next (None: only events will change things)."""
+        if self._resumed:
+            return self._now
+        times = [t for t in self._deadlines() if t > self._now]
+        return min(times) if times else None
+
+    def pending(self) -> list[PendingStep]:
+        """The timed steps waiting for their time, soonest first (for logs and dry runs)."""
+        steps = []
+        for rec in self._hosts.values():
+            plan = self.plan.host(rec.name)
+            if rec.since is None or plan.is_pool_master:
+                continue
+            for step, due in self._timers(rec, plan):
+                steps.append(PendingStep(self._step_id(rec, step), rec.name, step, due,
+                                         f"{rec.power_reason} for {fmt(due - rec.since)}"))
+        return sorted(steps, key=lambda s: (s.due, s.host))
+
+    def phase(self, host: str) -> Phase:
+        """Where ``host`` is in its sequence."""
+        return self._hosts[host].phase
+
+    def in_flight(self) -> list[Action]:
+        """The operations started and not yet finished."""
+        return [action for action, _ in self._ops.values()]
+
+    def snapshot(self) -> dict[str, object]:
+        """The whole state as a JSON-able dict (see :meth:`restore`)."""
+        return dump_state(self._now, self._seq, self._ups, self._hosts,
+                          [(a, g) for a, g in self._ops.values()])
+
+    @classmethod
+    def restore(cls, plan: Plan, snapshot: dict[str, object], now: float) -> PolicyEngine:
+        """An engine that continues from ``snapshot`` at ``now`` (R9).
+
+        Call :meth:`tick` next: it returns the operations issued again.  Hosts or UPSes
+        no longer in ``plan`` are dropped; new ones start afresh.
+        """
+        engine = cls(plan, now)
+        seq, ups, hosts, ops = load_state(snapshot)
+        engine._seq = seq
+        for name, urec in ups.items():
+            if name in engine._ups:
+                # a fresh process, as upsmon after a restart: no ONLINE/COMMOK for the
+                # first reading; DEADTIME counts from now
+                urec.confirmed, urec.comm, urec.last_seen, urec.heard = False, -1, now, False
+                urec.lost_at = urec.next_nocomm = None
+                engine._ups[name] = urec
+        for name, hrec in hosts.items():
+            if name in engine._hosts:
+                hrec.inflight = []
+                engine._hosts[name] = hrec
+        engine._restored_at = now
+        for action, _ in ops:
+            if action.host in engine._hosts:
+                engine._resumed += engine._resume(action, now)
+        return engine
+
+    # -- observations ----------------------------------------------------------------
+
+    def _notify(self, kind: str, ups: str, reason: str) -> Notify:
+        return Notify(self._next_id(self.plan.name), self.plan.name, reason, type=kind,
+                      ups=ups, message=notify_text(self.plan, kind, ups))
+
+    def _observe(self, event: Event, now: float) -> list[Action]:
+        rec = self._ups.get(event.ups)
+        if rec is None:          # not monitored by this agent
+            return []
+        out: list[Action] = []
+        if isinstance(event, CommLost):
+            if rec.comm != 0:
+                out.append(self._notify("COMMBAD", rec.name, event.reason))
+                rec.comm, rec.lost_at = 0, now
+                base = rec.last_seen if rec.last_seen is not None else now - \
+                    self.plan.nocommwarntime
+                rec.next_nocomm = max(base + self.plan.nocommwarntime, now)
+            return out
+        if rec.comm == 0:
+            out.append(self._notify("COMMOK", rec.name, "contact is back"))
+        rec.comm, rec.lost_at, rec.next_nocomm = 1, None, None
+        if isinstance(event, CommOk):
+            return out
+        return out + self._read(rec, event, now)
+
+    def _read(self, rec: UpsRecord, event: UpsState, now: float) -> list[Action]:
+        old, new = rec.status, event.status
+        out: list[Action] = []
+        for word, kind in NOTIFY_ON_NEW_WORD:
+            if word in new and word not in old:
+                out.append(self._notify(kind, rec.name, " ".join(sorted(new))))
+        if "OL" in new and "OL" not in old and rec.heard:
+            out.append(self._notify("ONLINE", rec.name, " ".join(sorted(new))))
+        if "RB" in new and (rec.last_rbwarn is None
+                            or now - rec.last_rbwarn > self.plan.rbwarntime):
+            out.append(self._notify("REPLBATT", rec.name, "RB"))
+            rec.last_rbwarn = now
+        rec.status, rec.heard, rec.confirmed, rec.last_seen = new, True, True, now
+        rec.runtime, rec.charge = event.runtime, event.charge
+        if not ("OB" in new and "LB" in new):
+            rec.last_noncrit = now
+        return out
+
+    # -- the rule walk ---------------------------------------------------------------
+
+    def _verdicts(self, now: float) -> tuple[dict[str, UpsView], dict[str, Verdict]]:
+        views = {
+            name: UpsView(name, self.plan.ups_plan(name).role, rec.status, rec.comm != 0,
+                          rec.last_seen, rec.last_noncrit, rec.runtime, rec.fsd_by_us)
+            for name, rec in self._ups.items()}
+        return views, {name: ups_verdict(view, now, self.plan.deadtime, self.plan.hostsync)
+                       for name, view in views.items()}
+
+    def _run(self, now: float) -> list[Action]:
+        out: list[Action] = []
+        for urec in self._ups.values():
+            if urec.next_nocomm is not None and now >= urec.next_nocomm:
+                out.append(self._notify("NOCOMM", urec.name, "no contact for "
+                                        f"{fmt(now - (urec.lost_at or now))}"))
+                urec.next_nocomm = now + self.plan.nocommwarntime
+        for _ in range(8):   # a host's change can release another (R6: the agent goes last)
+            before = [(r.phase, len(r.inflight), r.since) for r in self._hosts.values()]
+            views, verdicts = self._verdicts(now)
+            for rec in self._hosts.values():
+                out += self._advance(rec, self.plan.host(rec.name), views, verdicts, now)
+            out += self._expire(now)
+            if before == [(r.phase, len(r.inflight), r.since) for r in self._hosts.values()]:
+                break
+        return out
+
+    def _expire(self, now: float) -> list[Action]:
+        """R8: operations past their guard count as timed out and are aborted."""
+        out: list[Action] = []
+        for op_id, (action, guard) in list(self._ops.items()):
+            if now < guard:
+                continue
+            del self._ops[op_id]
+            rec = self._hosts[action.host]
+            rec.inflight.remove(op_id)
+            out.append(Cancel(self._next_id(action.host), action.host,
+                              f"no answer {fmt(GRACE)} after its time limit",
+                              target=op_id, step=action.verb))
+            out += self._after(rec, action, Result(
+                Outcome.TIMED_OUT, f"no answer {fmt(GRACE)} after its time limit"), now)
+        return out
+
+    def _advance(self, rec: HostRecord, plan: HostPlan, views: dict[str, UpsView],
+                 verdicts: dict[str, Verdict], now: float) -> list[Action]:
+        if plan.is_pool_master:
+            return []
+        power = host_power(plan, views, verdicts)
+        out = self._track_power(rec, plan, power, now)
+        if rec.inflight:
+            return out + self._maybe_abort(rec, plan, power, now)
+        if self._waiting_after_restart(plan, now):
+            return out
+        if rec.phase in SHUTTING_DOWN:
+            return out + self._continue(rec, plan, now)
+        if power.state is not Power.OK:
+            return out + self._on_short(rec, plan, power, now)
+        if rec.phase is Phase.NO_MAINTENANCE or (rec.phase is Phase.MAINTENANCE
+                                                 and not rec.ours):
+            rec.phase = Phase.IDLE   # a maintenance that ended after the power came back
+        if (rec.phase in (Phase.MAINTENANCE, Phase.DOWN) and rec.ours
+                and (rec.exit_at is None or now >= rec.exit_at)):
+            rec.phase = Phase.EXITING
+            reason = rec.back_reason or "power is back"
+            if rec.exit_when_done:
+                reason += " during the migration, which has completed"
+            elif rec.phase is Phase.DOWN:
+                reason += f"; {rec.name} was shut down in maintenance (exit once it is up)"
+            elif self._restored_at is not None and not rec.back_reason:
+                reason += "; this agent had put it into maintenance before its restart"
+            rec.exit_when_done = False
+            return out + [self._start(rec, ExitMaintenance(
+                self._next_id(rec.name), rec.name, reason), 600.0, now)]
+        return out
+
+    def _track_power(self, rec: HostRecord, plan: HostPlan, power: PowerView,
+                     now: float) -> list[Action]:
+        """R3/R7: note when the power goes short and when it comes back."""
+        if power.state is Power.OK:
+            if rec.since is None:
+                return []
+            out = self._power_back(rec, plan, now)
+            rec.since, rec.announced, rec.failing = None, False, ()
+            return out
+        if rec.since is None:
+            rec.since, rec.generation, rec.announced = now, rec.generation + 1, False
+            rec.exit_when_done, rec.back_reason, rec.power_reason = False, "", ""
+        rec.failing = power.failing
+        if power.state is Power.SHORT or not rec.power_reason:
+            rec.power_reason = (power.reason if power.state is Power.SHORT
+                                else f"{', '.join(power.failing)} failing")
+        if rec.announced or (now < rec.since + plan.debounce and power.state is Power.SHORT):
+            return []
+        rec.announced = True
+        if plan.message and plan.shutdown_after is not None and plan.shuts_down \
+                and rec.phase not in SHUTTING_DOWN and power.state is Power.SHORT:
+            due = rec.since + max(plan.shutdown_after, plan.debounce)
+            return [WarnUsers(self._next_id(rec.name), rec.name,
+                              f"{power.reason}; shutdown in {fmt(due - now)} unless power "
+                              "returns", message=plan.message)]
+        return []
+
+    def _power_back(self, rec: HostRecord, plan: HostPlan, now: float) -> list[Action]:
+        """R7: what power coming back does, by the host's phase."""
+        assert rec.since is not None
+        back = ", ".join(rec.failing) or "power"
+        rec.back_reason = f"{back} back on line after {fmt(now - rec.since)}"
+        rule = ON_POWER_BACK[rec.phase]
+        out: list[Action] = []
+        if rec.announced and rule is not OnPowerBack.COMMITTED:
+            for step, due in self._timers(rec, plan):
+                out.append(Cancel(self._next_id(rec.name), rec.name,
+                                  f"{rec.back_reason}, before the step due at "
+                                  f"{fmt(due - rec.since)}", target=self._step_id(rec, step),
+                                  step=step))
+        if rule is OnPowerBack.EXIT_WHEN_DONE:
+            rec.exit_when_done = True
+        elif rule is OnPowerBack.CALL_OFF:
+            out.append(Cancel(self._next_id(rec.name), rec.name,
+                              f"{rec.back_reason}, during the start delay",
+                              target=self._step_id(rec, "shut down"), step="shut down"))
+            if plan.message:
+                out.append(WarnUsers(self._next_id(rec.name), rec.name,
+                                     f"{rec.back_reason}: shutdown cancelled",
+                                     message=plan.message))
+            rec.phase = rec.before_order
+        if rec.phase is Phase.NO_MAINTENANCE or (rec.phase is Phase.DOWN and not rec.ours):
+            rec.phase = Phase.IDLE
+        return out
+
+    def _waiting_after_restart(self, plan: HostPlan, now: float) -> bool:
+        """R9: after a restart, act only on UPSes heard from again (or after DEADTIME)."""
+        if self._restored_at is None or now >= self._restored_at + self.plan.deadtime:
+            return False
+        return any(not self._ups[s.ups].confirmed for s in plan.powered_by)
+
+    # -- triggers: R3, R4, R5 --------------------------------------------------------
+
+    def _timers(self, rec: HostRecord, plan: HostPlan) -> list[tuple[str, float]]:
+        """The timed steps of the host not started yet, with their due times."""
+        assert rec.since is not None
+        steps = []
+        if plan.enters_maintenance and rec.phase is Phase.IDLE:
+            assert plan.maintenance_after is not None
+            steps.append(("enter maintenance",
+                          rec.since + max(plan.maintenance_after, plan.debounce)))
+        if (plan.shutdown_after is not None and plan.shuts_down
+                and rec.phase not in SHUTTING_DOWN and rec.phase is not Phase.DOWN):
+            steps.append(("shut down", rec.since + max(plan.shutdown_after, plan.debounce)))
+        return steps
+
+    def _need(self, rec: HostRecord, plan: HostPlan) -> float:
+        """What the rest of the host's steps need (R4b)."""
+        if not plan.shuts_down:
+            return plan.effective_maintenance_timeout()
+        skip = {"VMs", "evacuation"} if rec.phase is Phase.MAINTENANCE else set()
+        return sum(d for label, d in shutdown_sequence(plan, self.plan) if label not in skip)
+
+    def _urgent(self, rec: HostRecord, plan: HostPlan, power: PowerView,
+                now: float) -> str | None:
+        """R4: the reason to act now, ignoring the timers, if there is one."""
+        if power.state is Power.CRITICAL:
+            return power.reason
+        assert rec.since is not None
+        if now < rec.since + plan.debounce or power.runtime is None:
+            return None
+        need = self._need(rec, plan)
+        if power.runtime < need:
+            return (f"{power.runtime_ups} runtime {fmt(power.runtime)} < {fmt(need)} the "
+                    "remaining steps need")
+        return None
+
+    def _on_short(self, rec: HostRecord, plan: HostPlan, power: PowerView,
+                  now: float) -> list[Action]:
+        assert rec.since is not None
+        if rec.phase is Phase.DOWN or rec.phase is Phase.EXITING:
+            return []
+        urgent = self._urgent(rec, plan, power, now)
+        if urgent is not None and plan.shuts_down:
+            return self._order(rec, plan, urgent, now)
+        timers = dict(self._timers(rec, plan))
+        due = timers.get("shut down")
+        if due is not None and now >= due:
+            return self._order(rec, plan, f"{rec.power_reason} for {fmt(now - rec.since)}",
+                               now)
+        due = timers.get("enter maintenance")
+        if urgent is not None and plan.enters_maintenance and rec.phase is Phase.IDLE:
+            due, reason = now, urgent
+        elif due is not None:
+            reason = f"{rec.power_reason} for {fmt(now - rec.since)}"
+        if due is None or now < due:
+            return []
+        busy = self._cluster_busy(plan)
+        if busy is not None:
+            rec.queued_behind = busy
+            return []
+        if rec.queued_behind:
+            reason += f" (after {rec.queued_behind}'s maintenance)"
+            rec.queued_behind = ""
+        timeout = plan.effective_maintenance_timeout()
+        if plan.shutdown_after is not None:
+            timeout = min(timeout, max(rec.since + plan.shutdown_after - now, 0.0))
+        rec.phase = Phase.ENTERING
+        return [self._start(rec, EnterMaintenance(self._next_id(rec.name), rec.name, reason,
+                                                  timeout=timeout), timeout, now)]
+
+    def _cluster_busy(self, plan: HostPlan) -> str | None:
+        """R5: the host of the same cluster whose VMs are moving, if any."""
+        if plan.cluster is None:
+            return None
+        for other in self.plan.hosts:
+            if (other.cluster == plan.cluster and other.name != plan.name
+                    and self._hosts[other.name].phase in (Phase.ENTERING, Phase.EVACUATING)):
+                return other.name
+        return None
+
+    def _maybe_abort(self, rec: HostRecord, plan: HostPlan, power: PowerView,
+                     now: float) -> list[Action]:
+        """R5: an urgent trigger during a migration aborts it (once)."""
+        if (rec.phase is not Phase.ENTERING or rec.aborting or rec.since is None
+                or not plan.shuts_down):
+            return []
+        urgent = self._urgent(rec, plan, power, now)
+        if urgent is None:
+            return []
+        rec.aborting = True
+        return [Cancel(self._next_id(rec.name), rec.name, urgent, target=rec.inflight[0],
+                       step="enter maintenance")]
+
+    # -- the shutdown sequence: R6 ---------------------------------------------------
+
+    def _order(self, rec: HostRecord, plan: HostPlan, reason: str,
+               now: float) -> list[Action]:
+        out: list[Action] = []
+        if rec.announced and rec.phase is Phase.IDLE and plan.enters_maintenance:
+            out.append(Cancel(self._next_id(rec.name), rec.name, f"shutdown first: {reason}",
+                              target=self._step_id(rec, "enter maintenance"),
+                              step="enter maintenance"))
+        rec.order_reason, rec.before_order = reason, rec.phase
+        rec.vms_left = plan.traits.vms and rec.phase is not Phase.MAINTENANCE
+        return out + self._next_stage(rec, plan, now)
+
+    def _holds(self, rec: HostRecord, plan: HostPlan, when: When) -> bool:
+        agent = plan.traits.agent
+        return {
+            When.ALWAYS: True,
+            When.PRIMARY_AGENT_HOST: agent and any(u.role == "primary" for u in self.plan.ups),
+            When.COMMAND: bool(plan.command),
+            When.EVACUATE: (plan.traits.evacuate_on_shutdown and rec.vms_left
+                            and rec.before_order is not Phase.NO_MAINTENANCE),
+            When.VMS_LEFT: plan.traits.vms and rec.vms_left,
+            When.AGENT_HOST: agent and len(self.plan.hosts) > 1,
+        }[when]
+
+    def _next_stage(self, rec: HostRecord, plan: HostPlan, now: float) -> list[Action]:
+        stages = [phase for phase, _ in SHUTDOWN_STAGES]
+        start = stages.index(rec.phase) + 1 if rec.phase in SHUTTING_DOWN else 0
+        out: list[Action] = []
+        for phase, when in SHUTDOWN_STAGES[start:]:
+            if not self._holds(rec, plan, when):
+                continue
+            rec.phase, rec.stage_at = phase, now
+            out += self._enter_stage(rec, plan, phase, now)
+            if rec.inflight or self._stage_waits(rec, plan, now):
+                return out
+        return out
+
+    def _enter_stage(self, rec: HostRecord, plan: HostPlan, phase: Phase,
+                     now: float) -> list[Action]:
+        name, why = rec.name, rec.order_reason
+        if phase is Phase.FSD:
+            out: list[Action] = []
+            for ups in self.plan.ups:
+                if ups.role == "primary":
+                    self._ups[ups.name].fsd_by_us = True
+                    out.append(self._start(rec, SetFsd(
+                        self._next_id(name), name, f"{why}: this agent is the primary",
+                        ups=ups.name, wait=self.plan.hostsync), self.plan.hostsync, now))
+            return out
+        if phase is Phase.DELAY:
+            out = [Notify(self._next_id(name), name, why, type="SHUTDOWN",
+                          message=notify_text(self.plan, "SHUTDOWN", ""))]
+            if plan.message:
+                when = f"in {fmt(plan.shutdown_delay)}" if plan.shutdown_delay else "now"
+                out.append(WarnUsers(self._next_id(name), name, f"shutdown {when}: {why}",
+                                     message=plan.message))
+            return out
+        if phase is Phase.COMMAND:
+            return [self._start(rec, RunCommand(self._next_id(name), name, why,
+                                                argv=plan.command, budget=plan.command_budget),
+                                plan.command_budget, now)]
+        if phase is Phase.EVACUATING:
+            timeout = plan.effective_maintenance_timeout()
+            return [self._start(rec, EnterMaintenance(
+                self._next_id(name), name, f"{why}; the shutdown moves the VMs away first",
+                timeout=timeout), timeout, now)]
+        if phase is Phase.VMS:
+            if rec.before_order is Phase.NO_MAINTENANCE and rec.note:
+                why = f"{why}; maintenance failed: {rec.note}"
+            return [self._start(rec, ShutdownVms(self._next_id(name), name, why,
+                                                 timeout=plan.vm_shutdown_timeout),
+                                plan.vm_shutdown_timeout, now)]
+        if phase is Phase.STOPPING:
+            killpower = plan.traits.agent and any(
+                self.plan.ups_plan(s.ups).role == "primary" for s in plan.powered_by)
+            return [self._start(rec, ShutdownHost(self._next_id(name), name, why,
+                                                  killpower=killpower),
+                                plan.shutdown_duration, now)]
+        return []
+
+    def _stage_waits(self, rec: HostRecord, plan: HostPlan, now: float) -> bool:
+        """Whether a waiting stage (start delay, the agent going last) must still wait."""
+        if rec.phase is Phase.DELAY:
+            return now < (rec.stage_at or now) + plan.shutdown_delay
+        if rec.phase is Phase.LAST:
+            return self._others_until(rec, now) is not None
+        return False
+
+    def _others_until(self, rec: HostRecord, now: float) -> float | None:
+        """R6: until when the agent's own host must wait for the others (None: done).
+
+        It waits for every other host whose shutdown has started, until that host's OS
+        has had its ``shutdown_duration`` after the order was acknowledged.
+        """
+        until = None
+        for other in self.plan.hosts:
+            orec = self._hosts[other.name]
+            if other.name == rec.name or other.is_pool_master:
+                continue
+            if orec.phase in SHUTTING_DOWN:
+                return float("inf")
+            if orec.phase is Phase.DOWN and orec.down_at is not None:
+                end = orec.down_at + other.shutdown_duration
+                if end > now:
+                    until = end if until is None else max(until, end)
+        return until
+
+    def _continue(self, rec: HostRecord, plan: HostPlan, now: float) -> list[Action]:
+        if rec.phase in (Phase.DELAY, Phase.LAST) and not self._stage_waits(rec, plan, now):
+            return self._next_stage(rec, plan, now)
+        return []
+
+    # -- results ---------------------------------------------------------------------
+
+    def _after(self, rec: HostRecord, action: Action, result: Result,
+               now: float) -> list[Action]:
+        if rec.inflight:         # FSD on several UPSes: wait for all of them
+            return []
+        ok = result.ok
+        phase = rec.phase
+        if phase is Phase.ENTERING or phase is Phase.EVACUATING:
+            rec.aborting = False
+            rec.ours = rec.ours or ok
+            rec.vms_left = self.plan.host(rec.name).traits.vms and not ok
+            if not ok:
+                rec.note = result.detail or result.outcome.value
+        elif phase is Phase.VMS:
+            rec.vms_left = False
+        elif phase is Phase.EXITING:
+            if ok:
+                rec.ours, rec.exit_attempts, rec.exit_at = False, 0, None
+            else:
+                rec.exit_attempts += 1
+                rec.exit_at = now + EXIT_RETRY
+                if rec.exit_attempts >= EXIT_ATTEMPTS:
+                    rec.ours = False
+        elif phase is Phase.STOPPING:
+            rec.down_at = now
+        follow = AFTER_RESULT.get((phase, ok))
+        if follow is None:
+            return []
+        if follow == NEXT_STAGE:
+            return self._next_stage(rec, self.plan.host(rec.name), now)
+        assert isinstance(follow, Phase)
+        rec.phase = follow
+        if follow is Phase.MAINTENANCE and not rec.ours:
+            rec.phase = Phase.IDLE
+        return []
+
+    def _resume(self, action: Action, now: float) -> list[Action]:
+        """R9: an operation in flight at the snapshot, after a restart."""
+        rec = self._hosts[action.host]
+        if isinstance(action, RunCommand):
+            return self._after(rec, action, Result(
+                Outcome.FAILED, "outcome unknown: the agent restarted while it ran"), now)
+        limit = {EnterMaintenance: getattr(action, "timeout", 0.0),
+                 ExitMaintenance: getattr(action, "timeout", 0.0),
+                 ShutdownVms: getattr(action, "timeout", 0.0),
+                 SetFsd: getattr(action, "wait", 0.0)}.get(type(action), 60.0)
+        again = replace(action, id=self._next_id(action.host),
+                        reason=f"resumed after a restart: {action.reason}")
+        return [self._start(rec, again, limit, now)]
+
+    # -- bookkeeping -----------------------------------------------------------------
+
+    def _start(self, rec: HostRecord, action: Action, limit: float, now: float) -> Action:
+        self._ops[action.id] = (action, now + limit + GRACE)
+        rec.inflight.append(action.id)
+        return action
+
+    def _next_id(self, host: str) -> str:
+        self._seq += 1
+        return f"{host}/{self._seq}"
+
+    @staticmethod
+    def _step_id(rec: HostRecord, step: str) -> str:
+        return f"{rec.name}/{step.replace(' ', '-')}/{rec.generation}"
+
+    def _deadlines(self) -> list[float]:
+        times: list[float] = [guard for _, guard in self._ops.values()]
+        views, verdicts = self._verdicts(self._now)
+        times += [v.at for v in verdicts.values() if v.at is not None]
+        times += [r.next_nocomm for r in self._ups.values() if r.next_nocomm is not None]
+        if self._restored_at is not None:
+            times.append(self._restored_at + self.plan.deadtime)
+        for rec in self._hosts.values():
+            plan = self.plan.host(rec.name)
+            if rec.exit_at is not None:
+                times.append(rec.exit_at)
+            if rec.phase is Phase.DELAY and rec.stage_at is not None:
+                times.append(rec.stage_at + plan.shutdown_delay)
+            if rec.phase is Phase.LAST:
+                until = self._others_until(rec, self._now)
+                if until is not None and until != float("inf"):
+                    times.append(until)
+            if rec.since is not None and not plan.is_pool_master:
+                times.append(rec.since + plan.debounce)
+                times += [due for _, due in self._timers(rec, plan)]
+        return times
