@@ -1,0 +1,103 @@
+# -*- test-case-name: tests.test_policy -*-
+"""The one small interface every backend implements (DESIGN.md §3), and their registry.
+
+A backend *does*; the policy engine *decides*.  A backend object speaks for one manager
+(a vCenter, a XenServer pool, this OS, a set of SSH hosts, a simulated cluster) and acts on
+the hosts it manages by name.  Every operation returns a Deferred that fires with a
+:class:`~upsagent.slave.actions.Result` saying what really happened -- moved, failed
+because no host could take the VMs, timed out, not applicable, unreachable -- and never
+fails for the host's sake (an exception from a backend is a bug, reported as ``failed``
+by the executor).  Operations are idempotent: entering maintenance on a host already in
+it, or shutting down a host already down, reports success; the engine relies on that when
+it issues operations again after a restart.
+
+Backends are registered by kind, as ``"module:Class"`` strings imported on first use, so
+that ``vsphere`` (pyvmomi) or ``xen`` (XenAPI) are only needed where they are configured;
+:func:`backend_class` turns a missing extra into "install upsagent[vsphere]".
+"""
+
+from __future__ import annotations
+
+import importlib
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import ClassVar
+
+from twisted.internet.defer import Deferred, succeed
+
+from upsagent.slave.actions import Outcome, Result
+
+__all__ = ["BACKENDS", "Backend", "HostInfo", "Outcome", "Result", "backend_class"]
+
+
+@dataclass(frozen=True)
+class HostInfo:
+    """One managed host as the backend sees it now."""
+
+    name: str
+    connected: bool
+    in_maintenance: bool = False
+    detail: str = ""
+
+
+class Backend:
+    """The interface; the defaults answer "not applicable" (a plain OS has no maintenance
+    mode and no VMs), so a backend overrides what it can do."""
+
+    kind: ClassVar[str] = ""
+
+    def connect(self) -> Deferred[Result]:
+        """Log in / check that the manager answers."""
+        return succeed(Result(Outcome.OK, "connected"))
+
+    def hosts(self) -> Deferred[list[HostInfo]]:
+        """The managed hosts and their connection state (shown every 30 s, REQUIREMENTS §5)."""
+        return succeed([])
+
+    def enter_maintenance(self, host: str, timeout: float) -> Deferred[Result]:
+        """Put ``host`` into maintenance so its VMs move away; give up after ``timeout``."""
+        return succeed(Result(Outcome.NOT_APPLICABLE, f"{self.kind}: no maintenance mode"))
+
+    def exit_maintenance(self, host: str, timeout: float) -> Deferred[Result]:
+        """Take ``host`` out of maintenance, waiting up to ``timeout`` for it to answer."""
+        return succeed(Result(Outcome.NOT_APPLICABLE, f"{self.kind}: no maintenance mode"))
+
+    def shutdown_vms(self, host: str, timeout: float) -> Deferred[Result]:
+        """Stop the VMs running on ``host``: guest shutdown, power-off after ``timeout``."""
+        return succeed(Result(Outcome.NOT_APPLICABLE, f"{self.kind}: no VMs"))
+
+    def shutdown_host(self, host: str, killpower: bool = False) -> Deferred[Result]:
+        """Shut ``host`` down; fires once the shutdown has been accepted.  ``killpower``:
+        the UPS is to switch its output off at the end (only this OS can arrange it)."""
+        raise NotImplementedError
+
+    def warn_users(self, host: str, message: str) -> Deferred[Result]:
+        """Tell the users logged in on ``host``."""
+        return succeed(Result(Outcome.NOT_APPLICABLE, f"{self.kind}: cannot reach users"))
+
+
+#: kind -> "module:Class", imported on first use
+BACKENDS: Mapping[str, str] = {
+    "local": "upsagent.hypervisors.local:LocalBackend",
+    "simulated": "upsagent.hypervisors.simulated:SimulatedBackend",
+}
+
+#: the extra that provides each kind's dependencies
+_EXTRAS = {"vsphere": "vsphere", "xen": "xen", "ssh": "ssh"}
+
+
+def backend_class(kind: str) -> type[Backend]:
+    """The backend class registered for ``kind``."""
+    try:
+        target = BACKENDS[kind]
+    except KeyError:
+        raise KeyError(f"unknown backend {kind!r} (known: {', '.join(sorted(BACKENDS))})") \
+            from None
+    module, _, name = target.partition(":")
+    try:
+        cls: type[Backend] = getattr(importlib.import_module(module), name)
+    except ImportError as exc:
+        extra = _EXTRAS.get(kind)
+        hint = f": install upsagent[{extra}]" if extra else ""
+        raise ImportError(f"backend {kind!r} is not available{hint} ({exc})") from exc
+    return cls

@@ -1,0 +1,101 @@
+# -*- test-case-name: tests.test_policy -*-
+"""This OS as a backend: the shutdown command, the POWERDOWNFLAG, a wall message.
+
+Maintenance and VMs do not apply (the defaults of :class:`~upsagent.hypervisors.base.Backend`
+say so).  Commands are argument lists, never shell strings, and run through a *runner*
+passed in: any object with ``run(argv, budget) -> Deferred[result]`` -- the real one is
+:class:`upsagent.slave.runprocess.ProcessRunner`, tests pass a fake.  The runner's result
+is read by duck typing (``ok``, ``timed_out``, ``summary``), so a
+:class:`~upsagent.slave.actions.Result` may be returned directly as well.
+
+``killpower``: a primary's own host writes upsmon's POWERDOWNFLAG (content
+``upsmon-shutdown-file``) before running the shutdown command; the system's shutdown hook
+then has the UPS switch its output off at the very end (``upsagent killpower``, or NUT's
+``upsdrvctl shutdown``), as research/nut-protocol.md §12.4 describes.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Sequence
+from typing import Any, Protocol
+
+from twisted.internet.defer import Deferred, succeed
+from twisted.logger import Logger
+
+from upsagent.hypervisors.base import Backend, HostInfo
+from upsagent.slave.actions import Outcome, Result
+from upsagent.slave.plan import DEFAULT_SHUTDOWN_COMMAND
+
+__all__ = ["LocalBackend", "POWERDOWN_MAGIC", "Runner", "result_of"]
+
+_log = Logger()
+
+#: what upsmon writes into POWERDOWNFLAG, and checks with ``upsmon -K``
+POWERDOWN_MAGIC = "upsmon-shutdown-file\n"
+
+
+class Runner(Protocol):
+    """Runs an argument list within a time budget."""
+
+    def run(self, argv: Sequence[str], budget: float | None) -> Deferred[Any]: ...
+
+
+def result_of(value: object) -> Result:
+    """A runner's result (``ProcessResult`` or alike) as a backend :class:`Result`."""
+    if isinstance(value, Result):
+        return value
+    summary = str(getattr(value, "summary", value))
+    if getattr(value, "ok", False):
+        return Result(Outcome.OK, summary)
+    if getattr(value, "timed_out", False):
+        return Result(Outcome.TIMED_OUT, summary)
+    return Result(Outcome.FAILED, summary)
+
+
+class LocalBackend(Backend):
+    """The machine the agent runs on."""
+
+    kind = "local"
+
+    def __init__(self, runner: Runner, name: str = "localhost",
+                 shutdown_command: Sequence[str] = DEFAULT_SHUTDOWN_COMMAND,
+                 budget: float = 30.0, powerdown_flag: str | None = None,
+                 wall_command: Sequence[str] = ("wall",)) -> None:
+        for argv in (shutdown_command, wall_command):
+            if isinstance(argv, (str, bytes)):
+                raise TypeError(f"a command is a list of arguments, not a string: {argv!r}")
+        self.runner = runner
+        self.name = name
+        self.shutdown_command = tuple(shutdown_command)
+        self.budget = budget
+        self.powerdown_flag = powerdown_flag
+        self.wall_command = tuple(wall_command)
+
+    def hosts(self) -> Deferred[list[HostInfo]]:
+        return succeed([HostInfo(self.name, True)])
+
+    def shutdown_vms(self, host: str, timeout: float) -> Deferred[Result]:
+        return succeed(Result(Outcome.NOT_APPLICABLE, "no VMs on this OS"))
+
+    def shutdown_host(self, host: str, killpower: bool = False) -> Deferred[Result]:
+        if killpower:
+            if self.powerdown_flag is None:
+                _log.warn("killpower requested but no powerdown_flag is configured: the UPS "
+                          "will not be switched off")
+            else:
+                try:
+                    self._write_flag(self.powerdown_flag)
+                except OSError as exc:
+                    _log.error("cannot write POWERDOWNFLAG {path}: {exc}",
+                               path=self.powerdown_flag, exc=exc)
+        return self.runner.run(self.shutdown_command, self.budget).addCallback(result_of)
+
+    @staticmethod
+    def _write_flag(path: str) -> None:
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o644)
+        with os.fdopen(fd, "w") as flag:
+            flag.write(POWERDOWN_MAGIC)
+
+    def warn_users(self, host: str, message: str) -> Deferred[Result]:
+        return self.runner.run((*self.wall_command, message), 10.0).addCallback(result_of)
