@@ -357,3 +357,10 @@ def test_enabled_without_flag_is_a_warning(tmp_path: Path) -> None:
     path.write_text(f"[master.shutdown]\nenabled = true\n{BASE}")
     warnings = load_toml(path).warnings
     assert any("master.powerdown_flag: not set" in w for w in warnings)
+
+
+def test_default_runner_is_the_agents_process_runner() -> None:
+    from upsagent.master.shutdown import default_runner
+    from upsagent.slave.runprocess import ProcessRunner
+
+    assert isinstance(default_runner(MemoryReactorClock()), ProcessRunner)

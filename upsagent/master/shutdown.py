@@ -461,58 +461,10 @@ class ShutdownService:
         running.addCallbacks(done, failed)
 
 
+
 def default_runner(reactor: Any) -> Runner:
-    """The agent's process runner (upsagent.slave.runprocess), or a minimal stand-in."""
-    try:
-        from upsagent.slave.runprocess import ProcessRunner
-    except ImportError:
-        return _SpawnRunner(reactor)
+    """The agent's process runner (own session, budget, TERM then KILL, bounded output)."""
+    from upsagent.slave.runprocess import ProcessRunner
+
     runner: Runner = ProcessRunner(reactor)
     return runner
-
-
-@dataclass(frozen=True)
-class _Ended:
-    """The stand-in runner's result."""
-
-    exit_code: int | None
-    signal: int | None = None
-    error: str | None = None
-
-    @property
-    def ok(self) -> bool:
-        return self.exit_code == 0
-
-    @property
-    def summary(self) -> str:
-        if self.error is not None:
-            return self.error
-        return f"exit {self.exit_code}" if self.signal is None else f"signal {self.signal}"
-
-
-class _SpawnRunner:
-    """Runs argv with ``reactor.spawnProcess`` (no shell, no budget enforcement): used only
-    when the agent's process runner is not available in this build."""
-
-    def __init__(self, reactor: Any) -> None:
-        self.reactor = reactor
-
-    def run(self, argv: Sequence[str], budget: float | None) -> "Deferred[Any]":
-        from twisted.internet.error import ProcessTerminated
-        from twisted.internet.protocol import ProcessProtocol
-
-        result: Deferred[Any] = Deferred()
-
-        class _Proto(ProcessProtocol):
-            def processEnded(self, reason: Failure) -> None:
-                value = reason.value
-                if isinstance(value, ProcessTerminated):
-                    result.callback(_Ended(value.exitCode, value.signal))
-                else:
-                    result.callback(_Ended(0))
-
-        try:
-            self.reactor.spawnProcess(_Proto(), argv[0], list(argv), env=None)
-        except OSError as exc:
-            result.callback(_Ended(None, error=f"cannot start {argv[0]}: {exc}"))
-        return result
