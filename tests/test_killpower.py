@@ -314,3 +314,21 @@ def test_shutdown_hook_runs_killpower(tmp_path: Path, status: int) -> None:
     assert done.returncode == 0
     assert calls.read_text() == f"killpower --config {config}\n"
     assert "rebooting" not in done.stdout
+
+
+def test_nut_config_takes_upsmon_powerdownflag(tmp_path: Path,
+                                               capsys: pytest.CaptureFixture[str]) -> None:
+    """With --nut-config the flag is upsmon.conf's POWERDOWNFLAG (the last one), so that a
+    NUT upsmon primary's flag is honoured; refusals work the same."""
+    (tmp_path / "ups.conf").write_text("[rack]\n driver = dummy-ups\n port = ups.dev\n")
+    (tmp_path / "upsd.conf").write_text("")
+    (tmp_path / "upsd.users").write_text("")
+    os.chmod(tmp_path / "upsd.users", 0o600)
+    flag = tmp_path / "killpower"
+    (tmp_path / "upsmon.conf").write_text(
+        f'POWERDOWNFLAG /nowhere\nPOWERDOWNFLAG "{flag}"\nMONITOR x 1 u p primary\n')
+    assert killpower.upsmon_flag(str(tmp_path)) == str(flag)
+    assert killpower.upsmon_flag(str(tmp_path / "none")) is None
+    flag.write_text("hello\n")
+    assert killpower.main(["--nut-config", str(tmp_path)]) == 3
+    assert f"{flag}: the file does not hold the upsmon magic line" in capsys.readouterr().out

@@ -9,7 +9,9 @@ Run by the shutdown hook (``contrib/systemd/upsagent-killpower`` in
 
 Rules:
 
-* It acts only when the power-down flag (``master.powerdown_flag``) is set: written by the
+* It acts only when the power-down flag (``master.powerdown_flag``; with ``--nut-config``
+  and no such setting, upsmon.conf's ``POWERDOWNFLAG`` in that directory, so that it can
+  replace nutshutdown behind a NUT upsmon primary) is set: written by the
   master's shutdown sequence (or by NUT's upsmon, same content), holding the magic first
   line ``upsmon-shutdown-file``, and written since this boot (master/powerdown.py).  A file
   without the magic line is not ours: refused and left alone.  A flag from before this boot
@@ -125,6 +127,26 @@ def _kill_one(reactor: Any, conf: UpsConfig,
     return first.addCallbacks(answered, failed).addCallback(stop)
 
 
+def upsmon_flag(nut_dir: str) -> str | None:
+    """upsmon.conf's POWERDOWNFLAG in ``nut_dir`` (the last one, as upsmon), or None.
+
+    Read leniently with NUT's tokenizer: at the end of a shutdown an unreadable or odd file
+    must not stop the power-off when the flag itself is plain.
+    """
+    from upsagent.nut.tokenizer import tokenize_text
+
+    try:
+        with open(os.path.join(nut_dir, "upsmon.conf"), "rb") as handle:
+            data = handle.read()
+    except OSError:
+        return None
+    flag = None
+    for _, words in tokenize_text(data):
+        if isinstance(words, list) and len(words) >= 2 and words[0] == "POWERDOWNFLAG":
+            flag = words[1]
+    return flag
+
+
 def _flag_gate(master: MasterConfig, force: bool) -> tuple[int | None, str]:
     """(exit status to stop with or None to go on, what to say)."""
     path = master.powerdown_flag
@@ -164,6 +186,10 @@ def main(argv: list[str]) -> int:
         print(f"upsagent killpower: {exc}", file=sys.stderr)
         return EXIT_USAGE
     master = config.master
+    if master.powerdown_flag is None and args.nut_config:
+        from dataclasses import replace
+
+        master = replace(master, powerdown_flag=upsmon_flag(args.nut_config))
     status, text = _flag_gate(master, args.force)
     print(f"upsagent killpower: {text}", flush=True)
     if status is not None:
