@@ -55,7 +55,7 @@ def test_ob_lb_fsd_wait_for_logout_flag_then_command() -> None:
     assert kinds(acts) == []
     acts = c.update(104, [UpsView("rack", "OB DISCHRG LB", fsd=True)], [])
     assert kinds(acts) == [WriteFlag("/run/killpower")]
-    assert notes(acts) == ["No session is logged into rack any more (after 4.00 s)"]
+    assert notes(acts) == ["No session is logged into rack (waited 4.00 s)"]
     assert c.phase is Phase.FINAL and c.deadline() == 109
     assert c.update(108.9, [UpsView("rack", "OB DISCHRG LB", fsd=True)], []) == []
     assert c.update(109, [UpsView("rack", "OL", fsd=True)], []) == [RunCommand(CMD)]

@@ -95,13 +95,13 @@ class LowBattery:
         new = with_low_battery(status, charge, runtime, charge_limit, runtime_limit)
         if new is None:
             return
-        self.log.warn("UPS {ups}: on battery with battery.charge {charge} (limit {climit}) and "
-                      "battery.runtime {runtime} (limit {rlimit}): LB added to ups.status",
-                      ups=ups.name, charge=charge, climit=_show(charge_limit),
-                      runtime=runtime, rlimit=_show(runtime_limit))
+        why = []
+        if charge_limit is not None and _below(charge, charge_limit):
+            why.append(f"battery.charge {charge} < lowbatt_charge {charge_limit:g}")
+        if runtime_limit is not None and _below(runtime, runtime_limit):
+            why.append(f"battery.runtime {runtime} < lowbatt_runtime {runtime_limit:g}")
+        self.log.warn("UPS {ups}: on battery with {why}: LB added to ups.status",
+                      ups=ups.name, why=" and ".join(why))
         ups.set("ups.status", new)
         ups.commit()
 
-
-def _show(limit: float | None) -> str:
-    return "none" if limit is None else f"{limit:g}"

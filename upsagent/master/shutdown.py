@@ -239,8 +239,8 @@ class ShutdownCore:
         waiting = [client for client in clients if client.ups in self._host]
         if not waiting:
             actions.append(Note("info", f"No session is logged into "
-                                        f"{', '.join(sorted(self._host))} any more "
-                                        f"(after {now - self._sync_start:.2f} s)"))
+                                        f"{', '.join(sorted(self._host))} (waited "
+                                        f"{now - self._sync_start:.2f} s)"))
         elif now >= self._sync_deadline:
             who = ", ".join(f"{c.address} (UPS {c.ups}, user {c.user})" for c in waiting)
             actions.append(Note("warn", f"HOSTSYNC ({self.config.hostsync} s) ran out; still "
