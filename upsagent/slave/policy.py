@@ -263,7 +263,6 @@ class PolicyEngine:
             rec.phase = Phase.IDLE   # a maintenance that ended after the power came back
         if (rec.phase in (Phase.MAINTENANCE, Phase.DOWN) and rec.ours
                 and (rec.exit_at is None or now >= rec.exit_at)):
-            rec.phase = Phase.EXITING
             reason = rec.back_reason or "power is back"
             if rec.exit_when_done:
                 reason += " during the migration, which has completed"
@@ -271,7 +270,7 @@ class PolicyEngine:
                 reason += f"; {rec.name} was shut down in maintenance (exit once it is up)"
             elif self._restored_at is not None and not rec.back_reason:
                 reason += "; this agent had put it into maintenance before its restart"
-            rec.exit_when_done = False
+            rec.exit_when_done, rec.phase = False, Phase.EXITING
             return out + [self._start(rec, ExitMaintenance(
                 self._next_id(rec.name), rec.name, reason), 600.0, now)]
         return out

@@ -1,0 +1,832 @@
+"""Tests for the policy engine (upsagent.slave.policy, rules.py's R1-R10), plans and their
+validation, the executor (dry run) and the local and simulated backends.
+
+The engine is pure: these tests give it events and times and compare the actions it
+returns.  No reactor, no sleeping; where a reactor is needed, ``task.Clock``.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterable
+from pathlib import Path
+from typing import Any, cast
+
+import pytest
+from twisted.internet.defer import Deferred, succeed
+from twisted.internet.task import Clock
+from twisted.logger import ILogObserver, LogEvent, formatEvent, globalLogPublisher
+
+from upsagent.hypervisors.base import Backend, backend_class
+from upsagent.hypervisors.local import POWERDOWN_MAGIC, LocalBackend
+from upsagent.hypervisors.simulated import SimCluster, SimulatedBackend
+from upsagent.slave.actions import (
+    Action, Cancel, EnterMaintenance, ExitMaintenance, Notify, Outcome, Result, RunCommand,
+    SetFsd, ShutdownHost, ShutdownVms, WarnUsers,
+)
+from upsagent.slave.events import CommLost, CommOk, Event, UpsState
+from upsagent.slave.executor import Executor, MonitorFsd
+from upsagent.slave.plan import (
+    HostPlan, Plan, Supply, UpsCountdown, UpsPlan, upsmon_plan, validate,
+)
+from upsagent.slave.policy import PolicyEngine
+from upsagent.slave.rules import Phase
+from upsagent.slave.state import StateError
+
+OK = Outcome.OK
+
+
+def state(ups: str, status: str, runtime: float | None = None) -> UpsState:
+    return UpsState(ups, frozenset(status.split()), runtime=runtime)
+
+
+class Drive:
+    """Feeds an engine events and results at given times, ticking at its deadlines."""
+
+    def __init__(self, plan: Plan, now: float = 0.0,
+                 engine: PolicyEngine | None = None) -> None:
+        self.engine = engine or PolicyEngine(plan, now)
+        self.now = now
+        self.log: list[tuple[float, Action]] = []
+
+    def _take(self, t: float, actions: Iterable[Action]) -> list[Action]:
+        actions = list(actions)
+        self.log += [(t, a) for a in actions]
+        return actions
+
+    def until(self, t: float) -> None:
+        while (deadline := self.engine.next_deadline()) is not None and deadline <= t:
+            self.now = deadline
+            self._take(deadline, self.engine.tick(deadline))
+        self.now = t
+
+    def event(self, t: float, event: Event) -> list[Action]:
+        self.until(t)
+        return self._take(t, self.engine.handle(event, t))
+
+    def done(self, t: float, action: Action, outcome: Outcome = OK,
+             detail: str = "") -> list[Action]:
+        self.until(t)
+        return self._take(t, self.engine.action_done(action.id, Result(outcome, detail), t))
+
+    def of(self, cls: type[Action] = Action, host: str | None = None,
+           since: float = -1.0) -> list[tuple[float, Any]]:
+        return [(t, a) for t, a in self.log if isinstance(a, cls)
+                and (host is None or a.host == host) and t >= since]
+
+    def last(self, cls: type[Action], host: str | None = None) -> Any:
+        found = self.of(cls, host)
+        assert found, f"no {cls.__name__} for {host}"
+        return found[-1][1]
+
+    def steps(self, since: float = -1.0) -> list[tuple[float, str, str]]:
+        """(time, host, verb) of everything but notifications."""
+        return [(t, a.host, a.verb) for t, a in self.log
+                if not isinstance(a, Notify) and t >= since]
+
+
+COUNTDOWN = UpsCountdown(180, 120)
+
+
+def vsphere(name: str, *ups: str, **kw: Any) -> HostPlan:
+    kw.setdefault("maintenance_after", 60)
+    kw.setdefault("shutdown_after", 120)
+    return HostPlan(name, "vsphere", tuple(Supply(u) for u in ups), cluster="c", **kw)
+
+
+def two_hosts(**kw: Any) -> Plan:
+    return Plan(ups=(UpsPlan("UPS1", countdown=COUNTDOWN), UpsPlan("UPS2", countdown=COUNTDOWN)),
+                hosts=(vsphere("host1", "UPS1", **kw), vsphere("host2", "UPS2", **kw)),
+                name="mgmt")
+
+
+def started(drive: Drive, at: float = 0.0, *ups: str) -> None:
+    for name in ups or ("UPS1", "UPS2"):
+        drive.event(at, state(name, "OL"))
+
+
+# -- validation -----------------------------------------------------------------------
+
+
+def test_validate_shutdown_must_follow_maintenance() -> None:
+    """shutdown_after not greater than maintenance_after is refused, with both values."""
+    plan = Plan(ups=(UpsPlan("UPS1"),), hosts=(
+        vsphere("esxi1", "UPS1", maintenance_after=90, shutdown_after=60),))
+    [problem] = validate(plan)
+    assert str(problem) == ("host esxi1: shutdown_after (60 s) must be greater than "
+                            "maintenance_after (90 s)")
+    assert (problem.host, problem.step, problem.severity, problem.excess) == (
+        "esxi1", "shutdown_after", "error", 30)
+
+
+def test_validate_steps_must_end_before_the_ups_cuts_its_output() -> None:
+    """The shutdown with its delay, command, VMs and OS time must end before the NMC's
+    warning period + shutdown delay; the message gives the end, the cut and the overrun."""
+    plan = Plan(ups=(UpsPlan("UPS1", countdown=COUNTDOWN),), hosts=(vsphere(
+        "esxi1", "UPS1", shutdown_delay=30, command=("/bin/true",), command_budget=30,
+        vm_shutdown_timeout=60, shutdown_duration=90),))
+    [problem] = validate(plan)
+    assert str(problem) == (
+        "host esxi1: shutdown finishes at 330 s, 30 s after UPS1 cuts its output at 300 s "
+        "(shutdown at 120 s + delay 30 s + command 30 s + VMs 60 s + OS 90 s)")
+    assert (problem.step, problem.excess) == ("shutdown", 30)
+    fits = Plan(ups=plan.ups, hosts=(vsphere("esxi1", "UPS1"),))
+    assert validate(fits) == []     # 120 + 60 VMs + 60 OS = 240 <= 300
+
+
+def test_validate_redundant_supplies_use_the_cut_that_leaves_too_few() -> None:
+    """With two supplies and min_supplies 1, the host lives until the later UPS cuts."""
+    ups = (UpsPlan("UPS1", countdown=UpsCountdown(60, 60)),
+           UpsPlan("UPS2", countdown=UpsCountdown(600, 120)))
+    host = HostPlan("h", "local", (Supply("UPS1"), Supply("UPS2")), shutdown_after=300)
+    assert validate(Plan(ups=ups, hosts=(host,))) == []
+    strict = Plan(ups=ups, hosts=(HostPlan("h", "local", host.powered_by, min_supplies=2,
+                                           shutdown_after=300),))
+    [problem] = validate(strict)
+    assert str(problem).startswith("host h: shutdown finishes at 360 s, 240 s after UPS1 "
+                                   "cuts its output at 120 s")
+
+
+def test_validate_supplies() -> None:
+    """No supply, an unmonitored UPS, power values below min_supplies: each is an error."""
+    plan = Plan(ups=(UpsPlan("UPS1"),), hosts=(
+        HostPlan("a", "local", ()),
+        HostPlan("b", "ssh", (Supply("UPS9"),)),
+        HostPlan("c", "ssh", (Supply("UPS1"),), min_supplies=2)))
+    assert [str(p) for p in validate(plan)] == [
+        "host a: no power supply (powered_by is empty): nothing tells when it is in danger",
+        "host b: powered by UPS9, which this agent does not monitor",
+        "host c: its supplies give a power value of 1, less than min_supplies 2: it would "
+        "shut down at once"]
+
+
+def test_validate_other_rules() -> None:
+    """Maintenance on a plain OS, a command without budget, timers on a pool master,
+    a primary whose own host it does not feed, two local hosts."""
+    plan = Plan(ups=(UpsPlan("UPS1", "primary"), UpsPlan("UPS2")), hosts=(
+        HostPlan("a", "local", (Supply("UPS2"),), maintenance_after=10,
+                 command=("/bin/x",)),
+        HostPlan("m", "xen", (Supply("UPS1"),), is_pool_master=True, shutdown_after=100),
+        HostPlan("b", "local", (Supply("UPS2"),))))
+    found = [(p.host, p.step, p.severity) for p in validate(plan)]
+    assert found == [
+        ("a", "maintenance_after", "error"), ("a", "command_budget", "error"),
+        ("m", "is_pool_master", "warning"), (None, "backend", "error"),
+        (None, "role", "warning")]
+
+
+# -- R3: timers, debounce, cancellation --------------------------------------------------
+
+
+def test_timers_run_from_the_moment_power_became_short() -> None:
+    """Maintenance at 60 s and shutdown at 120 s after the UPS went on battery, with the
+    reason saying so; no step before its time."""
+    d = Drive(two_hosts())
+    started(d)
+    d.event(10, state("UPS1", "OB DISCHRG"))
+    d.until(69.9)
+    assert d.steps() == []
+    d.until(70)
+    enter = d.last(EnterMaintenance, "host1")
+    assert (enter.reason, enter.timeout) == ("UPS1 on battery for 60 s", 60)
+    d.done(80, enter, detail="VMs vm1, vm2 moved to host2")
+    d.until(130)
+    assert d.steps(since=80) == [(130, "host1", "shut down")]
+    assert d.last(ShutdownHost).reason == "UPS1 on battery for 120 s"
+
+
+def test_a_blip_shorter_than_the_debounce_starts_nothing() -> None:
+    """A 3 s failure (debounce 5 s) gives upsmon's ONBATT/ONLINE and nothing else, not
+    even a cancel, though maintenance_after is 0."""
+    d = Drive(two_hosts(maintenance_after=0))
+    started(d)
+    d.event(100, state("UPS1", "OB"))
+    d.event(103, state("UPS1", "OL"))
+    d.until(1000)
+    assert d.steps() == []
+    assert [a.type for _, a in d.of(Notify)] == ["ONBATT", "ONLINE"]
+
+
+def test_a_step_due_before_the_debounce_waits_for_it() -> None:
+    """maintenance_after 0 starts maintenance when the debounce has passed."""
+    d = Drive(two_hosts(maintenance_after=0))
+    started(d)
+    d.event(100, state("UPS1", "OB"))
+    d.until(200)
+    assert d.of(EnterMaintenance)[0][0] == 105
+
+
+def test_power_back_before_a_step_cancels_it() -> None:
+    """Steps not started are cancelled when power returns, each named with its due time."""
+    d = Drive(two_hosts())
+    started(d)
+    d.event(0, state("UPS1", "OB"))
+    d.event(30, state("UPS1", "OL"))
+    d.until(1000)
+    cancels = [(t, a.step, a.target, a.reason) for t, a in d.of(Cancel)]
+    assert cancels == [
+        (30, "enter maintenance", "host1/enter-maintenance/1",
+         "UPS1 back on line after 30 s, before the step due at 60 s"),
+        (30, "shut down", "host1/shut-down/1",
+         "UPS1 back on line after 30 s, before the step due at 120 s")]
+    assert d.steps(since=31) == []
+
+
+def test_pending_lists_the_steps_waiting() -> None:
+    """engine.pending(): what will happen when, for dry runs and status pages."""
+    d = Drive(two_hosts())
+    started(d)
+    d.event(0, state("UPS2", "OB"))
+    assert [(s.host, s.step, s.due, s.reason) for s in d.engine.pending()] == [
+        ("host2", "enter maintenance", 60, "UPS2 on battery for 60 s"),
+        ("host2", "shut down", 120, "UPS2 on battery for 120 s")]
+
+
+# -- R5/R7: maintenance ------------------------------------------------------------------
+
+
+def test_migration_completes_after_power_returns_then_exit_at_once() -> None:
+    """Scenario 2: power back during the migration; it completes, then exit maintenance at
+    once; the shutdown is cancelled."""
+    d = Drive(two_hosts())
+    started(d)
+    d.event(0, state("UPS1", "OB"))
+    d.until(60)
+    enter = d.last(EnterMaintenance)
+    d.event(70, state("UPS1", "OL"))
+    assert d.steps(since=70) == [(70, "host1", "cancel shut down")]
+    d.done(100, enter)
+    exit_ = d.last(ExitMaintenance)
+    assert exit_.reason == ("UPS1 back on line after 70 s during the migration, which has "
+                            "completed")
+    d.done(101, exit_)
+    d.until(1000)
+    assert d.of(ShutdownHost) == [] and d.engine.phase("host1") is Phase.IDLE
+
+
+def test_failed_maintenance_means_vms_then_host() -> None:
+    """Scenario 3: no host can take the VMs; at the shutdown timer the VMs are shut down
+    first (the reason says why), then the host."""
+    d = Drive(two_hosts())
+    started(d)
+    d.event(0, state("UPS2", "OB"))
+    d.until(60)
+    d.done(60, d.last(EnterMaintenance), Outcome.NO_TARGET, "no host can take vm3, vm4")
+    d.until(120)
+    vms = d.last(ShutdownVms)
+    assert vms.reason == ("UPS2 on battery for 120 s; maintenance failed: no host can take "
+                          "vm3, vm4")
+    assert d.of(ShutdownHost) == []
+    d.done(130, vms)
+    assert d.steps(since=121) == [(130, "host2", "shut down")]
+
+
+def test_one_host_of_a_cluster_enters_maintenance_at_a_time() -> None:
+    """Both hosts are due at 60 s: host2 starts when host1 has finished, and says so."""
+    d = Drive(two_hosts())
+    started(d)
+    d.event(0, state("UPS1", "OB"))
+    d.event(0, state("UPS2", "OB"))
+    d.until(60)
+    assert [a.host for _, a in d.of(EnterMaintenance)] == ["host1"]
+    d.done(80, d.last(EnterMaintenance))
+    second = d.last(EnterMaintenance, "host2")
+    assert (second.reason, second.timeout) == (
+        "UPS2 on battery for 80 s (after host1's maintenance)", 40)
+
+
+def test_an_urgent_trigger_aborts_the_migration() -> None:
+    """LB during a migration (primary-less secondary after HOSTSYNC): the migration is
+    cancelled, then VMs and host are shut down."""
+    d = Drive(two_hosts())
+    started(d)
+    d.event(0, state("UPS1", "OB"))
+    d.until(60)
+    enter = d.last(EnterMaintenance)
+    d.event(65, state("UPS1", "OB FSD"))
+    cancel = d.last(Cancel)
+    assert (cancel.target, cancel.reason) == (enter.id, "UPS1: FSD set by the primary")
+    d.done(66, enter, Outcome.CANCELLED)
+    assert d.steps(since=66) == [(66, "host1", "shut down VMs")]
+
+
+def test_a_maintenance_only_host_is_never_shut_down() -> None:
+    """REQUIREMENTS §5: maintenance on, shutdown off: VMs migrate, the host keeps running
+    even when the UPS is critical; critical power starts maintenance early."""
+    plan = Plan(ups=(UpsPlan("UPS1"),), hosts=(vsphere("h", "UPS1", shutdown_after=None),))
+    d = Drive(plan)
+    started(d, 0, "UPS1")
+    d.event(0, state("UPS1", "OB"))
+    d.event(20, state("UPS1", "OB FSD"))
+    assert d.steps() == [(20, "h", "enter maintenance")]
+    d.done(30, d.last(EnterMaintenance))
+    d.until(10000)
+    assert d.of(ShutdownHost) == [] and d.of(ShutdownVms) == []
+
+
+def test_pool_master_is_never_touched() -> None:
+    """A XenServer pool master on a failing UPS gets no action at all."""
+    plan = Plan(ups=(UpsPlan("UPS1"),), hosts=(
+        HostPlan("master", "xen", (Supply("UPS1"),), is_pool_master=True,
+                 maintenance_after=60, shutdown_after=120),))
+    d = Drive(plan)
+    started(d, 0, "UPS1")
+    d.event(0, state("UPS1", "OB LB"))
+    d.until(10000)
+    assert d.steps() == []
+
+
+def test_xenserver_shutdown_evacuates_first() -> None:
+    """Shutdown alone on XenServer: the VMs are evacuated (EnterMaintenance) first; if that
+    works no VM is shut down."""
+    plan = Plan(ups=(UpsPlan("UPS1"),), hosts=(
+        HostPlan("x", "xen", (Supply("UPS1"),), shutdown_after=120),))
+    d = Drive(plan)
+    started(d, 0, "UPS1")
+    d.event(0, state("UPS1", "OB"))
+    d.until(120)
+    evacuate = d.last(EnterMaintenance)
+    assert evacuate.reason == "UPS1 on battery for 120 s; the shutdown moves the VMs away first"
+    d.done(150, evacuate)
+    assert d.steps(since=121) == [(150, "x", "shut down")]
+
+
+# -- R1: redundant supplies --------------------------------------------------------------
+
+
+def test_redundant_supplies_are_short_only_when_both_fail() -> None:
+    """A host on UPS1 and UPS2 with min_supplies 1: timers start when the second fails and
+    stop when one returns."""
+    plan = Plan(ups=(UpsPlan("UPS1"), UpsPlan("UPS2")), hosts=(HostPlan(
+        "h", "vsphere", (Supply("UPS1"), Supply("UPS2")), maintenance_after=60,
+        shutdown_after=120),))
+    d = Drive(plan)
+    started(d)
+    d.event(0, state("UPS1", "OB"))
+    d.until(500)
+    assert d.steps() == []
+    d.event(500, state("UPS2", "OB"))
+    d.until(560)
+    assert d.last(EnterMaintenance).reason == "UPS1 and UPS2 on battery for 60 s"
+    d.event(570, state("UPS1", "OL"))
+    assert d.steps(since=570) == [(570, "h", "cancel shut down")]
+
+
+def test_power_values_and_min_supplies() -> None:
+    """min_supplies 2 on two supplies: one UPS on battery is enough to be short."""
+    plan = Plan(ups=(UpsPlan("UPS1"), UpsPlan("UPS2")), hosts=(HostPlan(
+        "h", "ssh", (Supply("UPS1"), Supply("UPS2")), min_supplies=2, shutdown_after=30),))
+    d = Drive(plan)
+    started(d)
+    d.event(0, state("UPS2", "OB"))
+    d.until(30)
+    assert d.last(ShutdownHost).reason == "UPS2 on battery for 30 s"
+
+
+# -- R4: early triggers ------------------------------------------------------------------
+
+
+def test_runtime_below_what_the_steps_need_acts_early() -> None:
+    """Runtime 80 s with 90 s of steps left (command 30 s + OS 60 s): shut down now rather
+    than be cut off at the timer (600 s); not before the debounce."""
+    plan = Plan(ups=(UpsPlan("UPS1"),), hosts=(HostPlan(
+        "h", "ssh", (Supply("UPS1"),), shutdown_after=600, command=("/bin/x",),
+        command_budget=30),))
+    d = Drive(plan)
+    started(d, 0, "UPS1")
+    d.event(0, state("UPS1", "OB", runtime=900))
+    d.event(2, state("UPS1", "OB", runtime=80))
+    assert d.steps() == []
+    d.until(5)
+    run = d.last(RunCommand)
+    assert (run.reason, run.argv, run.budget) == (
+        "UPS1 runtime 80 s < 90 s the remaining steps need", ("/bin/x",), 30)
+
+
+def test_low_battery_on_a_primary_is_critical_at_once() -> None:
+    """upsmon primary (no timers, one local host): OB+LB -> FSD, wait for the secondaries,
+    SHUTDOWN notification, FINALDELAY, shutdown with killpower."""
+    d = Drive(upsmon_plan([("ups@nas", 1, "primary")], final_delay=5))
+    d.event(0, state("ups@nas", "OL"))
+    d.event(10, state("ups@nas", "OB LB"))
+    fsd = d.last(SetFsd)
+    assert (fsd.ups, fsd.wait, fsd.reason) == (
+        "ups@nas", 15, "ups@nas on battery and low battery: this agent is the primary")
+    assert d.of(ShutdownHost) == []
+    d.done(12, fsd)
+    assert [a.type for t, a in d.of(Notify) if t == 12] == ["SHUTDOWN"]
+    d.until(17)
+    assert d.steps(since=12) == [(17, "localhost", "shut down")]
+    assert d.last(ShutdownHost).killpower is True
+
+
+def test_low_battery_on_a_secondary_waits_hostsync() -> None:
+    """A secondary gives the primary HOSTSYNC s (from its last reading that was not
+    OB+LB) to set FSD, then shuts down by itself."""
+    d = Drive(upsmon_plan([("ups@m", 1, "secondary")], final_delay=5))
+    d.event(0, state("ups@m", "OB"))
+    d.event(5, state("ups@m", "OB"))
+    d.event(10, state("ups@m", "OB LB"))
+    d.until(19.9)
+    assert d.steps() == []
+    d.until(30)
+    assert d.steps() == [(25, "localhost", "shut down")]
+    assert [(t, a.type) for t, a in d.of(Notify)][-1] == (20, "SHUTDOWN")
+    assert d.last(ShutdownHost).reason == (
+        "ups@m on battery and low battery and no FSD from the primary within HOSTSYNC 15")
+    assert d.last(ShutdownHost).killpower is False
+
+
+def test_fsd_is_critical_at_once_even_on_line() -> None:
+    """FSD from the primary: the secondary shuts down now, whatever else the status says."""
+    d = Drive(upsmon_plan([("ups@m", 1, "secondary")], final_delay=0))
+    d.event(0, state("ups@m", "OL"))
+    d.event(7, state("ups@m", "FSD OL"))
+    assert d.last(ShutdownHost).reason == "ups@m: FSD set by the primary"
+    assert [a.type for _, a in d.of(Notify)] == ["FSD", "SHUTDOWN"]
+
+
+def test_calibration_suppresses_low_battery() -> None:
+    """OB+LB during CAL is not critical (upsmon)."""
+    d = Drive(upsmon_plan([("u", 1, "primary")]))
+    d.event(0, state("u", "OB LB CAL"))
+    d.until(1000)
+    assert d.of(SetFsd) == [] and d.of(ShutdownHost) == []
+
+
+def test_contact_lost_while_on_battery_is_critical_after_deadtime() -> None:
+    """DEADTIME: last seen OB, no reading for 15 s -> treated as OB+LB."""
+    d = Drive(upsmon_plan([("u", 1, "secondary")], final_delay=0))
+    d.event(0, state("u", "OB"))
+    d.event(3, CommLost("u", "connection refused"))
+    d.until(14.9)
+    assert d.of(ShutdownHost) == []
+    d.until(16)
+    assert d.of(ShutdownHost) == [(15, d.last(ShutdownHost))]
+    assert d.last(ShutdownHost).reason == ("no contact with u for 15 s while on battery "
+                                           "(DEADTIME 15)")
+    assert [a.type for _, a in d.of(Notify)] == ["ONBATT", "COMMBAD", "SHUTDOWN"]
+
+
+def test_contact_lost_while_on_line_is_never_critical() -> None:
+    """Last seen OL: unreachable for hours is not a reason to shut down; NOCOMM repeats
+    every NOCOMMWARNTIME; COMMOK when it is back."""
+    d = Drive(upsmon_plan([("u", 1, "secondary")]))
+    d.event(0, state("u", "OL"))
+    d.event(1, CommLost("u", "timeout"))
+    d.until(1000)
+    assert d.steps() == []
+    assert [(t, a.type) for t, a in d.of(Notify)] == [
+        (1, "COMMBAD"), (300, "NOCOMM"), (600, "NOCOMM"), (900, "NOCOMM")]
+    d.event(1001, CommOk("u"))
+    d.event(1001, state("u", "OL"))
+    assert [a.type for t, a in d.of(Notify) if t == 1001] == ["COMMOK"]
+
+
+def test_upsmon_notifications_and_their_texts() -> None:
+    """upsmon's types and NOTIFYMSG texts: no ONLINE for the first reading, REPLBATT at
+    most every RBWARNTIME, overrides from the plan."""
+    plan = Plan(ups=(UpsPlan("u@h"),), hosts=(), notify_messages={"ONBATT": "%s lost mains"})
+    d = Drive(plan)
+    d.event(0, state("u@h", "OL"))
+    d.event(1, state("u@h", "OB"))
+    d.event(2, state("u@h", "OB LB RB"))
+    d.event(3, state("u@h", "OL RB"))
+    d.event(4, state("u@h", "OL CAL"))
+    assert [(a.type, a.ups, a.message) for _, a in d.of(Notify)] == [
+        ("ONBATT", "u@h", "u@h lost mains"),
+        ("LOWBATT", "u@h", "UPS u@h battery is low"),
+        ("REPLBATT", "u@h", "UPS u@h battery needs to be replaced"),
+        ("ONLINE", "u@h", "UPS u@h on line power"),
+        ("CAL", "u@h", "UPS u@h: calibration in progress")]
+
+
+def test_a_ups_never_heard_from_counts_as_on_line() -> None:
+    """No reading at all: nothing happens (upsmon)."""
+    d = Drive(upsmon_plan([("u", 1, "primary")]))
+    d.until(10000)
+    assert d.log == []
+
+
+# -- R6/R7: the shutdown sequence ---------------------------------------------------------
+
+
+def test_shutdown_stages_delay_command_host() -> None:
+    """Start delay, then the command, then the host; the message warns the users at the
+    failure (after the debounce) and at the order."""
+    plan = Plan(ups=(UpsPlan("UPS1"),), hosts=(HostPlan(
+        "h", "ssh", (Supply("UPS1"),), shutdown_after=60, shutdown_delay=30,
+        command=("/usr/local/bin/stop-db", "--fast"), command_budget=20,
+        message="power failure"),))
+    d = Drive(plan)
+    started(d, 0, "UPS1")
+    d.event(0, state("UPS1", "OB"))
+    d.until(60)
+    warnings = [(t, a.message, a.reason) for t, a in d.of(WarnUsers)]
+    assert warnings == [
+        (5, "power failure", "UPS1 on battery; shutdown in 55 s unless power returns"),
+        (60, "power failure", "shutdown in 30 s: UPS1 on battery for 60 s")]
+    d.until(90)
+    run = d.last(RunCommand)
+    assert run.argv == ("/usr/local/bin/stop-db", "--fast")
+    d.done(100, run, Outcome.FAILED, "exit 1")
+    assert d.steps(since=61) == [(90, "h", "run command"), (100, "h", "shut down")]
+
+
+def test_power_back_during_the_start_delay_calls_the_shutdown_off() -> None:
+    """Nothing irreversible has happened yet: the shutdown is called off."""
+    plan = Plan(ups=(UpsPlan("UPS1"),), hosts=(HostPlan(
+        "h", "ssh", (Supply("UPS1"),), shutdown_after=60, shutdown_delay=30),))
+    d = Drive(plan)
+    started(d, 0, "UPS1")
+    d.event(0, state("UPS1", "OB"))
+    d.event(70, state("UPS1", "OL"))
+    d.until(1000)
+    assert d.steps() == [(70, "h", "cancel shut down")]
+    assert d.last(Cancel).reason == "UPS1 back on line after 70 s, during the start delay"
+
+
+def test_once_the_command_runs_the_shutdown_completes() -> None:
+    """Power back while the command runs: the shutdown goes on (it cannot be undone)."""
+    plan = Plan(ups=(UpsPlan("UPS1"),), hosts=(HostPlan(
+        "h", "ssh", (Supply("UPS1"),), shutdown_after=60, command=("/bin/x",),
+        command_budget=30),))
+    d = Drive(plan)
+    started(d, 0, "UPS1")
+    d.event(0, state("UPS1", "OB"))
+    d.until(60)
+    d.event(61, state("UPS1", "OL"))
+    d.done(70, d.last(RunCommand))
+    assert d.steps(since=61) == [(70, "h", "shut down")]
+
+
+def test_the_agents_own_host_goes_last() -> None:
+    """A primary's own host waits for the secondaries (FSD), then for its other hosts to
+    be down (their shutdown_duration after the order was accepted)."""
+    plan = Plan(ups=(UpsPlan("UPS", "primary"),), hosts=(
+        HostPlan("master", "local", (Supply("UPS"),), shutdown_after=600),
+        HostPlan("linux1", "ssh", (Supply("UPS"),), shutdown_duration=30)), hostsync=300)
+    d = Drive(plan)
+    started(d, 0, "UPS")
+    d.event(0, state("UPS", "OB"))
+    d.until(600)
+    assert d.steps() == [(600, "master", "set FSD"), (600, "linux1", "shut down")]
+    d.done(601, d.last(ShutdownHost, "linux1"))
+    d.done(610, d.last(SetFsd))
+    d.until(700)
+    assert d.steps(since=602) == [(631, "master", "shut down")]
+
+
+def test_an_operation_that_never_answers_is_given_up() -> None:
+    """R8: a backend that never answers: after its limit + 30 s the engine cancels it and
+    goes on as if it had timed out."""
+    d = Drive(two_hosts())
+    started(d)
+    d.event(0, state("UPS1", "OB"))
+    d.until(120)
+    d.until(1000)
+    shutdown = d.last(ShutdownHost)
+    cancel = d.last(Cancel)
+    assert (cancel.target, cancel.reason) == (shutdown.id, "no answer 30 s after its time "
+                                                           "limit")
+    assert d.engine.phase("host1") is Phase.DOWN
+    enter_cancel = d.of(Cancel)[0][1]
+    assert enter_cancel.step == "enter maintenance"
+
+
+def test_exit_maintenance_is_retried() -> None:
+    """A host that does not come back in time: exit is tried again later."""
+    d = Drive(two_hosts())
+    started(d)
+    d.event(0, state("UPS1", "OB"))
+    d.until(60)
+    d.done(70, d.last(EnterMaintenance))
+    d.event(80, state("UPS1", "OL"))
+    first = d.last(ExitMaintenance)
+    d.done(90, first, Outcome.UNREACHABLE, "host1 is down")
+    d.until(209.9)
+    assert d.last(ExitMaintenance) is first
+    d.until(210)
+    assert d.last(ExitMaintenance) is not first
+
+
+# -- R9: snapshot and restore ------------------------------------------------------------
+
+
+def test_snapshot_restore_mid_sequence_keeps_the_timers() -> None:
+    """An agent restarted at 100 s (host1 in maintenance) shuts host1 down at 120 s as
+    planned, once the UPS has been read again; the snapshot is plain JSON."""
+    plan = two_hosts()
+    d = Drive(plan)
+    started(d)
+    d.event(0, state("UPS1", "OB"))
+    d.until(60)
+    d.done(80, d.last(EnterMaintenance))
+    saved = json.loads(json.dumps(d.engine.snapshot()))
+    again = Drive(plan, 100, PolicyEngine.restore(plan, saved, 100))
+    again.until(100)
+    again.event(101, state("UPS1", "OB"))
+    again.event(101, state("UPS2", "OL"))
+    again.until(120)
+    assert again.steps() == [(120, "host1", "shut down")]
+    assert [a.type for _, a in again.of(Notify)] == ["SHUTDOWN"]    # no ONBATT again
+
+
+def test_restore_reissues_operations_in_flight() -> None:
+    """A migration in flight at the snapshot is asked for again (backends are idempotent)."""
+    plan = two_hosts()
+    d = Drive(plan)
+    started(d)
+    d.event(0, state("UPS1", "OB"))
+    d.until(60)
+    engine = PolicyEngine.restore(plan, d.engine.snapshot(), 65)
+    [again] = engine.tick(65)
+    assert isinstance(again, EnterMaintenance)
+    assert again.reason == "resumed after a restart: UPS1 on battery for 60 s"
+    assert again.id != d.last(EnterMaintenance).id
+
+
+def test_restore_does_not_run_the_command_twice() -> None:
+    """The command's outcome is unknown after a restart: it is not run again, the
+    shutdown goes on."""
+    plan = Plan(ups=(UpsPlan("UPS1"),), hosts=(HostPlan(
+        "h", "ssh", (Supply("UPS1"),), shutdown_after=60, command=("/bin/x",),
+        command_budget=30),))
+    d = Drive(plan)
+    started(d, 0, "UPS1")
+    d.event(0, state("UPS1", "OB"))
+    d.until(60)
+    engine = PolicyEngine.restore(plan, d.engine.snapshot(), 70)
+    assert [a.verb for a in engine.tick(70)] == ["shut down"]
+
+
+def test_at_boot_hosts_left_in_maintenance_are_taken_out() -> None:
+    """The agent's state says it shut host1 down in maintenance; after the restart, once
+    the UPS reads OL, host1 is taken out of maintenance."""
+    plan = two_hosts()
+    d = Drive(plan)
+    started(d)
+    d.event(0, state("UPS1", "OB"))
+    d.until(60)
+    d.done(70, d.last(EnterMaintenance))
+    d.until(120)
+    d.done(121, d.last(ShutdownHost))
+    engine = PolicyEngine.restore(plan, d.engine.snapshot(), 1000)
+    again = Drive(plan, 1000, engine)
+    again.until(1000)
+    assert again.steps() == []
+    again.event(1002, state("UPS1", "OL"))
+    exit_ = again.last(ExitMaintenance)
+    assert exit_.host == "host1" and "shut down in maintenance" in exit_.reason
+    assert [a.type for _, a in again.of(Notify)] == []    # the first reading: no ONLINE
+
+
+def test_restore_refuses_an_unknown_state() -> None:
+    """A snapshot of another version is refused, not misread."""
+    with pytest.raises(StateError):
+        PolicyEngine.restore(two_hosts(), {"version": 99}, 0)
+
+
+def test_the_engine_is_deterministic() -> None:
+    """The same inputs at the same times give equal actions."""
+    def run() -> list[tuple[float, Action]]:
+        d = Drive(two_hosts())
+        started(d)
+        d.event(0, state("UPS1", "OB"))
+        d.event(0, state("UPS2", "OB"))
+        d.until(1000)
+        return d.log
+    assert run() == run()
+
+
+# -- the executor and the backends -------------------------------------------------------
+
+
+class Recorder(Backend):
+    """A backend that records calls and answers success at once."""
+
+    kind = "recorder"
+
+    def __init__(self) -> None:
+        self.calls: list[tuple[str, str]] = []
+
+    def enter_maintenance(self, host: str, timeout: float) -> Deferred[Result]:
+        self.calls.append(("enter", host))
+        return succeed(Result(OK, "moved"))
+
+    def shutdown_host(self, host: str, killpower: bool = False) -> Deferred[Result]:
+        self.calls.append(("shutdown", host))
+        return succeed(Result(OK, "bye"))
+
+
+def test_dry_run_logs_what_would_happen_and_does_nothing() -> None:
+    """dry_run: no backend call; the log says what would be done, when, and why."""
+    messages: list[str] = []
+
+    def observer(event: LogEvent) -> None:
+        if event.get("log_namespace") == "upsagent.policy":
+            messages.append(formatEvent(event))
+    clock = Clock()
+    backend = Recorder()
+    executor = Executor(PolicyEngine(two_hosts(), 0), clock,
+                        {"host1": backend, "host2": backend}, dry_run=True)
+    globalLogPublisher.addObserver(cast(ILogObserver, observer))
+    try:
+        executor.start()
+        executor.handle(state("UPS1", "OL"))
+        executor.handle(state("UPS1", "OB"))
+        clock.advance(60)
+        clock.advance(60)
+    finally:
+        globalLogPublisher.removeObserver(cast(ILogObserver, observer))
+    assert backend.calls == []
+    assert "dry run: host1 would enter maintenance in 60 s (UPS1 on battery for 60 s)" \
+        in messages
+    assert "dry run: would enter maintenance on host1 now: UPS1 on battery for 60 s" \
+        in messages
+    assert "dry run: would shut down on host1 now: UPS1 on battery for 120 s" in messages
+
+
+def test_executor_drives_the_simulated_cluster_on_a_clock() -> None:
+    """Engine + executor + simulated vSphere cluster: maintenance moves the VMs, the host
+    goes down, results flow back; 10 simulated minutes in no real time."""
+    clock = Clock()
+    cluster = SimCluster(clock, "c", "vsphere", migration_time=10)
+    for host in ("host1", "host2"):
+        cluster.add_host(host, stop_time=60)
+    cluster.add_vm("vm1", "host1")
+    backend = SimulatedBackend(cluster)
+    seen: list[tuple[str, str, float]] = []
+    executor = Executor(PolicyEngine(two_hosts(), 0), clock,
+                        {"host1": backend, "host2": backend},
+                        observer=lambda kind, action, result, now: seen.append(
+                            (kind, action.verb, now)))
+    executor.start()
+    executor.handle(state("UPS1", "OL"))
+    executor.handle(state("UPS2", "OL"))
+    executor.handle(state("UPS1", "OB"))
+    for _ in range(600):
+        clock.advance(1)
+    assert cluster.vms["vm1"].host == "host2"
+    assert cluster.hosts["host1"].state == "down" and cluster.hosts["host1"].maintenance
+    assert ("done", "enter maintenance", 70) in seen
+    assert ("start", "shut down", 120) in seen
+
+
+def test_monitor_fsd_waits_for_numlogins() -> None:
+    """MonitorFsd: FSD, then NUMLOGINS every 0.25 s until only we are left."""
+    clock = Clock()
+
+    class Monitor:
+        logins = 3
+        fsd = False
+
+        def set_fsd(self) -> Deferred[None]:
+            self.fsd = True
+            return succeed(None)
+
+        def numlogins(self) -> Deferred[int]:
+            return succeed(self.logins)
+    monitor = Monitor()
+    d = MonitorFsd({"u": monitor}, clock).set_fsd("u", 15)
+    clock.advance(1)
+    assert monitor.fsd and not d.called
+    monitor.logins = 1
+    clock.advance(0.25)
+    assert d.result.outcome is OK  # type: ignore[attr-defined]
+
+
+class FakeRunner:
+    def __init__(self) -> None:
+        self.runs: list[tuple[tuple[str, ...], float | None]] = []
+
+    def run(self, argv: Any, budget: float | None) -> Deferred[Any]:
+        self.runs.append((tuple(argv), budget))
+
+        class Done:
+            ok, timed_out, summary = True, False, "exit 0 in 0.1 s"
+        return succeed(Done())
+
+
+def test_local_backend_runs_argv_and_writes_the_powerdown_flag(tmp_path: Path) -> None:
+    """The shutdown command is an argument list (a string is refused); killpower writes
+    upsmon's POWERDOWNFLAG first; maintenance does not apply."""
+    runner = FakeRunner()
+    flag = tmp_path / "killpower"
+    local = LocalBackend(runner, powerdown_flag=str(flag))
+    result: Any = local.shutdown_host("localhost", killpower=True)
+    assert result.result == Result(OK, "exit 0 in 0.1 s")
+    assert runner.runs == [(("/sbin/shutdown", "-h", "+0"), 30.0)]
+    assert flag.read_text() == POWERDOWN_MAGIC
+    maintenance: Any = local.enter_maintenance("localhost", 10)
+    assert maintenance.result.outcome is Outcome.NOT_APPLICABLE
+    with pytest.raises(TypeError):
+        LocalBackend(runner, shutdown_command="/sbin/shutdown -h now")  # type: ignore[arg-type]
+
+
+def test_backend_registry() -> None:
+    """Kinds map to classes, imported on first use; an unknown kind names the known ones."""
+    assert backend_class("local") is LocalBackend
+    assert backend_class("simulated") is SimulatedBackend
+    with pytest.raises(KeyError, match="known: local, simulated"):
+        backend_class("hyper-v")
