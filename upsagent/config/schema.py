@@ -150,8 +150,9 @@ class MasterConfig:
     #: a request line longer than this drops the connection (NUT has no limit; memory is
     #: bounded by the tokenizer anyway, this bounds CPU spent on one abusive line)
     max_line_length: int = 4 * 1024 * 1024
-    #: bytes of unsent replies a client may leave unread before it is dropped
-    max_send_buffer: int = 1024 * 1024
+    #: bytes of unsent replies a client may leave unread before we stop reading its
+    #: requests (flow control: it is throttled, not dropped; the idle cut ends it)
+    max_send_buffer: int = 64 * 1024
     ups: tuple[UpsConfig, ...] = ()
     users: tuple[UserConfig, ...] = ()
     #: where ``upsagent killpower`` finds the request to cut the UPS output (written by the

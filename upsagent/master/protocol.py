@@ -13,8 +13,8 @@ need a transport or a clock:
   accepting, as upsd does; further clients wait in the listen backlog and are taken as soon
   as a slot frees.  Existing clients are never starved or dropped for it;
 * **flow control**: the protocol registers itself as a streaming producer on its transport.
-  When a client does not read its replies and the transport's buffer fills, we stop reading
-  that client's requests until it drains, so a client that never reads cannot make the
+  When a client does not read its replies and more than ``max_send_buffer`` bytes wait in the
+  transport, we stop reading that client's requests until it drains, so a client that never reads cannot make the
   server buffer without bound;
 * **pushed lines** (``WATCH``): the session calls ``wakeup`` when it queued some; they are
   written at once unless the protocol is handling input (they follow its replies) or the
@@ -83,6 +83,8 @@ class NutServerProtocol(Protocol):
         self.session = ServerSession(factory.state, self.peer,
                                      max_line_length=factory.max_line_length)
         self.session.wakeup = self._flush
+        if hasattr(self.transport, "bufferSize"):  # TCP: throttle past max_send_buffer
+            self._tx.bufferSize = factory.max_send_buffer
         self._tx.registerProducer(self, True)
         self.last_heard = factory.clock.seconds()
         factory.connection_made(self)
@@ -215,12 +217,13 @@ class NutServerFactory(ServerFactory):
 
     def __init__(self, state: ServerState, clock: IReactorTime, *, maxconn: int = 1024,
                  idle_timeout: float = 60, max_line_length: int = 0,
-                 tls_context: Any = None) -> None:
+                 tls_context: Any = None, max_send_buffer: int = 64 * 1024) -> None:
         self.state = state
         self.clock = clock
         self.maxconn = maxconn
         self.idle_timeout = idle_timeout
         self.max_line_length = max_line_length
+        self.max_send_buffer = max_send_buffer
         self.tls_context = tls_context
         state.tls_available = tls_context is not None
         self.connections: set[NutServerProtocol] = set()

@@ -60,7 +60,8 @@ class Master:
             (), config.users, now=clock.seconds, tracking_delay=config.tracking_delay)
         self.factory = NutServerFactory(
             self.state, clock, maxconn=config.maxconn, idle_timeout=config.idle_timeout,
-            max_line_length=config.max_line_length, tls_context=_tls_context(config))
+            max_line_length=config.max_line_length, tls_context=_tls_context(config),
+            max_send_buffer=config.max_send_buffer)
         self.drivers: dict[str, Driver] = {}
         self._ups_config: dict[str, UpsConfig] = {}
         self.ports: list[Any] = []
@@ -234,6 +235,7 @@ class Master:
         self.factory.maxconn = config.maxconn
         self.factory.idle_timeout = config.idle_timeout
         self.factory.max_line_length = config.max_line_length
+        self.factory.max_send_buffer = config.max_send_buffer
         self.factory.set_tls_context(_tls_context(config))
         self.factory.update_accepting()
         wanted = {conf.name.lower(): conf for conf in config.ups}
