@@ -367,7 +367,8 @@ class SimCluster:
             self.log(name, "crashed", f"lost power while shutting down, {fmt(left)} before "
                      "it was down")
         else:
-            self.log(name, "crashed", f"lost power while {'running' if host.state == 'up' else host.state}")
+            doing = "running" if host.state == "up" else host.state
+            self.log(name, "crashed", f"lost power while {doing}")
         for vm in self.running_on(name):
             vm.state = "crashed"
             self.log(vm.name, "crashed", f"with {name}")
