@@ -27,6 +27,7 @@ SUBCOMMANDS: dict[str, tuple[str, str]] = {
     "import-nut": ("upsagent.cli.configcmds:import_nut",
                    "print the native TOML equivalent of a NUT configuration directory"),
     "demo": ("upsagent.cli.demo:main", "run a master on a replayed UPS and play a power cut"),
+    "simulate": ("upsagent.cli.simulate:main", "print the timeline of a scripted power failure"),
     "killpower": ("upsagent.cli.killpower:main",
                   "at the end of the OS shutdown: switch the UPS output off if the "
                   "power-down flag is set"),

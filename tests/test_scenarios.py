@@ -1,0 +1,602 @@
+"""The reference scenarios of REQUIREMENTS §7 and variants, through ``upsagent simulate``.
+
+Each reference scenario is checked step by step, with its time, from the JSON lines
+``upsagent simulate NAME --json`` prints.  The variants (flickers, redundant supplies, a
+short runtime, loss of contact, restarts of the agent, NUT's default HOSTSYNC, timers that
+do not fit the countdown) are small TOML scenarios written here, run through the same
+simulation: the behaviour comes from the rules, not from the five examples.
+"""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from upsagent.cli.simulate import main
+from upsagent.slave.scenario import ScenarioError, builtin, builtin_names, loads
+from upsagent.slave.simulation import simulate
+from upsagent.slave.timeline import Entry, format_text
+
+ROOT = Path(__file__).resolve().parent.parent
+
+Step = tuple[float, str, str]
+
+
+def run_json(name: str, capsys: pytest.CaptureFixture[str]) -> list[dict[str, object]]:
+    """``upsagent simulate NAME --json``, parsed."""
+    assert main([name, "--json"]) == 0
+    return [json.loads(line) for line in capsys.readouterr().out.splitlines()]
+
+
+def steps(entries: list[dict[str, object]] | list[Entry]) -> list[Step]:
+    out: list[Step] = []
+    for e in entries:
+        if isinstance(e, Entry):
+            out.append((e.t, e.subject, e.event))
+        else:
+            out.append((e["t"], e["subject"], e["event"]))  # type: ignore[arg-type]
+    return out
+
+
+def detail(entries: list[dict[str, object]], t: float, subject: str, event: str) -> object:
+    [found] = [e["detail"] for e in entries
+               if (e["t"], e["subject"], e["event"]) == (t, subject, event)]
+    return found
+
+
+# -- the five reference scenarios ----------------------------------------------------------
+
+SCENARIO_1 = [
+    (0, "UPS1", "power failed"),
+    (0, "mgmt", "notify ONBATT"),
+    (60, "host1", "enter maintenance"),
+    (70, "vm1", "moved"),
+    (80, "vm2", "moved"),
+    (80, "host1", "in maintenance"),
+    (120, "host1", "notify SHUTDOWN"),
+    (120, "host1", "shut down"),
+    (120, "host1", "shutting down"),
+    (180, "UPS1", "countdown started"),
+    (180, "host1", "down"),
+    (300, "UPS1", "output off"),
+    (420, "UPS1", "power restored"),
+    (420, "mgmt", "notify ONLINE"),
+    (420, "host1", "exit maintenance"),
+    (420, "UPS1", "output on"),
+    (480, "host1", "booted"),
+    (480, "host1", "out of maintenance"),
+    (490, "vm1", "moved back"),
+    (500, "vm2", "moved back"),
+]
+
+
+def test_scenario_1_maintenance_shutdown_and_return(capsys: pytest.CaptureFixture[str]) -> None:
+    """UPS1 fails. 60 s: host1 enters maintenance, its VMs move to host2. 120 s: host1
+    shuts down. 180 s: UPS1 starts its countdown; 300 s: output off. Power returns: host1
+    boots, exits maintenance, VMs come back."""
+    entries = run_json("1-maintenance", capsys)
+    assert steps(entries) == SCENARIO_1
+    assert detail(entries, 60, "host1", "enter maintenance") == "UPS1 on battery for 60 s"
+    assert detail(entries, 80, "host1", "in maintenance") == "VMs vm1, vm2 moved to host2"
+    assert detail(entries, 120, "host1", "shut down") == "UPS1 on battery for 120 s"
+    assert detail(entries, 180, "UPS1", "countdown started") == "output off in 120 s"
+    assert detail(entries, 490, "vm1", "moved back") == "host2 → host1 (DRS)"
+
+
+def test_scenario_2_power_returns_during_migration(
+        capsys: pytest.CaptureFixture[str]) -> None:
+    """UPS1 fails; 60 s: host1 starts entering maintenance; power returns mid-migration:
+    the migration completes, host1 exits maintenance immediately, nothing shuts down."""
+    entries = run_json("2-return-during-migration", capsys)
+    assert steps(entries) == [
+        (0, "UPS1", "power failed"),
+        (0, "mgmt", "notify ONBATT"),
+        (60, "host1", "enter maintenance"),
+        (70, "UPS1", "power restored"),
+        (70, "mgmt", "notify ONLINE"),
+        (70, "host1", "cancel shut down"),
+        (80, "vm1", "moved"),
+        (100, "vm2", "moved"),
+        (100, "host1", "in maintenance"),
+        (100, "host1", "exit maintenance"),
+        (100, "host1", "out of maintenance"),
+        (120, "vm1", "moved back"),
+        (140, "vm2", "moved back"),
+    ]
+    assert detail(entries, 70, "host1", "cancel shut down") == (
+        "UPS1 back on line after 70 s, before the step due at 120 s")
+    assert detail(entries, 100, "host1", "exit maintenance") == (
+        "UPS1 back on line after 70 s during the migration, which has completed")
+
+
+def test_scenario_3_both_ups_fail(capsys: pytest.CaptureFixture[str]) -> None:
+    """UPS1 and UPS2 fail together. host1 enters maintenance (VMs to host2), host2's
+    maintenance fails (nowhere to go). 120 s: host1 shuts down; host2 shuts its VMs down,
+    then itself. Power returns: host1 exits maintenance; host2 runs normally."""
+    entries = run_json("3-both-ups", capsys)
+    assert steps(entries) == [
+        (0, "UPS1", "power failed"),
+        (0, "mgmt", "notify ONBATT"),
+        (0, "UPS2", "power failed"),
+        (0, "mgmt", "notify ONBATT"),
+        (60, "host1", "enter maintenance"),
+        (70, "vm1", "moved"),
+        (80, "vm2", "moved"),
+        (80, "host1", "in maintenance"),
+        (80, "host2", "enter maintenance"),
+        (80, "host2", "maintenance failed"),
+        (120, "host1", "notify SHUTDOWN"),
+        (120, "host1", "shut down"),
+        (120, "host1", "shutting down"),
+        (120, "host2", "notify SHUTDOWN"),
+        (120, "host2", "shut down VMs"),
+        (130, "vm1", "shut down"),
+        (130, "vm2", "shut down"),
+        (130, "vm3", "shut down"),
+        (130, "vm4", "shut down"),
+        (130, "host2", "VMs stopped"),
+        (130, "host2", "shut down"),
+        (130, "host2", "shutting down"),
+        (180, "UPS1", "countdown started"),
+        (180, "UPS2", "countdown started"),
+        (180, "host1", "down"),
+        (190, "host2", "down"),
+        (300, "UPS1", "output off"),
+        (300, "UPS2", "output off"),
+        (420, "UPS1", "power restored"),
+        (420, "mgmt", "notify ONLINE"),
+        (420, "host1", "exit maintenance"),
+        (420, "UPS2", "power restored"),
+        (420, "mgmt", "notify ONLINE"),
+        (420, "UPS1", "output on"),
+        (420, "UPS2", "output on"),
+        (480, "host1", "booted"),
+        (480, "host1", "out of maintenance"),
+        (480, "host2", "booted"),
+    ]
+    assert detail(entries, 80, "host2", "maintenance failed") == (
+        "no host can take vm1, vm2, vm3, vm4")
+    assert detail(entries, 120, "host2", "shut down VMs") == (
+        "UPS2 on battery for 120 s; maintenance failed: no host can take vm1, vm2, vm3, vm4")
+
+
+def test_scenario_4_xenserver_pool(capsys: pytest.CaptureFixture[str]) -> None:
+    """XenServer: host1 is pool master on UPS1; UPS2 and UPS3 fail. 60 s: host2 then host3
+    enter maintenance, all VMs end on host1. 120 s: host2 and host3 shut down. The master
+    is untouched."""
+    entries = run_json("4-xenserver-pool", capsys)
+    assert steps(entries) == [
+        (0, "UPS2", "power failed"),
+        (0, "mgmt", "notify ONBATT"),
+        (0, "UPS3", "power failed"),
+        (0, "mgmt", "notify ONBATT"),
+        (60, "host2", "enter maintenance"),
+        (70, "vm2", "moved"),
+        (80, "vm3", "moved"),
+        (80, "host2", "in maintenance"),
+        (80, "host3", "enter maintenance"),
+        (90, "vm4", "moved"),
+        (100, "vm5", "moved"),
+        (100, "host3", "in maintenance"),
+        (120, "host2", "notify SHUTDOWN"),
+        (120, "host2", "shut down"),
+        (120, "host2", "shutting down"),
+        (120, "host3", "notify SHUTDOWN"),
+        (120, "host3", "shut down"),
+        (120, "host3", "shutting down"),
+        (180, "UPS2", "countdown started"),
+        (180, "UPS3", "countdown started"),
+        (180, "host2", "down"),
+        (180, "host3", "down"),
+        (300, "UPS2", "output off"),
+        (300, "UPS3", "output off"),
+        (420, "UPS2", "power restored"),
+        (420, "mgmt", "notify ONLINE"),
+        (420, "host2", "exit maintenance"),
+        (420, "UPS3", "power restored"),
+        (420, "mgmt", "notify ONLINE"),
+        (420, "host3", "exit maintenance"),
+        (420, "UPS2", "output on"),
+        (420, "UPS3", "output on"),
+        (480, "host2", "booted"),
+        (480, "host2", "out of maintenance"),
+        (480, "host3", "booted"),
+        (480, "host3", "out of maintenance"),
+    ]
+    moved = [e["detail"] for e in entries if e["event"] == "moved"]
+    assert moved == ["host2 → host1", "host2 → host1", "host3 → host1", "host3 → host1"]
+    assert not [e for e in entries if e["subject"] in ("host1", "vm1")]
+
+
+def test_scenario_5_poweract(capsys: pytest.CaptureFixture[str]) -> None:
+    """PowerAct Pro: after the wait time (600 s) the master orders shutdown; each slave
+    waits its start delay, runs its external command, shuts down; the SSH hosts go down;
+    the master shuts itself down; the UPS switches off."""
+    entries = run_json("5-poweract", capsys)
+    assert steps(entries) == [
+        (0, "UPS", "power failed"),
+        (0, "master", "notify ONBATT"),
+        (0, "esxi", "notify ONBATT"),
+        (600, "master", "set FSD on UPS"),
+        (600, "UPS", "FSD set"),
+        (600, "esxi", "notify FSD"),
+        (600, "esxi", "notify SHUTDOWN"),
+        (600, "esxi", "warn users"),
+        (600, "linux1", "notify SHUTDOWN"),
+        (600, "linux1", "shut down"),
+        (600, "linux1", "shutting down"),
+        (600, "linux2", "notify SHUTDOWN"),
+        (600, "linux2", "shut down"),
+        (600, "linux2", "shutting down"),
+        (600, "master", "notify FSD"),
+        (630, "linux1", "down"),
+        (630, "linux2", "down"),
+        (720, "esxi", "run command"),
+        (740, "esxi", "command done"),
+        (740, "esxi", "shut down"),
+        (740, "vm1", "shut down"),
+        (740, "vm2", "shut down"),
+        (740, "esxi", "shutting down"),
+        (740, "master", "secondaries gone"),
+        (740, "master", "notify SHUTDOWN"),
+        (740, "master", "shut down"),
+        (740, "master", "shutting down"),
+        (800, "esxi", "down"),
+        (800, "master", "down"),
+        (830, "UPS", "output off"),
+        (1000, "UPS", "power restored"),
+        (1000, "UPS", "output on"),
+        (1060, "master", "booted"),
+        (1060, "master", "agent started"),
+        (1060, "linux1", "booted"),
+        (1060, "linux2", "booted"),
+        (1060, "esxi", "booted"),
+        (1060, "esxi", "agent started"),
+    ]
+    assert detail(entries, 600, "esxi", "warn users") == (
+        '"UPS on battery: this host shuts down" (shutdown in 120 s: UPS: FSD set by the '
+        'primary)')
+    assert detail(entries, 720, "esxi", "run command") == (
+        "/opt/ups/before-shutdown.sh (budget 60 s): UPS: FSD set by the primary")
+    assert detail(entries, 830, "UPS", "output off") == "killpower: 30 s after master stopped"
+
+
+def test_scenario_5_power_returns_within_the_wait_time(
+        capsys: pytest.CaptureFixture[str]) -> None:
+    """Power returns within the master's wait time: nothing happens."""
+    entries = run_json("5b-poweract-return", capsys)
+    assert steps(entries) == [
+        (0, "UPS", "power failed"),
+        (0, "master", "notify ONBATT"),
+        (0, "esxi", "notify ONBATT"),
+        (300, "UPS", "power restored"),
+        (300, "master", "notify ONLINE"),
+        (300, "master", "cancel shut down"),
+        (300, "esxi", "notify ONLINE"),
+    ]
+
+
+def test_text_output_and_list(capsys: pytest.CaptureFixture[str]) -> None:
+    """The text timeline aligns its columns; --list names the built-in scenarios."""
+    assert main(["1-maintenance"]) == 0
+    out = capsys.readouterr().out.splitlines()
+    assert out[0].startswith("# 1-maintenance: ")
+    assert " 60 s  host1  enter maintenance: UPS1 on battery for 60 s" in out
+    assert "300 s  UPS1   output off: countdown ended" in out
+    assert out[-1] == "# OK: no host or VM lost power while running"
+    assert main(["--list"]) == 0
+    listed = [line.split()[0] for line in capsys.readouterr().out.splitlines()]
+    assert listed[:5] == ["1-maintenance", "2-return-during-migration", "3-both-ups",
+                          "4-xenserver-pool", "5-poweract"]
+
+
+def test_bad_scenarios_are_refused_with_the_place(tmp_path: Path,
+                                                  capsys: pytest.CaptureFixture[str]) -> None:
+    """A typo is an error naming the table and the key; exit status 2."""
+    with pytest.raises(ScenarioError, match=r"host\[0\]: unknown key 'shutdown_afer'"):
+        loads('[[ups]]\nname = "U"\n[[host]]\nname = "h"\npowered_by = ["U"]\n'
+              "shutdown_afer = 10\n")
+    with pytest.raises(ScenarioError, match="UPS 'U2' is not defined"):
+        loads('[[ups]]\nname = "U"\n[[event]]\nt = 0\nups = "U2"\nstatus = "OB"\n')
+    bad = tmp_path / "bad.toml"
+    bad.write_text("[[ups]]\nname = 3\n")
+    assert main([str(bad)]) == 2
+    assert "ups[0]: name must be a string" in capsys.readouterr().err
+    assert main(["no-such-scenario"]) == 2
+
+
+def test_twenty_simulated_minutes_take_well_under_a_second() -> None:
+    """The whole world on a Clock: 1200 simulated seconds in a fraction of a second."""
+    scenario = builtin("5-poweract")
+    assert scenario.duration == 1200
+    start = time.perf_counter()
+    simulate(scenario)
+    assert time.perf_counter() - start < 1.0
+
+
+def test_scenarios_are_package_data(tmp_path: Path) -> None:
+    """setup.cfg ships scenarios/*.toml with upsagent.slave, and a built copy finds them."""
+    build = tmp_path / "lib"
+    subprocess.run([sys.executable, "-c", "from setuptools import setup; setup()", "-q",
+                    "build_py", "--build-lib", str(build)], cwd=ROOT, check=True,
+                   capture_output=True)
+    code = ("import upsagent.slave.scenario as s, sys; "
+            "assert s.__file__.startswith(sys.argv[1]), s.__file__; "
+            "print(' '.join(s.builtin_names()))")
+    out = subprocess.run([sys.executable, "-c", code, str(build)], cwd=tmp_path,
+                         env={"PYTHONPATH": str(build)}, capture_output=True, text=True,
+                         check=True).stdout.split()
+    assert out == builtin_names() and "1-maintenance" in out
+
+
+# -- variants ----------------------------------------------------------------------------
+
+CLUSTER = """
+[[ups]]
+name = "UPS1"
+warning_period = 180
+shutdown_delay = 120
+
+[[ups]]
+name = "UPS2"
+warning_period = 180
+shutdown_delay = 120
+
+[[cluster]]
+name = "c"
+kind = "vsphere"
+
+[[host]]
+name = "host1"
+cluster = "c"
+agent = "mgmt"
+powered_by = ["UPS1"]
+maintenance_after = 60
+shutdown_after = 120
+vms = ["vm1", "vm2"]
+
+[[host]]
+name = "host2"
+cluster = "c"
+agent = "mgmt"
+powered_by = ["UPS2"]
+maintenance_after = 60
+shutdown_after = 120
+vms = ["vm3"]
+"""
+
+
+def events(*items: str) -> str:
+    return "".join(f"\n[[event]]\n{item}\n" for item in items)
+
+
+def run(text: str) -> list[Entry]:
+    return simulate(loads(text))
+
+
+def actions(entries: list[Entry], subject: str | None = None) -> list[Step]:
+    """Steps of hosts and the world, without notifications and VM details."""
+    return [(e.t, e.subject, e.event) for e in entries
+            if not e.event.startswith("notify") and (subject is None or e.subject == subject)]
+
+
+def test_flickers_shorter_than_the_debounce_do_nothing() -> None:
+    """Five 2 s outages in a row: ONBATT/ONLINE each time, no step, no countdown."""
+    flicker = [f't = {t}\nups = "UPS1"\nstatus = "{s}"'
+               for n in range(5) for t, s in ((10 * n, "OB"), (10 * n + 2, "OL"))]
+    entries = run(CLUSTER + events(*flicker))
+    hosts = [e for e in entries if e.subject.startswith(("host", "vm"))]
+    assert hosts == []
+    assert [e.event for e in entries if e.subject == "mgmt"] == [
+        "notify ONBATT", "notify ONLINE"] * 5
+
+
+def test_a_failure_longer_than_the_debounce_runs_the_steps_from_its_start() -> None:
+    """After flickers, a real outage: the timers count from its own start (t = 50)."""
+    entries = run(CLUSTER + events('t = 0\nups = "UPS1"\nstatus = "OB"',
+                                   't = 3\nups = "UPS1"\nstatus = "OL"',
+                                   't = 50\nups = "UPS1"\nstatus = "OB"'))
+    first = [e for e in entries if e.subject == "host1"][0]
+    assert (first.t, first.event, first.detail) == (
+        110, "enter maintenance", "UPS1 on battery for 60 s")   # t counts from the blip
+
+
+def test_redundant_host_on_two_ups() -> None:
+    """A host on UPS1 and UPS2 (min_supplies 1): one failure does nothing; when both fail
+    its timers start from the second failure; the countdown of the later UPS counts."""
+    text = """
+[[ups]]
+name = "UPS1"
+warning_period = 180
+shutdown_delay = 120
+[[ups]]
+name = "UPS2"
+warning_period = 180
+shutdown_delay = 120
+[[host]]
+name = "db"
+agent = "db"
+backend = "local"
+powered_by = ["UPS1", "UPS2"]
+shutdown_after = 60
+shutdown_duration = 30
+""" + events('t = 0\nups = "UPS1"\nstatus = "OB"', 't = 100\nups = "UPS2"\nstatus = "OB"')
+    entries = run(text)
+    assert actions(entries, "db") == [(160, "db", "shut down"), (160, "db", "shutting down"),
+                                      (190, "db", "down")]
+    assert [e.detail for e in entries if e.event == "shut down"] == [
+        "UPS1 and UPS2 on battery for 60 s"]
+    assert not [e for e in entries if e.event == "crashed"]
+
+
+def test_redundant_host_survives_one_ups_cutting_its_output() -> None:
+    """Only UPS1 fails and cycles its output: the host on UPS1+UPS2 never notices."""
+    text = CLUSTER.replace('powered_by = ["UPS1"]', 'powered_by = ["UPS1", "UPS2"]')
+    entries = run(text + events('t = 0\nups = "UPS1"\nstatus = "OB"'))
+    assert actions(entries, "host1") == []
+    assert (300, "UPS1", "output off") in actions(entries)
+    assert not [e for e in entries if e.event == "crashed"]
+
+
+def test_short_runtime_shuts_down_early() -> None:
+    """A UPS whose runtime drains: the host shuts down when the runtime left is below what
+    its shutdown needs (60 s of VMs + 60 s of OS), long before its 600 s timer."""
+    text = """
+[[ups]]
+name = "UPS1"
+runtime = 300
+[[host]]
+name = "esx"
+backend = "vsphere"
+powered_by = ["UPS1"]
+shutdown_after = 600
+vms = ["vm1"]
+""" + events('t = 0\nups = "UPS1"\nstatus = "OB"')
+    entries = run(text)
+    order = [e for e in entries if e.subject == "esx" and e.event == "shut down VMs"]
+    # the monitors read every 5 s: 120 s left at 180 s is enough, 115 s at 185 s is not
+    assert [(e.t, e.detail) for e in order] == [
+        (185, "UPS1 runtime 115 s < 120 s the remaining steps need")]
+    assert (300, "UPS1", "output off") in actions(entries)
+    assert not [e for e in entries if e.event == "crashed"]
+
+
+def test_low_battery_reported_by_the_ups() -> None:
+    """LB from the UPS at 30 s: a secondary waits HOSTSYNC (from its last reading that was
+    not OB+LB), then shuts its local host down."""
+    text = """
+[[ups]]
+name = "UPS1"
+[[host]]
+name = "pc"
+powered_by = ["UPS1"]
+shutdown_duration = 20
+""" + events('t = 0\nups = "UPS1"\nstatus = "OB"', 't = 32\nups = "UPS1"\nstatus = "OB LB"')
+    entries = run(text)
+    assert actions(entries, "pc") == [(45, "pc", "shut down"), (45, "pc", "shutting down"),
+                                      (65, "pc", "down")]
+    [order] = [e for e in entries if e.event == "shut down"]
+    assert order.detail == ("UPS1 on battery and low battery and no FSD from the primary "
+                            "within HOSTSYNC 15")
+
+
+def test_contact_lost_while_on_battery() -> None:
+    """The monitors stop hearing from UPS1 at 32 s (last reading 30 s): DEADTIME 15 later
+    the UPS counts as OB+LB and host1 is shut down at once, VMs first."""
+    entries = run(CLUSTER + events('t = 0\nups = "UPS1"\nstatus = "OB"',
+                                   't = 32\nups = "UPS1"\ncomm = "lost"'))
+    host1 = actions(entries, "host1")
+    assert host1[:4] == [(45, "host1", "cancel enter maintenance"),
+                         (45, "host1", "shut down VMs"), (55, "host1", "VMs stopped"),
+                         (55, "host1", "shut down")]
+    [order] = [e for e in entries if e.event == "shut down VMs"]
+    assert order.detail == "no contact with UPS1 for 15 s while on battery (DEADTIME 15)"
+    assert [e.event for e in entries if e.subject == "mgmt"][:2] == [
+        "notify ONBATT", "notify COMMBAD"]
+
+
+def test_contact_lost_while_on_line_changes_nothing() -> None:
+    """Last seen on line: unreachable for ten minutes changes nothing but notifications."""
+    entries = run("duration = 700\n" + CLUSTER + events('t = 0\nups = "UPS1"\ncomm = "lost"'))
+    assert actions(entries, "host1") == []
+    assert [(e.t, e.event) for e in entries if e.subject == "mgmt"] == [
+        (0, "notify COMMBAD"), (300, "notify NOCOMM"), (600, "notify NOCOMM")]
+
+
+def test_fsd_from_the_master() -> None:
+    """The master sets FSD at 30 s (its own decision): every host shuts down at once."""
+    entries = run(CLUSTER + events('t = 0\nups = "UPS1"\nstatus = "OB"',
+                                   't = 30\nups = "UPS1"\nfsd = true'))
+    assert actions(entries, "host1")[:2] == [(30, "host1", "cancel enter maintenance"),
+                                             (30, "host1", "shut down VMs")]
+    assert [e.detail for e in entries if e.event == "shut down VMs"] == [
+        "UPS1: FSD set by the primary"]
+
+
+def test_agent_restart_mid_sequence() -> None:
+    """The agent restarts during the migration (65 s, down 10 s) and again before the
+    shutdown (100 s, down 30 s): the migration is followed to its end, host1 is still shut
+    down (at 130 s, when the agent is back) and taken out of maintenance after the power
+    returns."""
+    entries = run(CLUSTER + events('t = 0\nups = "UPS1"\nstatus = "OB"',
+                                   't = 65\nagent = "mgmt"\nrestart = 10',
+                                   't = 100\nagent = "mgmt"\nrestart = 30',
+                                   't = 400\nups = "UPS1"\nstatus = "OL"'))
+    host1 = [(e.t, e.event) for e in entries if e.subject == "host1"]
+    assert host1 == [
+        (60, "enter maintenance"), (75, "enter maintenance"), (80, "in maintenance"),
+        (130, "notify SHUTDOWN"), (130, "shut down"), (130, "shutting down"), (190, "down"),
+        (400, "exit maintenance"), (460, "booted"), (460, "out of maintenance")]
+    resumed = [e.detail for e in entries if e.subject == "host1"][1]
+    assert resumed == "resumed after a restart: UPS1 on battery for 60 s"
+
+
+def test_power_back_before_the_countdown_leaves_a_shut_down_host_off() -> None:
+    """host1 is down at 180 s; mains return at 170 s, before UPS1's countdown starts: the
+    UPS never cycles, nothing switches host1 on again, and the timeline says so."""
+    entries = run(CLUSTER + events('t = 0\nups = "UPS1"\nstatus = "OB"',
+                                   't = 170\nups = "UPS1"\nstatus = "OL"'))
+    assert (180, "host1", "stays off") in actions(entries)
+    assert (180, "UPS1", "countdown started") not in actions(entries)
+
+
+def test_nut_default_hostsync_cuts_the_slave(tmp_path: Path,
+                                            capsys: pytest.CaptureFixture[str]) -> None:
+    """Scenario 5 with NUT's default HOSTSYNC (15 s): the master stops waiting while the
+    ESXi slave still waits its start delay; the killpower cuts it: exit status 1."""
+    text = (ROOT / "upsagent/slave/scenarios/5-poweract.toml").read_text()
+    path = tmp_path / "short-hostsync.toml"
+    path.write_text(text.replace("hostsync = 300", "hostsync = 15"))
+    assert main([str(path)]) == 1
+    out = capsys.readouterr().out
+    assert "615 s  master  FSD wait over: 1 still logged in after HOSTSYNC 15 s" in out
+    assert "720 s  esxi    crashed: lost power while running" in out
+    assert out.splitlines()[-1].startswith("# FAILED: 3 problem(s): esxi crashed")
+
+
+def test_timers_that_do_not_fit_the_countdown(capsys: pytest.CaptureFixture[str],
+                                             tmp_path: Path) -> None:
+    """A shutdown at 250 s that needs 120 s more: check-config says so before the run, and
+    the run shows the crash."""
+    path = tmp_path / "late.toml"
+    path.write_text(CLUSTER.replace("shutdown_after = 120\nvms = [\"vm1\", \"vm2\"]",
+                                    "shutdown_after = 250\nvms = [\"vm1\", \"vm2\"]")
+                    + events('t = 0\nups = "UPS1"\nstatus = "OB"'))
+    assert main([str(path)]) == 1
+    out = capsys.readouterr().out.splitlines()
+    assert out[1] == ("  0 s  mgmt   check-config error: host host1: shutdown finishes at "
+                      "370 s, 70 s after UPS1 cuts its output at 300 s (shutdown at 250 s + "
+                      "VMs 60 s + OS 60 s)")
+    assert any("host1  crashed: lost power while shutting down, 10 s before it was down"
+               in line for line in out)
+
+
+def test_battery_exhausted_without_any_timer() -> None:
+    """A vSphere host with no timer on a draining UPS: nothing is done (REQUIREMENTS §5
+    "off/off: nothing") and the host dies with the battery: the timeline says so."""
+    text = """
+[[ups]]
+name = "UPS1"
+runtime = 100
+[[host]]
+name = "esx"
+backend = "vsphere"
+powered_by = ["UPS1"]
+vms = ["vm1"]
+""" + events('t = 0\nups = "UPS1"\nstatus = "OB"')
+    entries = run(text)
+    assert actions(entries) == [(0, "UPS1", "power failed"),
+                                (100, "UPS1", "output off"), (100, "esx", "crashed"),
+                                (100, "vm1", "crashed")]
+
+
+def test_format_text_is_aligned() -> None:
+    """Times right-aligned, subjects padded: columns line up."""
+    lines = format_text([Entry(0, "UPS1", "power failed", "status OB"),
+                         Entry(120, "host1", "down")])
+    assert lines == ["  0 s  UPS1   power failed: status OB", "120 s  host1  down"]
