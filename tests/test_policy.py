@@ -147,6 +147,17 @@ def test_validate_redundant_supplies_use_the_cut_that_leaves_too_few() -> None:
                                    "cuts its output at 120 s")
 
 
+def test_validate_warns_of_hosts_that_are_never_shut_down() -> None:
+    """A hypervisor host with maintenance only keeps running until its UPS cuts it
+    (REQUIREMENTS §5): allowed, but said."""
+    plan = Plan(ups=(UpsPlan("UPS1", countdown=COUNTDOWN),), hosts=(
+        vsphere("esxi1", "UPS1", shutdown_after=None),))
+    [problem] = validate(plan)
+    assert (problem.severity, str(problem)) == (
+        "warning", "host esxi1 is never shut down: it loses power when UPS1 cuts its output "
+        "at 300 s")
+
+
 def test_validate_supplies() -> None:
     """No supply, an unmonitored UPS, power values below min_supplies: each is an error."""
     plan = Plan(ups=(UpsPlan("UPS1"),), hosts=(
@@ -820,6 +831,8 @@ def test_local_backend_runs_argv_and_writes_the_powerdown_flag(tmp_path: Path) -
     assert flag.read_text() == POWERDOWN_MAGIC
     maintenance: Any = local.enter_maintenance("localhost", 10)
     assert maintenance.result.outcome is Outcome.NOT_APPLICABLE
+    local.warn_users("localhost", "power failure")
+    assert runner.runs[-1] == (("wall", "upsagent:", "power failure"), 10.0)
     with pytest.raises(TypeError):
         LocalBackend(runner, shutdown_command="/sbin/shutdown -h now")  # type: ignore[arg-type]
 

@@ -98,4 +98,7 @@ class LocalBackend(Backend):
             flag.write(POWERDOWN_MAGIC)
 
     def warn_users(self, host: str, message: str) -> Deferred[Result]:
-        return self.runner.run((*self.wall_command, message), 10.0).addCallback(result_of)
+        """``wall upsagent: <message>``: two arguments, so that wall never takes the text
+        for the name of a file to broadcast (it does that with a single argument)."""
+        return self.runner.run((*self.wall_command, "upsagent:", message),
+                               10.0).addCallback(result_of)

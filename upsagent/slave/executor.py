@@ -233,7 +233,7 @@ class Executor:
         backend = self.backends.get(action.host)
         if backend is None:
             return
-        text = f"{action.message}\n{action.reason}"
+        text = f"{action.message} ({action.reason})"
         backend.warn_users(action.host, text).addErrback(
             lambda f: _log.failure("{host}: warning the users failed", f, host=action.host))
 

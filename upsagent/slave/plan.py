@@ -410,6 +410,10 @@ def _check_countdown(host: HostPlan, plan: Plan) -> list[Problem]:
             name, "shutdown", f"host {name}: no shutdown timer; {ups} cuts its output at "
             f"{_s(cut)} whatever happens, and the host shuts down only on low battery, FSD "
             "or short runtime", "warning"))
+    if not host.shuts_down:
+        problems.append(Problem(
+            name, "shutdown", f"host {name} is never shut down: it loses power when {ups} "
+            f"cuts its output at {_s(cut)}", "warning"))
     return problems
 
 
