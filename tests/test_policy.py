@@ -151,11 +151,15 @@ def test_validate_warns_of_hosts_that_are_never_shut_down() -> None:
     """A hypervisor host with maintenance only keeps running until its UPS cuts it
     (REQUIREMENTS §5): allowed, but said."""
     plan = Plan(ups=(UpsPlan("UPS1", countdown=COUNTDOWN),), hosts=(
-        vsphere("esxi1", "UPS1", shutdown_after=None),))
+        vsphere("esxi1", "UPS1", shutdown_after=None, maintenance_timeout=200),))
     [problem] = validate(plan)
     assert (problem.severity, str(problem)) == (
         "warning", "host esxi1 is never shut down: it loses power when UPS1 cuts its output "
         "at 300 s")
+    late = Plan(ups=plan.ups, hosts=(vsphere("esxi1", "UPS1", shutdown_after=None),))
+    assert [(p.severity, str(p)) for p in validate(late)][0] == (
+        "warning", "host esxi1: maintenance may still run at 360 s, 60 s after UPS1 cuts its "
+        "output at 300 s")
 
 
 def test_validate_supplies() -> None:

@@ -401,10 +401,12 @@ def _check_countdown(host: HostPlan, plan: Plan) -> list[Problem]:
     elif host.enters_maintenance:
         assert host.maintenance_after is not None
         end = host.maintenance_after + host.effective_maintenance_timeout()
-        if end > cut:
+        if end > cut:      # with the default time limit, only a warning
             problems.append(Problem(
                 name, "maintenance", f"host {name}: maintenance may still run at {_s(end)}, "
-                f"{_s(end - cut)} after {ups} cuts its output at {_s(cut)}", excess=end - cut))
+                f"{_s(end - cut)} after {ups} cuts its output at {_s(cut)}",
+                "error" if host.maintenance_timeout is not None else "warning",
+                excess=end - cut))
     elif host.shuts_down:
         problems.append(Problem(
             name, "shutdown", f"host {name}: no shutdown timer; {ups} cuts its output at "
