@@ -303,6 +303,11 @@ def test_bad_scenarios_are_refused_with_the_place(tmp_path: Path,
               "shutdown_afer = 10\n")
     with pytest.raises(ScenarioError, match="UPS 'U2' is not defined"):
         loads('[[ups]]\nname = "U"\n[[event]]\nt = 0\nups = "U2"\nstatus = "OB"\n')
+    with pytest.raises(ScenarioError, match="host\\[0\\]: command must be a list of strings"):
+        loads('[[ups]]\nname = "U"\n[[host]]\nname = "h"\npowered_by = "U"\n'
+              'command = "/sbin/shutdown -h now"\n')
+    single = loads('[[ups]]\nname = "U"\n[[host]]\nname = "h"\npowered_by = "U"\n')
+    assert [s.ups for s in single.hosts[0].plan.powered_by] == ["U"]
     bad = tmp_path / "bad.toml"
     bad.write_text("[[ups]]\nname = 3\n")
     assert main([str(bad)]) == 2

@@ -204,7 +204,13 @@ def _names(names: Sequence[str]) -> str:
 
 def host_power(host: HostPlan, ups: Mapping[str, UpsView],
                verdicts: Mapping[str, Verdict]) -> PowerView:
-    """R1: the host's power from its UPSes' views and verdicts."""
+    """R1: the host's power from its UPSes' views and verdicts.
+
+    A host without supplies is never in danger: nothing says it is (validation refuses
+    such a plan; this only keeps a broken plan from shutting a host down at start).
+    """
+    if not host.powered_by:
+        return PowerView(Power.OK)
     supplying = noncritical = 0
     failing: list[str] = []
     critical: list[str] = []

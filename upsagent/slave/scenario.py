@@ -213,15 +213,20 @@ class _Table:
         value: bool = self._get(key, (bool,), "true or false", default)
         return value
 
-    def texts(self, key: str) -> tuple[str, ...]:
-        value = self._get(key, (list,), "a list of strings", [])
+    def texts(self, key: str, single: bool = True) -> tuple[str, ...]:
+        """A list of strings; with ``single``, one string alone is a list of one."""
+        types: tuple[type, ...] = (list, str) if single else (list,)
+        value = self._get(key, types, "a list of strings", [])
+        if isinstance(value, str):
+            return (value,)
         if not all(isinstance(v, str) for v in value):
             raise ScenarioError(f"{self.where}: {key} must be a list of strings")
         return tuple(value)
 
     def items(self, key: str) -> list[Any]:
-        value: list[Any] = self._get(key, (list,), "a list", [])
-        return value
+        """A list; one string alone is a list of one."""
+        value = self._get(key, (list, str), "a list", [])
+        return [value] if isinstance(value, str) else list(value)
 
     def done(self) -> None:
         unknown = sorted(set(self.data) - self.used)
@@ -282,7 +287,7 @@ def _host(table: _Table, clusters: Mapping[str, ClusterSpec]) -> HostSpec:
         shutdown_after=table.number("shutdown_after"),
         shutdown_delay=table.number("shutdown_delay", 0.0),
         shutdown_duration=table.number("shutdown_duration", 60.0),
-        command=table.texts("command"), command_budget=table.number("command_budget", 0.0),
+        command=table.texts("command", single=False), command_budget=table.number("command_budget", 0.0),
         message=table.text("message"), debounce=table.number("debounce", 5.0),
         maintenance_timeout=table.number("maintenance_timeout"),
         vm_shutdown_timeout=table.number("vm_shutdown_timeout", 60.0), cluster=cluster,
