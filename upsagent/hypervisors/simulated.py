@@ -267,7 +267,7 @@ class SimCluster:
             return Result(Outcome.OK, f"DRS brings back {_list([vm.name for vm in back])}")
         if self.kind == "xen":
             return Result(Outcome.OK, "enabled again; the VMs stay where they are")
-        return Result(Outcome.OK, "")
+        return Result(Outcome.OK, f"no running VM of {name} for DRS to bring back")
 
     def _return(self, name: str, vms: list[SimVm]) -> None:
         """DRS moving the VMs of ``name`` back, one at a time."""
