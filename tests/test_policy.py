@@ -644,7 +644,7 @@ def test_snapshot_restore_mid_sequence_keeps_the_timers() -> None:
     again.event(101, state("UPS2", "OL"))
     again.until(120)
     assert again.steps() == [(120, "host1", "shut down")]
-    assert [a.type for _, a in again.of(Notify)] == ["SHUTDOWN"]    # no ONBATT again
+    assert again.of(Notify) == []    # no ONBATT again
 
 
 def test_restore_reissues_operations_in_flight() -> None:

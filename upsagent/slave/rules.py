@@ -46,8 +46,8 @@ R5. **Maintenance** moves the VMs away.  Hosts of one ``cluster`` enter it one a
 
 R6. **Shutdown** is the sequence :data:`SHUTDOWN_STAGES`, each stage skipped when its
     condition does not hold: set FSD and wait for the secondaries (a primary's own host,
-    at most HOSTSYNC), announce and wait the start delay (SHUTDOWN notification, the
-    message, FINALDELAY), the operator's command, evacuation (XenServer, when maintenance
+    at most HOSTSYNC), announce and wait the start delay (the SHUTDOWN notification for
+    the agent's own host, the message, FINALDELAY), the operator's command, evacuation (XenServer, when maintenance
     did not already empty the host), the VMs' shutdown (when VMs may be left), waiting for
     the agent's other hosts (the agent's own host goes last), the host's shutdown.
 
@@ -72,7 +72,8 @@ R10. **Notifications** are upsmon's (types and NOTIFYMSG texts): ONBATT when OB 
     ONLINE when OL appears (not for the first reading), LOWBATT, FSD and CAL when they
     appear, REPLBATT at most every RBWARNTIME, COMMBAD when contact is lost, COMMOK when
     it is back (not for the first contact), NOCOMM every NOCOMMWARNTIME while it stays
-    lost, SHUTDOWN when a host's shutdown is announced.
+    lost, SHUTDOWN when the shutdown of the agent's own host is announced (upsmon's
+    SHUTDOWN is about the machine it runs on; other hosts' shutdowns are actions).
 """
 
 from __future__ import annotations

@@ -85,8 +85,10 @@ class Stages:
                         ups=ups.name, wait=self.plan.hostsync), self.plan.hostsync, now))
             return out
         if phase is Phase.DELAY:
-            out = [Notify(self._next_id(name), name, why, type="SHUTDOWN",
-                          message=notify_text(self.plan, "SHUTDOWN", ""))]
+            out = []
+            if plan.traits.agent:     # upsmon's SHUTDOWN is about the agent's own machine
+                out.append(Notify(self._next_id(name), name, why, type="SHUTDOWN",
+                                  message=notify_text(self.plan, "SHUTDOWN", "")))
             if plan.message:
                 when = f"in {fmt(plan.shutdown_delay)}" if plan.shutdown_delay else "now"
                 out.append(WarnUsers(self._next_id(name), name, f"shutdown {when}: {why}",
