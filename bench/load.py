@@ -181,6 +181,7 @@ class IdleRun:
         self.latency = array("d")
 
     def error(self, text: str) -> None:
+        """Count an error; keep the first one's text for the report."""
         self.errors += 1
         self.first_error = self.first_error or text
 
@@ -213,6 +214,7 @@ class IdleClient(asyncio.Protocol):
         self.buf = buf
 
     def line(self, line: bytes) -> None:
+        """One reply line: a login step's OK, or the answer to a GET."""
         run = self.run
         if not self.logged_in.done():
             if line != b"OK\n":
@@ -330,6 +332,7 @@ def raise_nofile() -> int:
 
 
 def main(argv: list[str] | None = None) -> int:
+    """Run one scenario against one server and print its JSON result."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("scenario", choices=("list-var-100", "get-var-100", "idle-10k"))
     parser.add_argument("--host", default="127.0.0.1")

@@ -51,7 +51,7 @@ DEV_FILE = HERE / "data" / "Cyber_Power_Systems__CP1500PFCLCD__usbhid-ups__2.7.4
 SCENARIOS = ("list-var-100", "get-var-100", "idle-10k")
 #: seconds of measurement per run (full, quick) and how many runs per server
 DURATION = {"list-var-100": (10.0, 3.0), "get-var-100": (10.0, 3.0), "idle-10k": (60.0, 30.0)}
-REPEAT = {"list-var-100": (3, 1), "get-var-100": (3, 1), "idle-10k": (1, 1)}
+REPEAT = {"list-var-100": (3, 1), "get-var-100": (5, 1), "idle-10k": (1, 1)}
 #: variables whose values name each implementation's own driver version, not the UPS
 VERSION_VARS = ("driver.version", "driver.version.internal")
 
@@ -72,6 +72,7 @@ def machine_info() -> dict[str, Any]:
 
 
 def _git(*args: str) -> str:
+    """Output of a git command in the repository ('' on failure)."""
     try:
         return subprocess.run(["git", "-C", str(REPO), *args], capture_output=True,
                               text=True, timeout=10).stdout.strip()
@@ -118,7 +119,7 @@ def run_load(server: Server, scenario: str, seconds: float, warmup: float,
            "--duration", str(seconds), "--warmup", str(warmup), "--cpu", str(GENERATOR_CPU)]
     stats = server.stats()
     helpers = server.helper_stats()
-    marks: dict[str, tuple[float, float, float]] = {}
+    marks: dict[str, tuple[float, float, float, float]] = {}
     lines: list[str] = []
     with Sampler([stats, *helpers]) as sampler:
         proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, text=True)
@@ -129,7 +130,8 @@ def run_load(server: Server, scenario: str, seconds: float, warmup: float,
             for line in proc.stdout:
                 word = line.strip()
                 if word in ("READY", "START", "STOP"):
-                    marks[word] = (time.monotonic(), stats.cpu_seconds(),
+                    user, kernel = stats.cpu_split()
+                    marks[word] = (time.monotonic(), user + kernel, kernel,
                                    system_busy_seconds())
                     if word == "START" and on_start is not None:
                         on_start()
@@ -142,10 +144,11 @@ def run_load(server: Server, scenario: str, seconds: float, warmup: float,
         raise RuntimeError(f"load generator failed ({proc.returncode}) against "
                            f"{server.name}: {lines[-5:]}\n{server.log_tail()}")
     result: dict[str, Any] = json.loads(lines[-1])
-    (t0, c0, b0), (t1, c1, b1) = marks["START"], marks["STOP"]
+    (t0, c0, k0, b0), (t1, c1, k1, b1) = marks["START"], marks["STOP"]
     window = max(t1 - t0, 1e-6)
     result["window_seconds"] = window
     result["server_cpu_pct"] = 100.0 * (c1 - c0) / window
+    result["server_kernel_cpu_pct"] = 100.0 * (k1 - k0) / window
     answered = result.get("completed", result.get("replies", 0))
     # CPU cost per request: unlike the rates, this hardly moves when other load shares
     # the machine (which slows the server down but does not make a request dearer)
@@ -241,6 +244,7 @@ def run_scenario(name: str, args: argparse.Namespace, tmp: Path) -> dict[str, An
 
 
 def main(argv: list[str] | None = None) -> int:
+    """Parse the options, run the scenarios, print and write the report."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true",
                         help="short smoke run: a few seconds per scenario (idle-10k: 30 s)")

@@ -82,14 +82,18 @@ class ProcStats:
         match = re.search(r"^VmRSS:\s+(\d+) kB", text, re.M)
         return int(match.group(1)) if match else 0
 
-    def cpu_seconds(self) -> float:
-        """utime + stime so far, in seconds."""
+    def cpu_split(self) -> tuple[float, float]:
+        """(utime, stime) so far, in seconds: time in the process and in the kernel."""
         try:
             stat = Path(f"/proc/{self.pid}/stat").read_text()
         except OSError:
-            return 0.0
+            return 0.0, 0.0
         fields = stat[stat.rindex(")") + 2:].split()
-        return (int(fields[11]) + int(fields[12])) / _TICK  # fields 14 and 15 of stat(5)
+        return int(fields[11]) / _TICK, int(fields[12]) / _TICK  # fields 14, 15 of stat(5)
+
+    def cpu_seconds(self) -> float:
+        """utime + stime so far, in seconds."""
+        return sum(self.cpu_split())
 
 
 def system_busy_seconds() -> float:
@@ -114,6 +118,7 @@ class Sampler:
             self.sample()
 
     def sample(self) -> None:
+        """Read every process's RSS once and keep the peaks."""
         for proc in self.procs:
             self.peak_kib[proc.pid] = max(self.peak_kib[proc.pid], proc.rss_kib())
 
@@ -200,6 +205,7 @@ def wait_ready(port: int, proc: subprocess.Popen[bytes], what: str,
 # -- the servers -----------------------------------------------------------------------------
 
 def _raise_nofile() -> None:
+    """preexec_fn for upsd: soft descriptor limit up to the hard one (``ulimit -n``)."""
     soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
     resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
 
@@ -215,6 +221,7 @@ class Server:
 
     @property
     def pid(self) -> int:
+        """PID of the network server (upsd, or our master)."""
         return self.procs[-1].pid
 
     def stats(self) -> ProcStats:
@@ -238,6 +245,7 @@ class Server:
         self.procs.clear()
 
     def log_tail(self, lines: int = 20) -> str:
+        """The last lines of each process's log, for error messages."""
         out = []
         for log in self.logs:
             if log.exists():
@@ -247,11 +255,12 @@ class Server:
 
 
 def _spawn(argv: list[str], log: Path, env: dict[str, str] | None = None,
-           preexec: bool = False) -> subprocess.Popen[bytes]:
+           preexec: bool = False, cwd: Path | None = None) -> subprocess.Popen[bytes]:
+    """Start ``argv`` on the server core, output to ``log``."""
     with open(log, "wb") as out:
         return subprocess.Popen(["taskset", "-c", str(SERVER_CPU), *argv], stdout=out,
                                 stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, env=env,
-                                preexec_fn=_raise_nofile if preexec else None)
+                                cwd=cwd, preexec_fn=_raise_nofile if preexec else None)
 
 
 def start_nut(confdir: Path, port: int) -> tuple[Server, dict[str, str]]:
@@ -282,13 +291,20 @@ def start_nut(confdir: Path, port: int) -> tuple[Server, dict[str, str]]:
 def start_ours(confdir: Path, port: int, src: Path = REPO) -> tuple[Server, dict[str, str]]:
     """Start ``upsagent master --nut-config confdir``; return it and its LIST VAR.
 
-    ``src`` is the checkout whose ``upsagent`` package is run (put first on PYTHONPATH).
+    ``src`` is the checkout whose ``upsagent`` package is run: it is the working directory
+    (``python -m`` puts that first on ``sys.path``) and on PYTHONPATH.
     """
+    env = dict(os.environ, PYTHONPATH=str(src))
+    where = subprocess.run([sys.executable, "-c", "import upsagent; print(upsagent.__file__)"],
+                           cwd=src, env=env, capture_output=True, text=True, timeout=30)
+    if not where.stdout.strip().startswith(str(src.resolve())):
+        raise RuntimeError(f"upsagent would be imported from {where.stdout.strip()!r}, "
+                           f"not from {src}: {where.stderr.strip()}")
     server = Server("upsagent master", port)
     log = confdir / "master.log"
     server.logs.append(log)
     server.procs.append(_spawn([sys.executable, "-m", "upsagent", "master", "--nut-config",
-                                str(confdir)], log, dict(os.environ, PYTHONPATH=str(src))))
+                                str(confdir)], log, env, cwd=src))
     try:
         return server, wait_ready(port, server.procs[-1], "upsagent master")
     except BaseException:
