@@ -9,7 +9,6 @@ Nothing here sleeps for time to pass: every wait polls for the state it expects.
 from __future__ import annotations
 
 import asyncio
-import datetime
 import os
 import shutil
 import signal
@@ -20,6 +19,7 @@ from typing import Iterator
 
 import pytest
 
+from tests.certs import self_signed as _certificate
 from tests.ourmaster import OurMaster, wait_for
 
 pytestmark = pytest.mark.skipif(shutil.which("upsc") is None or not os.path.exists(
@@ -241,33 +241,6 @@ def test_nut2(master: OurMaster) -> None:
                            password="monpass")
     mon.fsd("dummy")
     assert client.get_var("dummy", "ups.status") == "FSD OL CHRG"
-
-
-def _certificate(directory: Path) -> Path:
-    """A self-signed certificate for 127.0.0.1, key in the same PEM (NUT's CERTFILE)."""
-    from cryptography import x509
-    from cryptography.hazmat.primitives import hashes, serialization
-    from cryptography.hazmat.primitives.asymmetric import ec
-    from cryptography.x509.oid import NameOID
-    import ipaddress
-
-    key = ec.generate_private_key(ec.SECP256R1())
-    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "127.0.0.1")])
-    now = datetime.datetime.now(datetime.timezone.utc)
-    cert = (x509.CertificateBuilder().subject_name(name).issuer_name(name)
-            .public_key(key.public_key()).serial_number(x509.random_serial_number())
-            .not_valid_before(now - datetime.timedelta(days=1))
-            .not_valid_after(now + datetime.timedelta(days=30))
-            .add_extension(x509.SubjectAlternativeName(
-                [x509.IPAddress(ipaddress.ip_address("127.0.0.1"))]), critical=False)
-            .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
-            .sign(key, hashes.SHA256()))
-    pem = directory / "upsd.pem"
-    pem.write_bytes(cert.public_bytes(serialization.Encoding.PEM) + key.private_bytes(
-        serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
-        serialization.NoEncryption()))
-    os.chmod(pem, 0o600)
-    return pem
 
 
 def test_pynutclient_over_starttls(tmp_path: Path) -> None:
