@@ -545,11 +545,11 @@ def test_native_toml_syntax_error_names_the_file(tmp_path: Path) -> None:
     assert toml_error(tmp_path, "[master\n").startswith("Expected ']' at the end of a table")
 
 
-def test_native_slave_sections_are_left_to_the_slave(tmp_path: Path) -> None:
-    """[slave] and [[host]] belong to the slave agent: not errors, but noted."""
-    config = load_toml(toml_file(tmp_path, '[slave]\nx = 1\n[[host]]\n[[ups]]\nname = "u"\n'
-                                           'driver = "replay"\n'))
-    assert len(config.warnings) == 2 and "[slave]" in config.warnings[0]
+def test_native_slave_sections_are_checked(tmp_path: Path) -> None:
+    """[slave] and [[host]] are the slave agent's, checked key by key like the rest."""
+    with pytest.raises(ConfigError, match=r"slave\.x: unknown key"):
+        load_toml(toml_file(tmp_path, '[slave]\nx = 1\n[[host]]\n[[ups]]\nname = "u"\n'
+                                      'driver = "replay"\n'))
 
 
 def test_missing_toml_file(tmp_path: Path) -> None:

@@ -3,9 +3,13 @@
 
 check-config loads a configuration exactly as the master would and prints one line,
 ``OK: <n> UPS, <m> users, listening on <addresses>``, after any warnings (all on stdout); on an
-error it prints ``upsagent: <error>`` on stderr and exits 1.
+error it prints ``upsagent: <error>`` on stderr and exits 1.  When the configuration has a
+slave part (``[slave]``/``[[host]]``, or an ``upsmon.conf`` in the NUT directory) its plan is
+checked too (:func:`upsagent.config.slaveconf.plan_problems`): warnings are printed, errors
+exit 1, and a second line says ``OK: slave: <n> monitored UPS, <m> hosts``.
 
-import-nut reads a NUT configuration directory and prints the equivalent upsagent.toml on
+import-nut reads a NUT configuration directory (ups.conf, upsd.conf, upsd.users and, when
+present, upsmon.conf for the ``[slave]`` part) and prints the equivalent upsagent.toml on
 stdout (warnings go to stderr, so the output can be redirected as is).  The output holds the
 users' passwords; ``--output FILE`` creates the file with mode 0600 and never overwrites one.
 """
@@ -15,10 +19,12 @@ from __future__ import annotations
 import argparse
 import os
 import sys
+from dataclasses import replace
 
 from upsagent.config import (
     DEFAULT_CONFIG_PATH, DEFAULT_NUT_DIR, ConfigError, load_config, load_nut_dir, to_toml)
-from upsagent.config.schema import ListenAddress
+from upsagent.config.schema import Config, ListenAddress
+from upsagent.config.slaveconf import load_upsmon_dir, plan_problems
 
 __all__ = ["check_config", "import_nut"]
 
@@ -51,7 +57,7 @@ def check_config(argv: list[str]) -> int:
     if isinstance(args, int):
         return args
     try:
-        config = load_config(args.config, args.nut_config)
+        config = _load_with_upsmon(args.config, args.nut_config)
     except ConfigError as exc:
         hint = ""
         if args.config is None and args.nut_config is None and \
@@ -62,11 +68,38 @@ def check_config(argv: list[str]) -> int:
         return 1
     for warning in config.warnings:
         print(f"warning: {warning}")
+    errors: list[str] = []
+    if config.slave is not None:
+        errors, warnings = plan_problems(config.slave)
+        for warning in (*config.slave.warnings, *warnings):
+            print(f"warning: {warning}")
+        for error in errors:
+            print(f"upsagent: {error}", file=sys.stderr)
     master = config.master
-    users = f"{len(master.users)} user{'' if len(master.users) == 1 else 's'}"
-    listen = ", ".join(_address(address) for address in master.listen)
-    print(f"OK: {len(master.ups)} UPS, {users}, listening on {listen}")
-    return 0
+    if config.master.ups or config.slave is None:
+        users = f"{len(master.users)} user{'' if len(master.users) == 1 else 's'}"
+        listen = ", ".join(_address(address) for address in master.listen)
+        print(f"OK: {len(master.ups)} UPS, {users}, listening on {listen}")
+    if config.slave is not None and not errors:
+        hosts = len(config.slave.plan.hosts)
+        print(f"OK: slave: {len(config.slave.monitors)} monitored UPS, {hosts} "
+              f"host{'' if hosts == 1 else 's'}")
+    return 1 if errors else 0
+
+
+def _has_upsmon(directory: str) -> bool:
+    return os.path.exists(os.path.join(directory, "upsmon.conf"))
+
+
+def _load_with_upsmon(path: str | None, nut_dir: str | None) -> Config:
+    """:func:`load_config`, plus upsmon.conf as the slave part of a NUT directory; a
+    directory with only upsmon.conf (a host that only runs upsmon) is a slave alone."""
+    if nut_dir is None or not _has_upsmon(nut_dir):
+        return load_config(path, nut_dir)
+    slave = load_upsmon_dir(nut_dir)
+    if not os.path.exists(os.path.join(nut_dir, "ups.conf")):
+        return Config(slave=slave, source=os.path.abspath(nut_dir))
+    return replace(load_nut_dir(nut_dir), slave=slave)
 
 
 def import_nut(argv: list[str]) -> int:
@@ -83,7 +116,7 @@ def import_nut(argv: list[str]) -> int:
     if isinstance(args, int):
         return args
     try:
-        config = load_nut_dir(args.directory)
+        config = _load_with_upsmon(None, args.directory)
     except ConfigError as exc:
         print(f"upsagent: {exc}", file=sys.stderr)
         return 1

@@ -14,16 +14,24 @@ an equal Config (:func:`upsagent.config.native.loads_toml`):
   dummy-ups data files keep pointing at the same directory;
 * a user's actions are written as ``upsmon = "primary"`` (login, master, fsd) or
   ``"secondary"`` (login) plus the remaining ``actions``; passwords are written inline, so the
-  output starts with a comment saying it holds secrets and must be saved with mode 0600.
+  output starts with a comment saying it holds secrets and must be saved with mode 0600;
+* the slave part (:class:`~upsagent.config.slaveconf.SlaveConfig`) is written as
+  ``[slave]`` with its ``[[slave.monitor]]`` tables; ``[[host]]`` tables only when the plan
+  is not the upsmon-like default (one local host fed by every monitored UPS).  upsmon.conf's
+  shell lines become ``["/bin/sh", "-c", ...]`` argument lists.
 """
 
 from __future__ import annotations
 
 import re
+import socket
 from dataclasses import fields
 
 from upsagent.config.schema import (
     Config, ListenAddress, MasterConfig, ShutdownConfig, UpsConfig, UserConfig)
+from upsagent.config.slaveconf import (
+    DEFAULT_STATE_FILE, ArgvLine, SlaveConfig, TlsOptions, upsmon_like)
+from upsagent.slave.plan import HostPlan, Plan
 
 __all__ = ["toml_key", "toml_string", "to_toml"]
 
@@ -74,17 +82,95 @@ def to_toml(config: Config, *, comment: str | None = None) -> str:
     """The TOML text of ``config``; ``comment`` lines go first, as ``#`` comments."""
     master = config.master
     out: list[str] = [f"# {line}".rstrip() for line in (comment or "").splitlines()]
-    if any(user.password is not None for user in master.users):
+    if any(user.password is not None for user in master.users) or config.slave:
         out += ["# This file contains passwords: save it with mode 0600 (chmod 600 FILE),",
                 "# or 0640 with a group that only upsagent belongs to."]
     if out:
         out.append("")
-    out += _master(master)
-    for ups in master.ups:
-        out += [""] + _ups(ups)
-    for user in master.users:
-        out += [""] + _user(user)
-    return "\n".join(out) + "\n"
+    if master.ups or master.users or config.slave is None:
+        out += _master(master)
+        for ups in master.ups:
+            out += [""] + _ups(ups)
+        for user in master.users:
+            out += [""] + _user(user)
+        out.append("")
+    if config.slave is not None:
+        out += _slave(config.slave)
+    return "\n".join(out).rstrip("\n") + "\n"
+
+
+def _slave(slave: SlaveConfig) -> list[str]:
+    plan = slave.plan
+    lines = ["[slave]"]
+    if plan.name != socket.gethostname():
+        lines.append(f"name = {_value(plan.name)}")
+    if slave.state_file != DEFAULT_STATE_FILE:
+        lines.append(f"state_file = {_value(slave.state_file)}")
+    defaults = Plan()
+    for key, value in (("deadtime", plan.deadtime), ("hostsync", plan.hostsync),
+                       ("nocommwarntime", plan.nocommwarntime),
+                       ("rbwarntime", plan.rbwarntime)):
+        if value != getattr(defaults, key):
+            lines.append(f"{key} = {_value(value)}")
+    lines.append(f"pollfreq = {_value(slave.poll_freq)}")
+    lines.append(f"pollfreq_alert = {_value(slave.poll_freq_alert)}")
+    simple = upsmon_like(slave)
+    if simple is not None:
+        lines.append(f"minsupplies = {simple.min_supplies}")
+        lines.append(f"finaldelay = {_value(simple.shutdown_delay)}")
+    if slave.dry_run:
+        lines.append("dry_run = true")
+    lines.append(f"shutdown_command = {_value(list(slave.shutdown_command))}")
+    if slave.powerdown_flag is not None:
+        lines.append(f"powerdown_flag = {_value(slave.powerdown_flag)}")
+    command = slave.notify.command
+    if command is not None:
+        words = command.words if isinstance(command, ArgvLine) else command.argv("")[:-1]
+        lines.append(f"notify_command = {_value(list(words))}")
+    if slave.notify.messages:
+        lines += ["", "[slave.notify_messages]"]
+        lines += [f"{key} = {_value(text)}" for key, text in slave.notify.messages]
+    if slave.notify.flags:
+        lines += ["", "[slave.notify_flags]"]
+        lines += [f"{key} = {_value(sorted(flags))}" for key, flags in slave.notify.flags]
+    countdowns = {ups.name: ups.countdown for ups in plan.ups}
+    for monitor in slave.monitors:
+        lines += ["", "[[slave.monitor]]", f"ups = {_value(monitor.system)}",
+                  f"user = {_value(monitor.user)}", f"password = {_value(monitor.password)}",
+                  f"role = {_value('primary' if monitor.primary else 'secondary')}"]
+        if monitor.power_value != 1:
+            lines.append(f"power_value = {monitor.power_value}")
+        if not monitor.watch:
+            lines.append("watch = false")
+        countdown = countdowns.get(monitor.system)
+        if countdown is not None:
+            lines.append(f"warning_period = {_value(countdown.warning_period)}")
+            lines.append(f"shutdown_delay = {_value(countdown.shutdown_delay)}")
+        if monitor.tls != TlsOptions():
+            lines.append("[slave.monitor.tls]")
+            for f in fields(TlsOptions):
+                value = getattr(monitor.tls, f.name)
+                if value != f.default:
+                    lines.append(f"{f.name} = {_value(value)}")
+    if simple is None:
+        for host in plan.hosts:
+            lines += [""] + _host(host)
+    return lines
+
+
+def _host(host: HostPlan) -> list[str]:
+    lines = ["[[host]]", f"name = {_value(host.name)}", f"backend = {_value(host.backend)}",
+             "powered_by = [" + ", ".join(
+                 f"{{ ups = {_value(s.ups)}, power_value = {s.power_value} }}"
+                 for s in host.powered_by) + "]"]
+    for f in fields(HostPlan):
+        if f.name in ("name", "backend", "powered_by"):
+            continue
+        value = getattr(host, f.name)
+        if value != f.default:
+            key = "pool_master" if f.name == "is_pool_master" else f.name
+            lines.append(f"{key} = {_value(list(value) if isinstance(value, tuple) else value)}")
+    return lines
 
 
 def _master(master: MasterConfig) -> list[str]:

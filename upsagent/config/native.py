@@ -7,7 +7,8 @@ with an optional ``[master.shutdown]`` table (the primary's end of the sequence)
 ``confdir``, ``lowbatt_charge``, ``lowbatt_runtime`` and a ``[ups.options]`` table of NUT
 driver options) and one ``[[user]]`` table per network user
 (``name``, ``password`` or ``password_file``, ``actions``, ``instcmds``, ``upsmon``).  The
-``[slave]`` and ``[[host]]`` tables belong to the slave agent and are not read here.
+slave agent's ``[slave]``, ``[[slave.monitor]]`` and ``[[host]]`` tables are mapped by
+:mod:`upsagent.config.slaveconf` into ``Config.slave``.
 
 Rules:
 
@@ -41,6 +42,7 @@ from typing import Any
 from upsagent.config.schema import (
     DEFAULT_PORT, Config, ConfigError, ListenAddress, MasterConfig, ShutdownConfig, UpsConfig,
     UserConfig)
+from upsagent.config.slaveconf import SlaveConfig, build_slave
 from upsagent.config.validate import (
     KNOWN_ACTIONS, control_problem, readable_problem, show, suggest, validate_master)
 
@@ -48,8 +50,7 @@ __all__ = ["DEFAULT_CONFIG_PATH", "load_toml", "loads_toml"]
 
 DEFAULT_CONFIG_PATH = "/etc/upsagent/upsagent.toml"
 
-_TOP = ("master", "ups", "user")
-_RESERVED = ("slave", "host")
+_TOP = ("master", "ups", "user", "slave", "host")
 _MASTER_INT = ("maxconn", "maxage", "tracking_delay", "idle_timeout", "max_line_length",
                "max_send_buffer")
 _MASTER_STR = ("certfile", "keyfile", "powerdown_flag")
@@ -181,11 +182,8 @@ class _Builder:
 
     def build(self, document: dict[str, Any]) -> Config:
         for key in document:
-            if key in _RESERVED:
-                self.warnings.append(f"{self.source}: [{key}] belongs to the slave agent and "
-                                     "is not checked here")
-            elif key not in _TOP:
-                raise self.fail(key, f"unknown key{suggest(key, _TOP + _RESERVED)}")
+            if key not in _TOP:
+                raise self.fail(key, f"unknown key{suggest(key, _TOP)}")
         master_table = self.table(document.get("master", {}), "master")
         self.known_keys(master_table, _MASTER_KEYS, "master")
         secrets = self.secrets(self.string(master_table, "secrets_file", "master"))
@@ -196,12 +194,26 @@ class _Builder:
             self.warnings.append(f"{self.source}: master.secrets_file: {show(name)} is not a "
                                  "[[user]]; its password is unused")
         master = self.master(master_table, upses, users)
+        slave = self.slave(document) if "slave" in document or "host" in document else None
         if self.inline_secrets and self.file_mode is not None and self.file_mode & 0o004:
             raise ConfigError(readable_problem(self.source, self.file_mode, 0o004, "640") +
                               f" ({self.inline_secrets[0]}); or move the passwords to a "
                               "secrets_file")
-        self.warnings += validate_master(master, self.locate)
-        return Config(master=master, source=self.source, warnings=tuple(self.warnings))
+        if slave is None or any(key in document for key in ("master", "ups", "user")):
+            self.warnings += validate_master(master, self.locate)
+        return Config(master=master, slave=slave, source=self.source,
+                      warnings=tuple(self.warnings))
+
+    def slave(self, document: dict[str, Any]) -> SlaveConfig:
+        """``[slave]`` and ``[[host]]``, mapped by :mod:`upsagent.config.slaveconf`."""
+        slave_table = document.get("slave", {})
+        monitors = slave_table.get("monitor", []) if isinstance(slave_table, dict) else []
+        for i, monitor in enumerate(monitors if isinstance(monitors, list) else []):
+            if isinstance(monitor, dict) and "password" in monitor:
+                self.inline_secrets.append(f"slave.monitor[{i + 1}].password")
+        return build_slave(
+            document, source=self.source, fail=self.fail, secret=self.password_file,
+            secrets=lambda path, where: self.secrets(path, where), path=self.path)
 
     def array(self, document: dict[str, Any], key: str) -> list[dict[str, Any]]:
         """An array of tables (``[[ups]]``, ``[[user]]``)."""
@@ -398,12 +410,12 @@ class _Builder:
                 return text[:-len(ending)]
         return text
 
-    def secrets(self, path: str | None) -> dict[str, str]:
+    def secrets(self, path: str | None, where: str = "master.secrets_file") -> dict[str, str]:
         """The user name -> password table of ``secrets_file`` (empty without one)."""
         if path is None:
             return {}
         path = self.path(path) or path
-        text = self.private_file(path, "master.secrets_file")
+        text = self.private_file(path, where)
         try:
             document = tomllib.loads(text)
         except tomllib.TOMLDecodeError as exc:

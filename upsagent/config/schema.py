@@ -9,6 +9,10 @@ downstream (the master, the drivers, ``check-config``) only ever sees these obje
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from upsagent.config.slaveconf import SlaveConfig
 
 __all__ = [
     "ConfigError",
@@ -168,9 +172,11 @@ class MasterConfig:
 
 @dataclass(frozen=True)
 class Config:
-    """A whole upsagent configuration (the slave part arrives with later work)."""
+    """A whole upsagent configuration: the master's part and, when configured, the slave
+    agent's (:class:`upsagent.config.slaveconf.SlaveConfig`)."""
 
     master: MasterConfig = field(default_factory=MasterConfig)
+    slave: SlaveConfig | None = None
     #: the file(s) it came from, for messages
     source: str = ""
     #: what the loader noticed but accepted (ignored directives, NUT quirks kept); not part

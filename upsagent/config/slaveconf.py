@@ -1,0 +1,482 @@
+# -*- test-case-name: tests.test_slave_daemon -*-
+"""The slave agent's configuration: ``[slave]``, ``[[slave.monitor]]`` and ``[[host]]`` of
+upsagent.toml, or NUT's ``upsmon.conf``, mapped onto one :class:`SlaveConfig`.
+
+This is the ONE place where configuration becomes a :class:`~upsagent.slave.plan.Plan`:
+the native loader (:mod:`upsagent.config.native`) calls :func:`build_slave` with the parsed
+document, ``upsagent slave --nut-config`` and ``import-nut`` call :func:`from_upsmon`.
+
+Rules (upsagent.toml(5) documents every key):
+
+* Unknown keys, wrong types and negative times are errors naming the key path, as in the
+  rest of the file (``slave.monitor[1].rol: unknown key (did you mean "role"?)``;
+  ``host[2].shutdown_after: must be a number, not a string``).
+* Each ``[[slave.monitor]]`` names ``ups`` as ``name@host[:port]`` (the MONITOR system
+  name, which is also the name hosts use in ``powered_by``), a ``user`` and its password
+  from exactly one place: ``password``, ``password_file`` or ``[slave].secrets_file`` (the
+  same rules and permission checks as ``[[user]]``).  ``role`` is ``primary`` or
+  ``secondary`` (default), ``power_value`` defaults to 1; ``warning_period`` and
+  ``shutdown_delay`` describe the UPS's own cut-off countdown (NMC).
+* Without ``[[host]]`` the agent protects its own machine exactly as upsmon would
+  (:func:`~upsagent.slave.plan.upsmon_plan`): powered by every monitored UPS, MINSUPPLIES
+  from ``minsupplies``, FINALDELAY from ``finaldelay``.  With ``[[host]]`` tables, each
+  one's keys are :class:`~upsagent.slave.plan.HostPlan`'s; ``powered_by`` defaults to
+  every monitored UPS with its power value.
+* Commands are argument lists (``shutdown_command``, ``notify_command``, a host's
+  ``command``); a string is refused.  From upsmon.conf, SHUTDOWNCMD and NOTIFYCMD are the
+  operator's shell lines and run as ``/bin/sh -c <line>``.
+* :func:`plan_problems` turns :func:`~upsagent.slave.plan.validate` findings into
+  ``check-config`` lines: errors stop the agent, warnings are printed.
+"""
+
+from __future__ import annotations
+
+import os
+import socket
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field, fields
+from typing import TYPE_CHECKING, Any
+
+from upsagent.config.schema import ConfigError
+from upsagent.config.validate import show, suggest
+from upsagent.nut.blocking import BadTarget, split_name
+from upsagent.slave.notify import FLAGS, NOTIFY_TYPES, NotifySettings, message_problem
+from upsagent.slave.plan import (
+    DEFAULT_SHUTDOWN_COMMAND, TRAITS, HostPlan, Plan, Problem, Supply, UpsCountdown, UpsPlan,
+    upsmon_plan, validate)
+from upsagent.slave.shellline import ShellLine
+
+if TYPE_CHECKING:
+    from upsagent.slave.monitor import MonitorSettings
+    from upsagent.slave.upsmonconf import UpsmonConf
+
+__all__ = ["DEFAULT_STATE_FILE", "ArgvLine", "MonitorConfig", "SlaveConfig", "TlsOptions",
+           "build_slave", "from_upsmon", "load_upsmon_dir", "plan_problems", "upsmon_like"]
+
+DEFAULT_STATE_FILE = "/var/lib/upsagent/slave.json"
+
+_SLAVE_FLOAT = ("deadtime", "hostsync", "finaldelay", "pollfreq", "pollfreq_alert",
+                "nocommwarntime", "rbwarntime", "shutdown_budget", "notify_budget")
+_SLAVE_KEYS = ("name", "state_file", *_SLAVE_FLOAT, "minsupplies", "dry_run",
+               "secrets_file", "shutdown_command", "powerdown_flag", "notify_command",
+               "notify_messages", "notify_flags", "monitor")
+_MONITOR_KEYS = ("ups", "user", "password", "password_file", "role", "power_value",
+                 "warning_period", "shutdown_delay", "watch", "tls")
+_TLS_KEYS = ("starttls", "required", "verify", "ca_path", "hostname")
+_HOST_FLOAT = ("maintenance_after", "shutdown_after", "shutdown_delay", "shutdown_duration",
+               "command_budget", "debounce", "maintenance_timeout", "vm_shutdown_timeout")
+_HOST_KEYS = ("name", "backend", "powered_by", "min_supplies", *_HOST_FLOAT, "command",
+              "message", "cluster", "pool_master", "shutdown_on_critical")
+
+
+@dataclass(frozen=True)
+class ArgvLine(ShellLine):
+    """A notify command given as an argument list: run as is, the text appended (no shell)."""
+
+    words: tuple[str, ...] = ()
+
+    def argv(self, *arguments: str) -> tuple[str, ...]:
+        return (*self.words, *arguments)
+
+
+@dataclass(frozen=True)
+class TlsOptions:
+    """``[slave.monitor.tls]`` (see :class:`upsagent.slave.monitor.TlsSettings`)."""
+
+    starttls: bool = True
+    required: bool = False
+    verify: bool = False
+    ca_path: str | None = None
+    hostname: str | None = None
+
+
+@dataclass(frozen=True)
+class MonitorConfig:
+    """One monitored UPS: the session (user, password, role) and how it is read."""
+
+    system: str
+    user: str
+    password: str = field(repr=False)
+    primary: bool = False
+    power_value: int = 1
+    watch: bool = True
+    tls: TlsOptions = TlsOptions()
+
+    def settings(self, poll_freq: float, poll_freq_alert: float) -> MonitorSettings:
+        """The :class:`~upsagent.slave.monitor.MonitorSettings` of this UPS."""
+        from upsagent.slave.monitor import MonitorSettings, TlsSettings
+
+        tls = TlsSettings(self.tls.starttls, self.tls.required, self.tls.verify,
+                          self.tls.ca_path, self.tls.hostname)
+        return MonitorSettings(self.system, self.user, self.password, self.primary,
+                               poll_freq, poll_freq_alert, watch=self.watch, tls=tls)
+
+
+@dataclass(frozen=True)
+class SlaveConfig:
+    """Everything ``upsagent slave`` needs: the plan and how to carry it out."""
+
+    plan: Plan
+    monitors: tuple[MonitorConfig, ...] = ()
+    state_file: str = DEFAULT_STATE_FILE
+    poll_freq: float = 5.0
+    poll_freq_alert: float = 5.0
+    dry_run: bool = False
+    #: the local host's shutdown (argv; from upsmon.conf ``/bin/sh -c SHUTDOWNCMD``)
+    shutdown_command: tuple[str, ...] = DEFAULT_SHUTDOWN_COMMAND
+    shutdown_budget: float = 30.0
+    powerdown_flag: str | None = None
+    notify: NotifySettings = NotifySettings()
+    notify_budget: float = 60.0
+    source: str = ""
+    warnings: tuple[str, ...] = field(default=(), compare=False)
+
+    def monitor_settings(self) -> list[MonitorSettings]:
+        """One :class:`~upsagent.slave.monitor.MonitorSettings` per monitored UPS."""
+        return [m.settings(self.poll_freq, self.poll_freq_alert) for m in self.monitors]
+
+
+def _kind(value: object) -> str:
+    from upsagent.config.native import _kind as kind
+    return kind(value)
+
+
+class _Reader:
+    """Typed getters that name the key path on error (``fail`` comes from the builder)."""
+
+    def __init__(self, fail: Callable[[str, str], ConfigError]) -> None:
+        self.fail = fail
+
+    def keys(self, table: Mapping[str, Any], allowed: tuple[str, ...], where: str) -> None:
+        for key in table:
+            if key not in allowed:
+                raise self.fail(f"{where}.{key}", f"unknown key{suggest(key, allowed)}")
+
+    def number(self, table: Mapping[str, Any], key: str, where: str) -> float | None:
+        value = table.get(key)
+        if value is None:
+            return None
+        if isinstance(value, bool) or not isinstance(value, (int, float)):
+            raise self.fail(f"{where}.{key}", f"must be a number (seconds), not {_kind(value)}")
+        if value < 0:
+            raise self.fail(f"{where}.{key}", f"must not be negative ({value:g})")
+        return float(value)
+
+    def whole(self, table: Mapping[str, Any], key: str, where: str) -> int | None:
+        value = table.get(key)
+        if value is None:
+            return None
+        if isinstance(value, bool) or not isinstance(value, int) or value < 0:
+            raise self.fail(f"{where}.{key}", f"must be a whole number >= 0, not {value!r}")
+        return value
+
+    def flag(self, table: Mapping[str, Any], key: str, where: str) -> bool | None:
+        value = table.get(key)
+        if value is not None and not isinstance(value, bool):
+            raise self.fail(f"{where}.{key}", f"must be true or false, not {_kind(value)}")
+        return value
+
+    def text(self, table: Mapping[str, Any], key: str, where: str,
+             required: bool = False) -> str | None:
+        value = table.get(key)
+        if value is None:
+            if required:
+                raise self.fail(f"{where}.{key}", "missing (it is required)")
+            return None
+        if not isinstance(value, str) or not value:
+            raise self.fail(f"{where}.{key}", f"must be a non-empty string, not {value!r}")
+        return value
+
+    def argv(self, table: Mapping[str, Any], key: str, where: str) -> tuple[str, ...] | None:
+        value = table.get(key)
+        if value is None:
+            return None
+        if isinstance(value, str):
+            raise self.fail(f"{where}.{key}", "must be a list of arguments (no shell): write "
+                            f"[{', '.join(map(show, value.split()))}]")
+        if not isinstance(value, list) or not value or not all(
+                isinstance(v, str) for v in value):
+            raise self.fail(f"{where}.{key}", "must be a non-empty list of strings (the "
+                            "program and its arguments)")
+        return tuple(value)
+
+
+def build_slave(document: Mapping[str, Any], *, source: str,
+                fail: Callable[[str, str], ConfigError],
+                secret: Callable[[str, str], str],
+                secrets: Callable[[str | None, str], dict[str, str]],
+                path: Callable[[str | None], str | None]) -> SlaveConfig:
+    """``[slave]`` + ``[[host]]`` of a parsed upsagent.toml as a :class:`SlaveConfig`.
+
+    The callables are the native builder's: ``fail(key_path, reason)``,
+    ``secret(password_file, key_path)`` reads a private password file,
+    ``secrets(secrets_file, key_path)`` a private ``user = "password"`` table, and ``path``
+    makes a relative path relative to upsagent.toml.
+    """
+    r = _Reader(fail)
+    slave = document.get("slave", {})
+    if not isinstance(slave, dict):
+        raise fail("slave", f"must be a table, not {_kind(slave)}")
+    r.keys(slave, _SLAVE_KEYS, "slave")
+    numbers = {key: r.number(slave, key, "slave") for key in _SLAVE_FLOAT}
+    for key in ("pollfreq", "pollfreq_alert"):
+        if numbers[key] is not None and not numbers[key]:
+            raise fail(f"slave.{key}", "must be above 0")
+    table = secrets(path(r.text(slave, "secrets_file", "slave")), "slave.secrets_file")
+    raw_monitors = slave.get("monitor", [])
+    if not isinstance(raw_monitors, list):
+        raise fail("slave.monitor", "must be an array of tables: write [[slave.monitor]]")
+    monitors = tuple(_monitor(r, item, f"slave.monitor[{i + 1}]", table, secret, path)
+                     for i, item in enumerate(raw_monitors))
+    names = [m.system for m in monitors]
+    for name in names:
+        if names.count(name) > 1:
+            raise fail("slave.monitor", f"UPS {show(name)} is monitored twice")
+    countdowns = {m.system: _countdown(r, item, f"slave.monitor[{i + 1}]")
+                  for i, (m, item) in enumerate(zip(monitors, raw_monitors))}
+    agent = r.text(slave, "name", "slave") or socket.gethostname()
+    minsupplies = r.whole(slave, "minsupplies", "slave")
+    finaldelay = numbers["finaldelay"]
+    raw_hosts = document.get("host", [])
+    if not isinstance(raw_hosts, list):
+        raise fail("host", "must be an array of tables: write [[host]], not [host]")
+    if raw_hosts:
+        hosts = tuple(_host(r, item, f"host[{i + 1}]", monitors)
+                      for i, item in enumerate(raw_hosts))
+        plan = Plan(hosts=hosts, name=agent)
+    else:
+        plan = upsmon_plan(((m.system, m.power_value, "primary" if m.primary else "secondary")
+                            for m in monitors), min_supplies=1 if minsupplies is None
+                           else minsupplies, final_delay=5.0 if finaldelay is None
+                           else finaldelay, name=agent)
+    ups = tuple(UpsPlan(m.system, "primary" if m.primary else "secondary",
+                        countdowns[m.system]) for m in monitors)
+    settings = {"deadtime": numbers["deadtime"], "hostsync": numbers["hostsync"],
+                "nocommwarntime": numbers["nocommwarntime"],
+                "rbwarntime": numbers["rbwarntime"]}
+    notify = _notify(r, slave)
+    plan = _replace(plan, ups=ups, notify_messages=dict(notify.messages),
+                    **{k: v for k, v in settings.items() if v is not None})
+    extra: dict[str, Any] = {"poll_freq": numbers["pollfreq"], "poll_freq_alert": numbers["pollfreq_alert"],
+             "shutdown_budget": numbers["shutdown_budget"],
+             "notify_budget": numbers["notify_budget"],
+             "dry_run": r.flag(slave, "dry_run", "slave"),
+             "shutdown_command": r.argv(slave, "shutdown_command", "slave"),
+             "powerdown_flag": path(r.text(slave, "powerdown_flag", "slave")),
+             "state_file": path(r.text(slave, "state_file", "slave"))}
+    return SlaveConfig(plan=plan, monitors=monitors, notify=notify, source=source,
+                       **{k: v for k, v in extra.items() if v is not None})
+
+
+def _replace(plan: Plan, **changes: Any) -> Plan:
+    from dataclasses import replace
+    return replace(plan, **changes)
+
+
+def _monitor(r: _Reader, item: object, where: str, table: dict[str, str],
+             secret: Callable[[str, str], str],
+             path: Callable[[str | None], str | None]) -> MonitorConfig:
+    if not isinstance(item, dict):
+        raise r.fail(where, f"must be a table, not {_kind(item)}")
+    r.keys(item, _MONITOR_KEYS, where)
+    system = r.text(item, "ups", where, required=True)
+    assert system is not None
+    try:
+        if not split_name(system).ups:
+            raise BadTarget(system)
+    except (BadTarget, ValueError):
+        raise r.fail(f"{where}.ups", f"{show(system)} is not name@host[:port]") from None
+    user = r.text(item, "user", where, required=True)
+    assert user is not None
+    sources: list[tuple[str, str]] = []
+    password = r.text(item, "password", where)
+    if password is not None:
+        sources.append((f"{where}.password", password))
+    password_file = path(r.text(item, "password_file", where))
+    if password_file is not None:
+        sources.append((f"{where}.password_file", secret(password_file, where)))
+    if user in table:
+        sources.append(("slave.secrets_file", table[user]))
+    if len(sources) > 1:
+        raise r.fail(where, f"the password of {show(user)} is given twice ({sources[0][0]} "
+                            f"and {sources[1][0]}); keep one")
+    if not sources:
+        raise r.fail(where, f"no password for {show(user)}: set password, password_file or "
+                            "a slave.secrets_file entry")
+    role = (r.text(item, "role", where) or "secondary").lower()
+    if role not in ("primary", "secondary", "master", "slave"):
+        raise r.fail(f"{where}.role", f"unknown role {show(role)} (primary or secondary)")
+    tls = item.get("tls", {})
+    if not isinstance(tls, dict):
+        raise r.fail(f"{where}.tls", f"must be a table, not {_kind(tls)}")
+    r.keys(tls, _TLS_KEYS, f"{where}.tls")
+    flags = {k: r.flag(tls, k, f"{where}.tls") for k in ("starttls", "required", "verify")}
+    options = TlsOptions(**{k: v for k, v in flags.items() if v is not None},
+                         ca_path=path(r.text(tls, "ca_path", f"{where}.tls")),
+                         hostname=r.text(tls, "hostname", f"{where}.tls"))
+    if options.verify and options.ca_path is None:
+        raise r.fail(f"{where}.tls.verify", "certificate verification needs ca_path")
+    value = r.whole(item, "power_value", where)
+    watch = r.flag(item, "watch", where)
+    return MonitorConfig(system, user, sources[0][1], role in ("primary", "master"),
+                         1 if value is None else value, True if watch is None else watch,
+                         options)
+
+
+def _countdown(r: _Reader, item: Mapping[str, Any], where: str) -> UpsCountdown | None:
+    warning = r.number(item, "warning_period", where)
+    delay = r.number(item, "shutdown_delay", where)
+    if delay is None:
+        if warning is not None:
+            raise r.fail(f"{where}.warning_period", "needs shutdown_delay")
+        return None
+    return UpsCountdown(warning or 0.0, delay)
+
+
+def _host(r: _Reader, item: object, where: str,
+          monitors: tuple[MonitorConfig, ...]) -> HostPlan:
+    if not isinstance(item, dict):
+        raise r.fail(where, f"must be a table, not {_kind(item)}")
+    r.keys(item, _HOST_KEYS, where)
+    name = r.text(item, "name", where, required=True)
+    backend = r.text(item, "backend", where) or "local"
+    if backend not in TRAITS:
+        raise r.fail(f"{where}.backend", f"unknown backend {show(backend)}"
+                                         f"{suggest(backend, tuple(TRAITS))}")
+    supplies = _supplies(r, item, where, monitors)
+    values: dict[str, Any] = {k: r.number(item, k, where) for k in _HOST_FLOAT}
+    values["min_supplies"] = r.whole(item, "min_supplies", where)
+    values["command"] = r.argv(item, "command", where)
+    values["message"] = r.text(item, "message", where)
+    values["cluster"] = r.text(item, "cluster", where)
+    values["is_pool_master"] = r.flag(item, "pool_master", where)
+    explicit = {k: v for k, v in values.items() if v is not None}
+    critical = r.flag(item, "shutdown_on_critical", where)
+    known = {f.name for f in fields(HostPlan)}
+    assert set(explicit) <= known
+    return HostPlan(name=name or "", backend=backend, powered_by=supplies,
+                    shutdown_on_critical=critical, **explicit)
+
+
+def _supplies(r: _Reader, item: Mapping[str, Any], where: str,
+              monitors: tuple[MonitorConfig, ...]) -> tuple[Supply, ...]:
+    if "powered_by" not in item:
+        return tuple(Supply(m.system, m.power_value) for m in monitors)
+    value = item["powered_by"]
+    if isinstance(value, str):
+        value = [value]
+    if not isinstance(value, list):
+        raise r.fail(f"{where}.powered_by", "must be a list of UPS names or "
+                                            "{ ups = ..., power_value = ... } tables")
+    supplies = []
+    for i, entry in enumerate(value):
+        at = f"{where}.powered_by[{i + 1}]"
+        if isinstance(entry, str):
+            supplies.append(Supply(entry))
+            continue
+        if not isinstance(entry, dict):
+            raise r.fail(at, f"must be a UPS name or a table, not {_kind(entry)}")
+        r.keys(entry, ("ups", "power_value"), at)
+        ups = r.text(entry, "ups", at, required=True)
+        power = r.whole(entry, "power_value", at)
+        supplies.append(Supply(ups or "", 1 if power is None else power))
+    return tuple(supplies)
+
+
+def _notify(r: _Reader, slave: Mapping[str, Any]) -> NotifySettings:
+    command = r.argv(slave, "notify_command", "slave")
+    messages: list[tuple[str, str]] = []
+    raw = slave.get("notify_messages", {})
+    if not isinstance(raw, dict):
+        raise r.fail("slave.notify_messages", "must be a table (TYPE = \"text\")")
+    for ntype, text in raw.items():
+        at = f"slave.notify_messages.{ntype}"
+        if ntype.upper() not in NOTIFY_TYPES:
+            raise r.fail(at, f"unknown notification type{suggest(ntype.upper(), NOTIFY_TYPES)}")
+        if not isinstance(text, str):
+            raise r.fail(at, f"must be a string, not {_kind(text)}")
+        problem = message_problem(text)
+        if problem:
+            raise r.fail(at, problem)
+        messages.append((ntype.upper(), text))
+    flags: list[tuple[str, frozenset[str]]] = []
+    raw = slave.get("notify_flags", {})
+    if not isinstance(raw, dict):
+        raise r.fail("slave.notify_flags", "must be a table (TYPE = [\"SYSLOG\", ...])")
+    for ntype, values in raw.items():
+        at = f"slave.notify_flags.{ntype}"
+        if ntype.upper() not in NOTIFY_TYPES:
+            raise r.fail(at, f"unknown notification type{suggest(ntype.upper(), NOTIFY_TYPES)}")
+        if not isinstance(values, list) or not all(isinstance(v, str) for v in values):
+            raise r.fail(at, "must be a list of flags (SYSLOG, WALL, EXEC, IGNORE)")
+        for flag in values:
+            if flag not in FLAGS:
+                raise r.fail(at, f"unknown flag {show(flag)}{suggest(flag, FLAGS)}")
+        flags.append((ntype.upper(), frozenset(values)))
+    return NotifySettings(ArgvLine(" ".join(command), command) if command else None,
+                          tuple(messages), tuple(flags))
+
+
+def from_upsmon(conf: UpsmonConf, *, state_file: str = DEFAULT_STATE_FILE,
+                name: str | None = None) -> SlaveConfig:
+    """The slave configuration that behaves as upsmon with ``conf`` (one local host)."""
+    monitors = tuple(MonitorConfig(
+        m.system, m.user, m.password, m.primary, m.power_value, True,
+        _upsmon_tls(conf, m.host)) for m in conf.monitors)
+    plan = upsmon_plan(((m.system, m.power_value, "primary" if m.primary else "secondary")
+                        for m in conf.monitors), min_supplies=conf.min_supplies,
+                       final_delay=float(conf.final_delay), deadtime=float(conf.dead_time),
+                       hostsync=float(conf.host_sync), name=name or socket.gethostname())
+    plan = _replace(plan, nocommwarntime=float(conf.nocomm_warn_time),
+                    rbwarntime=float(conf.rb_warn_time),
+                    notify_messages=dict(conf.notify.messages))
+    shutdown = (conf.shutdown_cmd.argv() if conf.shutdown_cmd is not None
+                else DEFAULT_SHUTDOWN_COMMAND)
+    return SlaveConfig(plan=plan, monitors=monitors, state_file=state_file,
+                       poll_freq=float(conf.poll_freq),
+                       poll_freq_alert=float(conf.poll_freq_alert),
+                       shutdown_command=tuple(shutdown), powerdown_flag=conf.powerdown_flag,
+                       notify=conf.notify, source=conf.path, warnings=conf.warnings)
+
+
+def _upsmon_tls(conf: UpsmonConf, host: str) -> TlsOptions:
+    rule = conf.tls.for_host(host)
+    verify = rule.verify if rule else conf.tls.verify
+    force = rule.force_ssl if rule else conf.tls.force_ssl
+    return TlsOptions(True, force or verify, verify, conf.tls.cert_path,
+                      rule.cert_name if rule else None)
+
+
+def load_upsmon_dir(directory: str | os.PathLike[str], **options: Any) -> SlaveConfig:
+    """``upsmon.conf`` of NUT's configuration ``directory`` as a :class:`SlaveConfig`."""
+    from upsagent.slave.upsmonconf import load_upsmon_conf
+    return from_upsmon(load_upsmon_conf(os.path.join(os.fspath(directory), "upsmon.conf")),
+                       **options)
+
+
+def upsmon_like(slave: SlaveConfig) -> HostPlan | None:
+    """The one local host when the plan is what :func:`upsmon_plan` makes of the monitors
+    (so ``[slave]`` alone describes it), else None."""
+    plan = slave.plan
+    if len(plan.hosts) != 1:
+        return None
+    host = plan.hosts[0]
+    again = upsmon_plan(((m.system, m.power_value, "primary" if m.primary else "secondary")
+                         for m in slave.monitors), min_supplies=host.min_supplies,
+                        final_delay=host.shutdown_delay, name=host.name).hosts[0]
+    return host if again == host else None
+
+
+def plan_problems(slave: SlaveConfig) -> tuple[list[str], list[str]]:
+    """:func:`~upsagent.slave.plan.validate`'s findings as (errors, warnings) lines."""
+    errors: list[str] = []
+    warnings: list[str] = []
+    for problem in validate(slave.plan):
+        line = _problem_line(slave, problem)
+        (errors if problem.severity == "error" else warnings).append(line)
+    return errors, warnings
+
+
+def _problem_line(slave: SlaveConfig, problem: Problem) -> str:
+    where = f"host {show(problem.host)}" if problem.host else "slave"
+    return f"{slave.source}: {where}: {problem.step}: {problem.message}"
