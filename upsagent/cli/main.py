@@ -19,6 +19,8 @@ __all__ = ["SUBCOMMANDS", "main"]
 #: name -> ("module:function", one-line summary)
 SUBCOMMANDS: dict[str, tuple[str, str]] = {
     "master": ("upsagent.cli.master:main", "run the master daemon (serves the NUT protocol)"),
+    "slave": ("upsagent.cli.slave:main",
+              "run the slave agent: watch UPSes, shut hosts down (upsmon's job)"),
     "query": ("upsagent.cli.query:main", "query a NUT server; takes exactly upsc's arguments"),
     "rw": ("upsagent.cli.rw:main", "list or set writable variables, like upsrw"),
     "cmd": ("upsagent.cli.cmd:main", "list or run instant commands, like upscmd"),

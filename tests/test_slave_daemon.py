@@ -1,0 +1,401 @@
+# -*- test-case-name: tests.test_slave_daemon -*-
+"""``upsagent slave``: the configuration mapping, the daemon on a Clock with fakes, and the
+judged test: our slave side by side with Debian's real upsmon on the same upsmon.conf.
+
+Side by side: a real ``upsd`` + ``dummy-ups`` (tests/nutreal.py) serves ``dummy``; a real
+upsmon (in a private /run/nut mount namespace) and ``upsagent slave --nut-config`` both run
+as secondaries with the same upsmon.conf (POLLFREQ 1, HOSTSYNC 3, DEADTIME 4, FINALDELAY 0),
+their SHUTDOWNCMD each touching its own file.  The same event is driven through the server
+and both must shut down, or both not, within :data:`TOLERANCE` seconds of each other.  The
+times measured are printed (``pytest -s``) as ``side-by-side <event>: upsmon X s, ours Y s``.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import socket
+import stat
+import subprocess
+import sys
+import time
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from twisted.internet.defer import Deferred, succeed
+from twisted.internet.task import Clock
+
+from upsagent.config import loads_toml
+from upsagent.config.slaveconf import SlaveConfig, from_upsmon, plan_problems
+from upsagent.slave.events import Event, UpsState
+from upsagent.slave.daemon import SlaveDaemon
+from upsagent.slave.plan import HostPlan, Plan, Supply, UpsPlan
+from upsagent.slave.upsmonconf import parse_upsmon_conf
+from tests import nutreal
+from tests.ourmaster import DEFAULT_USERS, OurMaster, wait_for
+
+# -- (a) the mapping -------------------------------------------------------------------
+
+
+def test_native_slave_maps_onto_a_plan(tmp_path: Path) -> None:
+    """[slave] + [[slave.monitor]] + [[host]] become the Plan, the monitors and the rest."""
+    config = loads_toml(f"""
+[slave]
+name = "mgmt"
+deadtime = 10
+hostsync = 5
+pollfreq = 2
+state_file = "{tmp_path}/s.json"
+shutdown_command = ["/sbin/poweroff"]
+[slave.notify_flags]
+ONBATT = ["SYSLOG", "EXEC"]
+[[slave.monitor]]
+ups = "ups1@nas:3493"
+user = "mon"
+password = "pw"
+role = "primary"
+warning_period = 180
+shutdown_delay = 120
+[[host]]
+name = "mgmt"
+shutdown_after = 60
+shutdown_duration = 30
+[[host]]
+name = "esx1"
+backend = "vsphere"
+maintenance_after = 30
+shutdown_after = 90
+shutdown_duration = 60
+""", source="t.toml")
+    slave = config.slave
+    assert slave is not None
+    assert slave.plan.ups == (UpsPlan("ups1@nas:3493", "primary",
+                                      slave.plan.ups[0].countdown),)
+    assert slave.plan.ups[0].countdown is not None
+    assert slave.plan.ups[0].countdown.cuts_at == 300
+    assert [h.name for h in slave.plan.hosts] == ["mgmt", "esx1"]
+    assert slave.plan.hosts[1].powered_by == (Supply("ups1@nas:3493"),)
+    assert (slave.plan.deadtime, slave.plan.hostsync, slave.plan.name) == (10, 5, "mgmt")
+    assert slave.shutdown_command == ("/sbin/poweroff",)
+    [settings] = slave.monitor_settings()
+    assert (settings.primary, settings.poll_freq, settings.password) == (True, 2.0, "pw")
+    assert plan_problems(slave) == ([], [])
+
+
+@pytest.mark.parametrize("text, message", [
+    ('[slave]\nhostsinc = 3\n', "slave.hostsinc: unknown key (did you mean \"hostsync\"?)"),
+    ('[[slave.monitor]]\nups = "u@h"\nuser = "m"\n', "slave.monitor[1]: no password"),
+    ('[[slave.monitor]]\nups = "u@h:x"\nuser = "m"\npassword = "p"\n',
+     "slave.monitor[1].ups: \"u@h:x\" is not name@host[:port]"),
+    ('[slave]\nshutdown_command = "/sbin/poweroff now"\n', "slave.shutdown_command: must be "
+     "a list of arguments"),
+    ('[[host]]\nname = "h"\nshutdown_after = "1m"\n', "host[1].shutdown_after: must be a "
+     "number"),
+    ('[[host]]\nname = "h"\nbackend = "vsfere"\n', "host[1].backend: unknown backend"),
+])
+def test_native_slave_errors_name_the_key(text: str, message: str) -> None:
+    with pytest.raises(Exception) as info:
+        loads_toml(text, source="t.toml")
+    assert f"t.toml: {message}" in str(info.value)
+
+
+def test_plan_errors_are_check_config_errors(tmp_path: Path) -> None:
+    """validate(plan)'s errors stop check-config (exit 1), its warnings are printed."""
+    from upsagent.cli.configcmds import check_config
+
+    path = tmp_path / "u.toml"
+    path.write_text('[[slave.monitor]]\nups = "u@h"\nuser = "m"\npassword = "p"\n'
+                    'shutdown_delay = 60\n[[host]]\nname = "h"\nshutdown_after = 50\n'
+                    'shutdown_duration = 30\n')
+    os.chmod(path, 0o600)
+    assert check_config(["--config", str(path)]) == 1
+
+
+def test_upsmon_conf_maps_onto_upsmon_plan() -> None:
+    conf = parse_upsmon_conf('MONITOR dummy@h:3493 2 mon pw primary\nMINSUPPLIES 2\n'
+                             'FINALDELAY 3\nHOSTSYNC 7\nDEADTIME 9\nPOLLFREQ 2\n'
+                             'SHUTDOWNCMD "/sbin/shutdown -h now"\nPOWERDOWNFLAG /etc/kp\n')
+    slave = from_upsmon(conf, name="me")
+    [host] = slave.plan.hosts
+    assert host == HostPlan("me", "local", (Supply("dummy@h:3493", 2),), 2, shutdown_delay=3,
+                            debounce=0.0, shutdown_on_critical=True)
+    assert (slave.plan.hostsync, slave.plan.deadtime, slave.poll_freq) == (7, 9, 2)
+    assert slave.shutdown_command == ("/bin/sh", "-c", "/sbin/shutdown -h now")
+    assert slave.powerdown_flag == "/etc/kp"
+
+
+# -- (a) the daemon on a Clock ---------------------------------------------------------
+
+
+class FakeMonitor:
+    def __init__(self, settings: Any, on_event: Callable[[Event], None]) -> None:
+        self.settings, self.on_event = settings, on_event
+        self.started = False
+        self.stopped: bool | None = None   # the logout flag when stopped
+
+    def start(self) -> None:
+        self.started = True
+
+    def stop(self, logout: bool = True) -> Deferred[None]:
+        self.stopped = logout
+        return succeed(None)
+
+
+class FakeRunner:
+    def __init__(self) -> None:
+        self.ran: list[tuple[str, ...]] = []
+
+    def run(self, argv: Any, budget: float | None, **_: Any) -> Deferred[Any]:
+        if argv[0] != "/bin/sh":         # notifications (wall) aside
+            self.ran.append(tuple(argv))
+        return succeed(type("R", (), {"ok": True, "summary": "exit 0"})())
+
+
+def timed_config(tmp_path: Path, dry_run: bool = False) -> SlaveConfig:
+    """This host shuts down 60 s after UPS1 went on battery."""
+    plan = Plan(ups=(UpsPlan("UPS1@nas"),), hosts=(HostPlan(
+        "me", "local", (Supply("UPS1@nas"),), shutdown_after=60, debounce=0),), name="me")
+    from upsagent.config.slaveconf import MonitorConfig
+    return SlaveConfig(plan, (MonitorConfig("UPS1@nas", "mon", "pw"),),
+                       state_file=str(tmp_path / "state.json"), dry_run=dry_run,
+                       shutdown_command=("/sbin/poweroff",))
+
+
+class Rig:
+    def __init__(self, config: SlaveConfig, clock: Clock) -> None:
+        self.clock, self.runner = clock, FakeRunner()
+        self.monitors: list[FakeMonitor] = []
+
+        def factory(settings: Any, on_event: Callable[[Event], None]) -> FakeMonitor:
+            self.monitors.append(FakeMonitor(settings, on_event))
+            return self.monitors[-1]
+        self.daemon = SlaveDaemon(config, clock, runner=self.runner, monitor_factory=factory)
+        self.daemon.start()
+
+    def status(self, at: float, status: str) -> None:
+        self.clock.advance(at - self.clock.seconds())
+        self.monitors[-1].on_event(UpsState("UPS1@nas", frozenset(status.split())))
+
+    def until(self, at: float) -> None:
+        while self.clock.seconds() < at:
+            self.clock.advance(min(1.0, at - self.clock.seconds()))
+
+
+def test_state_is_saved_privately_and_restored_mid_sequence(tmp_path: Path) -> None:
+    """Restarted 40 s into the sequence, the agent shuts down at 60 s, not 100 s; the
+    sessions stay until the shutdown order, then close without LOGOUT."""
+    clock = Clock()
+    clock.advance(1000)
+    config = timed_config(tmp_path)
+    rig = Rig(config, clock)
+    assert rig.monitors[0].started
+    rig.status(1000, "OL")
+    rig.status(1001, "OB DISCHRG")
+    rig.until(1040)
+    state = Path(config.state_file)
+    assert stat.S_IMODE(state.stat().st_mode) == 0o600
+    saved = json.loads(state.read_text())
+    assert saved["version"]
+    rig.daemon.stop()
+    assert rig.monitors[0].stopped is True       # SIGTERM: LOGOUT
+    assert rig.runner.ran == []
+
+    again = Rig(config, clock)                   # the restarted agent
+    again.status(1042, "OB DISCHRG")
+    again.until(1060)
+    assert again.runner.ran == []
+    again.until(1062)
+    assert again.runner.ran == [("/sbin/poweroff",)]
+    assert again.monitors[0].stopped is False    # closed without LOGOUT
+
+
+def test_dry_run_takes_no_action(tmp_path: Path) -> None:
+    clock = Clock()
+    rig = Rig(timed_config(tmp_path, dry_run=True), clock)
+    rig.status(0, "OL")
+    rig.status(1, "OB")
+    rig.until(120)
+    assert rig.runner.ran == []
+    assert rig.monitors[0].stopped is None       # the sessions stay in a dry run
+    assert rig.daemon.executor is not None
+    assert rig.daemon.executor.engine.phase("me").name != "IDLE"
+
+
+def test_damaged_state_is_kept_aside(tmp_path: Path) -> None:
+    config = timed_config(tmp_path)
+    Path(config.state_file).write_text("{not json")
+    Rig(config, Clock())
+    assert Path(config.state_file + ".bad").exists()
+
+
+# -- (b) side by side with NUT's upsmon ------------------------------------------------
+
+TOLERANCE = 2.5
+DEV = "ups.status: OL CHRG\nbattery.charge: 100\nbattery.runtime: 2400\n"
+UPS_CONF = "[dummy]\n  driver = dummy-ups\n  port = ups.dev\n"
+TYPES = ("ONLINE", "ONBATT", "LOWBATT", "FSD", "COMMOK", "COMMBAD", "SHUTDOWN", "REPLBATT",
+         "NOCOMM", "NOPARENT")
+
+needs_upsmon = pytest.mark.skipif(
+    nutreal.nut_missing() is not None or not os.path.exists("/lib/nut/upsmon")
+    or os.geteuid() != 0, reason="needs Debian's NUT (upsd, dummy-ups, upsmon) and root")
+
+
+def upsmon_conf(port: int, done: Path) -> str:
+    return (f"MONITOR dummy@127.0.0.1:{port} 1 slaveuser slavepass secondary\n"
+            f'MINSUPPLIES 1\nSHUTDOWNCMD "/bin/touch {done}"\n'
+            "POLLFREQ 1\nPOLLFREQALERT 1\nHOSTSYNC 3\nDEADTIME 4\nFINALDELAY 0\n"
+            "RUN_AS_USER root\n" + "".join(f"NOTIFYFLAG {t} SYSLOG\n" for t in TYPES))
+
+
+def ask(port: int, *lines: str) -> str:
+    with socket.create_connection(("127.0.0.1", port), timeout=5) as sock:
+        sock.sendall("".join(line + "\n" for line in lines).encode() + b"LOGOUT\n")
+        chunks = []
+        while data := sock.recv(65536):
+            chunks.append(data)
+    return b"".join(chunks).decode().removesuffix("OK Goodbye\n")
+
+
+class Pair:
+    """Debian's upsmon and our slave, same upsmon.conf, each touching its own file."""
+
+    def __init__(self, tmp: Path, port: int, with_upsmon: bool = True) -> None:
+        self.port, self.procs = port, []
+        self.files: dict[str, Path] = {}
+        for who in ("upsmon", "ours") if with_upsmon else ("ours",):
+            conf = tmp / who
+            conf.mkdir()
+            self.files[who] = tmp / f"{who}-shutdown"
+            (conf / "upsmon.conf").write_text(upsmon_conf(port, self.files[who]))
+            os.chmod(conf / "upsmon.conf", 0o600)
+            if who == "upsmon":
+                env = dict(os.environ, NUT_CONFPATH=str(conf), NUT_STATEPATH=str(conf))
+                argv = ["unshare", "--mount", "sh", "-c", "mount -t tmpfs upsmon-run "
+                        "/run/nut && exec /lib/nut/upsmon -F -p"]
+            else:
+                env = dict(os.environ)
+                argv = [sys.executable, "-m", "upsagent", "slave", "--nut-config", str(conf),
+                        "--state-file", str(conf / "state.json")]
+            with open(conf / "log", "wb") as log:
+                self.procs.append(subprocess.Popen(argv, env=env, stdout=log,
+                                                   stderr=subprocess.STDOUT,
+                                                   start_new_session=True))
+        self.logs = [tmp / who / "log" for who in self.files]
+        logins = f"NUMLOGINS dummy {len(self.files)}\n"
+        wait_for(lambda: ask(port, "GET NUMLOGINS dummy") == logins, 20,
+                 f"both to log in\n{self.log()}")
+
+    def log(self) -> str:
+        return "\n".join(p.read_text(errors="replace") for p in self.logs if p.exists())
+
+    def times(self, t0: float, expect: bool, within: float) -> dict[str, float | None]:
+        """When each shut down (seconds after t0), waiting up to ``within`` seconds."""
+        def done() -> bool:
+            return all(f.exists() for f in self.files.values())
+        if expect:
+            wait_for(done, within, f"both shutdowns\n{self.log()}")
+        else:
+            deadline = time.monotonic() + within
+            wait_for(lambda: time.monotonic() > deadline or any(
+                f.exists() for f in self.files.values()), within + 1, "the window")
+        return {who: (f.stat().st_mtime - t0 if f.exists() else None)
+                for who, f in self.files.items()}
+
+    def stop(self) -> None:
+        for proc in self.procs:
+            if proc.poll() is None:
+                os.killpg(proc.pid, signal.SIGKILL)
+            proc.wait()
+
+
+def set_status(port: int, status: str) -> float:
+    answer = ask(port, "USERNAME admin", "PASSWORD adminpass",
+                 f'SET VAR dummy ups.status "{status}"')
+    assert answer == "OK\nOK\nOK\n", answer
+    return time.time()
+
+
+def blip(port: int, server: Any) -> tuple[float, bool, float, float | None]:
+    t0 = set_status(port, "OB DISCHRG")
+    wait_for(lambda: time.time() > t0 + 1.5, 3, "the blip")
+    set_status(port, "OL CHRG")
+    return t0, False, 6, None
+
+
+def low_battery(port: int, server: Any) -> tuple[float, bool, float, float | None]:
+    return set_status(port, "OB DISCHRG LB"), True, 10, 3.0
+
+
+def forced(port: int, server: Any) -> tuple[float, bool, float, float | None]:
+    assert ask(port, "USERNAME monuser", "PASSWORD monpass", "FSD dummy") == \
+        "OK\nOK\nOK FSD-SET\n"
+    return time.time(), True, 6, 0.0
+
+
+def comm_lost_on_battery(port: int, server: Any) -> tuple[float, bool, float, float | None]:
+    set_status(port, "OB DISCHRG")
+    deadline = time.monotonic() + 1.5
+    wait_for(lambda: time.monotonic() > deadline, 3, "both to poll OB")
+    server.stop_driver("dummy")
+    return time.time(), True, 12, 4.0
+
+
+def comm_lost_on_line(port: int, server: Any) -> tuple[float, bool, float, float | None]:
+    server.stop_driver("dummy")
+    return time.time(), False, 8, None
+
+
+EVENTS = {"blip": blip, "low-battery": low_battery, "fsd": forced,
+          "comm-lost-OB": comm_lost_on_battery, "comm-lost-OL": comm_lost_on_line}
+
+
+@pytest.fixture
+def nut() -> Iterator[Any]:
+    with nutreal.nut_server(UPS_CONF, upsd_users=DEFAULT_USERS, upsd_conf="MAXAGE 3\n",
+                            files={"ups.dev": DEV}) as server:
+        yield server
+
+
+@needs_upsmon
+@pytest.mark.parametrize("event", list(EVENTS))
+def test_side_by_side_with_upsmon(event: str, nut: Any, tmp_path: Path) -> None:
+    """Both shut down, or neither, at times within TOLERANCE of each other."""
+    pair = Pair(tmp_path, nut.port)
+    try:
+        t0, expect, window, nominal = EVENTS[event](nut.port, nut)
+        times = pair.times(t0, expect, window)
+    finally:
+        pair.stop()
+    print(f"\nside-by-side {event}: upsmon {times['upsmon']}, ours {times['ours']} "
+          f"(nominal {nominal})")
+    if not expect:
+        assert times == {"upsmon": None, "ours": None}, pair.log()
+        return
+    upsmon, ours = times["upsmon"], times["ours"]
+    assert upsmon is not None and ours is not None
+    assert abs(upsmon - ours) <= TOLERANCE, (times, pair.log())
+
+
+@pytest.mark.parametrize("event", ["blip", "low-battery", "fsd"])
+def test_our_slave_against_our_master(event: str, tmp_path: Path) -> None:
+    """The push path (WATCH on our master): the same outcomes as upsmon's above."""
+    with OurMaster(UPS_CONF, files={"ups.dev": DEV}) as master:
+        wait_for(lambda: ask(master.port, "GET VAR dummy ups.status").startswith("VAR"), 15,
+                 "the UPS to have data")
+        pair = Pair(tmp_path, master.port, with_upsmon=False)
+        try:
+            t0, expect, window, nominal = EVENTS[event](master.port, None)
+            times = pair.times(t0, expect, window)
+        finally:
+            pair.stop()
+    print(f"\nour master {event}: ours {times['ours']} (nominal {nominal})")
+    if not expect:
+        assert times["ours"] is None, pair.log()
+    else:
+        ours = times["ours"]
+        assert ours is not None and nominal is not None
+        assert abs(ours - nominal) <= TOLERANCE, pair.log()

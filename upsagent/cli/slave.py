@@ -1,0 +1,111 @@
+# -*- test-case-name: tests.test_slave_daemon -*-
+"""``upsagent slave``: run the slave agent in the foreground (systemd runs it so).
+
+It watches UPSes on NUT-compatible masters and protects hosts: this machine (upsmon's job)
+and, with ``[[host]]`` tables, others (maintenance, VM and host shutdown on timers).
+Configuration comes from upsagent.toml's ``[slave]`` part (``--config``, default
+``/etc/upsagent/upsagent.toml``) or from NUT's ``upsmon.conf`` (``--nut-config /etc/nut``),
+which makes it a drop-in replacement for upsmon.  The plan is checked as ``check-config``
+does: errors stop the start (exit 1), warnings are logged.  SIGHUP re-reads the
+configuration (kept when the new one is wrong); SIGTERM/SIGINT stop cleanly with LOGOUT.
+"""
+
+from __future__ import annotations
+
+import argparse
+import signal
+import sys
+from dataclasses import replace
+
+from upsagent.cli.logs import start_logging
+from upsagent.config.schema import ConfigError
+from upsagent.config.slaveconf import DEFAULT_STATE_FILE, SlaveConfig
+
+__all__ = ["main"]
+
+DEFAULT_CONFIG = "/etc/upsagent/upsagent.toml"
+
+EPILOG = """\
+With --nut-config the agent behaves as NUT's upsmon with the same upsmon.conf: the same
+sessions (LOGIN, PRIMARY/MASTER), the same critical rules (FSD, OB+LB, HOSTSYNC for a
+secondary, DEADTIME while on battery), SHUTDOWNCMD after FINALDELAY, POWERDOWNFLAG,
+NOTIFYCMD/NOTIFYFLAG/NOTIFYMSG.  The engine's state is saved to the state file whenever it
+changes, so a restarted agent continues a shutdown sequence with the right timers.
+See upsagent(8) and upsagent.toml(5).
+"""
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="upsagent slave", epilog=EPILOG,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+        description="Watch UPSes on NUT servers and shut hosts down when their power "
+                    "fails (upsmon's job, plus timed maintenance and shutdown of other "
+                    "hosts).")
+    source = parser.add_mutually_exclusive_group()
+    source.add_argument("-c", "--config", metavar="FILE",
+                        help=f"native TOML configuration with a [slave] table "
+                             f"(default {DEFAULT_CONFIG})")
+    source.add_argument("--nut-config", metavar="DIR",
+                        help="read NUT's upsmon.conf from DIR instead")
+    parser.add_argument("--state-file", metavar="FILE",
+                        help=f"where the sequence's state is kept (default: the "
+                             f"configured one, else {DEFAULT_STATE_FILE})")
+    parser.add_argument("-n", "--dry-run", action="store_true",
+                        help="do everything except the actions: log what would be done "
+                             "and when")
+    parser.add_argument("-D", "--debug", action="store_true", help="log debug messages")
+    return parser
+
+
+def load(args: argparse.Namespace) -> SlaveConfig:
+    """The slave configuration the arguments name (ConfigError when there is none)."""
+    if args.nut_config:
+        from upsagent.config.slaveconf import load_upsmon_dir
+        slave = load_upsmon_dir(args.nut_config)
+    else:
+        from upsagent.config import load_toml
+        config = load_toml(args.config or DEFAULT_CONFIG)
+        if config.slave is None:
+            raise ConfigError(f"{config.source}: no [slave] table: nothing to monitor")
+        slave = config.slave
+    if args.state_file:
+        slave = replace(slave, state_file=args.state_file)
+    if args.dry_run:
+        slave = replace(slave, dry_run=True)
+    return slave
+
+
+def main(argv: list[str]) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        config = load(args)
+    except ConfigError as exc:
+        sys.stderr.write(f"upsagent slave: {exc}\n")
+        return 1
+    start_logging(debug=args.debug)
+
+    from twisted.internet import reactor
+    from twisted.logger import Logger
+
+    from upsagent.slave.daemon import SlaveDaemon
+
+    log = Logger(namespace="upsagent.slave")
+    daemon = SlaveDaemon(config, reactor)
+    try:
+        daemon.start()
+    except ConfigError as exc:
+        sys.stderr.write(f"upsagent slave: {exc}\n")
+        return 1
+
+    def reload() -> None:
+        try:
+            daemon.reload(load(args)).addErrback(
+                lambda f: log.failure("Reload failed", f))
+        except ConfigError as exc:
+            log.error("Reload refused, keeping the running configuration: {err}", err=exc)
+
+    signal.signal(signal.SIGHUP, lambda *_: reactor.callFromThread(reload))  # type: ignore[attr-defined]
+    reactor.addSystemEventTrigger("before", "shutdown", daemon.stop)  # type: ignore[attr-defined]
+    reactor.run()  # type: ignore[attr-defined]
+    return 0

@@ -1,0 +1,270 @@
+# -*- test-case-name: tests.test_slave_daemon -*-
+"""The slave agent assembled: monitors -> executor (policy engine) -> backends.
+
+A :class:`SlaveDaemon` runs the agent one :class:`~upsagent.config.slaveconf.SlaveConfig`
+describes, on a reactor:
+
+* one :class:`~upsagent.slave.monitor.UpsMonitor` per monitored UPS; every event goes to the
+  :class:`~upsagent.slave.executor.Executor`, which drives the
+  :class:`~upsagent.slave.policy.PolicyEngine`;
+* the :class:`~upsagent.slave.runprocess.ProcessRunner` runs every command (shutdown,
+  notifications, a host's script); the :class:`~upsagent.slave.notify.Notifier` sends
+  upsmon's notifications; the local backend shuts this machine down; a primary sets FSD and
+  waits for the secondaries through its monitors (:class:`~upsagent.slave.executor.MonitorFsd`);
+* hosts of other backend kinds get their backend from ``backend_factory(kind, hosts)``
+  (default: the registry, :data:`upsagent.hypervisors.base.BACKENDS`, constructed without
+  arguments); a kind that cannot be built stops the start, unless in a dry run.
+
+**State.**  After every batch of decisions the engine's snapshot is written to
+``state_file`` when it changed (its ``now`` aside): written to a temporary file in the same
+directory with mode 0600, flushed, then renamed over the old one, so a crash leaves either
+the old or the new state.  At start the snapshot is restored
+(:meth:`PolicyEngine.restore`, wall-clock times), so an agent restarted mid-sequence keeps
+its timers, issues the operations in flight again, and takes out of maintenance the hosts it
+put there once the power is back.  A missing state file starts afresh; a damaged one is
+logged, kept aside as ``<state_file>.bad`` and the agent starts afresh.
+
+**Sessions.**  The monitors keep their sessions (NUMLOGINS counts them on the master) until
+the agent's own host reaches its last stage, the shutdown order; then they are closed
+without LOGOUT, as upsmon exits when it shuts the host down.  :meth:`SlaveDaemon.stop`
+(SIGTERM) logs out cleanly, as ``upsmon -c stop`` does.
+
+**Dry run**: everything but the actions (the executor logs what it would do and when);
+the sessions are kept.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import tempfile
+from collections.abc import Callable, Mapping
+from typing import Any
+
+from twisted.internet.defer import Deferred, DeferredList, succeed
+from twisted.logger import Logger
+
+from upsagent.config.schema import ConfigError
+from upsagent.config.slaveconf import SlaveConfig, plan_problems
+from upsagent.hypervisors.base import Backend, backend_class
+from upsagent.hypervisors.local import LocalBackend
+from upsagent.slave.actions import Action, Result, ShutdownHost
+from upsagent.slave.events import Event
+from upsagent.slave.executor import Executor, MonitorFsd
+from upsagent.slave.notify import Notifier
+from upsagent.slave.policy import PolicyEngine
+
+__all__ = ["BackendFactory", "MonitorFactory", "SlaveDaemon", "write_private"]
+
+_log = Logger(namespace="upsagent.slave")
+
+#: (settings, on_event) -> an object with start(), stop(logout), set_fsd(), numlogins()
+MonitorFactory = Callable[[Any, Callable[[Event], None]], Any]
+#: (kind, host names) -> the backend for those hosts
+BackendFactory = Callable[[str, list[str]], Backend]
+
+
+def write_private(path: str, text: str) -> None:
+    """Replace ``path`` atomically by ``text``, mode 0600 (parent made 0700 if missing)."""
+    directory = os.path.dirname(os.path.abspath(path))
+    os.makedirs(directory, mode=0o700, exist_ok=True)
+    fd, temporary = tempfile.mkstemp(prefix=".slave-", dir=directory)  # mode 0600
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8") as handle:
+            handle.write(text)
+            handle.flush()
+            os.fsync(handle.fileno())
+        os.replace(temporary, path)
+    except BaseException:
+        try:
+            os.unlink(temporary)
+        except OSError:
+            pass
+        raise
+
+
+def _comparable(snapshot: Mapping[str, object]) -> str:
+    return json.dumps({k: v for k, v in snapshot.items() if k != "now"}, sort_keys=True)
+
+
+class SlaveDaemon:
+    """One slave agent on ``reactor`` (the real reactor, or a ``MemoryReactorClock``).
+
+    ``runner`` defaults to a :class:`ProcessRunner`; ``monitor_factory`` to
+    :class:`UpsMonitor`; tests pass fakes.
+    """
+
+    def __init__(self, config: SlaveConfig, reactor: Any, *, runner: Any = None,
+                 monitor_factory: MonitorFactory | None = None,
+                 backend_factory: BackendFactory | None = None) -> None:
+        self.config = config
+        self.reactor = reactor
+        if runner is None:
+            from upsagent.slave.runprocess import ProcessRunner
+            runner = ProcessRunner(reactor)
+        self.runner = runner
+        self._monitor_factory = monitor_factory or self._default_monitor
+        self._backend_factory = backend_factory or self._registry_backend
+        self.monitors: dict[str, Any] = {}
+        self.executor: Executor | None = None
+        self.released = False
+        self._saved: str | None = None
+
+    # -- start and stop ------------------------------------------------------------------
+
+    def start(self) -> None:
+        """Check the plan, restore the state, start the executor and the monitors.
+
+        Raises :class:`ConfigError` when the plan has errors or a backend cannot be built.
+        """
+        config = self.config
+        errors, warnings = plan_problems(config)
+        for warning in (*config.warnings, *warnings):
+            _log.warn("{warning}", warning=warning)
+        if errors:
+            raise ConfigError("; ".join(errors))
+        backends = self._backends()
+        engine = self._engine()
+        notifier = Notifier(config.notify, self.runner, budget=config.notify_budget)
+        self.monitors = {}
+        for settings in config.monitor_settings():
+            self.monitors[settings.system] = self._monitor_factory(settings, self._event)
+        self.released = False
+        self.executor = Executor(
+            engine, self.reactor, backends, runner=self.runner, notifier=notifier,
+            fsd=MonitorFsd(self.monitors, self.reactor), dry_run=config.dry_run,
+            observer=self._observe, on_change=self._save)
+        _log.info("slave {name}: {n} UPS monitored ({ups}), protecting {hosts}{dry}",
+                  name=config.plan.name, n=len(self.monitors),
+                  ups=", ".join(self.monitors) or "none",
+                  hosts=", ".join(h.name for h in config.plan.hosts) or "no host",
+                  dry=" (dry run: no action is taken)" if config.dry_run else "")
+        self.executor.start()
+        for monitor in self.monitors.values():
+            monitor.start()
+
+    def stop(self, logout: bool = True) -> Deferred[Any]:
+        """Stop timers and monitors; ``logout`` sends LOGOUT (not after the shutdown order)."""
+        if self.executor is not None:
+            self._save(self.executor.engine)
+            self.executor.stop()
+        waits = [monitor.stop(logout=logout and not self.released)
+                 for monitor in self.monitors.values()]
+        self.monitors = {}
+        return DeferredList(waits, consumeErrors=True) if waits else succeed(None)
+
+    def reload(self, config: SlaveConfig) -> Deferred[Any]:
+        """Take ``config``: the engine's state carries over (snapshot, then restore).
+
+        Refused (ConfigError) once the shutdown order was given, or when ``config`` has
+        errors; the running configuration stays.
+        """
+        if self.released:
+            raise ConfigError("the host is shutting down; reload refused")
+        errors, _ = plan_problems(config)
+        if errors:
+            raise ConfigError("; ".join(errors))
+        stopped = self.stop(logout=True)
+
+        def restart(_: object) -> None:
+            self.config = config
+            self._saved = None
+            self.start()
+        return stopped.addCallback(restart)
+
+    # -- parts ---------------------------------------------------------------------------
+
+    def _default_monitor(self, settings: Any, on_event: Callable[[Event], None]) -> Any:
+        from upsagent.slave.monitor import UpsMonitor
+        return UpsMonitor(settings, on_event, reactor=self.reactor)
+
+    def _registry_backend(self, kind: str, hosts: list[str]) -> Backend:
+        try:
+            return backend_class(kind)()
+        except Exception as exc:
+            raise ConfigError(f"backend {kind} for {', '.join(hosts)}: cannot be used by "
+                              f"the agent: {exc}") from None
+
+    def _backends(self) -> dict[str, Backend]:
+        config = self.config
+        backends: dict[str, Backend] = {}
+        kinds: dict[str, list[str]] = {}
+        for host in config.plan.hosts:
+            if host.backend == "local":
+                backends[host.name] = LocalBackend(
+                    self.runner, host.name, config.shutdown_command,
+                    config.shutdown_budget, config.powerdown_flag)
+            else:
+                kinds.setdefault(host.backend, []).append(host.name)
+        for kind, names in kinds.items():
+            try:
+                backend = self._backend_factory(kind, names)
+            except ConfigError:
+                if not config.dry_run:
+                    raise
+                _log.warn("dry run: no {kind} backend for {hosts}", kind=kind,
+                          hosts=", ".join(names))
+                continue
+            backends.update(dict.fromkeys(names, backend))
+        return backends
+
+    def _engine(self) -> PolicyEngine:
+        now = float(self.reactor.seconds())
+        path = self.config.state_file
+        try:
+            with open(path, encoding="utf-8") as handle:
+                snapshot = json.load(handle)
+        except FileNotFoundError:
+            _log.info("no saved state in {path}: starting afresh", path=path)
+            return PolicyEngine(self.config.plan, now)
+        except (OSError, ValueError) as exc:
+            return self._fresh(path, now, f"cannot read it: {exc}")
+        try:
+            engine = PolicyEngine.restore(self.config.plan, snapshot, now)
+        except (ValueError, KeyError, TypeError) as exc:
+            return self._fresh(path, now, f"cannot restore it: {exc}")
+        self._saved = _comparable(snapshot)
+        _log.info("state restored from {path} (saved {ago:.0f} s ago)", path=path,
+                  ago=now - float(snapshot.get("now", now)))
+        return engine
+
+    def _fresh(self, path: str, now: float, why: str) -> PolicyEngine:
+        _log.error("saved state {path}: {why}; kept as {path}.bad, starting afresh",
+                   path=path, why=why)
+        try:
+            os.replace(path, path + ".bad")
+        except OSError:
+            pass
+        return PolicyEngine(self.config.plan, now)
+
+    # -- callbacks -----------------------------------------------------------------------
+
+    def _event(self, event: Event) -> None:
+        if self.executor is not None:
+            self.executor.handle(event)
+
+    def _save(self, engine: PolicyEngine) -> None:
+        snapshot = engine.snapshot()
+        text = _comparable(snapshot)
+        if text == self._saved:
+            return
+        try:
+            write_private(self.config.state_file, json.dumps(snapshot, sort_keys=True))
+        except OSError as exc:
+            _log.error("cannot save the state to {path}: {exc}",
+                       path=self.config.state_file, exc=exc)
+            return
+        self._saved = text
+
+    def _observe(self, kind: str, action: Action, result: Result | None, now: float) -> None:
+        agent = self.config.plan.agent_host
+        if (kind != "start" or not isinstance(action, ShutdownHost) or agent is None
+                or action.host != agent.name or self.released):
+            return
+        if self.config.dry_run:
+            _log.info("dry run: would close the sessions without LOGOUT now")
+            return
+        self.released = True
+        _log.info("shutting down: closing the sessions without LOGOUT")
+        for monitor in self.monitors.values():
+            monitor.stop(logout=False)
