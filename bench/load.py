@@ -42,7 +42,7 @@ import struct
 import sys
 import time
 from array import array
-from typing import Any
+from typing import Any, Callable
 
 UPS = "bench"
 _LINGER0 = struct.pack("ii", 1, 0)
@@ -320,6 +320,262 @@ async def idle(host: str, port: int, clients: int, duration: float, period: floa
             "generator_cpu_pct": 100.0 * cpu / (duration + min(2.0, period))}
 
 
+# -- event-1000 --------------------------------------------------------------------------------
+#
+# A hand-written epoll loop, and every reply timed by the kernel (SO_TIMESTAMPNS: when the
+# segment reached the client socket, CLOCK_REALTIME), so that the generator's own work on
+# 1,000 replies arriving in one burst does not show up as server latency.
+
+_SO_TIMESTAMPNS = getattr(socket, "SO_TIMESTAMPNS", 35)  # Linux; SCM_TIMESTAMPNS is the same
+_ANC = socket.CMSG_SPACE(16)
+EVENT_VALUES = ("OB DISCHRG", "OL")
+
+
+def _recv_ts(sock: socket.socket) -> tuple[bytes, int]:
+    """recv with the kernel's receive time (ns, CLOCK_REALTIME); (b'', now) at EOF."""
+    data, anc, _flags, _addr = sock.recvmsg(65536, _ANC)
+    for level, kind, raw in anc:
+        if level == socket.SOL_SOCKET and kind == _SO_TIMESTAMPNS and len(raw) >= 16:
+            sec, nsec = struct.unpack("qq", raw[:16])
+            return data, sec * 1_000_000_000 + nsec
+    return data, time.time_ns()
+
+
+def _status_of(line: bytes) -> str | None:
+    """The ups.status value of a ``VAR``/``NOTIFY`` line about it, else None."""
+    if b" ups.status " not in line:
+        return None
+    parts = line.split(b'"')
+    return parts[1].decode() if len(parts) >= 3 else None
+
+
+class _Admin:
+    """A blocking side connection (the admin's SET, the fast probe), replies kernel-timed."""
+
+    def __init__(self, host: str, port: int) -> None:
+        self.sock = socket.create_connection((host, port), timeout=10)
+        self.sock.setsockopt(socket.SOL_SOCKET, _SO_TIMESTAMPNS, 1)
+        self.buf = b""
+
+    def line(self) -> tuple[bytes, int]:
+        while b"\n" not in self.buf:
+            data, ts = _recv_ts(self.sock)
+            if not data:
+                raise ConnectionError("server closed the side connection")
+            self.buf += data
+        line, self.buf = self.buf.split(b"\n", 1)
+        return line, ts
+
+    def ask(self, request: str) -> tuple[bytes, int]:
+        self.sock.sendall(request.encode() + b"\n")
+        return self.line()
+
+    def status(self) -> str | None:
+        return _status_of(self.ask(f"GET VAR {UPS} ups.status")[0])
+
+
+class _EventClient:
+    """One slave: login script, then pushed lines or its own polls."""
+
+    __slots__ = ("idx", "sock", "buf", "script", "ready", "waiting", "status", "ts")
+
+    def __init__(self, idx: int, sock: socket.socket, script: list[tuple[bytes, bytes]]):
+        self.idx, self.sock, self.buf, self.script = idx, sock, b"", list(script)
+        self.ready, self.waiting, self.status, self.ts = False, False, "", 0
+
+
+def event_run(host: str, port: int, clients: int, mode: str, events: int, period: float,
+              bound: float, user: str, password: str, admin_user: str, admin_password: str,
+              ok_applies: bool) -> dict[str, Any]:
+    """``clients`` slaves (push: WATCH; poll: GET every ``period`` s); ``events`` changes."""
+    import random
+    rng = random.Random(1000)
+    admin = _Admin(host, port)
+    for req in (f"USERNAME {admin_user}", f"PASSWORD {admin_password}"):
+        if admin.ask(req)[0] != b"OK":
+            raise SystemExit(f"admin login refused at {req.split()[0]}")
+    probe = _Admin(host, port)
+    # start from OL (a previous run may have left the UPS on battery)
+    if probe.status() != "OL":
+        admin.ask(f'SET VAR {UPS} ups.status "OL"')
+        deadline = time.monotonic() + 5
+        while probe.status() != "OL":
+            if time.monotonic() > deadline:
+                raise SystemExit("could not put ups.status back to OL")
+            time.sleep(0.01)
+    get = f"GET VAR {UPS} ups.status\n".encode()
+    script = [(f"USERNAME {user}\n".encode(), b"OK"), (f"PASSWORD {password}\n".encode(), b"OK"),
+              (f"LOGIN {UPS}\n".encode(), b"OK")]
+    if mode == "push":
+        script.append((f"WATCH {UPS}\n".encode(), f"OK WATCHING {UPS}".encode()))
+    script.append((get, f"VAR {UPS} ups.status ".encode()))  # the first read, as a slave does
+    ep = select.epoll()
+    by_fd: dict[int, _EventClient] = {}
+    ramp0 = time.perf_counter()
+    errors, late, lost, first_error = 0, 0, 0, ""
+    for i in range(clients):
+        sock = socket.create_connection((host, port), timeout=15)
+        sock.setsockopt(socket.SOL_SOCKET, _SO_TIMESTAMPNS, 1)
+        sock.setblocking(False)
+        cl = _EventClient(i, sock, script)
+        by_fd[sock.fileno()] = cl
+        ep.register(sock.fileno(), select.EPOLLIN)
+        sock.send(cl.script[0][0])
+    state: dict[str, Any] = {"event": None, "got": {}, "value": None, "replies": 0,
+                             "notifies": 0}
+
+    def on_status(cl: _EventClient, value: str | None, ts: int) -> None:
+        if value is None:
+            return
+        cl.status = value
+        if value == state["value"] and cl.idx not in state["got"]:
+            state["got"][cl.idx] = ts
+
+    def handle(cl: _EventClient, line: bytes, ts: int) -> None:
+        nonlocal errors, first_error
+        if not cl.ready:
+            request, expect = cl.script.pop(0)
+            if not line.startswith(expect):
+                errors += 1
+                first_error = first_error or f"{request!r} -> {line!r}"
+                return
+            if cl.script:
+                cl.sock.send(cl.script[0][0])
+            else:
+                cl.ready = True
+                cl.status = _status_of(line) or ""
+            return
+        if line.startswith(b"NOTIFY "):
+            state["notifies"] += 1
+            on_status(cl, _status_of(line), ts)
+        elif line.startswith(b"VAR ") and cl.waiting:
+            cl.waiting = False
+            state["replies"] += 1
+            on_status(cl, _status_of(line), ts)
+        else:
+            errors += 1
+            first_error = first_error or f"unexpected {line!r}"
+
+    polling = {"next": 0.0, "seq": 0, "on": False}
+
+    def pump(until: float, done: Callable[[], bool] = lambda: False) -> None:
+        """Serve the sockets (and the poll schedule) until ``until`` or ``done()``."""
+        nonlocal lost, late
+        while True:
+            now = time.monotonic()
+            if polling["on"]:
+                while polling["next"] <= now:
+                    cl = by_fd_list[polling["seq"] % clients]
+                    polling["seq"] += 1
+                    polling["next"] = poll_base + polling["seq"] * period / clients
+                    if cl.waiting:
+                        late += 1
+                    elif cl.ready:
+                        cl.waiting = True
+                        try:
+                            cl.sock.send(get)
+                        except OSError:
+                            pass
+            if now >= until or done():
+                return
+            timeout = until - now
+            if polling["on"]:
+                timeout = min(timeout, max(0.0, polling["next"] - now))
+            for fd, _ev in ep.poll(min(timeout, 0.05)):
+                cl = by_fd[fd]
+                try:
+                    data, ts = _recv_ts(cl.sock)
+                except (BlockingIOError, InterruptedError):
+                    continue
+                except OSError:
+                    data, ts = b"", 0
+                if not data:
+                    ep.unregister(fd)
+                    lost += 1
+                    continue
+                buf = cl.buf + data
+                while b"\n" in buf:
+                    line, buf = buf.split(b"\n", 1)
+                    handle(cl, line, ts)
+                cl.buf = buf
+
+    by_fd_list = sorted(by_fd.values(), key=lambda c: c.idx)
+    pump(time.monotonic() + 30, lambda: all(c.ready for c in by_fd_list) or errors > 0)
+    ramp = time.perf_counter() - ramp0
+    logged_in = sum(1 for c in by_fd_list if c.ready)
+    print("READY", flush=True)
+    poll_base = time.monotonic()
+    if mode == "poll":  # phases spread evenly over one period, as 1,000 upsmons would be
+        polling["next"], polling["on"] = poll_base, True
+        pump(poll_base + period + 0.5)  # one whole round before the first event
+    else:
+        pump(time.monotonic() + 1.0)
+    usage0 = resource.getrusage(resource.RUSAGE_SELF)
+    window0 = time.monotonic()
+    print("START", flush=True)
+    results = []
+    for k in range(events):
+        value = EVENT_VALUES[k % 2]
+        state["value"], state["got"] = value, {}
+        for cl in by_fd_list:  # a client already showing it (it cannot yet) would count at 0
+            if cl.status == value:
+                cl.status = ""
+        t_set = time.time_ns()
+        admin.sock.sendall(f'SET VAR {UPS} ups.status "{value}"\n'.encode())
+        # the probe: GET after GET (closed loop) until the new value is readable
+        probe_gets, t_visible = 0, None
+        deadline = time.monotonic() + 5
+        while time.monotonic() < deadline:
+            line, ts = probe.ask(f"GET VAR {UPS} ups.status")
+            probe_gets += 1
+            pump(0.0)  # keep the slaves' polls on time (their replies are kernel-timed)
+            if _status_of(line) == value:
+                t_visible = ts
+                break
+        line, t_ok = admin.line()
+        if line != b"OK":
+            raise SystemExit(f"SET refused: {line!r}")
+        if t_visible is None:
+            raise SystemExit(f"the new status {value!r} was never readable")
+        t0 = min(t_ok, t_visible) if ok_applies else t_visible
+        pump(time.monotonic() + bound, lambda: len(state["got"]) >= logged_in)
+        got = state["got"]
+        lat_ms = sorted((ts - t0) / 1e6 for ts in got.values())
+        from_set = sorted((ts - t_set) / 1e6 for ts in got.values())
+        results.append({
+            "value": value, "t0": "SET OK or probe" if ok_applies else "probe",
+            "ok_after_set_ms": (t_ok - t_set) / 1e6,
+            "visible_after_set_ms": (t_visible - t_set) / 1e6,
+            "t0_after_set_ms": (t0 - t_set) / 1e6, "probe_gets": probe_gets,
+            "got": len(got), "missed": logged_in - len(got),
+            "latency_ms": {**percentiles(array("d", [x / 1000 for x in lat_ms]),
+                                         (50.0, 99.0, 100.0)),
+                           "min": lat_ms[0] if lat_ms else float("nan")},
+            "from_set_ms": percentiles(array("d", [x / 1000 for x in from_set]),
+                                       (50.0, 99.0, 100.0)),
+            "samples_ms": [round(x, 3) for x in lat_ms]})
+        pump(time.monotonic() + rng.uniform(1.0, 2.0))  # the next event at another phase
+    print("STOP", flush=True)
+    window = time.monotonic() - window0
+    usage1 = resource.getrusage(resource.RUSAGE_SELF)
+    for cl in by_fd_list:
+        cl.sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, _LINGER0)
+        cl.sock.close()
+    ep.close()
+    admin.sock.close()
+    probe.sock.close()
+    cpu = (usage1.ru_utime + usage1.ru_stime) - (usage0.ru_utime + usage0.ru_stime)
+    allms = array("d", sorted(x / 1000 for r in results for x in r["samples_ms"]))
+    return {"clients": clients, "mode": mode, "logged_in": logged_in, "ramp_seconds": ramp,
+            "period": period, "bound": bound, "events": results,
+            "latency_ms": percentiles(allms, (50.0, 99.0, 100.0)),
+            "missed": sum(r["missed"] for r in results),
+            "replies": state["replies"] + state["notifies"], "gets": state["replies"],
+            "notifies": state["notifies"], "errors": errors, "late": late, "lost": lost,
+            "first_error": first_error, "seconds": window,
+            "generator_cpu_pct": 100.0 * cpu / window if window > 0 else 0.0}
+
+
 # -- command line ------------------------------------------------------------------------------
 
 def raise_nofile() -> int:
@@ -334,7 +590,8 @@ def raise_nofile() -> int:
 def main(argv: list[str] | None = None) -> int:
     """Run one scenario against one server and print its JSON result."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("scenario", choices=("list-var-100", "get-var-100", "idle-10k"))
+    parser.add_argument("scenario",
+                        choices=("list-var-100", "get-var-100", "idle-10k", "event-1000"))
     parser.add_argument("--host", default="127.0.0.1")
     parser.add_argument("--port", type=int, required=True)
     parser.add_argument("--duration", type=float, default=10.0)
@@ -346,12 +603,25 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--user", default="monuser")
     parser.add_argument("--password", default="secret")
     parser.add_argument("--cpu", type=int, default=None, help="pin to this CPU")
+    parser.add_argument("--mode", choices=("push", "poll"), default="poll",
+                        help="event-1000: WATCH and wait for NOTIFY, or GET every --period")
+    parser.add_argument("--events", type=int, default=3, help="event-1000: status changes")
+    parser.add_argument("--bound", type=float, default=15.0,
+                        help="event-1000: a client without the new status after this is a miss")
+    parser.add_argument("--admin-user", default="admin")
+    parser.add_argument("--admin-password", default="adminpass")
+    parser.add_argument("--ok-applies", action="store_true",
+                        help="event-1000: the server applies a SET before its OK (ours)")
     args = parser.parse_args(argv)
     if args.cpu is not None:
         os.sched_setaffinity(0, {args.cpu})
     raise_nofile()
     result: dict[str, Any]
-    if args.scenario == "idle-10k":
+    if args.scenario == "event-1000":
+        result = event_run(args.host, args.port, args.clients or 1000, args.mode, args.events,
+                           args.period, args.bound, args.user, args.password, args.admin_user,
+                           args.admin_password, args.ok_applies)
+    elif args.scenario == "idle-10k":
         result = asyncio.run(idle(args.host, args.port, args.clients or 10_000, args.duration,
                                   args.period, args.concurrency, args.user, args.password))
     else:

@@ -4,7 +4,11 @@ Ratios are always ours / NUT's.  For the closed-loop scenarios the figure of eac
 the median over its runs (the spread is shown); for ``idle-10k`` there is one run each.
 Memory is in MB of 10^6 bytes (``VmRSS`` is in KiB), as the target is.  ``analysis.md``
 beside this file (written by hand after looking at the numbers and the profiles) is appended
-verbatim, with a note saying which run it was written for.
+verbatim, with a note saying which run it was written for; ``analysis-event-1000.md`` likewise
+after the event-1000 table.
+
+event-1000 has three measurements instead of two (NUT polled, ours polled, ours pushing);
+its latencies are pooled over the events of a run (every client, every event).
 """
 
 from __future__ import annotations
@@ -18,6 +22,9 @@ from hotspots import Profile
 HERE = Path(__file__).resolve().parent
 TARGETS = {"list-var-100": 10.0, "get-var-100": 0.5}
 RSS_LIMIT_MB, CPU_LIMIT_PCT = 150.0, 10.0
+PUSH_P99_MS = 50.0
+EVENT_KEYS = (("nut-poll", "NUT upsd, polled"), ("ours-poll", "upsagent, polled"),
+              ("ours-push", "upsagent, push"))
 
 
 def mb(kib: float) -> float:
@@ -33,6 +40,12 @@ def _client_errors(res: dict[str, Any]) -> int:
 
 def one_line(name: str, res: dict[str, Any]) -> str:
     """A progress line for one run."""
+    if name == "event-1000":
+        lat = res["latency_ms"]
+        return (f"{res['mode']}: {res['logged_in']} logged in, from t0 p50 "
+                f"{lat['p50']:.1f} ms, p99 {lat['p99']:.1f} ms, max {lat['p100']:.1f} ms, "
+                f"missed {res['missed']}, errors {_client_errors(res)}, server CPU "
+                f"{res['server_cpu_pct']:.1f}%")
     if name == "idle-10k":
         return (f"{res['logged_in']} logged in ({res['ramp_seconds']:.1f} s), "
                 f"{res['replies']}/{res['requests_sent']} replies, "
@@ -44,8 +57,72 @@ def one_line(name: str, res: dict[str, Any]) -> str:
             f"{res['generator_cpu_pct']:.0f}%, errors {_client_errors(res)}")
 
 
+def _pooled(rs: list[dict[str, Any]], field: str) -> list[float]:
+    """Every client's latency of every event of the runs ``rs`` (ms), sorted.
+
+    ``samples_ms`` are from the event's t0; ``field`` "from_set" shifts them back to the
+    moment the SET was sent.
+    """
+    out: list[float] = []
+    for r in rs:
+        for e in r["events"]:
+            shift = e["t0_after_set_ms"] if field == "from_set" else 0.0
+            out += [x + shift for x in e["samples_ms"]]
+    return sorted(out)
+
+
+def _pct(values: list[float], p: float) -> float:
+    """Nearest-rank percentile (as load.percentiles), nan if empty."""
+    if not values:
+        return float("nan")
+    return values[min(len(values) - 1, max(0, int(round(p / 100.0 * len(values))) - 1))]
+
+
+def summarise_events(runs: dict[str, list[dict[str, Any]]]) -> dict[str, Any]:
+    """event-1000: per mode, pooled latency figures; push p99 target; ratios."""
+    out: dict[str, Any] = {}
+    for key, _label in EVENT_KEYS:
+        rs = runs[key]
+        side: dict[str, Any] = {"events": sum(len(r["events"]) for r in rs),
+                                "clients": min(r["logged_in"] for r in rs),
+                                "missed": sum(r["missed"] for r in rs),
+                                "client_errors": sum(_client_errors(r) - r.get("late", 0)
+                                                     for r in rs),
+                                "late": sum(r.get("late", 0) for r in rs),
+                                "server_cpu_pct": float(median(r["server_cpu_pct"]
+                                                               for r in rs)),
+                                "peak_rss_mb": max(mb(r["server_peak_rss_kib"]) for r in rs)}
+        for field in ("from_set", "from_t0"):
+            values = _pooled(rs, field)
+            side[field] = {"n": len(values), "p50": _pct(values, 50), "p99": _pct(values, 99),
+                           "max": values[-1] if values else float("nan"),
+                           "min": values[0] if values else float("nan")}
+        side["t0_after_set_ms"] = [e["t0_after_set_ms"] for r in rs for e in r["events"]]
+        side["visible_after_set_ms"] = [e["visible_after_set_ms"] for r in rs
+                                        for e in r["events"]]
+        side["ok_after_set_ms"] = [e["ok_after_set_ms"] for r in rs for e in r["events"]]
+        side["per_event_p99"] = [e["from_set_ms"]["p99"] for r in rs for e in r["events"]]
+        out[key] = side
+    push, ours_poll, nut_poll = out["ours-push"], out["ours-poll"], out["nut-poll"]
+    # push: from SET sent (its lines leave before the OK, so "from t0" is negative); an
+    # upper bound on the time from the change.  Polling: from t0, the change confirmed
+    # readable (NUT's dummy-ups applies a SET late, by a varying amount).
+    out["ratio_push_poll"] = {q: push["from_set"][q] / ours_poll["from_set"][q]
+                              for q in ("p50", "p99", "max")}
+    out["ratio_push_nut_poll"] = {q: push["from_set"][q] / nut_poll["from_t0"][q]
+                                  for q in ("p50", "p99", "max")}
+    out["ratio_ours_nut_poll"] = {q: ours_poll["from_t0"][q] / nut_poll["from_t0"][q]
+                                  for q in ("p50", "p99", "max")}
+    out["met"] = {"push p99": push["from_set"]["p99"] < PUSH_P99_MS,
+                  "nobody missed it": push["missed"] == 0 and push["clients"] == 1000,
+                  "no client errors": push["client_errors"] == 0}
+    return out
+
+
 def summarise(name: str, runs: dict[str, list[dict[str, Any]]]) -> dict[str, Any]:
     """Headline figures, ratios and which targets are met."""
+    if name == "event-1000":
+        return summarise_events(runs)
     nut, ours = runs["nut"], runs["ours"]
 
     def med(rs: list[dict[str, Any]], key: str, sub: str | None = None) -> float:
@@ -164,6 +241,66 @@ def _idle_table(r: dict[str, Any]) -> list[str]:
     ]
 
 
+def _event_table(r: dict[str, Any]) -> list[str]:
+    """Table rows for event-1000."""
+    s = r["summary"]
+    cols = [s[k] for k, _l in EVENT_KEYS]
+
+    def row(label: str, cells: list[str], extra: str = "| |") -> str:
+        return f"| {label} | " + " | ".join(cells) + f" {extra}"
+
+    def rng(xs: list[float]) -> str:
+        return f"{min(xs):.2f}-{max(xs):.2f}" if xs else "n/a"
+
+    fs = [c["from_set"] for c in cols]
+    ft = [c["from_t0"] for c in cols]
+    met = s["met"]
+    ratio = s["ratio_push_poll"]
+    rows = [
+        "| | " + " | ".join(label for _k, label in EVENT_KEYS)
+        + " | push / our polling | target | met? |",
+        "|---|---:|---:|---:|---:|---|---|",
+        row("slaves logged in (`upsmon secondary`)", [f"{c['clients']}" for c in cols],
+            "| | 1000 | |"),
+        row("client-events measured (clients x events)", [f"{c['from_set']['n']:,}"
+                                                          for c in cols], "| | | |"),
+        row("**p50** (ms, from SET sent)", [f"{x['p50']:,.1f}" for x in fs],
+            f"| {ratio['p50']:.4f} | | |"),
+        row("**p99** (ms, from SET sent)", [f"**{x['p99']:,.1f}**" for x in fs],
+            f"| {ratio['p99']:.4f} | push < {PUSH_P99_MS:g} ms | {_yes(met['push p99'])} |"),
+        row("max (ms, from SET sent)", [f"{x['max']:,.1f}" for x in fs],
+            f"| {ratio['max']:.4f} | | |"),
+        row("p99 of each event (ms, from SET sent)",
+            [" / ".join(f"{x:,.1f}" for x in c["per_event_p99"]) for c in cols], "| | | |"),
+        row(f"never got it within {r['bound']:g} s", [f"{c['missed']}" for c in cols],
+            f"| | 0 | {_yes(met['nobody missed it'])} |"),
+        row("client errors (ERR, bad line, lost) / late polls",
+            [f"{c['client_errors']} / {c['late']}" for c in cols],
+            f"| | 0 | {_yes(met['no client errors'])} |"),
+        row("SET sent -> admin's OK (ms)", [rng(c["ok_after_set_ms"]) for c in cols],
+            "| | | |"),
+        row("SET sent -> probe's first GET with the new value (ms)",
+            [rng(c["visible_after_set_ms"]) for c in cols], "| | | |"),
+        row("p50 / p99 / max from t0 (ms)",
+            [f"{x['p50']:,.1f} / {x['p99']:,.1f} / {x['max']:,.1f}" for x in ft], "| | | |"),
+        row("earliest client from t0 (ms)", [f"{x['min']:,.2f}" for x in ft], "| | | |"),
+        row("server CPU over the run, % of core 0", [f"{c['server_cpu_pct']:.1f}"
+                                                     for c in cols], "| | | |"),
+        row("server peak RSS (MB)", [f"{c['peak_rss_mb']:.1f}" for c in cols], "| | | |"),
+    ]
+    rp, rn, ro = s["ratio_push_poll"], s["ratio_push_nut_poll"], s["ratio_ours_nut_poll"]
+    rows += ["", "Ratios (p50 / p99 / max):", "",
+             f"- push / our polling, both from SET sent: {rp['p50']:.4f} / {rp['p99']:.4f} / "
+             f"{rp['max']:.4f} (push is {1 / rp['p50']:,.0f}x / {1 / rp['p99']:,.0f}x / "
+             f"{1 / rp['max']:,.0f}x sooner)",
+             f"- push from SET sent / NUT polling from t0: {rn['p50']:.4f} / {rn['p99']:.4f} / "
+             f"{rn['max']:.4f} (push is {1 / rn['p50']:,.0f}x / {1 / rn['p99']:,.0f}x / "
+             f"{1 / rn['max']:,.0f}x sooner)",
+             f"- our polling / NUT polling, both from t0: {ro['p50']:.3f} / {ro['p99']:.3f} / "
+             f"{ro['max']:.3f}", ""]
+    return rows
+
+
 def _profile_lines(prof: dict[str, Any]) -> list[str]:
     """The profile as a table: self time and our functions' total time side by side."""
     rows = [f"py-spy, {prof['samples']} samples of our master during the window.", "",
@@ -204,13 +341,24 @@ def markdown(command: str, info: dict[str, Any], results: list[dict[str, Any]],
         name = r["scenario"]
         met = all(r["summary"]["met"].values())
         lines += [f"## {name}: {'target met' if met else 'target MISSED'}", ""]
+        if "run_info" in r:
+            ri = r["run_info"]
+            lines += [f"Measured apart from the scenarios above and merged into this report: "
+                      f"command `{ri['command']}`" + (" (quick)" if ri.get("quick") else "")
+                      + f"; {ri['date']}; upsagent commit {ri['commit']}"
+                      + (" plus uncommitted changes in upsagent/ or drivers/"
+                         if ri["dirty"] else "")
+                      + "; load average before: "
+                      + ", ".join(f"{x:.2f}" for x in ri["load_avg_before"]) + ".", ""]
         if r["var_differences"]:
             lines += ["LIST VAR differences between the servers (checked before measuring): "
                       + "; ".join(f"`{d}`" for d in r["var_differences"]), ""]
         else:
             lines += [f"Both servers listed the same {r['nut_vars']} variables with the same "
                       "values before measuring.", ""]
-        if name == "idle-10k":
+        if name == "event-1000":
+            lines += _event_table(r)
+        elif name == "idle-10k":
             lines += _idle_table(r)
         else:
             lines += _closed_loop_table(name, r)
@@ -218,6 +366,9 @@ def markdown(command: str, info: dict[str, Any], results: list[dict[str, Any]],
         if "profile" in r:
             lines += [f"### Profile of our master under {name}", ""]
             lines += _profile_lines(r["profile"]) + [""]
+        extra = HERE / f"analysis-{name}.md"
+        if extra.exists():
+            lines += [f"### {name}: method and analysis", "", extra.read_text().strip(), ""]
     notes = HERE / "analysis.md"
     if notes.exists():
         lines += ["## Analysis", "",

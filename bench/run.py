@@ -13,12 +13,19 @@ Cores: the servers run under ``taskset -c 0``; the generator, this script and py
 and the whole machine's busy time, so that other load on the machine shows in the report.
 
 Targets (ours / NUT's unless absolute): list-var-100 >= 10x, get-var-100 >= 0.5x, idle-10k
-<= 150 MB RSS and <= 10% of one core with no client errors.  Where a target is missed our
+<= 150 MB RSS and <= 10% of one core with no client errors; event-1000 (one power event
+reaching 1,000 logged-in slaves): p99 under 50 ms with our push extension, nobody missing it.  Where a target is missed our
 master is profiled with py-spy under the same load (``--profile``) and the top functions are
 reported.
 
 Writes ``bench/RESULTS.md`` (and ``bench/results.json``) after a full run of every scenario;
-``--quick`` and ``--scenario`` runs only print, unless ``--output`` is given.
+``--quick`` and ``--scenario`` runs only print, unless ``--output`` is given, or ``--merge``:
+that adds (or replaces) the scenarios just run in a saved ``results.json`` and rewrites it
+and the ``RESULTS.md`` beside it, keeping the other scenarios' saved numbers.
+
+``event-1000`` runs three ways on the same pair of servers: NUT's upsd polled, our master
+polled (both as 1,000 upsmons: ``GET VAR`` every POLLFREQ = 5 s, phases spread evenly), and
+our master pushing (1,000 ``WATCH``); see :func:`load.event_run` for what is timed.
 """
 
 from __future__ import annotations
@@ -48,10 +55,18 @@ from servers import (GENERATOR_CPU, REPO, Server, Sampler, free_port,  # noqa: E
                      write_config)
 
 DEV_FILE = HERE / "data" / "Cyber_Power_Systems__CP1500PFCLCD__usbhid-ups__2.7.4__01.dev"
-SCENARIOS = ("list-var-100", "get-var-100", "idle-10k")
+SCENARIOS = ("list-var-100", "get-var-100", "idle-10k", "event-1000")
 #: seconds of measurement per run (full, quick) and how many runs per server
-DURATION = {"list-var-100": (10.0, 3.0), "get-var-100": (10.0, 3.0), "idle-10k": (60.0, 30.0)}
-REPEAT = {"list-var-100": (3, 1), "get-var-100": (5, 1), "idle-10k": (1, 1)}
+DURATION = {"list-var-100": (10.0, 3.0), "get-var-100": (10.0, 3.0), "idle-10k": (60.0, 30.0),
+            "event-1000": (0.0, 0.0)}
+REPEAT = {"list-var-100": (3, 1), "get-var-100": (5, 1), "idle-10k": (1, 1),
+          "event-1000": (1, 1)}
+#: event-1000: status changes per run (full, quick), POLLFREQ, and the bound for a miss
+EVENTS = (3, 2)
+POLLFREQ, EVENT_BOUND = 5.0, 15.0
+#: event-1000's three measurements: (key, server, generator mode)
+EVENT_MODES = (("nut-poll", "nut", "poll"), ("ours-poll", "ours", "poll"),
+               ("ours-push", "ours", "push"))
 #: variables whose values name each implementation's own driver version, not the UPS
 VERSION_VARS = ("driver.version", "driver.version.internal")
 
@@ -113,10 +128,12 @@ def wait_quiet(limit: float, threshold_pct: float = 25.0) -> float:
 
 
 def run_load(server: Server, scenario: str, seconds: float, warmup: float,
-             on_start: Callable[[], None] | None = None) -> dict[str, Any]:
+             on_start: Callable[[], None] | None = None,
+             extra: tuple[str, ...] = ()) -> dict[str, Any]:
     """Run the generator against ``server``; add the server-side figures of the window."""
     cmd = [sys.executable, str(HERE / "load.py"), scenario, "--port", str(server.port),
-           "--duration", str(seconds), "--warmup", str(warmup), "--cpu", str(GENERATOR_CPU)]
+           "--duration", str(seconds), "--warmup", str(warmup), "--cpu", str(GENERATOR_CPU),
+           *extra]
     stats = server.stats()
     helpers = server.helper_stats()
     marks: dict[str, tuple[float, float, float, float]] = {}
@@ -163,7 +180,7 @@ def run_load(server: Server, scenario: str, seconds: float, warmup: float,
 
 
 def profile_ours(server: Server, scenario: str, seconds: float, warmup: float,
-                 workdir: Path) -> Profile | None:
+                 workdir: Path, extra: tuple[str, ...] = ()) -> Profile | None:
     """Run the scenario against our master again, with py-spy recording the window."""
     pyspy = have_pyspy()
     if pyspy is None:
@@ -181,13 +198,48 @@ def profile_ours(server: Server, scenario: str, seconds: float, warmup: float,
                 errors.append(str(exc))
         threading.Thread(target=go, daemon=True).start()
 
-    run_load(server, scenario, seconds, warmup, on_start=start)
+    run_load(server, scenario, seconds, warmup, on_start=start, extra=extra)
     deadline = time.monotonic() + 30
     while "p" not in out and not errors and time.monotonic() < deadline:
         time.sleep(0.2)
     if errors:
         print(f"  py-spy failed: {errors[0]}")
     return out.get("p")
+
+
+def event_args(mode: str, server: str, events: int) -> tuple[str, ...]:
+    """The generator's options for one event-1000 measurement."""
+    return ("--mode", mode, "--events", str(events), "--period", str(POLLFREQ),
+            "--bound", str(EVENT_BOUND), "--clients", "1000",
+            *(("--ok-applies",) if server == "ours" else ()))
+
+
+def run_events(args: argparse.Namespace, servers: dict[str, Server], tmp: Path,
+               result: dict[str, Any]) -> None:
+    """event-1000: NUT polled, ours polled, ours pushing; profile our push if it misses."""
+    name = "event-1000"
+    events = args.events or EVENTS[1 if args.quick else 0]
+    repeat = args.repeat or REPEAT[name][1 if args.quick else 0]
+    runs: dict[str, list[dict[str, Any]]] = {key: [] for key, _s, _m in EVENT_MODES}
+    for i in range(repeat):
+        for key, side, mode in (EVENT_MODES if i % 2 == 0 else EVENT_MODES[::-1]):
+            idle_before = wait_quiet(args.quiet_wait)
+            res = run_load(servers[side], name, 0.0, 0.0,
+                           extra=event_args(mode, side, events))
+            res["busy_before_pct"] = idle_before
+            runs[key].append(res)
+            print(f"  {key:9} run {i + 1}/{repeat}: {report.one_line(name, res)}")
+            time.sleep(0.5)
+    result.update({"repeat": repeat, "events": events, "pollfreq": POLLFREQ,
+                   "bound": EVENT_BOUND, "runs": runs,
+                   "summary": report.summarise(name, runs)})
+    missed = not all(result["summary"]["met"].values())
+    if args.profile == "always" or (args.profile == "auto" and missed):
+        print(f"  profiling our master's push under {name} with py-spy ...")
+        prof = profile_ours(servers["ours"], name, 4.0, 0.0, tmp,
+                            extra=event_args("push", "ours", max(events, 3)))
+        if prof is not None:
+            result["profile"] = report.profile_dict(prof)
 
 
 def run_scenario(name: str, args: argparse.Namespace, tmp: Path) -> dict[str, Any]:
@@ -215,6 +267,11 @@ def run_scenario(name: str, args: argparse.Namespace, tmp: Path) -> dict[str, An
             if not args.allow_mismatch:
                 raise SystemExit(msg)
             print("WARNING " + msg)
+        if name == "event-1000":
+            result = {"scenario": name, "nut_vars": len(nut_vars), "our_vars": len(our_vars),
+                      "var_differences": blocking + tolerated}
+            run_events(args, {"nut": nut, "ours": ours}, tmp, result)
+            return result
         runs: dict[str, list[dict[str, Any]]] = {"nut": [], "ours": []}
         for i in range(repeat):
             order = [("nut", nut), ("ours", ours)]
@@ -261,6 +318,11 @@ def main(argv: list[str] | None = None) -> int:
                         help="measure even if the two servers' LIST VAR differ")
     parser.add_argument("--quiet-wait", type=float, default=120.0,
                         help="before each run wait up to this long for other load to stop")
+    parser.add_argument("--events", type=int, default=0,
+                        help="event-1000: status changes per run (default 3, quick 2)")
+    parser.add_argument("--merge", type=Path, metavar="RESULTS_JSON",
+                        help="add the scenarios run to this saved results.json (replacing "
+                        "theirs) and rewrite it and the RESULTS.md beside it")
     parser.add_argument("--keep-tmp", action="store_true", help="keep the temp directory")
     parser.add_argument("--report-only", type=Path, metavar="RESULTS_JSON",
                         help="measure nothing: rewrite the report from a saved results.json")
@@ -285,6 +347,21 @@ def main(argv: list[str] | None = None) -> int:
             print(f"temp directory kept: {tmp}")
         else:
             shutil.rmtree(tmp, ignore_errors=True)
+    if args.merge:
+        saved = json.loads(args.merge.read_text())
+        for r in results:  # says, in the report, that it was measured apart from the rest
+            r["run_info"] = {"command": command, **info, "quick": args.quick}
+        names = {r["scenario"] for r in results}
+        merged = [r for r in saved["results"] if r["scenario"] not in names] + results
+        merged.sort(key=lambda r: SCENARIOS.index(r["scenario"]))
+        saved["results"] = merged
+        args.merge.write_text(json.dumps(saved, indent=1))
+        text = report.markdown(saved["command"], saved["machine"], merged,
+                               saved.get("quick", False))
+        (args.output or args.merge.with_name("RESULTS.md")).write_text(text)
+        print("\n" + text)
+        print(f"merged into {args.merge}; wrote {args.output or args.merge.with_name('RESULTS.md')}")
+        return 0
     text = report.markdown(command, info, results, args.quick)
     print("\n" + text)
     output = args.output

@@ -36,6 +36,8 @@ from pathlib import Path
 
 UPS = "bench"
 USER, PASSWORD = "monuser", "secret"
+#: the admin who changes ups.status in event-1000 (SET VAR, as upsrw would)
+ADMIN, ADMIN_PASSWORD = "admin", "adminpass"
 SERVER_CPU, GENERATOR_CPU = 0, 1
 NUT_SBIN = Path("/lib/nut")
 REPO = Path(__file__).resolve().parent.parent
@@ -51,7 +53,8 @@ def write_config(directory: Path, dev_file: Path, port: int, maxconn: int = 2000
         f'[{UPS}]\n\tdriver = dummy-ups\n\tport = {dev_file}\n\tdesc = "benchmark UPS"\n')
     (directory / "upsd.conf").write_text(f"LISTEN 127.0.0.1 {port}\nMAXCONN {maxconn}\n")
     (directory / "upsd.users").write_text(
-        f"[{USER}]\n\tpassword = {PASSWORD}\n\tupsmon secondary\n")
+        f"[{USER}]\n\tpassword = {PASSWORD}\n\tupsmon secondary\n"
+        f"[{ADMIN}]\n\tpassword = {ADMIN_PASSWORD}\n\tactions = SET\n")
     (directory / "nut.conf").write_text("MODE=standalone\n")
     for name in ("ups.conf", "upsd.conf", "upsd.users", "nut.conf"):
         (directory / name).chmod(0o640)
