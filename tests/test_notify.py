@@ -10,9 +10,15 @@ from twisted.internet.defer import Deferred, fail, succeed
 from twisted.logger import ILogObserver, LogEvent, globalLogPublisher
 
 from upsagent.slave.notify import (
-    NOTIFY_TYPES, LogNotice, Notifier, NotifySettings, RunCommand, format_message, plan)
+    NOTIFY_TYPES, WALL_SCRIPT, LogNotice, Notifier, NotifySettings, RunCommand, format_message,
+    plan)
 from upsagent.slave.shellline import ShellLine
 from upsagent.slave.upsmonconf import parse_upsmon_conf
+
+def wall(text: str) -> tuple[str, ...]:
+    """The argv that writes ``text`` to wall's standard input."""
+    return ("/bin/sh", "-c", WALL_SCRIPT, "upsagent", text)
+
 
 STOCK = {
     "ONLINE": "UPS ups@host on line power",
@@ -38,7 +44,7 @@ def test_the_eleven_types_and_their_stock_texts() -> None:
         if ntype == "CAL":
             assert len(actions) == 1
         else:
-            assert actions[1:] == (RunCommand("WALL", ("wall",), (text + "\n").encode()),)
+            assert actions[1:] == (RunCommand("WALL", wall(text)),)
 
 
 def test_shutdown_and_noparent_name_no_ups() -> None:
@@ -64,7 +70,7 @@ def test_flags_and_overrides_from_upsmon_conf() -> None:
                    env=(("NOTIFYTYPE", "ONBATT"), ("UPSNAME", "ups@host"))))
     assert plan(conf.notify, "ONLINE", "ups@host") == ()
     assert plan(conf.notify, "LOWBATT", "ups@host") == (
-        RunCommand("WALL", ("wall",), b"UPS ups@host battery is low\n"),)
+        RunCommand("WALL", wall("UPS ups@host battery is low")),)
     # EXEC without NOTIFYCMD does nothing, as in upsmon
     assert plan(NotifySettings(flags=(("COMMBAD", frozenset({"EXEC"})),)),
                 "COMMBAD", "u") == ()
@@ -73,6 +79,15 @@ def test_flags_and_overrides_from_upsmon_conf() -> None:
 def test_message_is_cut_like_upsmons_buffer() -> None:
     """upsmon formats into 512 bytes: 511 characters survive."""
     assert len(format_message("x" * 600 + "%s", "ups")) == 511
+
+
+def test_wall_script_feeds_the_text_to_stdin() -> None:
+    """The constant WALL script writes the text and a newline to wall's stdin, unparsed."""
+    argv = wall('UPS $(x) "on" `battery`')
+    script = argv[2].replace("| wall", "| cat")
+    out = subprocess.run(argv[:2] + (script,) + argv[3:], capture_output=True, text=True,
+                         check=True).stdout
+    assert out == 'UPS $(x) "on" `battery`\n'
 
 
 def test_notifycmd_gets_the_message_as_one_argument() -> None:
@@ -86,12 +101,12 @@ class FakeRunner:
     """Records what it is asked to run; answers with the scripted results in order."""
 
     def __init__(self, *results: Deferred[Any]) -> None:
-        self.calls: list[tuple[tuple[str, ...], float, dict[str, str], bytes | None]] = []
+        self.calls: list[tuple[tuple[str, ...], float | None, dict[str, str], str]] = []
         self.results = list(results)
 
-    def run(self, argv: Sequence[str], budget: float, *, env: Mapping[str, str] | None = None,
-            stdin: bytes | None = None) -> Deferred[Any]:
-        self.calls.append((tuple(argv), budget, dict(env or {}), stdin))
+    def run(self, argv: Sequence[str], budget: float | None, *,
+            env: Mapping[str, str] | None = None, name: str = "") -> Deferred[Any]:
+        self.calls.append((tuple(argv), budget, dict(env or {}), name))
         return self.results.pop(0) if self.results else succeed(0)
 
 
@@ -106,17 +121,16 @@ def logged() -> Iterator[list[LogEvent]]:
 
 
 def test_notifier_runs_wall_and_notifycmd(logged: list[LogEvent]) -> None:
-    """WALL gets the text on stdin; EXEC gets NOTIFYTYPE/UPSNAME on top of the environment."""
+    """WALL gets the text on stdin; EXEC gets NOTIFYTYPE/UPSNAME added to the environment."""
     settings = NotifySettings(ShellLine("notify"), flags=(
         ("ONBATT", frozenset({"SYSLOG", "WALL", "EXEC"})),))
     runner = FakeRunner()
-    done = Notifier(settings, runner, budget=7.0, environ={"PATH": "/bin"}).notify(
-        "ONBATT", "ups@host")
+    done = Notifier(settings, runner, budget=7.0).notify("ONBATT", "ups@host")
     assert done.called
     assert runner.calls == [
-        (("wall",), 7.0, {"PATH": "/bin"}, b"UPS ups@host on battery\n"),
+        (wall("UPS ups@host on battery"), 7.0, {}, "wall ONBATT"),
         (ShellLine("notify").argv("UPS ups@host on battery"), 7.0,
-         {"PATH": "/bin", "NOTIFYTYPE": "ONBATT", "UPSNAME": "ups@host"}, None)]
+         {"NOTIFYTYPE": "ONBATT", "UPSNAME": "ups@host"}, "exec ONBATT")]
     notices = [e for e in logged if e.get("notify_type") == "ONBATT"]
     assert [(e["message"], e["syslog_priority"]) for e in notices] == [
         ("UPS ups@host on battery", 5)]
@@ -125,19 +139,18 @@ def test_notifier_runs_wall_and_notifycmd(logged: list[LogEvent]) -> None:
 def test_a_failing_notifier_is_logged_not_raised(logged: list[LogEvent]) -> None:
     """A command that fails (or cannot start) never fails the notification."""
     runner = FakeRunner(fail(OSError("no wall here")))
-    done = Notifier(NotifySettings(), runner, environ={}).notify("COMMBAD", "u@h")
+    done = Notifier(NotifySettings(), runner).notify("COMMBAD", "u@h")
     result: list[object] = []
     done.addBoth(result.append)
     assert result == [None]
     assert any(e.get("log_format") == "{what} for {notify_type} failed" for e in logged)
 
     class Broken:
-        def run(self, argv: Sequence[str], budget: float, *,
-                env: Mapping[str, str] | None = None,
-                stdin: bytes | None = None) -> Deferred[Any]:
+        def run(self, argv: Sequence[str], budget: float | None, *,
+                env: Mapping[str, str] | None = None, name: str = "") -> Deferred[Any]:
             raise RuntimeError("runner is gone")
 
-    done = Notifier(NotifySettings(), Broken(), environ={}).notify("COMMBAD", "u@h")
+    done = Notifier(NotifySettings(), Broken()).notify("COMMBAD", "u@h")
     assert done.called
     assert any(e.get("log_format") == "{what} for {notify_type} could not start"
                for e in logged)

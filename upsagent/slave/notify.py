@@ -14,8 +14,10 @@ What upsmon does with the flags (``notify()`` in clients/upsmon.c), and so what 
   logger (namespace ``upsagent.notify``, level info, ``syslog_priority=5``), which ends up in
   syslog or the journal like the rest of the agent's log.
 * ``WALL``: ``wall`` is started and the text plus a newline is written to its standard
-  input (upsmon: ``popen("wall", "w")``).  We run the argv ``["wall"]`` with the text on
-  stdin; no shell is involved.
+  input (upsmon: ``popen("wall", "w")``, which goes through ``sh``).  The runner closes
+  stdin, so we run ``sh -c`` with a constant script (:data:`WALL_SCRIPT`, not built from any
+  data) that pipes its argument, the text, into ``wall``: the text is never parsed by the
+  shell.
 * ``EXEC``: when NOTIFYCMD is set, it runs with the text as its one argument and
   ``NOTIFYTYPE=<type>``, ``UPSNAME=<system or "">`` added to the environment.  NOTIFYCMD is
   the operator's shell line (:class:`~upsagent.slave.shellline.ShellLine`); the text goes
@@ -32,7 +34,6 @@ notifier must not get in the way of a shutdown.
 
 from __future__ import annotations
 
-import os
 import re
 from dataclasses import dataclass, field
 from typing import Any, Mapping, Protocol, Sequence
@@ -44,7 +45,7 @@ from twisted.python.failure import Failure
 from upsagent.slave.shellline import ShellLine
 
 __all__ = [
-    "DEFAULT_FLAGS", "FLAGS", "NOTIFY_TYPES", "LogNotice", "NotifySettings", "NotifyType",
+    "DEFAULT_FLAGS", "FLAGS", "WALL_SCRIPT", "NOTIFY_TYPES", "LogNotice", "NotifySettings", "NotifyType",
     "Notifier", "RunCommand", "Runner", "format_message", "message_problem", "plan",
 ]
 
@@ -53,6 +54,8 @@ FLAGS = ("SYSLOG", "WALL", "EXEC", "IGNORE")
 DEFAULT_FLAGS = frozenset({"SYSLOG", "WALL"})
 #: upsmon formats into a 512-byte buffer
 MAX_MESSAGE = 511
+#: ``sh -c WALL_SCRIPT <name> <text>``: what upsmon's ``popen("wall")`` + fprintf do
+WALL_SCRIPT = 'printf "%s\\n" "$1" | wall'
 
 
 @dataclass(frozen=True)
@@ -148,11 +151,10 @@ class LogNotice:
 
 @dataclass(frozen=True)
 class RunCommand:
-    """Run ``argv`` (``stdin`` fed to it when set) with ``env`` added to the environment."""
+    """Run ``argv`` with ``env`` added to the agent's environment."""
 
     what: str  # "WALL" or "EXEC"
     argv: tuple[str, ...]
-    stdin: bytes | None = None
     env: tuple[tuple[str, str], ...] = field(default=())
 
 
@@ -171,7 +173,7 @@ def plan(settings: NotifySettings, ntype: str, system: str | None) -> tuple[Acti
     if "SYSLOG" in flags:
         actions.append(LogNotice(ntype, message))
     if "WALL" in flags:
-        actions.append(RunCommand("WALL", ("wall",), (message + "\n").encode("utf-8")))
+        actions.append(RunCommand("WALL", ("/bin/sh", "-c", WALL_SCRIPT, "upsagent", message)))
     if "EXEC" in flags and settings.command is not None:
         actions.append(RunCommand("EXEC", settings.command.argv(message),
                                   env=(("NOTIFYTYPE", ntype), ("UPSNAME", system or ""))))
@@ -179,33 +181,30 @@ def plan(settings: NotifySettings, ntype: str, system: str | None) -> tuple[Acti
 
 
 class Runner(Protocol):
-    """What the notifier needs from :mod:`upsagent.slave.runprocess`'s ``ProcessRunner``.
+    """What the notifier needs from :class:`upsagent.slave.runprocess.ProcessRunner`.
 
-    ``run`` starts ``argv`` with ``env`` as its whole environment, writes ``stdin`` (when
-    not None) and closes it, and fires with the result once the process is done or its
-    ``budget`` (seconds) ran out.
+    ``run`` starts ``argv`` (no shell) with ``env`` added to the agent's environment and
+    fires once the command is done or stopped after ``budget`` seconds.
     """
 
-    def run(self, argv: Sequence[str], budget: float, *, env: Mapping[str, str] | None = None,
-            stdin: bytes | None = None) -> Deferred[Any]:
+    def run(self, argv: Sequence[str], budget: float | None, *,
+            env: Mapping[str, str] | None = None, name: str = "") -> Deferred[Any]:
         ...
 
 
 class Notifier:
     """Send notifications as :func:`plan` says, through ``runner``.
 
-    ``environ`` is the environment commands start from (the agent's own by default); the
-    EXEC variables are added to it.  ``budget`` is each command's time limit.
+    ``budget`` is each command's time limit (upsmon has none: it forks and forgets).
     """
 
     log = Logger(namespace="upsagent.notify")
 
-    def __init__(self, settings: NotifySettings, runner: Runner, *, budget: float = 60.0,
-                 environ: Mapping[str, str] | None = None) -> None:
+    def __init__(self, settings: NotifySettings, runner: Runner, *,
+                 budget: float = 60.0) -> None:
         self.settings = settings
         self.runner = runner
         self.budget = budget
-        self.environ = dict(os.environ if environ is None else environ)
 
     def notify(self, ntype: str, system: str | None = None) -> Deferred[None]:
         """Send one notification; fires once every command has finished (never fails)."""
@@ -215,10 +214,9 @@ class Notifier:
                 self.log.info("{message}", message=action.message, notify_type=action.ntype,
                               syslog_priority=5)
                 continue
-            env = {**self.environ, **dict(action.env)}
             try:
-                started = self.runner.run(action.argv, self.budget, env=env,
-                                          stdin=action.stdin)
+                started = self.runner.run(action.argv, self.budget, env=dict(action.env),
+                                          name=f"{action.what.lower()} {ntype}")
             except Exception:
                 self.log.failure("{what} for {notify_type} could not start",
                                  what=action.what, notify_type=ntype)
