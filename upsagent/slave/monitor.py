@@ -69,7 +69,7 @@ from upsagent.nut.client import (
     ClientError, NumLoginsReply, NutError, OkReply, ProtocolError, Reply, Request,
     TransportError, VarReply)
 from upsagent.slave.events import CommLost, CommOk, Event, UpsState
-from upsagent.slave.nutproto import NutClientProtocol, Words
+from upsagent.slave.nutproto import NutClientProtocol, TlsSettings, Words
 from upsagent.slave.upsmonconf import Monitor, UpsmonConf
 
 __all__ = ["MAX_IDLE", "MonitorSettings", "TlsSettings", "UpsMonitor"]
@@ -77,53 +77,6 @@ __all__ = ["MAX_IDLE", "MonitorSettings", "TlsSettings", "UpsMonitor"]
 #: longest silence on a session: upsd drops a client idle for 60 s
 MAX_IDLE = 50.0
 BATTERY_VARS = ("battery.charge", "battery.runtime")
-
-
-@dataclass(frozen=True)
-class TlsSettings:
-    """How to use STARTTLS.  ``required`` drops a server that will not (FORCESSL)."""
-
-    try_tls: bool = True
-    required: bool = False
-    verify: bool = False
-    ca_path: str | None = None      # PEM file or directory of PEM CA certificates (CERTPATH)
-    hostname: str | None = None     # name the certificate must carry (default: the host)
-
-    def options(self, host: str) -> object:
-        """The Twisted TLS client options (pyOpenSSL is the ``tls`` extra)."""
-        try:
-            from twisted.internet import ssl
-        except ImportError:  # pragma: no cover - depends on the extra
-            raise ValueError("TLS needs pyOpenSSL: install upsagent[tls]") from None
-        if not self.verify:
-            return ssl.CertificateOptions()
-        if self.ca_path is None:
-            raise ValueError("certificate verification needs a CA file (CERTPATH)")
-        return ssl.optionsForClientTLS(self.hostname or host,
-                                       trustRoot=_trust_root(self.ca_path))
-
-
-def _trust_root(path: str) -> Any:
-    """Every PEM certificate in ``path`` (a file, or the files of a directory)."""
-    import os
-    import re
-
-    from twisted.internet import ssl
-
-    files = ([os.path.join(path, n) for n in sorted(os.listdir(path))]
-             if os.path.isdir(path) else [path])
-    certificates = []
-    for name in files:
-        if not os.path.isfile(name):
-            continue
-        with open(name, "rb") as handle:
-            text = handle.read()
-        for block in re.findall(rb"-----BEGIN CERTIFICATE-----.+?-----END CERTIFICATE-----",
-                                text, re.DOTALL):
-            certificates.append(ssl.Certificate.loadPEM(block))
-    if not certificates:
-        raise ValueError(f"no PEM certificate found in {path}")
-    return ssl.trustRootFromCertificates(certificates)  # type: ignore[no-untyped-call]
 
 
 @dataclass(frozen=True)

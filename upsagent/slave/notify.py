@@ -45,8 +45,9 @@ from twisted.python.failure import Failure
 from upsagent.slave.shellline import ShellLine
 
 __all__ = [
-    "DEFAULT_FLAGS", "FLAGS", "WALL_SCRIPT", "NOTIFY_TYPES", "LogNotice", "NotifySettings", "NotifyType",
-    "Notifier", "RunCommand", "Runner", "format_message", "message_problem", "plan",
+    "DEFAULT_FLAGS", "FLAGS", "NOTIFY_TYPES", "WALL_SCRIPT", "LogNotice", "NotifySettings",
+    "NotifyType", "Notifier", "RunCommand", "Runner", "format_message", "message_problem",
+    "plan",
 ]
 
 #: the flags NOTIFYFLAG knows (compared case-sensitively, as upsmon does)
@@ -135,7 +136,7 @@ def _odd_tail(text: str) -> bool:
 
 
 def format_message(text: str, system: str | None) -> str:
-    """``snprintf(buf, 512, text, system or "")`` for a text that passed :func:`message_problem`."""
+    """``snprintf(buf, 512, text, system or "")``, for a text :func:`message_problem` accepts."""
     name = system or ""
     out = _CONVERSION.sub(lambda m: name if m.group(1) == "s" else "%", text)
     return out[:MAX_MESSAGE]

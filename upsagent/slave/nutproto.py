@@ -19,11 +19,17 @@ adapter adds what a long-lived connection needs:
   connection is aborted ("no reply within N s") and every waiting request fails.
 * **Loss**: every waiting request fails with a TransportError; ``on_lost`` gets a short
   human reason (the server closed the connection, a TLS failure, the deadline...).
+* **TLS** after ``OK STARTTLS`` (:meth:`NutClientProtocol.start_tls`) with the options
+  :class:`TlsSettings` builds: unverified (NUT's default, CERTVERIFY 0), or verified against
+  the PEM CA certificates of a file or directory and a host name (``optionsForClientTLS``).
 """
 
 from __future__ import annotations
 
+import os
+import re
 from collections import deque
+from dataclasses import dataclass
 from typing import Any, Callable
 
 from twisted.internet.defer import Deferred
@@ -35,13 +41,57 @@ from twisted.python.failure import Failure
 from upsagent.nut.client import (
     ClientConnection, ClientError, Reply, Request, TransportError, split_reply)
 
-__all__ = ["MAX_LINE", "NutClientProtocol"]
+__all__ = ["MAX_LINE", "NutClientProtocol", "TlsSettings"]
 
 #: longest line accepted from a server (NUT's replies stay under 512 bytes)
 MAX_LINE = 65536
 NOTIFY_PREFIX = b"NOTIFY "
 
 Words = tuple[str, ...]
+
+
+@dataclass(frozen=True)
+class TlsSettings:
+    """How to use STARTTLS.  ``required`` drops a server that will not (FORCESSL)."""
+
+    try_tls: bool = True
+    required: bool = False
+    verify: bool = False
+    ca_path: str | None = None      # PEM file or directory of PEM CA certificates (CERTPATH)
+    hostname: str | None = None     # name the certificate must carry (default: the host)
+
+    def options(self, host: str) -> object:
+        """The Twisted TLS client options (pyOpenSSL is the ``tls`` extra)."""
+        try:
+            from twisted.internet import ssl
+        except ImportError:  # pragma: no cover - depends on the extra
+            raise ValueError("TLS needs pyOpenSSL: install upsagent[tls]") from None
+        if not self.verify:
+            return ssl.CertificateOptions()
+        if self.ca_path is None:
+            raise ValueError("certificate verification needs a CA file (CERTPATH)")
+        return ssl.optionsForClientTLS(self.hostname or host,
+                                       trustRoot=_trust_root(self.ca_path))
+
+
+def _trust_root(path: str) -> Any:
+    """Every PEM certificate in ``path`` (a file, or the files of a directory)."""
+    from twisted.internet import ssl
+
+    files = ([os.path.join(path, n) for n in sorted(os.listdir(path))]
+             if os.path.isdir(path) else [path])
+    certificates = []
+    for name in files:
+        if not os.path.isfile(name):
+            continue
+        with open(name, "rb") as handle:
+            text = handle.read()
+        for block in re.findall(rb"-----BEGIN CERTIFICATE-----.+?-----END CERTIFICATE-----",
+                                text, re.DOTALL):
+            certificates.append(ssl.Certificate.loadPEM(block))
+    if not certificates:
+        raise ValueError(f"no PEM certificate found in {path}")
+    return ssl.trustRootFromCertificates(certificates)  # type: ignore[no-untyped-call]
 
 
 class NutClientProtocol(Protocol):

@@ -83,8 +83,8 @@ _VALUE_HELP = {"MONITOR": "<system> <powervalue> <user> <password> primary|secon
                "NOTIFYMSG": "<type> \"<text>\"", "NOTIFYFLAG": "<type> <flag>[+<flag>...]",
                "CERTIDENT": "<certificate name> <database password>",
                "CERTHOST": "<hostname> <certificate name> <certverify> <forcessl>"}
-_NEWER = ("SHUTDOWNEXIT", "OFFDURATION", "OBLBDURATION", "OVERDURATION", "POLLFAIL_LOG_THROTTLE_MAX",
-          "ALARMCRITICAL")
+_NEWER = ("SHUTDOWNEXIT", "OFFDURATION", "OBLBDURATION", "OVERDURATION",
+          "POLLFAIL_LOG_THROTTLE_MAX", "ALARMCRITICAL")
 _ROLES = {"primary": True, "master": True, "secondary": False, "slave": False}
 
 
