@@ -102,14 +102,16 @@ class MonitorConfig:
     watch: bool = True
     tls: TlsOptions = TlsOptions()
 
-    def settings(self, poll_freq: float, poll_freq_alert: float) -> MonitorSettings:
+    def settings(self, poll_freq: float, poll_freq_alert: float,
+                 read_battery: bool = False) -> MonitorSettings:
         """The :class:`~upsagent.slave.monitor.MonitorSettings` of this UPS."""
         from upsagent.slave.monitor import MonitorSettings, TlsSettings
 
         tls = TlsSettings(self.tls.starttls, self.tls.required, self.tls.verify,
                           self.tls.ca_path, self.tls.hostname)
         return MonitorSettings(self.system, self.user, self.password, self.primary,
-                               poll_freq, poll_freq_alert, watch=self.watch, tls=tls)
+                               poll_freq, poll_freq_alert, watch=self.watch, tls=tls,
+                               read_battery=read_battery)
 
 
 @dataclass(frozen=True)
@@ -132,8 +134,16 @@ class SlaveConfig:
     warnings: tuple[str, ...] = field(default=(), compare=False)
 
     def monitor_settings(self) -> list[MonitorSettings]:
-        """One :class:`~upsagent.slave.monitor.MonitorSettings` per monitored UPS."""
-        return [m.settings(self.poll_freq, self.poll_freq_alert) for m in self.monitors]
+        """One :class:`~upsagent.slave.monitor.MonitorSettings` per monitored UPS.
+
+        Plans with timed steps read ``battery.charge`` and ``battery.runtime`` too, which
+        the engine's runtime trigger needs (a master that pushes sends them anyway); a plan
+        without timers reads only ``ups.status``, exactly as upsmon does.
+        """
+        timed = any(h.maintenance_after is not None or h.shutdown_after is not None
+                    for h in self.plan.hosts)
+        return [m.settings(self.poll_freq, self.poll_freq_alert, timed)
+                for m in self.monitors]
 
 
 def _kind(value: object) -> str:
