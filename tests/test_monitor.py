@@ -33,6 +33,7 @@ from upsagent.slave.monitor import MonitorSettings, TlsSettings, UpsMonitor
 from upsagent.slave.upsmonconf import parse_upsmon_conf
 
 from tests import nutreal
+from tests.certs import self_signed as _certificate
 from tests.ourmaster import OurMaster, wait_for
 
 SYSTEM = "dummy@nas:3493"
@@ -635,35 +636,6 @@ def test_our_master_pushes_a_change_at_once(master: OurMaster) -> None:
         print(f"pushed OB arrived {latency * 1000:.1f} ms after SET VAR was sent")
     finally:
         live.close()
-
-
-def _certificate(directory: Path) -> Path:
-    """A self-signed certificate for 127.0.0.1 with its key (NUT's CERTFILE)."""
-    import datetime
-    import ipaddress
-
-    from cryptography import x509
-    from cryptography.hazmat.primitives import hashes, serialization
-    from cryptography.hazmat.primitives.asymmetric import ec
-    from cryptography.x509.oid import NameOID
-
-    key = ec.generate_private_key(ec.SECP256R1())
-    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "127.0.0.1")])
-    now = datetime.datetime.now(datetime.timezone.utc)
-    cert = (x509.CertificateBuilder().subject_name(name).issuer_name(name)
-            .public_key(key.public_key()).serial_number(x509.random_serial_number())
-            .not_valid_before(now - datetime.timedelta(days=1))
-            .not_valid_after(now + datetime.timedelta(days=30))
-            .add_extension(x509.SubjectAlternativeName(
-                [x509.IPAddress(ipaddress.ip_address("127.0.0.1"))]), critical=False)
-            .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
-            .sign(key, hashes.SHA256()))
-    pem = directory / "upsd.pem"
-    pem.write_bytes(cert.public_bytes(serialization.Encoding.PEM) + key.private_bytes(
-        serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
-        serialization.NoEncryption()))
-    os.chmod(pem, 0o600)
-    return pem
 
 
 @pytest.mark.parametrize("hostname, works", [(None, True), ("nas.example", False)])
