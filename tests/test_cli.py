@@ -90,3 +90,4 @@ def test_demo_runs() -> None:
     assert "demo: Demo UPS (replayed)" in out
     assert "ups.status=OB DISCHRG LB" in out and "ups.status=OL CHRG" in out
     assert "NUMLOGINS demo 1" in out
+    assert "host1  enter maintenance: UPS1 on battery for 60 s" in out

@@ -7,7 +7,9 @@
 3. shows the UPS with ``upsagent query`` (upsc's twin), as a NUT user would;
 4. plays a power failure (mains lost, battery draining, low battery, mains back) and prints
    each change as a client logged in as a secondary sees it, on one connection;
-5. stops everything it started and exits 0.
+5. stops everything it started;
+6. ends with ``upsagent simulate 1-maintenance``: what the slave agents would do with a
+   hypervisor host on that UPS, played on a simulated clock.
 """
 
 from __future__ import annotations
@@ -72,6 +74,9 @@ ups.realpower.nominal: 1800
 ups.delay.shutdown: 20
 ups.delay.start: 30
 """
+
+#: the reference scenario the demo ends with (``upsagent simulate --list``)
+SCENARIO = "1-maintenance"
 
 WATCHED = ("ups.status", "battery.charge", "battery.runtime", "input.voltage")
 
@@ -166,7 +171,9 @@ def main(argv: list[str]) -> int:
             log.close()
         print("\n== master stopped; its log:")
         sys.stdout.write((directory / "master.log").read_text(errors="replace"))
-    return 0
+    print(f"\n== upsagent simulate {SCENARIO}  (what the slaves would do, on a simulated clock)")
+    sys.stdout.flush()
+    return subprocess.run([*exe, "simulate", SCENARIO]).returncode
 
 
 def _watch(port: int, seconds: float) -> None:
