@@ -10,10 +10,10 @@ configuration and says why.  SIGTERM/SIGINT stop cleanly.
 from __future__ import annotations
 
 import argparse
-import signal
 import sys
 from typing import Any
 
+from upsagent.cli.foreground import serve
 from upsagent.cli.logs import start_logging
 from upsagent.config.schema import Config, ConfigError
 
@@ -75,37 +75,12 @@ def main(argv: list[str]) -> int:
         sys.stderr.write(f"upsagent master: {exc}\n")
         return 1
     start_logging(debug=args.debug)
-    for warning in getattr(config, "warnings", ()):
-        from twisted.logger import Logger
-
-        Logger(namespace="upsagent.config").warn("{w}", w=warning)
 
     from twisted.internet import reactor
 
     from upsagent.master.service import Master
 
     master = Master(config.master, reactor)
-    try:
-        master.start()
-    except (RuntimeError, ConfigError) as exc:
-        sys.stderr.write(f"upsagent master: {exc}\n")
-        return 1
-
-    def reload() -> None:
-        from twisted.logger import Logger
-
-        log = Logger(namespace="upsagent.master")
-        try:
-            new = load(args)
-        except ConfigError as exc:
-            log.error("Reload refused, keeping the running configuration: {err}", err=exc)
-            return
-        try:
-            master.reload(new.master)
-        except ConfigError as exc:
-            log.error("Reload failed: {err}", err=exc)
-
-    signal.signal(signal.SIGHUP, lambda *_: reactor.callFromThread(reload))  # type: ignore[attr-defined]
-    reactor.addSystemEventTrigger("before", "shutdown", master.stop)  # type: ignore[attr-defined]
-    reactor.run()  # type: ignore[attr-defined]
-    return 0
+    return serve("master", reactor, start=master.start,
+                 reload=lambda: master.reload(load(args).master), stop=master.stop,
+                 warnings=config.warnings)

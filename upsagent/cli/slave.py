@@ -13,10 +13,10 @@ configuration (kept when the new one is wrong); SIGTERM/SIGINT stop cleanly with
 from __future__ import annotations
 
 import argparse
-import signal
 import sys
 from dataclasses import replace
 
+from upsagent.cli.foreground import serve
 from upsagent.cli.logs import start_logging
 from upsagent.config.schema import ConfigError
 from upsagent.config.slaveconf import DEFAULT_STATE_FILE, SlaveConfig
@@ -86,26 +86,9 @@ def main(argv: list[str]) -> int:
     start_logging(debug=args.debug)
 
     from twisted.internet import reactor
-    from twisted.logger import Logger
 
     from upsagent.slave.daemon import SlaveDaemon
 
-    log = Logger(namespace="upsagent.slave")
     daemon = SlaveDaemon(config, reactor)
-    try:
-        daemon.start()
-    except ConfigError as exc:
-        sys.stderr.write(f"upsagent slave: {exc}\n")
-        return 1
-
-    def reload() -> None:
-        try:
-            daemon.reload(load(args)).addErrback(
-                lambda f: log.failure("Reload failed", f))
-        except ConfigError as exc:
-            log.error("Reload refused, keeping the running configuration: {err}", err=exc)
-
-    signal.signal(signal.SIGHUP, lambda *_: reactor.callFromThread(reload))  # type: ignore[attr-defined]
-    reactor.addSystemEventTrigger("before", "shutdown", daemon.stop)  # type: ignore[attr-defined]
-    reactor.run()  # type: ignore[attr-defined]
-    return 0
+    return serve("slave", reactor, start=daemon.start,
+                 reload=lambda: daemon.reload(load(args)), stop=daemon.stop)

@@ -306,24 +306,18 @@ _LIST_TWO: dict[str, Callable[["ServerSession", str, str], None]] = {
 
 # -- session and rights --------------------------------------------------------------------
 
-def _username(session: "ServerSession", args: list[str]) -> None:
-    if len(args) != 1:
-        session.error(Err.INVALID_ARGUMENT)
-    elif session.username is not None:
-        session.error(Err.ALREADY_SET_USERNAME)
-    else:
-        session.username = args[0]
-        session.reply("OK")
-
-
-def _password(session: "ServerSession", args: list[str]) -> None:
-    if len(args) != 1:
-        session.error(Err.INVALID_ARGUMENT)
-    elif session.password is not None:
-        session.error(Err.ALREADY_SET_PASSWORD)
-    else:
-        session.password = args[0]
-        session.reply("OK")
+def _credential(attribute: str, already: Err) -> Handler:
+    """USERNAME and PASSWORD: one argument, once per session, always ``OK`` (checked later,
+    by the command that needs the right)."""
+    def handler(session: "ServerSession", args: list[str]) -> None:
+        if len(args) != 1:
+            session.error(Err.INVALID_ARGUMENT)
+        elif getattr(session, attribute) is not None:
+            session.error(already)
+        else:
+            setattr(session, attribute, args[0])
+            session.reply("OK")
+    return handler
 
 
 def _login(session: "ServerSession", args: list[str]) -> None:
@@ -534,8 +528,8 @@ COMMANDS: dict[str, tuple[Handler, bool]] = {
     "STARTTLS": (_starttls, False),
     "GET": (_get, False),
     "LIST": (_list, False),
-    "USERNAME": (_username, False),
-    "PASSWORD": (_password, False),
+    "USERNAME": (_credential("username", Err.ALREADY_SET_USERNAME), False),
+    "PASSWORD": (_credential("password", Err.ALREADY_SET_PASSWORD), False),
     "LOGIN": (_login, True),
     "LOGOUT": (_logout, False),
     "PRIMARY": (_primary("PRIMARY-GRANTED"), True),
