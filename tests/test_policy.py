@@ -483,6 +483,28 @@ def test_contact_lost_while_on_battery_is_critical_after_deadtime() -> None:
     assert [a.type for _, a in d.of(Notify)] == ["ONBATT", "COMMBAD", "SHUTDOWN"]
 
 
+def test_a_status_without_ol_or_ob_keeps_the_power_state() -> None:
+    """upsmon's parse_status: a driver going away reports ``WAIT`` before upsd loses it;
+    that is not power back, so the DEADTIME countdown still ends in a shutdown."""
+    d = Drive(upsmon_plan([("u", 1, "secondary")], final_delay=0))
+    d.event(0, state("u", "OB DISCHRG"))
+    d.event(2, state("u", "WAIT"))
+    d.event(3, CommLost("u", "ERR DRIVER-NOT-CONNECTED"))
+    d.until(20)
+    assert [t for t, _ in d.of(ShutdownHost)] == [17]
+    assert "ONLINE" not in [a.type for _, a in d.of(Notify)]
+
+
+def test_a_status_without_ol_or_ob_is_not_power_lost() -> None:
+    d = Drive(upsmon_plan([("u", 1, "secondary")], final_delay=0))
+    d.event(0, state("u", "OL"))
+    d.event(2, state("u", "ALARM"))
+    d.event(3, CommLost("u", "ERR DRIVER-NOT-CONNECTED"))
+    d.until(1000)
+    assert d.steps() == []
+    assert "ONBATT" not in [a.type for _, a in d.of(Notify)]
+
+
 def test_contact_lost_while_on_line_is_never_critical() -> None:
     """Last seen OL: unreachable for hours is not a reason to shut down; NOCOMM repeats
     every NOCOMMWARNTIME; COMMOK when it is back."""

@@ -394,9 +394,9 @@ class UpsMonitor:
 
     def _apply(self, name: str, value: str | None) -> None:
         if name == "ups.status":
-            self._status = frozenset((value or "").split())
-            if self._status:
-                self._last_ob = any(word.upper() == "OB" for word in self._status)
+            self._status = frozenset((value or "").upper().split())   # upsmon: strcasecmp
+            if self._status & {"OB", "OL"}:      # neither: the power state is unchanged
+                self._last_ob = "OB" in self._status
             return
         number: float | None = None
         if value is not None:

@@ -42,6 +42,9 @@ from upsagent.slave.state import HostRecord, UpsRecord, dump_state, load_state
 
 __all__ = ["PendingStep", "PolicyEngine"]
 
+#: the status words that say where the load's power comes from
+LINE_WORDS = frozenset({"OL", "OB"})
+
 #: the phases in which a host is busy with an operation
 _OPERATION_PHASES = frozenset({Phase.ENTERING, Phase.EXITING, Phase.FSD, Phase.COMMAND,
                                Phase.EVACUATING, Phase.VMS, Phase.STOPPING})
@@ -186,6 +189,10 @@ class PolicyEngine(Stages):
 
     def _read(self, rec: UpsRecord, event: UpsState, now: float) -> list[Action]:
         old, new = rec.status, event.status
+        if not new & LINE_WORDS:
+            # upsmon's parse_status: a status with neither OL nor OB (a driver's "WAIT"
+            # while it starts or stops, a bare "ALARM") leaves the power state as it was
+            new = new | (old & LINE_WORDS)
         out: list[Action] = []
         for word, kind in NOTIFY_ON_NEW_WORD:
             if word in new and word not in old:
