@@ -28,7 +28,7 @@ from pathlib import Path
 from types import TracebackType
 from typing import Callable, TypeVar
 
-__all__ = ["OurMaster", "free_port", "wait_for"]
+__all__ = ["OurMaster", "ask", "free_port", "wait_for"]
 
 T = TypeVar("T")
 
@@ -65,6 +65,16 @@ def wait_for(check: Callable[[], T | None], timeout: float = 15.0,
         if time.monotonic() > deadline:
             raise AssertionError(f"timed out after {timeout} s waiting for {what}")
         time.sleep(0.05)
+
+
+def ask(port: int, *lines: str) -> str:
+    """Send ``lines`` (then LOGOUT) on one connection; everything answered but the goodbye."""
+    with socket.create_connection(("127.0.0.1", port), timeout=5) as sock:
+        sock.sendall("".join(line + "\n" for line in lines).encode() + b"LOGOUT\n")
+        chunks = []
+        while data := sock.recv(65536):
+            chunks.append(data)
+    return b"".join(chunks).decode().removesuffix("OK Goodbye\n")
 
 
 class OurMaster:

@@ -235,6 +235,25 @@ def test_watch_accepted_pushes_and_polls_slowly() -> None:
     server.expect("GET VAR dummy ups.status")
 
 
+def test_watch_liveness_reads_default_to_pollfreq() -> None:
+    """Without watch_interval, a pushed-to monitor still reads every POLLFREQ on line, so a
+    connection that died silently is noticed as soon as upsmon would (POLLFREQ + timeout)."""
+    rig = Rig(poll_freq=5, poll_freq_alert=2)
+    server = rig.session(watch="OK WATCHING dummy")
+    assert rig.monitor.pushing
+    rig.clock.advance(4.9)
+    server.expect()
+    rig.clock.advance(0.1)
+    server.expect("GET VAR dummy ups.status")   # ... and no answer comes
+    rig.clock.advance(9.9)
+    assert not server.transport.disconnecting
+    rig.clock.advance(0.1)
+    assert server.transport.disconnecting        # aborted: no reply within the timeout
+    server.drop()
+    assert rig.take() == [state("OL"), CommLost(
+        SYSTEM, "connection to nas port 3493 lost: no reply within 10 s")]
+
+
 def test_watch_refused_falls_back_to_polling() -> None:
     """ERR UNKNOWN-COMMAND to WATCH (NUT's upsd): POLLFREQ, POLLFREQALERT on battery."""
     rig = Rig(poll_freq=10, poll_freq_alert=3, watch_interval=30)

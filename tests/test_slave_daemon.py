@@ -15,7 +15,6 @@ from __future__ import annotations
 import json
 import os
 import signal
-import socket
 import stat
 import subprocess
 import sys
@@ -35,7 +34,7 @@ from upsagent.slave.daemon import SlaveDaemon
 from upsagent.slave.plan import HostPlan, Plan, Supply, UpsPlan
 from upsagent.slave.upsmonconf import parse_upsmon_conf
 from tests import nutreal
-from tests.ourmaster import DEFAULT_USERS, OurMaster, wait_for
+from tests.ourmaster import DEFAULT_USERS, OurMaster, ask, wait_for
 
 # -- (a) the mapping -------------------------------------------------------------------
 
@@ -249,15 +248,6 @@ def upsmon_conf(port: int, done: Path) -> str:
             f'MINSUPPLIES 1\nSHUTDOWNCMD "/bin/touch {done}"\n'
             "POLLFREQ 1\nPOLLFREQALERT 1\nHOSTSYNC 3\nDEADTIME 4\nFINALDELAY 0\n"
             "RUN_AS_USER root\n" + "".join(f"NOTIFYFLAG {t} SYSLOG\n" for t in TYPES))
-
-
-def ask(port: int, *lines: str) -> str:
-    with socket.create_connection(("127.0.0.1", port), timeout=5) as sock:
-        sock.sendall("".join(line + "\n" for line in lines).encode() + b"LOGOUT\n")
-        chunks = []
-        while data := sock.recv(65536):
-            chunks.append(data)
-    return b"".join(chunks).decode().removesuffix("OK Goodbye\n")
 
 
 class Pair:

@@ -176,7 +176,7 @@ class Executor:
         if isinstance(action, RunCommand):
             if self.runner is None:
                 return succeed(Result(Outcome.FAILED, "no command runner"))
-            return self.runner.run(action.argv, action.budget).addCallback(result_of)
+            return self._command(action)
         if isinstance(action, SetFsd):
             if self.fsd is None:
                 return succeed(Result(Outcome.FAILED, "no connection that can set FSD"))
@@ -193,6 +193,20 @@ class Executor:
         if isinstance(action, ShutdownHost):
             return backend.shutdown_host(action.host, action.killpower)
         raise TypeError(f"not an operation: {action!r}")
+
+    def _command(self, action: RunCommand) -> Deferred[Result]:
+        """The host's command: its result, or TIMED_OUT at the end of its budget, when the
+        runner sends it SIGTERM.  The step lasts at most its budget, as the plan counts it:
+        a command that ignores SIGTERM does not hold the sequence up, and the runner still
+        kills it (SIGKILL after its grace period) and logs how it ended."""
+        assert self.runner is not None
+        running = self.runner.run(action.argv, action.budget)
+
+        def going_on(_: object, timeout: float) -> Result:
+            return Result(Outcome.TIMED_OUT, f"still running at the end of its "
+                          f"{fmt(action.budget)} budget: SIGTERM sent, going on without it")
+        running.addTimeout(action.budget, self.reactor, onTimeoutCancel=going_on)
+        return running.addCallback(result_of)
 
     def _finished(self, outcome: Result | Failure, action: Action) -> None:
         self._inflight.pop(action.id, None)

@@ -26,9 +26,10 @@ nut-protocol.md §12.1):
 **Timing.**  Polling: every ``poll_freq`` s (POLLFREQ), every ``poll_freq_alert`` s
 (POLLFREQALERT) while the UPS was last seen on battery (``OB``).  upsmon switches to
 POLLFREQALERT when *any* UPS goes on battery; we do it per UPS.  Pushing: changes arrive at
-once, and a liveness read runs every ``watch_interval`` s while the UPS is on line, and every
-POLLFREQALERT while it is on battery or its data is unavailable, so the engine's DEADTIME
-sees fresh reads exactly when it matters.  No interval exceeds :data:`MAX_IDLE` (upsd cuts
+once, and a liveness read runs every POLLFREQ (``watch_interval`` if set) while the UPS is
+on line, and every POLLFREQALERT while it is on battery or its data is unavailable, so the
+engine's DEADTIME sees fresh reads exactly when it matters, and a connection that died
+silently (a cable pulled, packets dropped) is noticed as soon as upsmon would notice it.  No interval exceeds :data:`MAX_IDLE` (upsd cuts
 clients idle for 60 s).  A reply must come within ``timeout`` s (upsmon's NET_TIMEOUT, 10),
 else the connection is dropped.  Reconnects wait ``retry_policy(n)`` (default
 ``backoffPolicy()``), where ``n`` counts the failures in a row: failed connects and
@@ -90,7 +91,8 @@ class MonitorSettings:
     poll_freq: float = 5.0
     poll_freq_alert: float = 5.0
     watch: bool = True
-    watch_interval: float = 30.0
+    #: liveness reads while pushed to and on line (None: every ``poll_freq``)
+    watch_interval: float | None = None
     read_battery: bool = False
     timeout: float = 10.0
     tls: TlsSettings = TlsSettings()
@@ -100,7 +102,8 @@ class MonitorSettings:
         if not target.ups:
             raise ValueError(f"{self.system!r} names no UPS")
         for name in ("poll_freq", "poll_freq_alert", "watch_interval", "timeout"):
-            if not getattr(self, name) > 0:
+            value = getattr(self, name)
+            if value is not None and not value > 0:
                 raise ValueError(f"{name} must be above 0")
 
     @property
@@ -440,7 +443,7 @@ class UpsMonitor:
 
     def _read_interval(self) -> float:
         if self.pushing and self._comm is not False and not self._last_ob:
-            return min(self.settings.watch_interval, MAX_IDLE)
+            return min(self.settings.watch_interval or self.settings.poll_freq, MAX_IDLE)
         if self.pushing:
             return min(self.settings.poll_freq_alert, MAX_IDLE)
         return self._poll_interval()
