@@ -219,14 +219,14 @@ def test_watch_accepted_pushes_and_polls_slowly() -> None:
     rig.clock.advance(29)
     server.expect()
     server.reply('NOTIFY dummy VAR battery.charge "97"')
-    assert rig.take() == [state("OL", 97.0)]
+    assert rig.take() == []          # battery values only with read_battery
     server.reply('NOTIFY dummy VAR ups.status "OB DISCHRG"')
-    assert rig.take() == [state("OB DISCHRG", 97.0)]
+    assert rig.take() == [state("OB DISCHRG")]
     rig.clock.advance(2)  # on battery: liveness every POLLFREQALERT
     server.talk("GET VAR dummy ups.status", 'VAR dummy ups.status "OB DISCHRG"')
-    assert rig.take() == [state("OB DISCHRG", 97.0)]
+    assert rig.take() == [state("OB DISCHRG")]
     server.reply('NOTIFY DUMMY VAR ups.status "OL CHRG"')  # names match case-insensitively
-    assert rig.take() == [state("OL CHRG", 97.0)]
+    assert rig.take() == [state("OL CHRG")]
     rig.clock.advance(2)  # the read planned while on battery still happens ...
     server.talk("GET VAR dummy ups.status", 'VAR dummy ups.status "OL CHRG"')
     rig.clock.advance(29.9)  # ... then the slow pace again
@@ -252,6 +252,17 @@ def test_watch_liveness_reads_default_to_pollfreq() -> None:
     server.drop()
     assert rig.take() == [state("OL"), CommLost(
         SYSTEM, "connection to nas port 3493 lost: no reply within 10 s")]
+
+
+def test_pushed_battery_values_only_when_asked_for() -> None:
+    """An upsmon-style monitor (no read_battery) ignores pushed battery.runtime, as upsmon
+    never reads it: our master's pushes must not arm a runtime trigger upsmon has not."""
+    rig = Rig(poll_freq=5)
+    server = rig.session(watch="OK WATCHING dummy")
+    assert rig.take() == [state("OL")]
+    server.reply('NOTIFY dummy VAR battery.runtime "50"')
+    server.reply('NOTIFY dummy VAR ups.status "OB DISCHRG"')
+    assert rig.take() == [state("OB DISCHRG")]
 
 
 def test_watch_refused_falls_back_to_polling() -> None:
@@ -332,7 +343,7 @@ def test_pushed_errors_and_recovery() -> None:
     rig.clock.advance(2)  # data unavailable: POLLFREQALERT, not the slow liveness read
     server.talk("GET VAR dummy ups.status", "ERR DATA-STALE")
     server.reply('NOTIFY dummy VAR ups.status "OL"', 'NOTIFY dummy VAR battery.charge "90"')
-    assert rig.take() == [CommOk(SYSTEM), state("OL"), state("OL", 90.0)]
+    assert rig.take() == [CommOk(SYSTEM), state("OL")]   # no read_battery: charge ignored
     server.reply("NOTIFY dummy ERR DRIVER-NOT-CONNECTED")
     assert rig.take() == [CommLost(SYSTEM, "the master reports ERR DRIVER-NOT-CONNECTED")]
 

@@ -170,6 +170,8 @@ class UpsMonitor:
         self.settings = settings
         self.system = settings.system
         self._ups = settings.ups
+        #: the variables read (and taken from pushes): battery ones only with read_battery
+        self._names = ("ups.status",) + (BATTERY_VARS if settings.read_battery else ())
         self._on_event = on_event
         self._clock: IReactorTime = clock if clock is not None else reactor
         if endpoint is None:
@@ -359,7 +361,7 @@ class UpsMonitor:
         if proto is None or not self._ready or self._reading or self._stopping:
             return
         self._reading = True
-        names = ("ups.status",) + (BATTERY_VARS if self.settings.read_battery else ())
+        names = self._names
         waits = [proto.request(Request.get("VAR", self._ups, name)).addCallbacks(
             self._read_value, self._read_error, callbackArgs=(name,), errbackArgs=(name,))
             for name in names]
@@ -422,8 +424,8 @@ class UpsMonitor:
             self._comm_lost(f"the master reports ERR {words[3]}")
             self._schedule_read()
             return
-        if words[2] != "VAR" or len(words) < 5 or words[3] not in ("ups.status",) + BATTERY_VARS:
-            return
+        if words[2] != "VAR" or len(words) < 5 or words[3] not in self._names:
+            return              # battery values only when asked for: upsmon reads no runtime
         self._apply(words[3], words[4])
         if words[3] == "ups.status":
             if not self._status:
