@@ -30,6 +30,7 @@ from zope.interface import implementer
 from upsagent.nut.client import NutError, TransportError
 from upsagent.slave.events import CommLost, CommOk, Event, UpsState
 from upsagent.slave.monitor import MonitorSettings, TlsSettings, UpsMonitor
+from upsagent.slave import nutproto
 from upsagent.slave.upsmonconf import parse_upsmon_conf
 
 from tests import nutreal
@@ -418,6 +419,18 @@ def test_starttls_accepted_switches_to_tls() -> None:
     assert len(server.transport.tls_options) == 1  # type: ignore[attr-defined]
     assert rig.monitor.tls
     server.expect("USERNAME monuser")
+
+
+def test_without_pyopenssl_optional_tls_is_not_attempted(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    """As upsmon built without SSL: no STARTTLS, the session goes on in plain text; when
+    TLS is required it is still asked for, and the failure says what is missing."""
+    monkeypatch.setattr(nutproto, "tls_available", lambda: False)
+    rig = Rig(tls_transport=True, watch=False)
+    server = rig.endpoint.accept()
+    server.expect("USERNAME monuser")
+    assert TlsSettings(required=True).attempted and TlsSettings(verify=True).attempted
+    assert not TlsSettings(try_tls=False).attempted
 
 
 def test_starttls_with_verification_needs_a_ca(tmp_path: Any) -> None:

@@ -284,7 +284,7 @@ class UpsMonitor:
 
     async def _session(self, proto: NutClientProtocol) -> None:
         try:
-            if self.settings.tls.try_tls and not await self._start_tls(proto):
+            if self.settings.tls.attempted and not await self._start_tls(proto):
                 return
             await self._login(proto)
             if self.settings.watch:

@@ -60,6 +60,13 @@ class TlsSettings:
     ca_path: str | None = None      # PEM file or directory of PEM CA certificates (CERTPATH)
     hostname: str | None = None     # name the certificate must carry (default: the host)
 
+    @property
+    def attempted(self) -> bool:
+        """Whether to send STARTTLS: when wanted and possible.  Without pyOpenSSL (the
+        ``tls`` extra) an optional attempt is skipped, as upsmon built without SSL never
+        asks; required or verified TLS still asks, and then fails saying why."""
+        return self.required or self.verify or (self.try_tls and tls_available())
+
     def options(self, host: str) -> object:
         """The Twisted TLS client options (pyOpenSSL is the ``tls`` extra)."""
         try:
@@ -72,6 +79,16 @@ class TlsSettings:
             raise ValueError("certificate verification needs a CA file (CERTPATH)")
         return ssl.optionsForClientTLS(self.hostname or host,
                                        trustRoot=_trust_root(self.ca_path))
+
+
+def tls_available() -> bool:
+    """Whether pyOpenSSL (and so Twisted's TLS) can be imported here."""
+    try:
+        import OpenSSL  # noqa: F401
+        from twisted.internet import ssl  # noqa: F401
+    except ImportError:
+        return False
+    return True
 
 
 def _trust_root(path: str) -> Any:
