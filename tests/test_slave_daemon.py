@@ -20,6 +20,7 @@ import subprocess
 import sys
 import time
 from collections.abc import Callable, Iterator
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -28,7 +29,8 @@ from twisted.internet.defer import Deferred, succeed
 from twisted.internet.task import Clock
 
 from upsagent.config import loads_toml
-from upsagent.config.slaveconf import SlaveConfig, from_upsmon, plan_problems
+from upsagent.config.schema import ConfigError
+from upsagent.config.slaveconf import MonitorConfig, SlaveConfig, from_upsmon, plan_problems
 from upsagent.slave.events import Event, UpsState
 from upsagent.slave.daemon import SlaveDaemon
 from upsagent.slave.plan import HostPlan, Plan, Supply, UpsPlan
@@ -81,7 +83,7 @@ shutdown_duration = 60
     assert slave.shutdown_command == ("/sbin/poweroff",)
     [settings] = slave.monitor_settings()
     assert (settings.primary, settings.poll_freq, settings.password) == (True, 2.0, "pw")
-    assert plan_problems(slave) == ([], [])
+    assert plan_problems(slave, available=("local", "vsphere")) == ([], [])
 
 
 @pytest.mark.parametrize("text, message", [
@@ -94,6 +96,8 @@ shutdown_duration = 60
     ('[[host]]\nname = "h"\nshutdown_after = "1m"\n', "host[1].shutdown_after: must be a "
      "number"),
     ('[[host]]\nname = "h"\nbackend = "vsfere"\n', "host[1].backend: unknown backend"),
+    ('[[host]]\nname = "h"\nbackend = "xenserver"\n', 'host[1].backend: unknown backend '
+     '"xenserver" (did you mean "xen"?); the kinds are local, ssh, vsphere, xen, simulated'),
 ])
 def test_native_slave_errors_name_the_key(text: str, message: str) -> None:
     with pytest.raises(Exception) as info:
@@ -111,6 +115,55 @@ def test_plan_errors_are_check_config_errors(tmp_path: Path) -> None:
                     'shutdown_duration = 30\n')
     os.chmod(path, 0o600)
     assert check_config(["--config", str(path)]) == 1
+
+
+BACKEND_PLAN = """
+[[slave.monitor]]
+ups = "u@h"
+user = "m"
+password = "p"
+[[host]]
+name = "me"
+shutdown_after = 60
+[[host]]
+name = "esx1"
+backend = "{kind}"
+shutdown_after = 30
+"""
+
+
+@pytest.mark.parametrize("kind, why", [
+    ("vsphere", "no backend of this kind is available in this version"),
+    ("xen", "no backend of this kind is available in this version"),
+    ("ssh", "no backend of this kind is available in this version"),
+    ("simulated", "only upsagent simulate can drive this kind (it acts on a simulated "
+                  "cluster)"),
+])
+def test_backend_the_agent_cannot_drive_is_a_check_config_error(
+        tmp_path: Path, capsys: pytest.CaptureFixture[str], kind: str, why: str) -> None:
+    """check-config refuses what the daemon refuses, with the same line: the key, the kind,
+    why, and what is available."""
+    from upsagent.cli.configcmds import check_config
+
+    path = tmp_path / "u.toml"
+    path.write_text(BACKEND_PLAN.format(kind=kind) + f'[slave]\nstate_file = "{tmp_path}/s"\n')
+    os.chmod(path, 0o600)
+    line = f'{path}: host[2].backend: {kind} (host "esx1"): {why}; available: local'
+    assert check_config(["--config", str(path)]) == 1
+    assert f"upsagent: {line}" in capsys.readouterr().err.splitlines()
+    slave = loads_toml(path.read_text(), source=str(path)).slave
+    assert slave is not None
+    with pytest.raises(ConfigError) as info:
+        SlaveDaemon(slave, Clock(), runner=FakeRunner(),
+                    monitor_factory=lambda s, e: FakeMonitor(s, e)).start()
+    assert str(info.value) == line
+    dry = replace(slave, dry_run=True)              # a dry run warns and goes on
+    assert plan_problems(dry) == ([], [f"{line} (a dry run goes on without it; a real run "
+                                       "refuses to start)"])
+    daemon = SlaveDaemon(dry, Clock(), runner=FakeRunner(),
+                         monitor_factory=lambda s, e: FakeMonitor(s, e))
+    daemon.start()
+    assert daemon.executor is not None and set(daemon.executor.backends) == {"me"}
 
 
 def test_upsmon_conf_maps_onto_upsmon_plan() -> None:
@@ -157,7 +210,6 @@ def timed_config(tmp_path: Path, dry_run: bool = False) -> SlaveConfig:
     """This host shuts down 60 s after UPS1 went on battery."""
     plan = Plan(ups=(UpsPlan("UPS1@nas"),), hosts=(HostPlan(
         "me", "local", (Supply("UPS1@nas"),), shutdown_after=60, debounce=0),), name="me")
-    from upsagent.config.slaveconf import MonitorConfig
     return SlaveConfig(plan, (MonitorConfig("UPS1@nas", "mon", "pw"),),
                        state_file=str(tmp_path / "state.json"), dry_run=dry_run,
                        shutdown_command=("/sbin/poweroff",))
@@ -167,8 +219,11 @@ class Rig:
     def __init__(self, config: SlaveConfig, clock: Clock) -> None:
         self.clock, self.runner = clock, FakeRunner()
         self.monitors: list[FakeMonitor] = []
+        self.refuse: dict[str, Exception] = {}      # system -> what the factory raises
 
         def factory(settings: Any, on_event: Callable[[Event], None]) -> FakeMonitor:
+            if settings.system in self.refuse:
+                raise self.refuse[settings.system]
             self.monitors.append(FakeMonitor(settings, on_event))
             return self.monitors[-1]
         self.daemon = SlaveDaemon(config, clock, runner=self.runner, monitor_factory=factory)
@@ -221,6 +276,92 @@ def test_dry_run_takes_no_action(tmp_path: Path) -> None:
     assert rig.monitors[0].stopped is None       # the sessions stay in a dry run
     assert rig.daemon.executor is not None
     assert rig.daemon.executor.engine.phase("me").name != "IDLE"
+
+
+def test_reload_carries_the_state_over(tmp_path: Path) -> None:
+    """A reload logs the sessions out, starts the new ones and keeps the sequence's timers,
+    even when the new configuration names another state file."""
+    clock = Clock()
+    clock.advance(1000)
+    config = timed_config(tmp_path)
+    rig = Rig(config, clock)
+    rig.status(1000, "OL")
+    rig.status(1001, "OB DISCHRG")
+    rig.until(1030)
+    first = rig.monitors[0]
+    longer = replace(config, state_file=str(tmp_path / "other.json"), plan=replace(
+        config.plan, hosts=(replace(config.plan.hosts[0], shutdown_after=90),)))
+    rig.daemon.reload(longer)
+    assert first.stopped is True and rig.monitors[1].started and len(rig.monitors) == 2
+    assert rig.daemon.config is longer
+    rig.status(1031, "OB DISCHRG")
+    rig.until(1090)
+    assert rig.runner.ran == []
+    rig.until(1092)                              # 90 s after 1001, not after the reload
+    assert rig.runner.ran == [("/sbin/poweroff",)]
+    assert Path(longer.state_file).exists()
+
+
+def test_refused_reload_leaves_the_running_configuration_alone(tmp_path: Path) -> None:
+    """Whatever the new configuration gets refused for -- a backend, a setting, a monitor
+    that cannot be built -- the error names the key and the reason, and the old sessions,
+    executor and sequence go on as if nothing happened."""
+    clock = Clock()
+    clock.advance(1000)
+    config = timed_config(tmp_path)
+    rig = Rig(config, clock)
+    rig.status(1000, "OL")
+    rig.status(1001, "OB DISCHRG")
+    rig.until(1010)
+    first, executor = rig.monitors[0], rig.daemon.executor
+    esx = HostPlan("esx1", "vsphere", (Supply("UPS1@nas"),), shutdown_after=30, debounce=0)
+    other = MonitorConfig("UPS2@nas", "mon", "pw")
+    refused = {
+        "new.toml: host[2].backend: vsphere (host \"esx1\"): no backend of this kind is "
+        "available in this version; available: local":
+            replace(config, plan=replace(config.plan, hosts=(*config.plan.hosts, esx))),
+        "new.toml: slave.pollfreq: must be above 0, not 0": replace(config, poll_freq=0.0),
+        "new.toml: slave.shutdown_budget: must be above 0, not 0 (it is the shutdown "
+        "command's time limit)": replace(config, shutdown_budget=0.0),
+        "new.toml: slave.monitor[2]: cannot watch UPS2@nas: TLS needs pyOpenSSL":
+            replace(config, monitors=(*config.monitors, other), plan=replace(
+                config.plan, ups=(*config.plan.ups, UpsPlan("UPS2@nas")))),
+    }
+    rig.refuse["UPS2@nas"] = RuntimeError("TLS needs pyOpenSSL")
+    for message, new in refused.items():
+        with pytest.raises(ConfigError) as info:
+            rig.daemon.reload(replace(new, source="new.toml"))
+        assert str(info.value) == message
+        assert rig.daemon.monitors == {"UPS1@nas": first}
+        assert first.started and first.stopped is None
+        assert not any(m.started for m in rig.monitors[1:])    # built, never started
+        assert rig.daemon.config is config and rig.daemon.executor is executor
+    rig.status(1011, "OB DISCHRG")
+    rig.until(1060)
+    assert rig.runner.ran == []
+    rig.until(1062)                              # the old plan's 60 s still hold
+    assert rig.runner.ran == [("/sbin/poweroff",)]
+    with pytest.raises(ConfigError, match="shutting down; reload refused"):
+        rig.daemon.reload(config)
+
+
+def test_reload_that_fails_to_start_goes_back(tmp_path: Path) -> None:
+    """Should the checked configuration still fail to start, the previous one runs again."""
+    clock = Clock()
+    config = timed_config(tmp_path)
+    rig = Rig(config, clock)
+    rig.status(0, "OL")
+
+    class Broken(FakeMonitor):
+        def start(self) -> None:
+            raise RuntimeError("cannot start")
+    factory = rig.daemon._monitor_factory
+    rig.daemon._monitor_factory = lambda s, e: (Broken(s, e) if s.poll_freq == 7 else
+                                                factory(s, e))
+    rig.daemon.reload(replace(config, poll_freq=7.0))
+    assert rig.daemon.config is config
+    assert rig.monitors[-1].started and rig.monitors[-1].stopped is None
+    assert len(rig.daemon.monitors) == 1
 
 
 def test_damaged_state_is_kept_aside(tmp_path: Path) -> None:

@@ -7,7 +7,8 @@ Configuration comes from upsagent.toml's ``[slave]`` part (``--config``, default
 ``/etc/upsagent/upsagent.toml``) or from NUT's ``upsmon.conf`` (``--nut-config /etc/nut``),
 which makes it a drop-in replacement for upsmon.  The plan is checked as ``check-config``
 does: errors stop the start (exit 1), warnings are logged.  SIGHUP re-reads the
-configuration (kept when the new one is wrong); SIGTERM/SIGINT stop cleanly with LOGOUT.
+configuration, all or nothing (the running one is untouched when anything of the new one
+is refused); SIGTERM/SIGINT stop cleanly with LOGOUT.
 """
 
 from __future__ import annotations
@@ -31,7 +32,10 @@ sessions (LOGIN, PRIMARY/MASTER), the same critical rules (FSD, OB+LB, HOSTSYNC 
 secondary, DEADTIME while on battery), SHUTDOWNCMD after FINALDELAY, POWERDOWNFLAG,
 NOTIFYCMD/NOTIFYFLAG/NOTIFYMSG.  The engine's state is saved to the state file whenever it
 changes, so a restarted agent continues a shutdown sequence with the right timers.
-See upsagent(8) and upsagent.toml(5).
+The plan is checked at start as check-config checks it.  SIGHUP re-reads the
+configuration: everything it needs is checked and built first, and when anything is
+refused the log says what and why and the running configuration goes on untouched.
+See upsagent-slave(8), upsagent(8) and upsagent.toml(5).
 """
 
 

@@ -26,14 +26,19 @@ Rules (upsagent.toml(5) documents every key):
   ``command``); a string is refused.  From upsmon.conf, SHUTDOWNCMD and NOTIFYCMD are the
   operator's shell lines and run as ``/bin/sh -c <line>``.
 * :func:`plan_problems` turns :func:`~upsagent.slave.plan.validate` findings into
-  ``check-config`` lines: errors stop the agent, warnings are printed.
+  ``check-config`` lines: errors stop the agent, warnings are printed.  It also checks what
+  the agent needs to run the plan, with the same lines at start, on SIGHUP and in
+  ``check-config``: the runner's and monitors' settings (:func:`settings_problems`) and
+  that every host's backend exists in this version (:func:`backend_problems`; the plan
+  knows more kinds, :data:`~upsagent.slave.plan.TRAITS`, than the agent can drive,
+  :data:`~upsagent.hypervisors.base.BACKENDS` less the simulated one).
 """
 
 from __future__ import annotations
 
 import os
 import socket
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Collection, Mapping
 from dataclasses import dataclass, field, fields
 from typing import TYPE_CHECKING, Any
 
@@ -50,10 +55,18 @@ if TYPE_CHECKING:
     from upsagent.slave.monitor import MonitorSettings
     from upsagent.slave.upsmonconf import UpsmonConf
 
-__all__ = ["DEFAULT_STATE_FILE", "ArgvLine", "MonitorConfig", "SlaveConfig", "TlsOptions",
-           "build_slave", "from_upsmon", "load_upsmon_dir", "plan_problems", "upsmon_like"]
+__all__ = ["DEFAULT_STATE_FILE", "SIMULATION_ONLY", "ArgvLine", "MonitorConfig", "SlaveConfig",
+           "TlsOptions", "agent_backends", "backend_problems", "build_slave", "from_upsmon",
+           "load_upsmon_dir", "plan_problems", "settings_problems", "upsmon_like"]
 
 DEFAULT_STATE_FILE = "/var/lib/upsagent/slave.json"
+
+#: backend kinds of the registry that only ``upsagent simulate`` can drive (they act on a
+#: simulated cluster, which the agent does not have)
+SIMULATION_ONLY = frozenset({"simulated"})
+#: names operators write for a kind the plan knows by another name (for the error's hint)
+_BACKEND_ALIASES = {"xenserver": "xen", "xcp-ng": "xen", "xcp": "xen", "esxi": "vsphere",
+                    "esx": "vsphere", "vcenter": "vsphere", "os": "local"}
 
 _SLAVE_FLOAT = ("deadtime", "hostsync", "finaldelay", "pollfreq", "pollfreq_alert",
                 "nocommwarntime", "rbwarntime", "shutdown_budget", "notify_budget")
@@ -132,6 +145,13 @@ class SlaveConfig:
     notify_budget: float = 60.0
     source: str = ""
     warnings: tuple[str, ...] = field(default=(), compare=False)
+    #: where the settings were written: ``"toml"`` (upsagent.toml) or ``"upsmon.conf"``,
+    #: so that a message names the key the operator wrote
+    origin: str = "toml"
+
+    def key(self, native: str, upsmon: str) -> str:
+        """``native`` (an upsagent.toml key path) or ``upsmon`` (the upsmon.conf word)."""
+        return upsmon if self.origin == "upsmon.conf" else native
 
     def monitor_settings(self) -> list[MonitorSettings]:
         """One :class:`~upsagent.slave.monitor.MonitorSettings` per monitored UPS.
@@ -351,8 +371,11 @@ def _host(r: _Reader, item: object, where: str,
     name = r.text(item, "name", where, required=True)
     backend = r.text(item, "backend", where) or "local"
     if backend not in TRAITS:
-        raise r.fail(f"{where}.backend", f"unknown backend {show(backend)}"
-                                         f"{suggest(backend, tuple(TRAITS))}")
+        alias = _BACKEND_ALIASES.get(backend.lower())
+        hint = (f" (did you mean {show(alias)}?)" if alias else
+                suggest(backend, tuple(TRAITS)))
+        raise r.fail(f"{where}.backend", f"unknown backend {show(backend)}{hint}; the "
+                                         f"kinds are {', '.join(TRAITS)}")
     supplies = _supplies(r, item, where, monitors)
     values: dict[str, Any] = {k: r.number(item, k, where) for k in _HOST_FLOAT}
     values["min_supplies"] = r.whole(item, "min_supplies", where)
@@ -446,7 +469,8 @@ def from_upsmon(conf: UpsmonConf, *, state_file: str = DEFAULT_STATE_FILE,
                        poll_freq=float(conf.poll_freq),
                        poll_freq_alert=float(conf.poll_freq_alert),
                        shutdown_command=tuple(shutdown), powerdown_flag=conf.powerdown_flag,
-                       notify=conf.notify, source=conf.path, warnings=conf.warnings)
+                       notify=conf.notify, source=conf.path, warnings=conf.warnings,
+                       origin="upsmon.conf")
 
 
 def _upsmon_tls(conf: UpsmonConf, host: str) -> TlsOptions:
@@ -477,14 +501,101 @@ def upsmon_like(slave: SlaveConfig) -> HostPlan | None:
     return host if again == host else None
 
 
-def plan_problems(slave: SlaveConfig) -> tuple[list[str], list[str]]:
-    """:func:`~upsagent.slave.plan.validate`'s findings as (errors, warnings) lines."""
+def plan_problems(slave: SlaveConfig, available: Collection[str] | None = None,
+                  ) -> tuple[list[str], list[str]]:
+    """Everything wrong with ``slave`` as (errors, warnings) lines, ``check-config``'s.
+
+    :func:`~upsagent.slave.plan.validate`'s findings, :func:`settings_problems` and
+    :func:`backend_problems` (``available``: the backend kinds that can be built, default
+    :func:`agent_backends`).  In a dry run a missing backend is only a warning: the dry
+    run goes on without it.
+    """
     errors: list[str] = []
     warnings: list[str] = []
     for problem in validate(slave.plan):
         line = _problem_line(slave, problem)
         (errors if problem.severity == "error" else warnings).append(line)
+    errors += settings_problems(slave)
+    for line in backend_problems(slave, available):
+        if slave.dry_run:
+            warnings.append(f"{line} (a dry run goes on without it; a real run refuses "
+                            "to start)")
+        else:
+            errors.append(line)
     return errors, warnings
+
+
+def agent_backends() -> tuple[str, ...]:
+    """The backend kinds the agent can act on in this version: ``local`` and the
+    registry's kinds, less those only a simulation drives (:data:`SIMULATION_ONLY`)."""
+    from upsagent.hypervisors.base import BACKENDS
+    return tuple(sorted({"local", *BACKENDS} - SIMULATION_ONLY))
+
+
+def backend_problems(slave: SlaveConfig, available: Collection[str] | None = None,
+                     ) -> list[str]:
+    """One line per host whose backend the agent cannot use, naming the key
+    (``host[N].backend``), the kind, why, and the kinds that are available.
+
+    ``available`` defaults to :func:`agent_backends`; a kind of the registry whose module
+    cannot be imported (a missing extra) is named with its install hint.
+    """
+    from upsagent.hypervisors.base import backend_class
+    kinds = agent_backends() if available is None else tuple(available)
+    offer = ", ".join(sorted(kinds))
+    lines = []
+    for i, host in enumerate(slave.plan.hosts):
+        kind = host.backend
+        why: str | None = None
+        if kind not in kinds:
+            why = ("only upsagent simulate can drive this kind (it acts on a simulated "
+                   "cluster)" if kind in SIMULATION_ONLY else
+                   "no backend of this kind is available in this version")
+        elif available is None and kind != "local":
+            try:
+                backend_class(kind)
+            except (KeyError, ImportError) as exc:
+                why = str(exc).strip("'\"")
+        if why is not None:
+            lines.append(f"{slave.source}: {slave.key(f'host[{i + 1}].backend', 'backend')}: "
+                         f"{kind} (host {show(host.name)}): {why}; available: {offer}")
+    return lines
+
+
+def settings_problems(slave: SlaveConfig) -> list[str]:
+    """What the runner and the monitors would refuse: poll intervals and time limits that
+    are not above 0, an empty shutdown command, a monitor's settings (each line names the
+    key and the reason)."""
+    lines: list[str] = []
+
+    def bad(key: str, reason: str) -> None:
+        lines.append(f"{slave.source}: {key}: {reason}")
+    polls = (("poll_freq", "slave.pollfreq", "POLLFREQ"),
+             ("poll_freq_alert", "slave.pollfreq_alert", "POLLFREQALERT"))
+    budgets = (("shutdown_budget", "slave.shutdown_budget", "the shutdown command's"),
+               ("notify_budget", "slave.notify_budget", "each notification command's"))
+    for attr, native, word in polls:
+        value = getattr(slave, attr)
+        if not value > 0:
+            bad(slave.key(native, word), f"must be above 0, not {value:g}")
+    for attr, native, whose in budgets:
+        value = getattr(slave, attr)
+        if not value > 0:
+            bad(native, f"must be above 0, not {value:g} (it is {whose} time limit)")
+    command = slave.shutdown_command
+    if isinstance(command, str) or not command or not all(
+            isinstance(word, str) for word in command) or not command[0]:
+        bad(slave.key("slave.shutdown_command", "SHUTDOWNCMD"),
+            f"must be a non-empty list of arguments, not {command!r}")
+    if lines:
+        return lines
+    for i, monitor in enumerate(slave.monitors):
+        try:
+            monitor.settings(slave.poll_freq, slave.poll_freq_alert)
+        except ValueError as exc:
+            bad(slave.key(f"slave.monitor[{i + 1}]", f"MONITOR {monitor.system}"),
+                f"the monitor refuses its settings: {exc}")
+    return lines
 
 
 def _problem_line(slave: SlaveConfig, problem: Problem) -> str:

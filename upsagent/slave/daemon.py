@@ -13,7 +13,16 @@ describes, on a reactor:
   waits for the secondaries through its monitors (:class:`~upsagent.slave.executor.MonitorFsd`);
 * hosts of other backend kinds get their backend from ``backend_factory(kind, hosts)``
   (default: the registry, :data:`upsagent.hypervisors.base.BACKENDS`, constructed without
-  arguments); a kind that cannot be built stops the start, unless in a dry run.
+  arguments; a kind the agent cannot drive is refused first, with ``check-config``'s line,
+  :func:`~upsagent.config.slaveconf.backend_problems`); a kind that cannot be built stops
+  the start, unless in a dry run.
+
+**Start and reload.**  Both first build and check everything a configuration needs
+(:meth:`SlaveDaemon._prepare`: the plan and settings as ``check-config`` checks them, the
+backends, the notifier, the monitors -- constructed, not started -- and the engine with its
+state), then run it.  So a SIGHUP reload is all or nothing: when anything of the new
+configuration is refused, the :class:`ConfigError` names the file, the key and the reason,
+and the running configuration has not been touched.
 
 **State.**  After every batch of decisions the engine's snapshot is written to
 ``state_file`` when it changed (its ``now`` aside): written to a temporary file in the same
@@ -39,19 +48,21 @@ import json
 import os
 import tempfile
 from collections.abc import Callable, Mapping
+from dataclasses import dataclass
 from typing import Any
 
 from twisted.internet.defer import Deferred, DeferredList, succeed
 from twisted.logger import Logger
 
 from upsagent.config.schema import ConfigError
-from upsagent.config.slaveconf import SlaveConfig, plan_problems
+from upsagent.config.slaveconf import SlaveConfig, agent_backends, plan_problems
 from upsagent.hypervisors.base import Backend, backend_class
 from upsagent.hypervisors.local import LocalBackend
 from upsagent.slave.actions import Action, Result, ShutdownHost
 from upsagent.slave.events import Event
 from upsagent.slave.executor import Executor, MonitorFsd
 from upsagent.slave.notify import Notifier
+from upsagent.slave.plan import TRAITS
 from upsagent.slave.policy import PolicyEngine
 
 __all__ = ["BackendFactory", "MonitorFactory", "SlaveDaemon", "write_private"]
@@ -83,6 +94,19 @@ def write_private(path: str, text: str) -> None:
         raise
 
 
+@dataclass
+class _Parts:
+    """What one configuration runs on, built and checked before anything is started."""
+
+    config: SlaveConfig
+    warnings: list[str]
+    backends: dict[str, Backend]
+    notifier: Notifier
+    monitors: dict[str, Any]
+    engine: PolicyEngine
+    saved: str | None
+
+
 def _comparable(snapshot: Mapping[str, object]) -> str:
     return json.dumps({k: v for k, v in snapshot.items() if k != "now"}, sort_keys=True)
 
@@ -105,9 +129,12 @@ class SlaveDaemon:
         self.runner = runner
         self._monitor_factory = monitor_factory or self._default_monitor
         self._backend_factory = backend_factory or self._registry_backend
+        #: a given factory decides which kinds it builds; the registry's are checked first
+        self._custom_backends = backend_factory is not None
         self.monitors: dict[str, Any] = {}
         self.executor: Executor | None = None
         self.released = False
+        self._reloading = False
         self._saved: str | None = None
 
     # -- start and stop ------------------------------------------------------------------
@@ -117,31 +144,7 @@ class SlaveDaemon:
 
         Raises :class:`ConfigError` when the plan has errors or a backend cannot be built.
         """
-        config = self.config
-        errors, warnings = plan_problems(config)
-        for warning in (*config.warnings, *warnings):
-            _log.warn("{warning}", warning=warning)
-        if errors:
-            raise ConfigError("; ".join(errors))
-        backends = self._backends()
-        engine = self._engine()
-        notifier = Notifier(config.notify, self.runner, budget=config.notify_budget)
-        self.monitors = {}
-        for settings in config.monitor_settings():
-            self.monitors[settings.system] = self._monitor_factory(settings, self._event)
-        self.released = False
-        self.executor = Executor(
-            engine, self.reactor, backends, runner=self.runner, notifier=notifier,
-            fsd=MonitorFsd(self.monitors, self.reactor), dry_run=config.dry_run,
-            observer=self._observe, on_change=self._save)
-        _log.info("slave {name}: {n} UPS monitored ({ups}), protecting {hosts}{dry}",
-                  name=config.plan.name, n=len(self.monitors),
-                  ups=", ".join(self.monitors) or "none",
-                  hosts=", ".join(h.name for h in config.plan.hosts) or "no host",
-                  dry=" (dry run: no action is taken)" if config.dry_run else "")
-        self.executor.start()
-        for monitor in self.monitors.values():
-            monitor.start()
+        self._switch(self._prepare(self.config))
 
     def stop(self, logout: bool = True) -> Deferred[Any]:
         """Stop timers and monitors; ``logout`` sends LOGOUT (not after the shutdown order)."""
@@ -156,21 +159,86 @@ class SlaveDaemon:
     def reload(self, config: SlaveConfig) -> Deferred[Any]:
         """Take ``config``: the engine's state carries over (snapshot, then restore).
 
-        Refused (ConfigError) once the shutdown order was given, or when ``config`` has
-        errors; the running configuration stays.
+        All or nothing: everything ``config`` needs (plan, settings, backends, monitors,
+        notifier, the running state restored into the new plan) is built and checked
+        first, and only then is the running configuration stopped.  Refused
+        (:class:`ConfigError`, the running configuration untouched) once the shutdown order
+        was given, while another reload is under way, or when anything is refused; the
+        message names the file, the key and the reason.
         """
         if self.released:
             raise ConfigError("the host is shutting down; reload refused")
-        errors, _ = plan_problems(config)
-        if errors:
-            raise ConfigError("; ".join(errors))
+        if self._reloading:
+            raise ConfigError("a reload is already under way; reload refused")
+        snapshot = self.executor.engine.snapshot() if self.executor is not None else None
+        parts = self._prepare(config, snapshot)
+        old = self.config
+        self._reloading = True
         stopped = self.stop(logout=True)
 
-        def restart(_: object) -> None:
-            self.config = config
-            self._saved = None
-            self.start()
-        return stopped.addCallback(restart)
+        def switch(_: object) -> None:
+            self._reloading = False
+            try:
+                self._switch(parts)
+            except Exception:
+                _log.failure("reload: the new configuration failed to start; going back to "
+                             "the previous one")
+                self._switch(self._prepare(old, snapshot))
+        return stopped.addCallback(switch)
+
+    def _prepare(self, config: SlaveConfig,
+                 snapshot: dict[str, Any] | None = None) -> _Parts:
+        """Everything ``config`` needs, built but not started; :class:`ConfigError` (every
+        refused thing, one per ``;``) when something is refused.  Nothing running is
+        touched.  ``snapshot``: the running engine's state, restored into the new plan (a
+        reload); without it the state file is read (a start)."""
+        available = TRAITS if self._custom_backends else None
+        errors, warnings = plan_problems(config, available)
+        if errors:
+            raise ConfigError("; ".join(errors))
+        backends = self._backends(config)
+        notifier = Notifier(config.notify, self.runner, budget=config.notify_budget)
+        monitors: dict[str, Any] = {}
+        for i, settings in enumerate(config.monitor_settings()):
+            try:
+                monitors[settings.system] = self._monitor_factory(settings, self._event)
+            except Exception as exc:
+                key = config.key(f"slave.monitor[{i + 1}]", f"MONITOR {settings.system}")
+                raise ConfigError(f"{config.source}: {key}: cannot watch {settings.system}: "
+                                  f"{exc}") from None
+        if snapshot is None:
+            engine, saved = self._engine(config)
+        else:
+            now = float(self.reactor.seconds())
+            try:
+                engine = PolicyEngine.restore(config.plan, snapshot, now)
+            except (ValueError, KeyError, TypeError) as exc:
+                raise ConfigError(f"{config.source}: the running state cannot be carried "
+                                  f"over to the new plan: {exc}") from None
+            saved = None
+        return _Parts(config, [*config.warnings, *warnings], backends, notifier, monitors,
+                      engine, saved)
+
+    def _switch(self, parts: _Parts) -> None:
+        """Run what :meth:`_prepare` built."""
+        config = self.config = parts.config
+        for warning in parts.warnings:
+            _log.warn("{warning}", warning=warning)
+        self._saved = parts.saved
+        self.monitors = parts.monitors
+        self.released = False
+        self.executor = Executor(
+            parts.engine, self.reactor, parts.backends, runner=self.runner,
+            notifier=parts.notifier, fsd=MonitorFsd(self.monitors, self.reactor),
+            dry_run=config.dry_run, observer=self._observe, on_change=self._save)
+        _log.info("slave {name}: {n} UPS monitored ({ups}), protecting {hosts}{dry}",
+                  name=config.plan.name, n=len(self.monitors),
+                  ups=", ".join(self.monitors) or "none",
+                  hosts=", ".join(h.name for h in config.plan.hosts) or "no host",
+                  dry=" (dry run: no action is taken)" if config.dry_run else "")
+        self.executor.start()
+        for monitor in self.monitors.values():
+            monitor.start()
 
     # -- parts ---------------------------------------------------------------------------
 
@@ -185,8 +253,7 @@ class SlaveDaemon:
             raise ConfigError(f"backend {kind} for {', '.join(hosts)}: cannot be used by "
                               f"the agent: {exc}") from None
 
-    def _backends(self) -> dict[str, Backend]:
-        config = self.config
+    def _backends(self, config: SlaveConfig) -> dict[str, Backend]:
         backends: dict[str, Backend] = {}
         kinds: dict[str, list[str]] = {}
         for host in config.plan.hosts:
@@ -196,46 +263,53 @@ class SlaveDaemon:
                     config.shutdown_budget, config.powerdown_flag)
             else:
                 kinds.setdefault(host.backend, []).append(host.name)
+        usable = TRAITS if self._custom_backends else agent_backends()
         for kind, names in kinds.items():
+            if kind not in usable:       # a dry run (plan_problems warned), else refused
+                continue
             try:
                 backend = self._backend_factory(kind, names)
-            except ConfigError:
+            except Exception as exc:
+                if not isinstance(exc, ConfigError):
+                    exc = ConfigError(f"backend {kind} for {', '.join(names)}: cannot be "
+                                      f"used by the agent: {exc}")
                 if not config.dry_run:
-                    raise
+                    raise exc from None
                 _log.warn("dry run: no {kind} backend for {hosts}", kind=kind,
                           hosts=", ".join(names))
                 continue
             backends.update(dict.fromkeys(names, backend))
         return backends
 
-    def _engine(self) -> PolicyEngine:
+    def _engine(self, config: SlaveConfig) -> tuple[PolicyEngine, str | None]:
+        """The engine restored from the state file (or afresh), and the state as saved."""
         now = float(self.reactor.seconds())
-        path = self.config.state_file
+        path = config.state_file
         try:
             with open(path, encoding="utf-8") as handle:
                 snapshot = json.load(handle)
         except FileNotFoundError:
             _log.info("no saved state in {path}: starting afresh", path=path)
-            return PolicyEngine(self.config.plan, now)
+            return PolicyEngine(config.plan, now), None
         except (OSError, ValueError) as exc:
-            return self._fresh(path, now, f"cannot read it: {exc}")
+            return self._fresh(config, now, f"cannot read it: {exc}"), None
         try:
-            engine = PolicyEngine.restore(self.config.plan, snapshot, now)
+            engine = PolicyEngine.restore(config.plan, snapshot, now)
         except (ValueError, KeyError, TypeError) as exc:
-            return self._fresh(path, now, f"cannot restore it: {exc}")
-        self._saved = _comparable(snapshot)
+            return self._fresh(config, now, f"cannot restore it: {exc}"), None
         _log.info("state restored from {path} (saved {ago:.0f} s ago)", path=path,
                   ago=now - float(snapshot.get("now", now)))
-        return engine
+        return engine, _comparable(snapshot)
 
-    def _fresh(self, path: str, now: float, why: str) -> PolicyEngine:
+    def _fresh(self, config: SlaveConfig, now: float, why: str) -> PolicyEngine:
+        path = config.state_file
         _log.error("saved state {path}: {why}; kept as {path}.bad, starting afresh",
                    path=path, why=why)
         try:
             os.replace(path, path + ".bad")
         except OSError:
             pass
-        return PolicyEngine(self.config.plan, now)
+        return PolicyEngine(config.plan, now)
 
     # -- callbacks -----------------------------------------------------------------------
 
