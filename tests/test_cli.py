@@ -91,3 +91,12 @@ def test_demo_runs() -> None:
     assert "ups.status=OB DISCHRG LB" in out and "ups.status=OL CHRG" in out
     assert "NUMLOGINS demo 1" in out
     assert "host1  enter maintenance: UPS1 on battery for 60 s" in out
+
+
+def test_slave_help_says_where_a_dry_run_keeps_its_state() -> None:
+    """--help tells that a dry run writes its own state file, not the real agent's."""
+    from upsagent.cli.slave import build_parser
+
+    text = " ".join(build_parser().format_help().split())
+    assert "in a dry run that path with .dry-run appended" in text
+    assert "unless --state-file names one), never to the real agent's" in text

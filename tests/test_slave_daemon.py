@@ -364,6 +364,41 @@ def test_reload_that_fails_to_start_goes_back(tmp_path: Path) -> None:
     assert len(rig.daemon.monitors) == 1
 
 
+def test_dry_run_keeps_its_own_state(tmp_path: Path) -> None:
+    """A dry run never writes the real agent's state file (its FSD and shutdowns would be
+    restored as facts): it appends .dry-run, unless --state-file names a file."""
+    from upsagent.cli.slave import build_parser, load
+    from upsagent.config.slaveconf import DEFAULT_STATE_FILE
+
+    path = tmp_path / "u.toml"
+    real_state = tmp_path / "s.json"
+    path.write_text(f'[slave]\nname = "me"\nstate_file = "{real_state}"\n'
+                    '[[slave.monitor]]\nups = "UPS1@nas"\nuser = "m"\npassword = "p"\n'
+                    '[[host]]\nname = "me"\nshutdown_after = 60\ndebounce = 0\n')
+    os.chmod(path, 0o600)
+
+    def loaded(*argv: str) -> SlaveConfig:
+        return load(build_parser().parse_args(["-c", str(path), *argv]))
+    assert loaded().state_file == str(real_state)
+    dry = loaded("--dry-run")
+    assert dry.dry_run and dry.state_file == f"{real_state}.dry-run"
+    assert loaded("-n", "--state-file", "/x/y").state_file == "/x/y"
+    assert loaded("--state-file", "/x/y").state_file == "/x/y"
+    path.write_text(path.read_text().replace(f'state_file = "{real_state}"\n',
+                                             "dry_run = true\n"))
+    assert loaded().state_file == DEFAULT_STATE_FILE + ".dry-run"
+
+    clock = Clock()
+    rig = Rig(dry, clock)                        # a whole sequence, taken as done
+    rig.status(0, "OL")
+    rig.status(1, "OB")
+    rig.until(120)
+    assert rig.daemon.executor is not None
+    assert rig.daemon.executor.engine.phase("me").name != "IDLE"
+    rig.daemon.stop()
+    assert Path(dry.state_file).exists() and not real_state.exists()
+
+
 def test_damaged_state_is_kept_aside(tmp_path: Path) -> None:
     config = timed_config(tmp_path)
     Path(config.state_file).write_text("{not json")

@@ -25,6 +25,8 @@ from upsagent.config.slaveconf import DEFAULT_STATE_FILE, SlaveConfig
 __all__ = ["main"]
 
 DEFAULT_CONFIG = "/etc/upsagent/upsagent.toml"
+#: a dry run's state file is the real one's with this appended (unless --state-file)
+DRY_RUN_SUFFIX = ".dry-run"
 
 EPILOG = """\
 With --nut-config the agent behaves as NUT's upsmon with the same upsmon.conf: the same
@@ -32,9 +34,12 @@ sessions (LOGIN, PRIMARY/MASTER), the same critical rules (FSD, OB+LB, HOSTSYNC 
 secondary, DEADTIME while on battery), SHUTDOWNCMD after FINALDELAY, POWERDOWNFLAG,
 NOTIFYCMD/NOTIFYFLAG/NOTIFYMSG.  The engine's state is saved to the state file whenever it
 changes, so a restarted agent continues a shutdown sequence with the right timers.
-The plan is checked at start as check-config checks it.  SIGHUP re-reads the
-configuration: everything it needs is checked and built first, and when anything is
-refused the log says what and why and the running configuration goes on untouched.
+A dry run (--dry-run, or dry_run = true) keeps its state apart, in the state file with
+.dry-run appended, unless --state-file names one: what it decided (FSD set, a host shut
+down) never reaches the real agent.  The plan is checked at start as check-config checks
+it.  SIGHUP re-reads the configuration: everything it needs is checked and built first,
+and when anything is refused the log says what and why and the running configuration
+goes on untouched.
 See upsagent-slave(8), upsagent(8) and upsagent.toml(5).
 """
 
@@ -54,10 +59,13 @@ def build_parser() -> argparse.ArgumentParser:
                         help="read NUT's upsmon.conf from DIR instead")
     parser.add_argument("--state-file", metavar="FILE",
                         help=f"where the sequence's state is kept (default: the "
-                             f"configured one, else {DEFAULT_STATE_FILE})")
+                             f"configured one, else {DEFAULT_STATE_FILE}; in a dry run "
+                             f"that path with {DRY_RUN_SUFFIX} appended)")
     parser.add_argument("-n", "--dry-run", action="store_true",
                         help="do everything except the actions: log what would be done "
-                             "and when")
+                             "and when; the state goes to a file of its own (the state "
+                             f"file with {DRY_RUN_SUFFIX} appended, unless --state-file "
+                             "names one), never to the real agent's")
     parser.add_argument("-D", "--debug", action="store_true", help="log debug messages")
     return parser
 
@@ -73,10 +81,12 @@ def load(args: argparse.Namespace) -> SlaveConfig:
         if config.slave is None:
             raise ConfigError(f"{config.source}: no [slave] table: nothing to monitor")
         slave = config.slave
-    if args.state_file:
-        slave = replace(slave, state_file=args.state_file)
     if args.dry_run:
         slave = replace(slave, dry_run=True)
+    if args.state_file:
+        slave = replace(slave, state_file=args.state_file)
+    elif slave.dry_run:      # its FSD and shutdowns must never be restored by a real agent
+        slave = replace(slave, state_file=slave.state_file + DRY_RUN_SUFFIX)
     return slave
 
 
