@@ -34,8 +34,8 @@ from upsagent.slave.actions import (
 from upsagent.slave.events import CommLost, CommOk, Event, UpsState
 from upsagent.slave.plan import HostPlan, Plan, shutdown_sequence
 from upsagent.slave.rules import (
-    GRACE, NOTIFY_ON_NEW_WORD, ON_POWER_BACK, SHUTTING_DOWN, OnPowerBack, Phase, Power,
-    PowerView, UpsView, Verdict, fmt, host_power, notify_text, ups_verdict,
+    GRACE, NEW_BOOT, NOTIFY_ON_NEW_WORD, SHUTTING_DOWN, OnPowerBack, Phase, Power,
+    PowerView, UpsView, Verdict, fmt, host_power, notify_text, on_power_back, ups_verdict,
 )
 from upsagent.slave.stages import Stages
 from upsagent.slave.state import HostRecord, UpsRecord, dump_state, load_state
@@ -75,6 +75,8 @@ class PolicyEngine(Stages):
         #: operations in flight: id -> (action, guard deadline)
         self._ops: dict[str, tuple[Action, float]] = {}
         self._restored_at: float | None = None
+        #: restored after the own host's shutdown (R9: a new boot)
+        self._booted = False
         self._resumed: list[Action] = []
 
     # -- the API ---------------------------------------------------------------------
@@ -139,27 +141,52 @@ class PolicyEngine(Stages):
         """An engine that continues from ``snapshot`` at ``now`` (R9).
 
         Call :meth:`tick` next: it returns the operations issued again.  Hosts or UPSes
-        no longer in ``plan`` are dropped; new ones start afresh.
+        no longer in ``plan`` are dropped; new ones start afresh.  When the snapshot shows
+        that the shutdown command of the agent's own host was started, the engine starts
+        afresh as after a boot, remembering only the maintenance this agent entered.
         """
         engine = cls(plan, now)
         seq, ups, hosts, ops = load_state(snapshot)
         engine._seq = seq
+        engine._restored_at = now
+        agent = plan.agent_host
+        own = hosts.get(agent.name) if agent is not None else None
+        if own is not None and own.phase in NEW_BOOT:
+            engine._new_boot(hosts, now)
+            return engine
+        # our FSD (R2a) belongs to the own host's shutdown: remembered only while it runs
+        latched = own is not None and own.phase in SHUTTING_DOWN
         for name, urec in ups.items():
             if name in engine._ups:
                 # a fresh process, as upsmon after a restart: no ONLINE/COMMOK for the
                 # first reading; DEADTIME counts from now
                 urec.confirmed, urec.comm, urec.last_seen, urec.heard = False, -1, now, False
                 urec.lost_at = urec.next_nocomm = None
+                urec.fsd_by_us = urec.fsd_by_us and latched
                 engine._ups[name] = urec
         for name, hrec in hosts.items():
             if name in engine._hosts:
                 hrec.inflight = []
                 engine._hosts[name] = hrec
-        engine._restored_at = now
         for action, _ in ops:
             if action.host in engine._hosts:
                 engine._resumed += engine._resume(action, now)
         return engine
+
+    def _new_boot(self, hosts: dict[str, HostRecord], now: float) -> None:
+        """R9: the own host's shutdown command was started: start afresh, as upsmon does
+        at boot, remembering only the maintenance this agent entered (to take it out)."""
+        self._booted = True
+        for name in self._ups:
+            # never heard from since the boot; DEADTIME counts from now
+            self._ups[name] = UpsRecord(name, last_seen=now, confirmed=False)
+        for name, old in hosts.items():
+            if name not in self._hosts:
+                continue
+            rec = HostRecord(name, generation=old.generation)
+            if old.ours or old.phase in (Phase.ENTERING, Phase.EVACUATING):
+                rec.phase, rec.ours = Phase.MAINTENANCE, True
+            self._hosts[name] = rec
 
     # -- observations ----------------------------------------------------------------
 
@@ -277,6 +304,9 @@ class PolicyEngine(Stages):
             elif rec.phase is Phase.DOWN:
                 reason += (f"; {rec.name} was shut down in maintenance and is taken out "
                            "once it is up")
+            elif self._booted and not rec.back_reason:
+                reason += ("; this agent had put it into maintenance before its own host "
+                           "was shut down")
             elif self._restored_at is not None and not rec.back_reason:
                 reason += "; this agent had put it into maintenance before its restart"
             rec.exit_when_done, rec.phase = False, Phase.EXITING
@@ -316,7 +346,7 @@ class PolicyEngine(Stages):
         assert rec.since is not None
         back = ", ".join(rec.failing) or "power"
         rec.back_reason = f"{back} back on line after {fmt(now - rec.since)}"
-        rule = ON_POWER_BACK[rec.phase]
+        rule = on_power_back(rec.phase, plan)
         out: list[Action] = []
         if rec.announced and rule is not OnPowerBack.COMMITTED:
             for step, due in self._timers(rec, plan):

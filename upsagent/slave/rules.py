@@ -56,7 +56,13 @@ R7. **Power back** is handled by the host's phase, :data:`ON_POWER_BACK`: steps 
     a host in maintenance exits it; a shutdown still in its start delay is called off; once
     the command, the VMs' or the host's shutdown has started, the shutdown completes
     (it cannot be undone); a host we shut down in maintenance is taken out of it, the
-    backend waiting for it to boot.
+    backend waiting for it to boot.  Except for upsmon's own plan
+    (:func:`final_delay_commits`: the host :func:`~upsagent.slave.plan.upsmon_plan` makes,
+    from upsmon.conf or ``[slave]`` without ``[[host]]``): its start delay is FINALDELAY,
+    and upsmon, once it has decided to shut down, always goes through with it (upsmon.c
+    ``forceshutdown``/``doshutdown``: SHUTDOWN, sleep FINALDELAY, SHUTDOWNCMD), so power
+    back during FINALDELAY does not call it off (:func:`on_power_back`).  A start delay of
+    any other plan (PowerAct Pro's "shutdown start delay") is called off.
 
 R8. **Nothing waits forever.**  Every operation has a guard: its own time limit plus
     :data:`GRACE`.  Past it the engine counts it as timed out, aborts it and goes on.
@@ -66,7 +72,19 @@ R9. **Restart.**  The state is a plain dict (``snapshot``/``restore``); times ar
     DEADTIME has passed) before it starts anything new; operations that were in flight are
     issued again (backends are idempotent), except the operator's command, whose outcome
     is unknown and which is not run twice; hosts this agent put into maintenance are taken
-    out once power is back.
+    out once power is back.  The FSD this agent set (R2a) is remembered only while its own
+    host's shutdown is in progress.
+
+    **A new boot.**  Once the agent's own host's shutdown command has been started (phase
+    ``stopping`` or ``down`` in the saved state: the sequence reached its end), a restored
+    engine starts as upsmon does at every boot, from nothing: no FSD set by this agent, no
+    UPS status (a UPS not heard from yet counts as on line, R1), every host idle and
+    protected again, nothing in flight issued again (the shutdown command is not run
+    twice).  Only maintenance this agent entered (or was entering) is remembered: such a
+    host stays in maintenance, still protected by its shutdown timer, and is taken out once
+    power is back.  FSD still shown by the UPS after the boot (upsd keeps it until the
+    driver restarts) is critical again (R2a), as for upsmon.  A restart before the own
+    host's shutdown command started continues the sequence as above.
 
 R10. **Notifications** are upsmon's (types and NOTIFYMSG texts): ONBATT when OB appears,
     ONLINE when OL appears (not for the first reading), LOWBATT, FSD and CAL when they
@@ -82,7 +100,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from enum import Enum
 
-from upsagent.slave.plan import HostPlan, Plan, Role
+from upsagent.slave.plan import HostPlan, Plan, Role, upsmon_plan
 
 __all__ = [
     "GRACE",
@@ -97,10 +115,13 @@ __all__ = [
     "Verdict",
     "When",
     "AFTER_RESULT",
+    "NEW_BOOT",
     "NEXT_STAGE",
+    "final_delay_commits",
     "fmt",
     "host_power",
     "notify_text",
+    "on_power_back",
     "ups_verdict",
 ]
 
@@ -347,6 +368,36 @@ ON_POWER_BACK: Mapping[Phase, OnPowerBack] = {
     Phase.STOPPING: OnPowerBack.COMMITTED,
     Phase.DOWN: OnPowerBack.EXIT_AFTER_BOOT,
 }
+
+
+def final_delay_commits(host: HostPlan) -> bool:
+    """R7: whether ``host``'s start delay is upsmon's FINALDELAY, which nothing calls off.
+
+    True for the host :func:`~upsagent.slave.plan.upsmon_plan` makes (upsmon.conf, or
+    ``[slave]`` without ``[[host]]``): no timers, no debounce, shut down on critical power
+    only.  Any other plan's ``shutdown_delay`` is a start delay that power back cancels.
+    """
+    if host.shutdown_after is not None or host.maintenance_after is not None:
+        return False
+    upsmon = upsmon_plan([(s.ups, s.power_value, "secondary") for s in host.powered_by],
+                         min_supplies=host.min_supplies, final_delay=host.shutdown_delay,
+                         name=host.name).hosts[0]
+    return host == upsmon
+
+
+def on_power_back(phase: Phase, host: HostPlan) -> OnPowerBack:
+    """R7: what power coming back does to ``host`` in ``phase``."""
+    rule = ON_POWER_BACK[phase]
+    if rule is OnPowerBack.CALL_OFF and final_delay_commits(host):
+        return OnPowerBack.COMMITTED     # upsmon sleeps FINALDELAY, then SHUTDOWNCMD
+    return rule
+
+
+# -- R9: restart ------------------------------------------------------------------------
+
+#: R9: the agent's own host in one of these phases in a saved state: its shutdown command
+#: was started, and a restored engine starts afresh (a new boot)
+NEW_BOOT = frozenset({Phase.STOPPING, Phase.DOWN})
 
 
 # -- R10: notifications -----------------------------------------------------------------
