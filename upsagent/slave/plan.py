@@ -453,7 +453,9 @@ def validate(plan: Plan) -> list[Problem]:
                 agent is None or all(s.ups != ups.name for s in agent.powered_by)):
             problems.append(Problem(
                 None, "role", f"primary for {ups.name}, but the agent's own host is not "
-                f"powered by it: FSD is never set on {ups.name}", "warning"))
+                f"powered by it: {ups.name} failing alone never makes this agent set FSD "
+                "(it sets FSD only when its own host shuts down for another UPS)",
+                "warning"))
     for key, value in (("deadtime", plan.deadtime), ("hostsync", plan.hostsync)):
         if value < 0:
             problems.append(Problem(None, key, f"{key} ({_s(value)}) is negative"))
