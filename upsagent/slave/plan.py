@@ -45,6 +45,7 @@ __all__ = [
     "shutdown_sequence",
     "traits_of",
     "upsmon_plan",
+    "is_upsmon_host",
     "validate",
 ]
 
@@ -252,6 +253,16 @@ def upsmon_plan(monitors: Iterable[tuple[str, int, Role]], *, min_supplies: int 
             min_supplies=min_supplies, shutdown_delay=final_delay, debounce=0.0,
             shutdown_on_critical=True),),
         deadtime=deadtime, hostsync=hostsync, name=name)
+
+
+def is_upsmon_host(host: HostPlan) -> bool:
+    """Whether ``host`` is exactly the host :func:`upsmon_plan` makes of its own supplies
+    (upsmon.conf, or ``[slave]`` without ``[[host]]``): no timers, no debounce, shut down on
+    critical power only, its ``shutdown_delay`` upsmon's FINALDELAY."""
+    again = upsmon_plan([(s.ups, s.power_value, "secondary") for s in host.powered_by],
+                        min_supplies=host.min_supplies, final_delay=host.shutdown_delay,
+                        name=host.name).hosts[0]
+    return host == again
 
 
 # -- validation ------------------------------------------------------------------------

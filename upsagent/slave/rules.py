@@ -100,7 +100,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from enum import Enum
 
-from upsagent.slave.plan import HostPlan, Plan, Role, upsmon_plan
+from upsagent.slave.plan import HostPlan, Plan, Role, is_upsmon_host
 
 __all__ = [
     "GRACE",
@@ -377,12 +377,7 @@ def final_delay_commits(host: HostPlan) -> bool:
     ``[slave]`` without ``[[host]]``): no timers, no debounce, shut down on critical power
     only.  Any other plan's ``shutdown_delay`` is a start delay that power back cancels.
     """
-    if host.shutdown_after is not None or host.maintenance_after is not None:
-        return False
-    upsmon = upsmon_plan([(s.ups, s.power_value, "secondary") for s in host.powered_by],
-                         min_supplies=host.min_supplies, final_delay=host.shutdown_delay,
-                         name=host.name).hosts[0]
-    return host == upsmon
+    return is_upsmon_host(host)
 
 
 def on_power_back(phase: Phase, host: HostPlan) -> OnPowerBack:
