@@ -166,6 +166,59 @@ def test_backend_the_agent_cannot_drive_is_a_check_config_error(
     assert daemon.executor is not None and set(daemon.executor.backends) == {"me"}
 
 
+OWN_HOST = ('[[slave.monitor]]\nups = "u@h"\nuser = "m"\npassword = "p"\n'
+            '[[host]]\nname = "me"\nshutdown_after = 60\n')
+
+
+@pytest.mark.parametrize("slave, host, message", [
+    ("finaldelay = 5", "", 'slave.finaldelay: is 5, but with [[host]] tables the agent\'s own '
+     'host, host[1] ("me"), has shutdown_delay = 0, and that is what counts: write '
+     'shutdown_delay = 5 in host[1] and remove finaldelay from [slave]'),
+    ("minsupplies = 2", "min_supplies = 1", "slave.minsupplies: is 2, but with [[host]] tables "
+     'the agent\'s own host, host[1] ("me"), has min_supplies = 1, and that is what counts: '
+     "write min_supplies = 2 in host[1] and remove minsupplies from [slave]"),
+    ("minsupplies = 1", 'backend = "vsphere"', 'slave.minsupplies: applies to the agent\'s own '
+     'host, and with [[host]] tables that is the one with backend "local", which this file '
+     "does not have: each [[host]] has its own min_supplies; remove minsupplies from [slave]"),
+])
+def test_upsmon_settings_that_hosts_override_are_refused(slave: str, host: str,
+                                                         message: str) -> None:
+    """minsupplies/finaldelay in [slave] are not used with [[host]] tables: refused, with
+    what to write instead, unless they say what the agent's own host says."""
+    with pytest.raises(ConfigError) as info:
+        loads_toml(f"[slave]\n{slave}\n{OWN_HOST}{host}\n", source="t.toml")
+    assert str(info.value) == f"t.toml: {message}"
+
+
+def test_upsmon_settings_that_agree_with_the_own_host_are_accepted() -> None:
+    config = loads_toml(f"[slave]\nfinaldelay = 3\nminsupplies = 1\n{OWN_HOST}"
+                        "shutdown_delay = 3\n", source="t.toml")
+    assert config.slave is not None
+    assert config.slave.plan.hosts[0].shutdown_delay == 3
+    alone = loads_toml('[slave]\nfinaldelay = 3\nminsupplies = 0\n[[slave.monitor]]\n'
+                       'ups = "u@h"\nuser = "m"\npassword = "p"\n', source="t.toml").slave
+    assert alone is not None                          # without [[host]]: upsmon's settings
+    assert (alone.plan.hosts[0].shutdown_delay, alone.plan.hosts[0].min_supplies) == (3, 0)
+
+
+def test_no_shutdowncmd_warning_says_what_the_agent_runs(
+        tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """Without SHUTDOWNCMD the agent runs /sbin/shutdown -h +0, and the warning says so."""
+    from upsagent.cli.configcmds import check_config
+
+    (tmp_path / "upsmon.conf").write_text("MONITOR ups@h 1 mon pw secondary\n")
+    os.chmod(tmp_path / "upsmon.conf", 0o600)
+    assert check_config(["--nut-config", str(tmp_path)]) == 0
+    out = capsys.readouterr().out
+    assert (f"warning: {tmp_path}/upsmon.conf: no SHUTDOWNCMD: the agent shuts this host "
+            "down with /sbin/shutdown -h +0 (upsmon would run nothing and only warns); set "
+            "SHUTDOWNCMD to choose the command") in out.splitlines()
+    assert "cannot be shut down" not in out
+    slave = from_upsmon(parse_upsmon_conf("MONITOR ups@h 1 mon pw secondary\n"))
+    assert slave.shutdown_command == ("/sbin/shutdown", "-h", "+0")
+    assert sum("SHUTDOWNCMD" in w for w in slave.warnings) == 1
+
+
 def test_upsmon_conf_maps_onto_upsmon_plan() -> None:
     conf = parse_upsmon_conf('MONITOR dummy@h:3493 2 mon pw primary\nMINSUPPLIES 2\n'
                              'FINALDELAY 3\nHOSTSYNC 7\nDEADTIME 9\nPOLLFREQ 2\n'

@@ -21,7 +21,11 @@ Rules (upsagent.toml(5) documents every key):
   (:func:`~upsagent.slave.plan.upsmon_plan`): powered by every monitored UPS, MINSUPPLIES
   from ``minsupplies``, FINALDELAY from ``finaldelay``.  With ``[[host]]`` tables, each
   one's keys are :class:`~upsagent.slave.plan.HostPlan`'s; ``powered_by`` defaults to
-  every monitored UPS with its power value.
+  every monitored UPS with its power value; ``minsupplies`` and ``finaldelay`` are then
+  an error unless they equal the agent's own host's ``min_supplies`` and
+  ``shutdown_delay`` (which are what counts): a safety setting is never silently ignored.
+* upsmon.conf without SHUTDOWNCMD is a warning saying what happens: the agent runs
+  :data:`~upsagent.slave.plan.DEFAULT_SHUTDOWN_COMMAND` (upsmon would run nothing).
 * Commands are argument lists (``shutdown_command``, ``notify_command``, a host's
   ``command``); a string is refused.  From upsmon.conf, SHUTDOWNCMD and NOTIFYCMD are the
   operator's shell lines and run as ``/bin/sh -c <line>``.
@@ -37,6 +41,7 @@ Rules (upsagent.toml(5) documents every key):
 from __future__ import annotations
 
 import os
+import shlex
 import socket
 from collections.abc import Callable, Collection, Mapping
 from dataclasses import dataclass, field, fields
@@ -273,6 +278,7 @@ def build_slave(document: Mapping[str, Any], *, source: str,
     if raw_hosts:
         hosts = tuple(_host(r, item, f"host[{i + 1}]", monitors)
                       for i, item in enumerate(raw_hosts))
+        _own_host_settings(hosts, minsupplies, finaldelay, fail)
         plan = Plan(hosts=hosts, name=agent)
     else:
         plan = upsmon_plan(((m.system, m.power_value, "primary" if m.primary else "secondary")
@@ -296,6 +302,30 @@ def build_slave(document: Mapping[str, Any], *, source: str,
              "state_file": path(r.text(slave, "state_file", "slave"))}
     return SlaveConfig(plan=plan, monitors=monitors, notify=notify, source=source,
                        **{k: v for k, v in extra.items() if v is not None})
+
+
+def _own_host_settings(hosts: tuple[HostPlan, ...], minsupplies: int | None,
+                       finaldelay: float | None,
+                       fail: Callable[[str, str], ConfigError]) -> None:
+    """With ``[[host]]`` tables, ``minsupplies``/``finaldelay`` of ``[slave]`` are not used
+    (the agent's own host has ``min_supplies``/``shutdown_delay``): refuse them unless they
+    say what that host says, rather than ignore a safety setting silently."""
+    local = next((i for i, h in enumerate(hosts) if h.traits.agent), None)
+    for key, value, name in (("minsupplies", minsupplies, "min_supplies"),
+                             ("finaldelay", finaldelay, "shutdown_delay")):
+        if value is None:
+            continue
+        if local is None:
+            raise fail(f"slave.{key}", f"applies to the agent's own host, and with [[host]] "
+                       "tables that is the one with backend \"local\", which this file does "
+                       f"not have: each [[host]] has its own {name}; remove {key} from "
+                       "[slave]")
+        own = getattr(hosts[local], name)
+        if own != value:
+            raise fail(f"slave.{key}", f"is {value:g}, but with [[host]] tables the agent's "
+                       f"own host, host[{local + 1}] ({show(hosts[local].name)}), has "
+                       f"{name} = {own:g}, and that is what counts: write {name} = "
+                       f"{value:g} in host[{local + 1}] and remove {key} from [slave]")
 
 
 def _replace(plan: Plan, **changes: Any) -> Plan:
@@ -465,11 +495,22 @@ def from_upsmon(conf: UpsmonConf, *, state_file: str = DEFAULT_STATE_FILE,
                     notify_messages=dict(conf.notify.messages))
     shutdown = (conf.shutdown_cmd.argv() if conf.shutdown_cmd is not None
                 else DEFAULT_SHUTDOWN_COMMAND)
+    warnings = conf.warnings
+    if conf.shutdown_cmd is None:
+        # the parser's warning says the host cannot be shut down, which is upsmon's
+        # behaviour; the agent runs its default command, so the warning says that instead
+        missing = f"{conf.path}: no SHUTDOWNCMD:"
+        honest = (f"{missing} the agent shuts this host down with "
+                  f"{shlex.join(DEFAULT_SHUTDOWN_COMMAND)} (upsmon would run nothing and "
+                  "only warns); set SHUTDOWNCMD to choose the command")
+        warnings = tuple(honest if w.startswith(missing) else w for w in warnings)
+        if honest not in warnings:
+            warnings += (honest,)
     return SlaveConfig(plan=plan, monitors=monitors, state_file=state_file,
                        poll_freq=float(conf.poll_freq),
                        poll_freq_alert=float(conf.poll_freq_alert),
                        shutdown_command=tuple(shutdown), powerdown_flag=conf.powerdown_flag,
-                       notify=conf.notify, source=conf.path, warnings=conf.warnings,
+                       notify=conf.notify, source=conf.path, warnings=warnings,
                        origin="upsmon.conf")
 
 
