@@ -31,7 +31,7 @@ from twisted.internet.task import Clock
 from upsagent.config import loads_toml
 from upsagent.config.schema import ConfigError
 from upsagent.config.slaveconf import MonitorConfig, SlaveConfig, from_upsmon, plan_problems
-from upsagent.slave.events import Event, UpsState
+from upsagent.slave.events import CommLost, Event, UpsState
 from upsagent.slave.daemon import SlaveDaemon
 from upsagent.slave.plan import HostPlan, Plan, Supply, UpsPlan
 from upsagent.slave.upsmonconf import parse_upsmon_conf
@@ -269,7 +269,7 @@ def timed_config(tmp_path: Path, dry_run: bool = False) -> SlaveConfig:
 
 
 class Rig:
-    def __init__(self, config: SlaveConfig, clock: Clock) -> None:
+    def __init__(self, config: SlaveConfig, clock: Clock, **options: Any) -> None:
         self.clock, self.runner = clock, FakeRunner()
         self.monitors: list[FakeMonitor] = []
         self.refuse: dict[str, Exception] = {}      # system -> what the factory raises
@@ -279,7 +279,8 @@ class Rig:
                 raise self.refuse[settings.system]
             self.monitors.append(FakeMonitor(settings, on_event))
             return self.monitors[-1]
-        self.daemon = SlaveDaemon(config, clock, runner=self.runner, monitor_factory=factory)
+        self.daemon = SlaveDaemon(config, clock, runner=self.runner, monitor_factory=factory,
+                                  **options)
         self.daemon.start()
 
     def status(self, at: float, status: str) -> None:
@@ -450,6 +451,126 @@ def test_dry_run_keeps_its_own_state(tmp_path: Path) -> None:
     assert rig.daemon.executor.engine.phase("me").name != "IDLE"
     rig.daemon.stop()
     assert Path(dry.state_file).exists() and not real_state.exists()
+
+
+@pytest.fixture
+def logged() -> Iterator[list[tuple[str, str]]]:
+    """The log lines emitted during the test, as (level, text)."""
+    from twisted.logger import formatEvent, globalLogPublisher
+
+    lines: list[tuple[str, str]] = []
+
+    def observe(event: dict[str, Any]) -> None:
+        lines.append((event["log_level"].name, formatEvent(event)))
+    globalLogPublisher.addObserver(observe)
+    yield lines
+    globalLogPublisher.removeObserver(observe)
+
+
+def test_countdown_delay_read_from_the_ups(tmp_path: Path,
+                                          logged: list[tuple[str, str]]) -> None:
+    """warning_period without shutdown_delay: the agent reads ups.delay.shutdown once per
+    session, after the first good read, and logs what the countdown it completes makes of
+    the plan, with check-config's line (host, step, overrun), at warn level."""
+    from upsagent.config.slaveconf import countdown_problems
+
+    config = loads_toml(f"""
+[slave]
+name = "me"
+state_file = "{tmp_path}/s.json"
+[[slave.monitor]]
+ups = "UPS1@nas"
+user = "m"
+password = "p"
+warning_period = 180
+[[host]]
+name = "me"
+shutdown_after = 150
+""", source="u.toml").slave
+    assert config is not None and config.plan.ups[0].countdown is None
+    assert config.monitors[0].delay_from_ups == 180
+    errors, warnings = plan_problems(config)
+    assert errors == [] and warnings == [
+        "u.toml: slave.monitor[1]: no shutdown_delay: the plan is checked against UPS1@nas's "
+        "countdown (warning_period 180 s + the UPS's ups.delay.shutdown) only when the agent "
+        "has read it; it logs what does not fit then"]
+    [line] = countdown_problems(config, {"UPS1@nas": 20})
+    assert line == ('u.toml: host "me": shutdown: host me: shutdown finishes at 210 s, 10 s '
+                    "after UPS1@nas cuts its output at 200 s (shutdown at 150 s + OS 60 s)")
+
+    reads: list[tuple[str, str, Deferred[str | None]]] = []
+
+    def reader(settings: Any, name: str) -> Deferred[str | None]:
+        reads.append((settings.system, name, Deferred()))
+        return reads[-1][2]
+    clock = Clock()
+    rig = Rig(config, clock, variable_reader=reader)
+    assert reads == []                           # not before the monitor's first read
+    rig.status(0, "OL")
+    rig.status(1, "OL")
+    assert [(ups, name) for ups, name, _ in reads] == [("UPS1@nas", "ups.delay.shutdown")]
+    del logged[:]
+    reads[0][2].callback("20")
+    assert ("warn", line) in logged
+    assert ("info", "UPS1@nas: ups.delay.shutdown 20 s: the UPS cuts its output 180 + 20 s "
+                    "after the power fails") in logged
+    assert rig.daemon.ups_delays == {"UPS1@nas": 20}
+
+    rig.monitors[0].on_event(CommLost("UPS1@nas", "gone"))       # a new session reads again
+    rig.status(2, "OL")
+    assert len(reads) == 2
+    del logged[:]
+    reads[1][2].callback("20")                   # the same: nothing logged twice
+    assert logged == []
+    rig.monitors[0].on_event(CommLost("UPS1@nas", "gone"))
+    rig.status(3, "OL")
+    reads[2][2].callback("60")                   # now it fits
+    assert ("info", "UPS1@nas: ups.delay.shutdown 60 s: the UPS cuts its output 180 + 60 s "
+                    "after the power fails; the plan fits") in logged
+    assert not any(level == "warn" for level, _ in logged)
+
+
+def test_read_variable_on_a_short_connection() -> None:
+    """The default reader: STARTTLS tried (plain text on refusal), GET VAR, LOGOUT, closed;
+    a variable the UPS does not publish reads as None."""
+    from twisted.internet.protocol import Factory
+    from twisted.internet.testing import StringTransport
+
+    from upsagent.slave.daemon import read_variable
+    from upsagent.slave.monitor import MonitorSettings, TlsSettings
+
+    class Endpoint:
+        def connect(self, factory: Factory) -> Deferred[Any]:
+            self.transport = StringTransport()
+            self.proto = factory.buildProtocol(None)
+            assert self.proto is not None
+            self.proto.makeConnection(self.transport)
+            return succeed(self.proto)
+
+        def talk(self, expect: str, answer: str) -> None:
+            assert self.transport.value().decode().splitlines()[-1] == expect
+            assert self.proto is not None
+            self.proto.dataReceived(answer.encode() + b"\n")
+
+    settings = MonitorSettings("UPS1@nas", "m", "p", tls=TlsSettings(try_tls=True))
+    for answer, value in (('VAR UPS1 ups.delay.shutdown "20"', "20"),
+                          ("ERR VAR-NOT-SUPPORTED", None)):
+        endpoint = Endpoint()
+        result: list[str | None] = []
+        read_variable(Clock(), settings, "ups.delay.shutdown", endpoint).addCallback(
+            result.append)
+        if settings.tls.attempted:
+            endpoint.talk("STARTTLS", "ERR FEATURE-NOT-CONFIGURED")
+        endpoint.talk("GET VAR UPS1 ups.delay.shutdown", answer)
+        assert result == [value]
+        assert endpoint.transport.disconnecting
+    failed: list[Any] = []
+    required = MonitorSettings("UPS1@nas", "m", "p", tls=TlsSettings(required=True))
+    endpoint = Endpoint()
+    read_variable(Clock(), required, "ups.delay.shutdown", endpoint).addErrback(failed.append)
+    endpoint.talk("STARTTLS", "ERR FEATURE-NOT-CONFIGURED")
+    assert "TLS is required" in failed[0].getErrorMessage()
+    assert endpoint.transport.disconnecting
 
 
 def test_damaged_state_is_kept_aside(tmp_path: Path) -> None:

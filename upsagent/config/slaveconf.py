@@ -16,7 +16,9 @@ Rules (upsagent.toml(5) documents every key):
   from exactly one place: ``password``, ``password_file`` or ``[slave].secrets_file`` (the
   same rules and permission checks as ``[[user]]``).  ``role`` is ``primary`` or
   ``secondary`` (default), ``power_value`` defaults to 1; ``warning_period`` and
-  ``shutdown_delay`` describe the UPS's own cut-off countdown (NMC).
+  ``shutdown_delay`` describe the UPS's own cut-off countdown (NMC).  ``warning_period``
+  alone: the delay is the UPS's ``ups.delay.shutdown``, which the agent reads once
+  connected (:func:`countdown_problems` checks the plan against it then).
 * Without ``[[host]]`` the agent protects its own machine exactly as upsmon would
   (:func:`~upsagent.slave.plan.upsmon_plan`): powered by every monitored UPS, MINSUPPLIES
   from ``minsupplies``, FINALDELAY from ``finaldelay``.  With ``[[host]]`` tables, each
@@ -45,7 +47,7 @@ import shlex
 import socket
 from collections.abc import Callable, Collection, Mapping
 from dataclasses import dataclass, field, fields
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from upsagent.config.schema import ConfigError
 from upsagent.config.validate import show, suggest
@@ -60,11 +62,16 @@ if TYPE_CHECKING:
     from upsagent.slave.monitor import MonitorSettings
     from upsagent.slave.upsmonconf import UpsmonConf
 
-__all__ = ["DEFAULT_STATE_FILE", "SIMULATION_ONLY", "ArgvLine", "MonitorConfig", "SlaveConfig",
-           "TlsOptions", "agent_backends", "backend_problems", "build_slave", "from_upsmon",
-           "load_upsmon_dir", "plan_problems", "settings_problems", "upsmon_like"]
+__all__ = ["DEFAULT_STATE_FILE", "DELAY_VARIABLE", "SIMULATION_ONLY", "ArgvLine",
+           "MonitorConfig", "SlaveConfig", "TlsOptions", "agent_backends", "backend_problems",
+           "build_slave", "countdown_problems", "from_upsmon", "load_upsmon_dir",
+           "plan_problems", "settings_problems", "upsmon_like", "with_ups_delays"]
+
+_T = TypeVar("_T")
 
 DEFAULT_STATE_FILE = "/var/lib/upsagent/slave.json"
+#: what a UPS publishes as the delay between its shutdown order and the output going off
+DELAY_VARIABLE = "ups.delay.shutdown"
 
 #: backend kinds of the registry that only ``upsagent simulate`` can drive (they act on a
 #: simulated cluster, which the agent does not have)
@@ -119,6 +126,9 @@ class MonitorConfig:
     power_value: int = 1
     watch: bool = True
     tls: TlsOptions = TlsOptions()
+    #: ``warning_period`` when ``shutdown_delay`` is not configured: the agent takes the
+    #: delay from the UPS's ``ups.delay.shutdown`` and checks the plan against the sum
+    delay_from_ups: float | None = None
 
     def settings(self, poll_freq: float, poll_freq_alert: float,
                  read_battery: bool = False) -> MonitorSettings:
@@ -267,8 +277,11 @@ def build_slave(document: Mapping[str, Any], *, source: str,
     for name in names:
         if names.count(name) > 1:
             raise fail("slave.monitor", f"UPS {show(name)} is monitored twice")
-    countdowns = {m.system: _countdown(r, item, f"slave.monitor[{i + 1}]")
-                  for i, (m, item) in enumerate(zip(monitors, raw_monitors))}
+    timers = [_countdown(r, item, f"slave.monitor[{i + 1}]")
+              for i, item in enumerate(raw_monitors)]
+    countdowns = {m.system: countdown for m, (countdown, _) in zip(monitors, timers)}
+    monitors = tuple(_replace(m, delay_from_ups=warning) if warning is not None else m
+                     for m, (_, warning) in zip(monitors, timers))
     agent = r.text(slave, "name", "slave") or socket.gethostname()
     minsupplies = r.whole(slave, "minsupplies", "slave")
     finaldelay = numbers["finaldelay"]
@@ -328,9 +341,9 @@ def _own_host_settings(hosts: tuple[HostPlan, ...], minsupplies: int | None,
                        f"{value:g} in host[{local + 1}] and remove {key} from [slave]")
 
 
-def _replace(plan: Plan, **changes: Any) -> Plan:
+def _replace(value: _T, **changes: Any) -> _T:
     from dataclasses import replace
-    return replace(plan, **changes)
+    return replace(value, **changes)  # type: ignore[type-var]
 
 
 def _monitor(r: _Reader, item: object, where: str, table: dict[str, str],
@@ -383,14 +396,14 @@ def _monitor(r: _Reader, item: object, where: str, table: dict[str, str],
                          options)
 
 
-def _countdown(r: _Reader, item: Mapping[str, Any], where: str) -> UpsCountdown | None:
+def _countdown(r: _Reader, item: Mapping[str, Any],
+               where: str) -> tuple[UpsCountdown | None, float | None]:
+    """The configured countdown, or the warning period whose delay the UPS will give."""
     warning = r.number(item, "warning_period", where)
     delay = r.number(item, "shutdown_delay", where)
     if delay is None:
-        if warning is not None:
-            raise r.fail(f"{where}.warning_period", "needs shutdown_delay")
-        return None
-    return UpsCountdown(warning or 0.0, delay)
+        return None, warning
+    return UpsCountdown(warning or 0.0, delay), None
 
 
 def _host(r: _Reader, item: object, where: str,
@@ -557,6 +570,13 @@ def plan_problems(slave: SlaveConfig, available: Collection[str] | None = None,
         line = _problem_line(slave, problem)
         (errors if problem.severity == "error" else warnings).append(line)
     errors += settings_problems(slave)
+    for i, monitor in enumerate(slave.monitors):
+        if monitor.delay_from_ups is not None:
+            warnings.append(
+                f"{slave.source}: slave.monitor[{i + 1}]: no shutdown_delay: the plan is "
+                f"checked against {monitor.system}'s countdown (warning_period "
+                f"{monitor.delay_from_ups:g} s + the UPS's {DELAY_VARIABLE}) only when the "
+                "agent has read it; it logs what does not fit then")
     for line in backend_problems(slave, available):
         if slave.dry_run:
             warnings.append(f"{line} (a dry run goes on without it; a real run refuses "
@@ -564,6 +584,26 @@ def plan_problems(slave: SlaveConfig, available: Collection[str] | None = None,
         else:
             errors.append(line)
     return errors, warnings
+
+
+def with_ups_delays(slave: SlaveConfig, delays: Mapping[str, float]) -> SlaveConfig:
+    """``slave`` with the countdown of every UPS that takes its delay from the UPS
+    (:attr:`MonitorConfig.delay_from_ups`) and has one in ``delays`` (system -> seconds)."""
+    warning = {m.system: m.delay_from_ups for m in slave.monitors
+               if m.delay_from_ups is not None and m.system in delays}
+    ups = tuple(_replace(u, countdown=UpsCountdown(warning[u.name], delays[u.name]))
+                if u.name in warning else u for u in slave.plan.ups)
+    return _replace(slave, plan=_replace(slave.plan, ups=ups))
+
+
+def countdown_problems(slave: SlaveConfig, delays: Mapping[str, float]) -> list[str]:
+    """What the UPSes' own delays (``delays``, from ``ups.delay.shutdown``) add to the plan
+    check: ``check-config``'s lines (host, step, overrun), errors and warnings alike, that
+    the plan without them does not have."""
+    before = {_problem_line(slave, p) for p in validate(slave.plan)}
+    after = with_ups_delays(slave, delays)
+    lines = [_problem_line(after, p) for p in validate(after.plan)]
+    return [line for line in lines if line not in before]
 
 
 def agent_backends() -> tuple[str, ...]:

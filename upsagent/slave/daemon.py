@@ -38,6 +38,14 @@ the agent's own host reaches its last stage, the shutdown order; then they are c
 without LOGOUT, as upsmon exits when it shuts the host down.  :meth:`SlaveDaemon.stop`
 (SIGTERM) logs out cleanly, as ``upsmon -c stop`` does.
 
+**UPS countdowns.**  A ``[[slave.monitor]]`` with ``warning_period`` but no
+``shutdown_delay`` takes the delay from the UPS's ``ups.delay.shutdown``: after the
+monitor's first good read of a session (again after a loss of contact) the daemon reads it
+with :func:`read_variable` (a short connection of its own; the monitor is not involved),
+and logs at warn level every line :func:`~upsagent.config.slaveconf.countdown_problems`
+finds -- ``check-config``'s text, naming host, step and overrun.  Only the check uses it:
+the engine does not plan by the countdown.
+
 **Dry run**: everything but the actions (the executor logs what it would do and when);
 the sessions are kept.
 """
@@ -55,17 +63,19 @@ from twisted.internet.defer import Deferred, DeferredList, succeed
 from twisted.logger import Logger
 
 from upsagent.config.schema import ConfigError
-from upsagent.config.slaveconf import SlaveConfig, agent_backends, plan_problems
+from upsagent.config.slaveconf import (
+    DELAY_VARIABLE, SlaveConfig, agent_backends, countdown_problems, plan_problems)
 from upsagent.hypervisors.base import Backend, backend_class
 from upsagent.hypervisors.local import LocalBackend
 from upsagent.slave.actions import Action, Result, ShutdownHost
-from upsagent.slave.events import Event
+from upsagent.slave.events import CommLost, Event, UpsState
 from upsagent.slave.executor import Executor, MonitorFsd
 from upsagent.slave.notify import Notifier
 from upsagent.slave.plan import TRAITS
 from upsagent.slave.policy import PolicyEngine
 
-__all__ = ["BackendFactory", "MonitorFactory", "SlaveDaemon", "write_private"]
+__all__ = ["BackendFactory", "MonitorFactory", "SlaveDaemon", "VariableReader", "read_variable",
+           "write_private"]
 
 _log = Logger(namespace="upsagent.slave")
 
@@ -73,6 +83,8 @@ _log = Logger(namespace="upsagent.slave")
 MonitorFactory = Callable[[Any, Callable[[Event], None]], Any]
 #: (kind, host names) -> the backend for those hosts
 BackendFactory = Callable[[str, list[str]], Backend]
+#: (monitor settings, variable) -> its value on the server, None when it has none
+VariableReader = Callable[[Any, str], "Deferred[str | None]"]
 
 
 def write_private(path: str, text: str) -> None:
@@ -105,6 +117,52 @@ class _Parts:
     monitors: dict[str, Any]
     engine: PolicyEngine
     saved: str | None
+    #: system -> monitor settings, for the UPSes whose delay comes from ``ups.delay.shutdown``
+    delay_from_ups: dict[str, Any]
+
+
+def read_variable(reactor: Any, settings: Any, name: str,
+                  endpoint: Any = None) -> Deferred[str | None]:
+    """``GET VAR <ups> <name>`` on a short connection of its own (GET VAR needs no login,
+    so the master's NUMLOGINS is not changed): STARTTLS as the monitor's ``settings.tls``
+    says, the request, LOGOUT.  Fires with the value, or None when the server answers
+    ``ERR VAR-NOT-SUPPORTED``; fails with the :class:`ClientError` otherwise."""
+    from twisted.internet.endpoints import HostnameEndpoint, connectProtocol
+
+    from upsagent.nut.client import ClientError, NutError, OkReply, Request, VarReply
+    from upsagent.slave.nutproto import NutClientProtocol
+
+    if endpoint is None:
+        endpoint = HostnameEndpoint(reactor, settings.host, settings.port,
+                                    timeout=settings.timeout)
+    proto = NutClientProtocol(reactor, settings.timeout, lambda _: None,
+                              lambda *_: None, lambda *_: None)
+
+    async def session() -> str | None:
+        await connectProtocol(endpoint, proto)  # type: ignore[no-untyped-call]
+        try:
+            tls = settings.tls
+            if tls.attempted:
+                try:
+                    reply = await proto.request(Request.of("STARTTLS"))
+                except NutError:
+                    reply = None
+                if isinstance(reply, OkReply) and reply.text.startswith("OK STARTTLS"):
+                    proto.start_tls(tls.options(settings.host))
+                elif tls.required:
+                    raise ClientError("the server refused STARTTLS, and TLS is required")
+            try:
+                answer = await proto.request(Request.get("VAR", settings.ups, name))
+            except NutError as error:
+                if error.code == "VAR-NOT-SUPPORTED":
+                    return None
+                raise
+            assert isinstance(answer, VarReply)
+            proto.request(Request.of("LOGOUT")).addErrback(lambda _: None)
+            return answer.value
+        finally:
+            proto.close()
+    return Deferred.fromCoroutine(session())
 
 
 def _comparable(snapshot: Mapping[str, object]) -> str:
@@ -120,7 +178,8 @@ class SlaveDaemon:
 
     def __init__(self, config: SlaveConfig, reactor: Any, *, runner: Any = None,
                  monitor_factory: MonitorFactory | None = None,
-                 backend_factory: BackendFactory | None = None) -> None:
+                 backend_factory: BackendFactory | None = None,
+                 variable_reader: VariableReader | None = None) -> None:
         self.config = config
         self.reactor = reactor
         if runner is None:
@@ -136,6 +195,13 @@ class SlaveDaemon:
         self.released = False
         self._reloading = False
         self._saved: str | None = None
+        self._read_variable: VariableReader = variable_reader or (
+            lambda settings, name: read_variable(self.reactor, settings, name))
+        #: UPS countdowns completed from ``ups.delay.shutdown``: system -> settings, the
+        #: systems read this session, the delays read (system -> seconds)
+        self._delay_from_ups: dict[str, Any] = {}
+        self._delay_read: set[str] = set()
+        self.ups_delays: dict[str, float] = {}
 
     # -- start and stop ------------------------------------------------------------------
 
@@ -199,7 +265,11 @@ class SlaveDaemon:
         backends = self._backends(config)
         notifier = Notifier(config.notify, self.runner, budget=config.notify_budget)
         monitors: dict[str, Any] = {}
+        from_ups = {m.system for m in config.monitors if m.delay_from_ups is not None}
+        delay_from_ups: dict[str, Any] = {}
         for i, settings in enumerate(config.monitor_settings()):
+            if settings.system in from_ups:
+                delay_from_ups[settings.system] = settings
             try:
                 monitors[settings.system] = self._monitor_factory(settings, self._event)
             except Exception as exc:
@@ -217,7 +287,7 @@ class SlaveDaemon:
                                   f"over to the new plan: {exc}") from None
             saved = None
         return _Parts(config, [*config.warnings, *warnings], backends, notifier, monitors,
-                      engine, saved)
+                      engine, saved, delay_from_ups)
 
     def _switch(self, parts: _Parts) -> None:
         """Run what :meth:`_prepare` built."""
@@ -225,6 +295,7 @@ class SlaveDaemon:
         for warning in parts.warnings:
             _log.warn("{warning}", warning=warning)
         self._saved = parts.saved
+        self._delay_from_ups, self._delay_read, self.ups_delays = parts.delay_from_ups, set(), {}
         self.monitors = parts.monitors
         self.released = False
         self.executor = Executor(
@@ -316,6 +387,61 @@ class SlaveDaemon:
     def _event(self, event: Event) -> None:
         if self.executor is not None:
             self.executor.handle(event)
+        system = event.ups
+        if system not in self._delay_from_ups:
+            return
+        if isinstance(event, CommLost):          # the next session reads it again
+            self._delay_read.discard(system)
+        elif isinstance(event, UpsState) and system not in self._delay_read:
+            self._delay_read.add(system)
+            self._read_delay(system)
+
+    def _read_delay(self, system: str) -> None:
+        """Read ``ups.delay.shutdown`` (once per session, after the first good read) and
+        check the plan against the UPS's countdown it completes; what does not fit is
+        logged as a warning, with ``check-config``'s line."""
+        config = self.config
+
+        def got(value: str | None) -> None:
+            if self.config is not config:
+                return                            # reloaded meanwhile
+            if value is None:
+                _log.info("{ups} publishes no {var}: the plan is not checked against its "
+                          "countdown (set shutdown_delay in its [[slave.monitor]])",
+                          ups=system, var=DELAY_VARIABLE)
+                return
+            try:
+                delay = float(value)
+                if not delay >= 0:
+                    raise ValueError(value)
+            except ValueError:
+                _log.warn("{ups}: {var} is {value!r}, not a number of seconds: the plan is "
+                          "not checked against its countdown", ups=system,
+                          var=DELAY_VARIABLE, value=value)
+                return
+            if self.ups_delays.get(system) == delay:
+                return
+            self.ups_delays[system] = delay
+            problems = countdown_problems(config, self.ups_delays)
+            warning = next(m.delay_from_ups for m in config.monitors if m.system == system)
+            _log.info("{ups}: {var} {delay:g} s: the UPS cuts its output {warning:g} + "
+                      "{delay:g} s after the power fails{fit}", ups=system,
+                      var=DELAY_VARIABLE, delay=delay, warning=warning,
+                      fit="" if problems else "; the plan fits")
+            for line in problems:
+                _log.warn("{line}", line=line)
+
+        def failed(failure: Any) -> None:
+            if self.config is config:
+                self._delay_read.discard(system)  # try again at the next read
+            _log.info("{ups}: cannot read {var} ({why}); trying again later", ups=system,
+                      var=DELAY_VARIABLE, why=failure.getErrorMessage())
+        try:
+            reading = self._read_variable(self._delay_from_ups[system], DELAY_VARIABLE)
+        except Exception:
+            _log.failure("{ups}: cannot read {var}", ups=system, var=DELAY_VARIABLE)
+            return
+        reading.addCallbacks(got, failed)
 
     def _save(self, engine: PolicyEngine) -> None:
         snapshot = engine.snapshot()
