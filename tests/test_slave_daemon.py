@@ -406,16 +406,20 @@ def test_reload_that_fails_to_start_goes_back(tmp_path: Path) -> None:
     rig = Rig(config, clock)
     rig.status(0, "OL")
 
+    broken: list[FakeMonitor] = []
+
     class Broken(FakeMonitor):
         def start(self) -> None:
+            broken.append(self)
             raise RuntimeError("cannot start")
     factory = rig.daemon._monitor_factory
     rig.daemon._monitor_factory = lambda s, e: (Broken(s, e) if s.poll_freq == 7 else
                                                 factory(s, e))
     rig.daemon.reload(replace(config, poll_freq=7.0))
     assert rig.daemon.config is config
+    assert broken and broken[0].stopped is True  # what the new one started is stopped
     assert rig.monitors[-1].started and rig.monitors[-1].stopped is None
-    assert len(rig.daemon.monitors) == 1
+    assert list(rig.daemon.monitors.values()) == [rig.monitors[-1]]
 
 
 def test_dry_run_keeps_its_own_state(tmp_path: Path) -> None:

@@ -249,6 +249,7 @@ class SlaveDaemon:
             except Exception:
                 _log.failure("reload: the new configuration failed to start; going back to "
                              "the previous one")
+                self.stop(logout=True)           # whatever of the new one did start
                 self._switch(self._prepare(old, snapshot))
         return stopped.addCallback(switch)
 
