@@ -857,6 +857,15 @@ def test_import_nut_prints_toml(tmp_path: Path) -> None:
     assert loads_toml(out).master == load_nut_dir(nut).master
 
 
+def test_import_nut_prints_upsmon_conf_warnings(tmp_path: Path) -> None:
+    """upsmon.conf's warnings reach stderr too (RUN_AS_USER ignored, no SHUTDOWNCMD)."""
+    (tmp_path / "upsmon.conf").write_text("MONITOR u@h 1 m p secondary\nRUN_AS_USER nut\n")
+    os.chmod(tmp_path / "upsmon.conf", 0o600)
+    status, out, err = run(configcmds.import_nut, str(tmp_path))
+    assert status == 0 and "[slave]" in out
+    assert "RUN_AS_USER" in err and "no SHUTDOWNCMD: the agent shuts this host down" in err
+
+
 def test_import_nut_output_file_is_private(tmp_path: Path) -> None:
     """--output creates the file with mode 0600 and refuses to overwrite one."""
     nut = nut_dir(tmp_path, users="[a]\n password = b\n")

@@ -10,7 +10,8 @@ exit 1, and a second line says ``OK: slave: <n> monitored UPS, <m> hosts``.
 
 import-nut reads a NUT configuration directory (ups.conf, upsd.conf, upsd.users and, when
 present, upsmon.conf for the ``[slave]`` part) and prints the equivalent upsagent.toml on
-stdout (warnings go to stderr, so the output can be redirected as is).  The output holds the
+stdout (warnings, upsmon.conf's included, go to stderr, so the output can be redirected as
+is).  The output holds the
 users' passwords; ``--output FILE`` creates the file with mode 0600 and never overwrites one.
 """
 
@@ -120,7 +121,7 @@ def import_nut(argv: list[str]) -> int:
     except ConfigError as exc:
         print(f"upsagent: {exc}", file=sys.stderr)
         return 1
-    for warning in config.warnings:
+    for warning in (*config.warnings, *(config.slave.warnings if config.slave else ())):
         print(f"warning: {warning}", file=sys.stderr)
     text = to_toml(config, comment=f"upsagent.toml converted from {config.source} "
                                    "by upsagent import-nut")
