@@ -30,7 +30,8 @@ from twisted.internet.task import Clock
 
 from upsagent.config import loads_toml
 from upsagent.config.schema import ConfigError
-from upsagent.config.slaveconf import MonitorConfig, SlaveConfig, from_upsmon, plan_problems
+from upsagent.config.slaveconf import MonitorConfig, SlaveConfig, from_upsmon
+from upsagent.config.slavecheck import plan_problems
 from upsagent.slave.events import CommLost, Event, UpsState
 from upsagent.slave.daemon import SlaveDaemon
 from upsagent.slave.plan import HostPlan, Plan, Supply, UpsPlan
@@ -476,7 +477,7 @@ def test_countdown_delay_read_from_the_ups(tmp_path: Path,
     """warning_period without shutdown_delay: the agent reads ups.delay.shutdown once per
     session, after the first good read, and logs what the countdown it completes makes of
     the plan, with check-config's line (host, step, overrun), at warn level."""
-    from upsagent.config.slaveconf import countdown_problems
+    from upsagent.config.slavecheck import countdown_problems
 
     config = loads_toml(f"""
 [slave]

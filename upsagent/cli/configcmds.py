@@ -5,7 +5,7 @@ check-config loads a configuration exactly as the master would and prints one li
 ``OK: <n> UPS, <m> users, listening on <addresses>``, after any warnings (all on stdout); on an
 error it prints ``upsagent: <error>`` on stderr and exits 1.  When the configuration has a
 slave part (``[slave]``/``[[host]]``, or an ``upsmon.conf`` in the NUT directory) its plan is
-checked too (:func:`upsagent.config.slaveconf.plan_problems`): warnings are printed, errors
+checked too (:func:`upsagent.config.slavecheck.plan_problems`): warnings are printed, errors
 exit 1, and a second line says ``OK: slave: <n> monitored UPS, <m> hosts``.
 
 import-nut reads a NUT configuration directory (ups.conf, upsd.conf, upsd.users and, when
@@ -25,7 +25,8 @@ from dataclasses import replace
 from upsagent.config import (
     DEFAULT_CONFIG_PATH, DEFAULT_NUT_DIR, ConfigError, load_config, load_nut_dir, to_toml)
 from upsagent.config.schema import Config, ListenAddress
-from upsagent.config.slaveconf import load_upsmon_dir, plan_problems
+from upsagent.config.slavecheck import plan_problems
+from upsagent.config.slaveconf import load_upsmon_dir
 
 __all__ = ["check_config", "import_nut"]
 

@@ -14,7 +14,7 @@ describes, on a reactor:
 * hosts of other backend kinds get their backend from ``backend_factory(kind, hosts)``
   (default: the registry, :data:`upsagent.hypervisors.base.BACKENDS`, constructed without
   arguments; a kind the agent cannot drive is refused first, with ``check-config``'s line,
-  :func:`~upsagent.config.slaveconf.backend_problems`); a kind that cannot be built stops
+  :func:`~upsagent.config.slavecheck.backend_problems`); a kind that cannot be built stops
   the start, unless in a dry run.
 
 **Start and reload.**  Both first build and check everything a configuration needs
@@ -42,7 +42,7 @@ without LOGOUT, as upsmon exits when it shuts the host down.  :meth:`SlaveDaemon
 ``shutdown_delay`` takes the delay from the UPS's ``ups.delay.shutdown``: after the
 monitor's first good read of a session (again after a loss of contact) the daemon reads it
 with :func:`read_variable` (a short connection of its own; the monitor is not involved),
-and logs at warn level every line :func:`~upsagent.config.slaveconf.countdown_problems`
+and logs at warn level every line :func:`~upsagent.config.slavecheck.countdown_problems`
 finds -- ``check-config``'s text, naming host, step and overrun.  Only the check uses it:
 the engine does not plan by the countdown.
 
@@ -63,8 +63,8 @@ from twisted.internet.defer import Deferred, DeferredList, succeed
 from twisted.logger import Logger
 
 from upsagent.config.schema import ConfigError
-from upsagent.config.slaveconf import (
-    DELAY_VARIABLE, SlaveConfig, agent_backends, countdown_problems, plan_problems)
+from upsagent.config.slavecheck import agent_backends, countdown_problems, plan_problems
+from upsagent.config.slaveconf import DELAY_VARIABLE, SlaveConfig
 from upsagent.hypervisors.base import Backend, backend_class
 from upsagent.hypervisors.local import LocalBackend
 from upsagent.slave.actions import Action, Result, ShutdownHost

@@ -1,0 +1,168 @@
+# -*- test-case-name: tests.test_slave_daemon -*-
+"""Checks of a built :class:`~upsagent.config.slaveconf.SlaveConfig`, as ``check-config``
+lines (``<source>: <key or host>: <reason>``), the same at start, on SIGHUP and in
+``upsagent check-config``.
+
+* :func:`plan_problems` turns :func:`~upsagent.slave.plan.validate` findings into lines:
+  errors stop the agent, warnings are printed.  It adds what the agent needs to run the
+  plan: the runner's and monitors' settings (:func:`settings_problems`) and that every
+  host's backend exists in this version (:func:`backend_problems`; the plan knows more
+  kinds, :data:`~upsagent.slave.plan.TRAITS`, than the agent can drive,
+  :data:`~upsagent.hypervisors.base.BACKENDS` less the simulated one).
+* :func:`countdown_problems`: what a UPS's own ``ups.delay.shutdown``, read once connected,
+  adds to the plan check.
+* :func:`upsmon_like`: whether ``[slave]`` alone describes the plan (``import-nut``).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Collection, Mapping
+
+from upsagent.config.slaveconf import (
+    DELAY_VARIABLE, SIMULATION_ONLY, SlaveConfig, _replace)
+from upsagent.config.validate import show
+from upsagent.slave.plan import HostPlan, Problem, UpsCountdown, is_upsmon_host, validate
+
+__all__ = ["agent_backends", "backend_problems", "countdown_problems", "plan_problems",
+           "settings_problems", "upsmon_like", "with_ups_delays"]
+
+
+def upsmon_like(slave: SlaveConfig) -> HostPlan | None:
+    """The one local host when the plan is what
+    :func:`~upsagent.slave.plan.upsmon_plan` makes of the monitors (so ``[slave]`` alone
+    describes it), else None."""
+    hosts = slave.plan.hosts
+    if len(hosts) != 1 or not is_upsmon_host(hosts[0]):
+        return None
+    supplies = tuple((s.ups, s.power_value) for s in hosts[0].powered_by)
+    monitors = tuple((m.system, m.power_value) for m in slave.monitors)
+    return hosts[0] if supplies == monitors else None
+
+
+def plan_problems(slave: SlaveConfig, available: Collection[str] | None = None,
+                  ) -> tuple[list[str], list[str]]:
+    """Everything wrong with ``slave`` as (errors, warnings) lines, ``check-config``'s.
+
+    :func:`~upsagent.slave.plan.validate`'s findings, :func:`settings_problems` and
+    :func:`backend_problems` (``available``: the backend kinds that can be built, default
+    :func:`agent_backends`).  In a dry run a missing backend is only a warning: the dry
+    run goes on without it.
+    """
+    errors: list[str] = []
+    warnings: list[str] = []
+    for problem in validate(slave.plan):
+        line = _problem_line(slave, problem)
+        (errors if problem.severity == "error" else warnings).append(line)
+    errors += settings_problems(slave)
+    for i, monitor in enumerate(slave.monitors):
+        if monitor.delay_from_ups is not None:
+            warnings.append(
+                f"{slave.source}: slave.monitor[{i + 1}]: no shutdown_delay: the plan is "
+                f"checked against {monitor.system}'s countdown (warning_period "
+                f"{monitor.delay_from_ups:g} s + the UPS's {DELAY_VARIABLE}) only when the "
+                "agent has read it; it logs what does not fit then")
+    for line in backend_problems(slave, available):
+        if slave.dry_run:
+            warnings.append(f"{line} (a dry run goes on without it; a real run refuses "
+                            "to start)")
+        else:
+            errors.append(line)
+    return errors, warnings
+
+
+def with_ups_delays(slave: SlaveConfig, delays: Mapping[str, float]) -> SlaveConfig:
+    """``slave`` with the countdown of every UPS that takes its delay from the UPS
+    (:attr:`MonitorConfig.delay_from_ups`) and has one in ``delays`` (system -> seconds)."""
+    warning = {m.system: m.delay_from_ups for m in slave.monitors
+               if m.delay_from_ups is not None and m.system in delays}
+    ups = tuple(_replace(u, countdown=UpsCountdown(warning[u.name], delays[u.name]))
+                if u.name in warning else u for u in slave.plan.ups)
+    return _replace(slave, plan=_replace(slave.plan, ups=ups))
+
+
+def countdown_problems(slave: SlaveConfig, delays: Mapping[str, float]) -> list[str]:
+    """What the UPSes' own delays (``delays``, from ``ups.delay.shutdown``) add to the plan
+    check: ``check-config``'s lines (host, step, overrun), errors and warnings alike, that
+    the plan without them does not have."""
+    before = {_problem_line(slave, p) for p in validate(slave.plan)}
+    after = with_ups_delays(slave, delays)
+    lines = [_problem_line(after, p) for p in validate(after.plan)]
+    return [line for line in lines if line not in before]
+
+
+def agent_backends() -> tuple[str, ...]:
+    """The backend kinds the agent can act on in this version: ``local`` and the
+    registry's kinds, less those only a simulation drives (:data:`SIMULATION_ONLY`)."""
+    from upsagent.hypervisors.base import BACKENDS
+    return tuple(sorted({"local", *BACKENDS} - SIMULATION_ONLY))
+
+
+def backend_problems(slave: SlaveConfig, available: Collection[str] | None = None,
+                     ) -> list[str]:
+    """One line per host whose backend the agent cannot use, naming the key
+    (``host[N].backend``), the kind, why, and the kinds that are available.
+
+    ``available`` defaults to :func:`agent_backends`; a kind of the registry whose module
+    cannot be imported (a missing extra) is named with its install hint.
+    """
+    from upsagent.hypervisors.base import backend_class
+    kinds = agent_backends() if available is None else tuple(available)
+    offer = ", ".join(sorted(kinds))
+    lines = []
+    for i, host in enumerate(slave.plan.hosts):
+        kind = host.backend
+        why: str | None = None
+        if kind not in kinds:
+            why = ("only upsagent simulate can drive this kind (it acts on a simulated "
+                   "cluster)" if kind in SIMULATION_ONLY else
+                   "no backend of this kind is available in this version")
+        elif available is None and kind != "local":
+            try:
+                backend_class(kind)
+            except (KeyError, ImportError) as exc:
+                why = str(exc).strip("'\"")
+        if why is not None:
+            lines.append(f"{slave.source}: {slave.key(f'host[{i + 1}].backend', 'backend')}: "
+                         f"{kind} (host {show(host.name)}): {why}; available: {offer}")
+    return lines
+
+
+def settings_problems(slave: SlaveConfig) -> list[str]:
+    """What the runner and the monitors would refuse: poll intervals and time limits that
+    are not above 0, an empty shutdown command, a monitor's settings (each line names the
+    key and the reason)."""
+    lines: list[str] = []
+
+    def bad(key: str, reason: str) -> None:
+        lines.append(f"{slave.source}: {key}: {reason}")
+    polls = (("poll_freq", "slave.pollfreq", "POLLFREQ"),
+             ("poll_freq_alert", "slave.pollfreq_alert", "POLLFREQALERT"))
+    budgets = (("shutdown_budget", "slave.shutdown_budget", "the shutdown command's"),
+               ("notify_budget", "slave.notify_budget", "each notification command's"))
+    for attr, native, word in polls:
+        value = getattr(slave, attr)
+        if not value > 0:
+            bad(slave.key(native, word), f"must be above 0, not {value:g}")
+    for attr, native, whose in budgets:
+        value = getattr(slave, attr)
+        if not value > 0:
+            bad(native, f"must be above 0, not {value:g} (it is {whose} time limit)")
+    command = slave.shutdown_command
+    if isinstance(command, str) or not command or not all(
+            isinstance(word, str) for word in command) or not command[0]:
+        bad(slave.key("slave.shutdown_command", "SHUTDOWNCMD"),
+            f"must be a non-empty list of arguments, not {command!r}")
+    if lines:
+        return lines
+    for i, monitor in enumerate(slave.monitors):
+        try:
+            monitor.settings(slave.poll_freq, slave.poll_freq_alert)
+        except ValueError as exc:
+            bad(slave.key(f"slave.monitor[{i + 1}]", f"MONITOR {monitor.system}"),
+                f"the monitor refuses its settings: {exc}")
+    return lines
+
+
+def _problem_line(slave: SlaveConfig, problem: Problem) -> str:
+    where = f"host {show(problem.host)}" if problem.host else "slave"
+    return f"{slave.source}: {where}: {problem.step}: {problem.message}"
