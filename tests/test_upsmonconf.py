@@ -225,8 +225,9 @@ def test_no_shutdowncmd_and_short_deadtime_are_warnings() -> None:
     """upsmon warns without SHUTDOWNCMD; a DEADTIME below a poll interval makes false deaths."""
     conf = parse(MON + "POLLFREQ 30\n")
     assert conf.warnings == (
-        "/etc/nut/upsmon.conf: no SHUTDOWNCMD: this host cannot be shut down (upsmon warns "
-        "the same)",
+        "/etc/nut/upsmon.conf: no SHUTDOWNCMD: the agent shuts this host down with "
+        "/sbin/shutdown -h +0 (upsmon would run nothing and only warns); set SHUTDOWNCMD to "
+        "choose the command",
         "/etc/nut/upsmon.conf: DEADTIME 15 is shorter than a poll interval (30 s): a UPS on "
         "battery will be declared dead between two polls (NUT's advice: three times the "
         "larger of POLLFREQ and POLLFREQALERT)")

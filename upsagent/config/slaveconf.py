@@ -39,7 +39,6 @@ Rules (upsagent.toml(5) documents every key):
 from __future__ import annotations
 
 import os
-import shlex
 import socket
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field, fields
@@ -503,22 +502,11 @@ def from_upsmon(conf: UpsmonConf, *, state_file: str = DEFAULT_STATE_FILE,
                     notify_messages=dict(conf.notify.messages))
     shutdown = (conf.shutdown_cmd.argv() if conf.shutdown_cmd is not None
                 else DEFAULT_SHUTDOWN_COMMAND)
-    warnings = conf.warnings
-    if conf.shutdown_cmd is None:
-        # the parser's warning says the host cannot be shut down, which is upsmon's
-        # behaviour; the agent runs its default command, so the warning says that instead
-        missing = f"{conf.path}: no SHUTDOWNCMD:"
-        honest = (f"{missing} the agent shuts this host down with "
-                  f"{shlex.join(DEFAULT_SHUTDOWN_COMMAND)} (upsmon would run nothing and "
-                  "only warns); set SHUTDOWNCMD to choose the command")
-        warnings = tuple(honest if w.startswith(missing) else w for w in warnings)
-        if honest not in warnings:
-            warnings += (honest,)
     return SlaveConfig(plan=plan, monitors=monitors, state_file=state_file,
                        poll_freq=float(conf.poll_freq),
                        poll_freq_alert=float(conf.poll_freq_alert),
                        shutdown_command=tuple(shutdown), powerdown_flag=conf.powerdown_flag,
-                       notify=conf.notify, source=conf.path, warnings=warnings,
+                       notify=conf.notify, source=conf.path, warnings=tuple(conf.warnings),
                        origin="upsmon.conf")
 
 

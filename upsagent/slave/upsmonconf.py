@@ -26,7 +26,8 @@ quoting, ``\\`` escapes and ``#`` comments behave as in NUT.  Then, as upsmon do
 * ``RUN_AS_USER`` and ``CERTIDENT`` are kept but not used (upsagent runs as the user its
   service sets; a client certificate from an NSS database is not supported): warnings.
 * The sum of the power values must reach MINSUPPLIES ("insufficient power configured",
-  fatal in upsmon); no SHUTDOWNCMD is a warning, as in upsmon.
+  fatal in upsmon); no SHUTDOWNCMD is a warning, as in upsmon, saying that the agent
+  runs :data:`~upsagent.slave.plan.DEFAULT_SHUTDOWN_COMMAND` (upsmon would run nothing).
 
 Where upsmon takes a value silently we are strict and refuse the file naming
 ``file:line: KEY: reason`` (:class:`~upsagent.config.schema.ConfigError`), because a wrong
@@ -53,6 +54,7 @@ from __future__ import annotations
 
 import os
 import re
+import shlex
 from dataclasses import dataclass, field, replace
 from typing import Any, Callable, Iterator
 
@@ -61,6 +63,7 @@ from upsagent.config.validate import readable_problem, show, suggest
 from upsagent.nut.blocking import BadTarget, split_name
 from upsagent.nut.tokenizer import ParseError, tokenize_text
 from upsagent.slave.notify import FLAGS, NOTIFY_TYPES, NotifySettings, message_problem
+from upsagent.slave.plan import DEFAULT_SHUTDOWN_COMMAND
 from upsagent.slave.shellline import ShellLine
 
 __all__ = ["DEFAULT_UPSMON_CONF", "CertHost", "Monitor", "ShellLine", "TlsConfig",
@@ -264,8 +267,10 @@ class _Reader:
                               "CERTPATH is not: there is nothing to verify the server's "
                               "certificate against (upsmon refuses to connect too)")
         if conf.shutdown_cmd is None:
-            self.warnings.append(f"{self.path}: no SHUTDOWNCMD: this host cannot be shut "
-                                 "down (upsmon warns the same)")
+            self.warnings.append(f"{self.path}: no SHUTDOWNCMD: the agent shuts this host "
+                                 f"down with {shlex.join(DEFAULT_SHUTDOWN_COMMAND)} (upsmon "
+                                 "would run nothing and only warns); set SHUTDOWNCMD to "
+                                 "choose the command")
         if conf.dead_time < max(conf.poll_freq, conf.poll_freq_alert):
             line = self.lines.get("DEADTIME")
             self.warnings.append(
