@@ -882,3 +882,28 @@ def test_import_nut_error(tmp_path: Path) -> None:
     status, out, err = run(configcmds.import_nut, str(tmp_path))
     assert (status, out) == (1, "")
     assert err == f"upsagent: {tmp_path}/ups.conf: no such file\n"
+
+
+def test_slave_monitor_countdowns_survive_export(tmp_path: Path) -> None:
+    """to_toml keeps a full countdown and a warning_period whose delay comes from the UPS."""
+    text = """
+[slave]
+name = "vm"
+[[slave.monitor]]
+ups = "a@nas"
+user = "u"
+password = "p"
+warning_period = 180
+shutdown_delay = 120
+[[slave.monitor]]
+ups = "b@nas"
+user = "u"
+password = "p"
+warning_period = 300
+"""
+    first = load_toml(toml_file(tmp_path, text))
+    again = loads_toml(to_toml(first), source=first.source)
+    assert again.slave is not None and first.slave is not None
+    assert again.slave.monitors == first.slave.monitors
+    assert [m.delay_from_ups for m in again.slave.monitors] == [None, 300.0]
+    assert again.slave.plan.ups == first.slave.plan.ups

@@ -146,6 +146,8 @@ def _slave(slave: SlaveConfig) -> list[str]:
         if countdown is not None:
             lines.append(f"warning_period = {_value(countdown.warning_period)}")
             lines.append(f"shutdown_delay = {_value(countdown.shutdown_delay)}")
+        elif monitor.delay_from_ups is not None:   # the delay is read from the UPS
+            lines.append(f"warning_period = {_value(monitor.delay_from_ups)}")
         if monitor.tls != TlsOptions():
             lines.append("[slave.monitor.tls]")
             for f in fields(TlsOptions):
