@@ -12,6 +12,7 @@ times measured are printed (``pytest -s``) as ``side-by-side <event>: upsmon X s
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import os
 import signal
@@ -319,6 +320,25 @@ def test_state_is_saved_privately_and_restored_mid_sequence(tmp_path: Path) -> N
     again.until(1062)
     assert again.runner.ran == [("/sbin/poweroff",)]
     assert again.monitors[0].stopped is False    # closed without LOGOUT
+
+
+def test_a_stale_powerdown_flag_is_removed_at_start(tmp_path: Path) -> None:
+    """As upsmon clears its POWERDOWNFLAG at start: a flag of ours from before this boot
+    would switch the UPS off at the next ordinary shutdown (NUT #2935); one written since
+    boot (a restart while the shutdown is under way) is kept, and so is a foreign file."""
+    flag = tmp_path / "killpower"
+    config = dataclasses.replace(timed_config(tmp_path), powerdown_flag=str(flag))
+    flag.write_text("upsmon-shutdown-file\n")
+    os.utime(flag, (0, 0))                          # written long before this boot
+    Rig(config, Clock()).daemon.stop()
+    assert not flag.exists()
+    flag.write_text("upsmon-shutdown-file\n")     # written now
+    Rig(config, Clock()).daemon.stop()
+    assert flag.exists()
+    flag.write_text("precious\n")
+    os.utime(flag, (0, 0))
+    Rig(config, Clock()).daemon.stop()
+    assert flag.read_text() == "precious\n"
 
 
 def test_dry_run_takes_no_action(tmp_path: Path) -> None:

@@ -9,14 +9,14 @@ is read by duck typing (``ok``, ``timed_out``, ``summary``), so a
 :class:`~upsagent.slave.actions.Result` may be returned directly as well.
 
 ``killpower``: a primary's own host writes upsmon's POWERDOWNFLAG (content
-``upsmon-shutdown-file``) before running the shutdown command; the system's shutdown hook
+``upsmon-shutdown-file``, written atomically by
+:func:`upsagent.master.powerdown.write_flag`) before running the shutdown command; the system's shutdown hook
 then has the UPS switch its output off at the very end (``upsagent killpower``, or NUT's
 ``upsdrvctl shutdown``), as research/nut-protocol.md §12.4 describes.
 """
 
 from __future__ import annotations
 
-import os
 from collections.abc import Sequence
 from typing import Any, Protocol
 
@@ -24,6 +24,7 @@ from twisted.internet.defer import Deferred, succeed
 from twisted.logger import Logger
 
 from upsagent.hypervisors.base import Backend, HostInfo
+from upsagent.master.powerdown import MAGIC, write_flag
 from upsagent.slave.actions import Outcome, Result
 from upsagent.slave.plan import DEFAULT_SHUTDOWN_COMMAND
 
@@ -32,7 +33,7 @@ __all__ = ["LocalBackend", "POWERDOWN_MAGIC", "Runner", "result_of"]
 _log = Logger()
 
 #: what upsmon writes into POWERDOWNFLAG, and checks with ``upsmon -K``
-POWERDOWN_MAGIC = "upsmon-shutdown-file\n"
+POWERDOWN_MAGIC = MAGIC + "\n"
 
 
 class Runner(Protocol):
@@ -85,17 +86,11 @@ class LocalBackend(Backend):
                           "will not be switched off")
             else:
                 try:
-                    self._write_flag(self.powerdown_flag)
+                    write_flag(self.powerdown_flag)
                 except OSError as exc:
                     _log.error("cannot write POWERDOWNFLAG {path}: {exc}",
                                path=self.powerdown_flag, exc=exc)
         return self.runner.run(self.shutdown_command, self.budget).addCallback(result_of)
-
-    @staticmethod
-    def _write_flag(path: str) -> None:
-        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o644)
-        with os.fdopen(fd, "w") as flag:
-            flag.write(POWERDOWN_MAGIC)
 
     def warn_users(self, host: str, message: str) -> Deferred[Result]:
         """``wall upsagent: <message>``: two arguments, so that wall never takes the text

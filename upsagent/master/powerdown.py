@@ -15,8 +15,10 @@ A flag is only acted on when:
   earlier boot is stale: it is refused, and removed, because a stale flag is ours but
   worthless.
 
-The master removes a stale flag of ours when it starts, and ``killpower`` removes the flag
-once it has acted on it.  Writing is atomic (a temporary file renamed over the flag).
+The master and the slave agent remove a stale flag of ours when they start
+(:func:`clear_stale_flag`; upsmon removes its flag at every start), and ``killpower``
+removes the flag once it has acted on it.  A flag written since this boot is kept: the
+agent was restarted while the shutdown it ordered is under way.  Writing is atomic (a temporary file renamed over the flag).
 """
 
 from __future__ import annotations
@@ -24,7 +26,8 @@ from __future__ import annotations
 import enum
 import os
 
-__all__ = ["FlagState", "MAGIC", "boot_time", "check_flag", "remove_flag", "write_flag"]
+__all__ = ["FlagState", "MAGIC", "boot_time", "check_flag", "clear_stale_flag", "remove_flag",
+           "write_flag"]
 
 #: NUT upsmon's SDMAGIC
 MAGIC = "upsmon-shutdown-file"
@@ -98,3 +101,20 @@ def remove_flag(path: str) -> bool:
     except FileNotFoundError:
         return False
     return True
+
+
+def clear_stale_flag(path: str, booted: float | None = None) -> tuple[FlagState, str]:
+    """At start: remove the flag at ``path`` if it is ours and from before this boot
+    (``booted``: :func:`boot_time` by default).  Returns its state and what to log (a
+    warning; empty when there is no flag)."""
+    state = check_flag(path, boot_time() if booted is None else booted)
+    if state is FlagState.STALE and remove_flag(path):
+        return state, (f"Removed the power-down flag {path}: it was written before this boot "
+                       "and would have switched the UPS off at the next shutdown")
+    if state is FlagState.OURS:
+        return state, (f"The power-down flag {path} is set (written since boot): the UPS "
+                       "output will be switched off when this host shuts down")
+    if state is FlagState.FOREIGN:
+        return state, (f"{path} exists but is not a power-down flag (it lacks the upsmon "
+                       "magic line); upsagent killpower will refuse it")
+    return state, ""

@@ -177,22 +177,12 @@ class Master:
 
     def _clear_stale_flag(self) -> None:
         """Remove a power-down flag of ours left from before this boot (NUT #2935)."""
-        from upsagent.master.powerdown import FlagState, boot_time, check_flag, remove_flag
+        from upsagent.master.powerdown import clear_stale_flag
 
-        path = self.config.powerdown_flag
-        if path is None:
-            return
-        state = check_flag(path, boot_time())
-        if state is FlagState.STALE and remove_flag(path):
-            self.log.warn("Removed the power-down flag {path}: it was written before this "
-                          "boot and would have switched the UPS off at the next shutdown",
-                          path=path)
-        elif state is FlagState.OURS:
-            self.log.warn("The power-down flag {path} is set (written since boot): the UPS "
-                          "output will be switched off when this host shuts down", path=path)
-        elif state is FlagState.FOREIGN:
-            self.log.warn("{path} exists but is not a power-down flag (it lacks the upsmon "
-                          "magic line); upsagent killpower will refuse it", path=path)
+        if self.config.powerdown_flag is not None:
+            _, message = clear_stale_flag(self.config.powerdown_flag)
+            if message:
+                self.log.warn("{message}", message=message)
 
     def _start_driver(self, conf: UpsConfig, slot: Slot) -> None:
         from upsagent.drivers.registry import create_driver

@@ -67,6 +67,7 @@ from upsagent.config.slavecheck import agent_backends, countdown_problems, plan_
 from upsagent.config.slaveconf import DELAY_VARIABLE, SlaveConfig
 from upsagent.hypervisors.base import Backend, backend_class
 from upsagent.hypervisors.local import LocalBackend
+from upsagent.master.powerdown import clear_stale_flag
 from upsagent.slave.actions import Action, Result, ShutdownHost
 from upsagent.slave.events import CommLost, Event, UpsState
 from upsagent.slave.executor import Executor, MonitorFsd
@@ -209,8 +210,15 @@ class SlaveDaemon:
         """Check the plan, restore the state, start the executor and the monitors.
 
         Raises :class:`ConfigError` when the plan has errors or a backend cannot be built.
+        A power-down flag left from before this boot is removed first (upsmon removes its
+        flag at every start; one written since boot is kept: a shutdown is under way).
         """
-        self._switch(self._prepare(self.config))
+        prepared = self._prepare(self.config)
+        if self.config.powerdown_flag is not None:
+            _, message = clear_stale_flag(self.config.powerdown_flag)
+            if message:
+                _log.warn("{message}", message=message)
+        self._switch(prepared)
 
     def stop(self, logout: bool = True) -> Deferred[Any]:
         """Stop timers and monitors; ``logout`` sends LOGOUT (not after the shutdown order)."""
