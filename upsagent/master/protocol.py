@@ -68,6 +68,8 @@ class NutServerProtocol(Protocol):
         self._paused = False
         self._throttled = False
         self._pumping = False
+        #: the plain TCP socket replies may be sent on directly (None: always queue)
+        self._sock: Any = None
 
     @property
     def _tx(self) -> Any:
@@ -85,6 +87,8 @@ class NutServerProtocol(Protocol):
         self.session.wakeup = self._flush
         if hasattr(self.transport, "bufferSize"):  # TCP: throttle past max_send_buffer
             self._tx.bufferSize = factory.max_send_buffer
+        if not getattr(self.transport, "TLS", False):
+            self._sock = getattr(self.transport, "socket", None)
         self._tx.registerProducer(self, True)
         self.last_heard = factory.clock.seconds()
         factory.connection_made(self)
@@ -118,8 +122,22 @@ class NutServerProtocol(Protocol):
     # -- data ------------------------------------------------------------------------
 
     def dataReceived(self, data: bytes) -> None:
-        self._inbuf += data
-        self._pump()
+        session = self.session
+        if self._inbuf or self._paused or session is None or len(data) > _PUMP_BYTES:
+            self._inbuf += data
+            self._pump()
+            return
+        # The usual case: nothing held back, one chunk to handle.  The same steps as
+        # _pump/_pump_input for a single pass, without copying the input around.
+        self._pumping = True
+        try:
+            self._handle(session, data)
+        finally:
+            self._pumping = False
+        if session.closing:
+            self._close(session)
+        elif session._out or session._pushes:
+            self._flush()  # lines pushed while the input was handled, or held for TLS
 
     def _pump(self) -> None:
         """Feed buffered input to the session while the client keeps reading replies."""
@@ -131,30 +149,40 @@ class NutServerProtocol(Protocol):
         finally:
             self._pumping = False
         if session.closing:
-            if session.close_reason:
-                self.log.warn("Disconnect {peer}: {why}", peer=self.peer,
-                              why=session.close_reason)
-            self._inbuf = b""
-            self._tx.loseConnection()
+            self._close(session)
             return
         self._flush()  # lines pushed while the input was handled, or held for TLS
+
+    def _close(self, session: ServerSession) -> None:
+        """The session ended (LOGOUT, or a limit): drop unread input and close."""
+        if session.close_reason:
+            self.log.warn("Disconnect {peer}: {why}", peer=self.peer,
+                          why=session.close_reason)
+        self._inbuf = b""
+        self._tx.loseConnection()
 
     def _pump_input(self, session: ServerSession) -> None:
         while self._inbuf and not self._paused and not session.closing:
             chunk, self._inbuf = self._inbuf[:_PUMP_BYTES], self._inbuf[_PUMP_BYTES:]
-            before = session.requests
-            session.receive_data(chunk)
+            self._handle(session, chunk)
+
+    def _handle(self, session: ServerSession, chunk: bytes) -> None:
+        """One pass: feed ``chunk`` to the session and write its replies."""
+        before = session.requests
+        session.receive_data(chunk)
+        if session.notices:
             for notice in session.notices:
                 self.log.info("{notice}", notice=notice)
             session.notices.clear()
+        if session._out or session._pushes:
             out = session.data_to_send()
             if out:
                 self._write(out)
-            if session.requests != before:
-                self.last_heard = self.factory.clock.seconds()
-            if session.start_tls:
-                self._inbuf = b""  # plain text after STARTTLS is not honoured
-                self._start_tls(session)
+        if session.requests != before:
+            self.last_heard = self.factory.clock.seconds()
+        if session.start_tls:
+            self._inbuf = b""  # plain text after STARTTLS is not honoured
+            self._start_tls(session)
 
     def _flush(self) -> None:
         """Write pending output now, unless input is being handled or the client is
@@ -169,10 +197,10 @@ class NutServerProtocol(Protocol):
 
     def _write(self, data: bytes) -> None:
         """Send at once when nothing is queued on a plain TCP socket; else queue in order."""
-        tx = self._tx
-        sock = getattr(tx, "socket", None)
-        if (sock is not None and not getattr(tx, "TLS", False) and not tx.dataBuffer
-                and not tx._tempDataBuffer and not tx.disconnecting):
+        tx: Any = self.transport
+        sock = self._sock
+        if (sock is not None and not tx.dataBuffer and not tx._tempDataBuffer
+                and not tx.disconnecting):
             try:
                 sent = sock.send(data)
             except OSError:  # would block, or the peer is gone: Twisted will see to it
@@ -186,6 +214,7 @@ class NutServerProtocol(Protocol):
         if context is None:  # cannot happen: the session only says OK when TLS is set up
             session.closing = True
             return
+        self._sock = None  # from now on everything goes through the TLS layer
         self._tx.startTLS(context)
         session.tls_started()
         self.log.info("{peer} switched to TLS", peer=self.peer)

@@ -246,8 +246,19 @@ class RequestReader:
 
     def feed(self, data: bytes) -> list[Item]:
         """Consume ``data`` and return every request it completed."""
-        items: list[Item] = []
         machine = self._machine
+        if not self.line_bytes and len(data) <= READ_SIZE and _PLAIN_LINE.fullmatch(data):
+            # Fast path: exactly one whole line of plain words, starting a fresh line (a
+            # poller's GET).  Its words are those of the state machine's fast path; the
+            # decoded text splits the same way, as it holds no other whitespace.
+            words = data.decode("ascii").split()
+            if len(words) > machine.max_words:
+                del words[machine.max_words:]
+            limit = machine.max_word_len
+            if len(data) > limit:
+                words = [w[:limit] for w in words]
+            return [words]
+        items: list[Item] = []
         for block in range(0, len(data), READ_SIZE):
             end = min(block + READ_SIZE, len(data))
             pos = block
