@@ -34,7 +34,7 @@ from upsagent.config.schema import ConfigError
 from upsagent.config.slaveconf import MonitorConfig, SlaveConfig, from_upsmon
 from upsagent.config.slavecheck import plan_problems
 from upsagent.slave.events import CommLost, Event, UpsState
-from upsagent.slave.daemon import SlaveDaemon
+from upsagent.slave.daemon import RETRY_FAILED_SHUTDOWN, SlaveDaemon
 from upsagent.slave.plan import HostPlan, Plan, Supply, UpsPlan
 from upsagent.slave.upsmonconf import parse_upsmon_conf
 from tests import nutreal
@@ -339,6 +339,33 @@ def test_a_stale_powerdown_flag_is_removed_at_start(tmp_path: Path) -> None:
     os.utime(flag, (0, 0))
     Rig(config, Clock()).daemon.stop()
     assert flag.read_text() == "precious\n"
+
+
+def test_a_failed_shutdown_is_run_again_until_it_works(tmp_path: Path) -> None:
+    """The own host's shutdown command fails: the host is still up, its sessions closed;
+    the shutdown runs again every RETRY_FAILED_SHUTDOWN s until it works (R7: a shutdown
+    that has started completes), not left to a host that watches nothing."""
+    clock = Clock()
+    rig = Rig(timed_config(tmp_path), clock)
+    outcomes = [False, False, True]
+
+    def run(argv: Any, budget: float | None, **_: Any) -> Deferred[Any]:
+        if argv[0] == "/bin/sh":         # notifications (wall)
+            return succeed(type("R", (), {"ok": True, "summary": "exit 0"})())
+        rig.runner.ran.append(tuple(argv))
+        ok = outcomes.pop(0)
+        return succeed(type("R", (), {"ok": ok, "timed_out": False,
+                                      "summary": "exit 0" if ok else "exit 1"})())
+    rig.runner.run = run  # type: ignore[method-assign]
+    rig.status(0, "OL")
+    rig.status(1, "OB DISCHRG")
+    rig.until(61)
+    assert rig.runner.ran == [("/sbin/poweroff",)]
+    assert rig.monitors[0].stopped is False
+    rig.until(61 + RETRY_FAILED_SHUTDOWN)
+    assert len(rig.runner.ran) == 2
+    rig.until(61 + 3 * RETRY_FAILED_SHUTDOWN)
+    assert rig.runner.ran == [("/sbin/poweroff",)] * 3 and outcomes == []
 
 
 def test_dry_run_takes_no_action(tmp_path: Path) -> None:
