@@ -166,12 +166,10 @@ class SlaveConfig:
         """One :class:`~upsagent.slave.monitor.MonitorSettings` per monitored UPS.
 
         Plans with timed steps read ``battery.charge`` and ``battery.runtime`` too, which
-        the engine's runtime trigger needs (a master that pushes sends them anyway); a plan
-        without timers reads only ``ups.status``, exactly as upsmon does.
+        the engine's runtime trigger needs; a plan without timers reads (and takes from
+        pushes) only ``ups.status``, exactly as upsmon does (:attr:`Plan.reads_battery`).
         """
-        timed = any(h.maintenance_after is not None or h.shutdown_after is not None
-                    for h in self.plan.hosts)
-        return [m.settings(self.poll_freq, self.poll_freq_alert, timed)
+        return [m.settings(self.poll_freq, self.poll_freq_alert, self.plan.reads_battery)
                 for m in self.monitors]
 
 

@@ -226,6 +226,14 @@ class Plan:
         raise KeyError(name)
 
     @property
+    def reads_battery(self) -> bool:
+        """Whether the agent reads ``battery.charge`` and ``battery.runtime``: only a plan
+        with timed steps (whose runtime trigger needs them); upsmon reads ``ups.status``
+        alone, and so does a plan made like upsmon's."""
+        return any(h.maintenance_after is not None or h.shutdown_after is not None
+                   for h in self.hosts)
+
+    @property
     def agent_host(self) -> HostPlan | None:
         """The host the agent itself runs on (a ``local`` host), if it protects it."""
         for host in self.hosts:

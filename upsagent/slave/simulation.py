@@ -268,7 +268,7 @@ class Simulation:
         for name in sorted(agent.monitored):
             ups = self.ups[name]
             if ups.comm:
-                agent.executor.handle(self._state(ups))
+                agent.executor.handle(self._state(ups, agent))
             else:
                 agent.executor.handle(CommLost(name, "cannot read the UPS"))
 
@@ -283,7 +283,11 @@ class Simulation:
 
     # -- UPS -----------------------------------------------------------------------------
 
-    def _state(self, ups: _Ups) -> UpsState:
+    def _state(self, ups: _Ups, agent: _Agent) -> UpsState:
+        """What ``agent`` reads of ``ups``: the battery values only when its plan reads
+        them, as the real agent's monitors do (:attr:`Plan.reads_battery`)."""
+        if not agent.plan.reads_battery:
+            return UpsState(ups.name, ups.status())
         runtime = ups.runtime(self.clock.seconds())
         return UpsState(ups.name, ups.status(), ups.charge,
                         round(runtime) if runtime is not None else None)
@@ -295,7 +299,7 @@ class Simulation:
             return
         for agent in self.agents.values():
             if agent.alive and name in agent.monitored and agent.executor is not None:
-                agent.executor.handle(self._state(ups))
+                agent.executor.handle(self._state(ups, agent))
 
     def _poll(self) -> None:
         for name in self.ups:
