@@ -33,7 +33,9 @@ With --nut-config the agent behaves as NUT's upsmon with the same upsmon.conf: t
 sessions (LOGIN, PRIMARY/MASTER), the same critical rules (FSD, OB+LB, HOSTSYNC for a
 secondary, DEADTIME while on battery), SHUTDOWNCMD after FINALDELAY, POWERDOWNFLAG,
 NOTIFYCMD/NOTIFYFLAG/NOTIFYMSG.  The engine's state is saved to the state file whenever it
-changes, so a restarted agent continues a shutdown sequence with the right timers.
+changes, so a restarted agent continues a shutdown sequence with the right timers; once
+its own host's shutdown command has started, the next start is a new boot (a fresh
+watch; only the hosts it put into maintenance are remembered, to take them out).
 A dry run (--dry-run, or dry_run = true) keeps its state apart, in the state file with
 .dry-run appended, unless --state-file names one: what it decided (FSD set, a host shut
 down) never reaches the real agent.  The plan is checked at start as check-config checks

@@ -153,7 +153,7 @@ def read_variable(reactor: Any, settings: Any, name: str,
                     reply = None
                 if isinstance(reply, OkReply) and reply.text.startswith("OK STARTTLS"):
                     proto.start_tls(tls.options(settings.host))
-                elif tls.required:
+                elif tls.required or tls.verify:     # as the monitor: verify implies it
                     raise ClientError("the server refused STARTTLS, and TLS is required")
             try:
                 answer = await proto.request(Request.get("VAR", settings.ups, name))
