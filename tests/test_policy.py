@@ -869,3 +869,20 @@ def test_backend_registry() -> None:
     assert backend_class("simulated") is SimulatedBackend
     with pytest.raises(KeyError, match="known: local, simulated"):
         backend_class("hyper-v")
+
+
+def test_a_reload_keeps_what_is_known_of_each_ups() -> None:
+    """SIGHUP: contact lost before the reload stays lost (no second COMMBAD when the new
+    session fails too; COMMOK when it is back); a restart starts unknown (R9)."""
+    d = Drive(upsmon_plan([("u", 1, "secondary")]))
+    d.event(0, state("u", "OL"))
+    d.event(1, CommLost("u", "timeout"))
+    snap = d.engine.snapshot()
+    reloaded = Drive(d.engine.plan, 2, PolicyEngine.restore(d.engine.plan, snap, 2,
+                                                            reload=True))
+    reloaded.event(3, CommLost("u", "connection refused"))
+    reloaded.event(4, CommOk("u"))
+    assert [a.type for _, a in reloaded.of(Notify)] == ["COMMOK"]
+    restarted = Drive(d.engine.plan, 2, PolicyEngine.restore(d.engine.plan, snap, 2))
+    restarted.event(3, CommLost("u", "connection refused"))
+    assert [a.type for _, a in restarted.of(Notify)] == ["COMMBAD"]

@@ -293,7 +293,7 @@ class SlaveDaemon:
         else:
             now = float(self.reactor.seconds())
             try:
-                engine = PolicyEngine.restore(config.plan, snapshot, now)
+                engine = PolicyEngine.restore(config.plan, snapshot, now, reload=True)
             except (ValueError, KeyError, TypeError) as exc:
                 raise ConfigError(f"{config.source}: the running state cannot be carried "
                                   f"over to the new plan: {exc}") from None

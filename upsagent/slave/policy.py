@@ -137,17 +137,26 @@ class PolicyEngine(Stages):
                           [(a, g) for a, g in self._ops.values()])
 
     @classmethod
-    def restore(cls, plan: Plan, snapshot: dict[str, object], now: float) -> PolicyEngine:
+    def restore(cls, plan: Plan, snapshot: dict[str, object], now: float, *,
+                reload: bool = False) -> PolicyEngine:
         """An engine that continues from ``snapshot`` at ``now`` (R9).
 
         Call :meth:`tick` next: it returns the operations issued again.  Hosts or UPSes
         no longer in ``plan`` are dropped; new ones start afresh.  When the snapshot shows
         that the shutdown command of the agent's own host was started, the engine starts
         afresh as after a boot, remembering only the maintenance this agent entered.
+        ``reload``: the same process takes a new plan (SIGHUP), so what it knows of each
+        UPS's contact carries over as it is (no second COMMBAD, no wait for a reading),
+        as upsmon keeps its UPS states across a reload.
         """
         engine = cls(plan, now)
         seq, ups, hosts, ops = load_state(snapshot)
         engine._seq = seq
+        if reload:
+            engine._ups.update((name, urec) for name, urec in ups.items()
+                               if name in engine._ups)
+            engine._adopt(hosts, ops, now)
+            return engine
         engine._restored_at = now
         agent = plan.agent_host
         own = hosts.get(agent.name) if agent is not None else None
@@ -164,14 +173,19 @@ class PolicyEngine(Stages):
                 urec.lost_at = urec.next_nocomm = None
                 urec.fsd_by_us = urec.fsd_by_us and latched
                 engine._ups[name] = urec
-        for name, hrec in hosts.items():
-            if name in engine._hosts:
-                hrec.inflight = []
-                engine._hosts[name] = hrec
-        for action, _ in ops:
-            if action.host in engine._hosts:
-                engine._resumed += engine._resume(action, now)
+        engine._adopt(hosts, ops, now)
         return engine
+
+    def _adopt(self, hosts: dict[str, HostRecord], ops: list[tuple[Action, float]],
+               now: float) -> None:
+        """Take the saved hosts still in the plan; issue again what was in flight."""
+        for name, hrec in hosts.items():
+            if name in self._hosts:
+                hrec.inflight = []
+                self._hosts[name] = hrec
+        for action, _ in ops:
+            if action.host in self._hosts:
+                self._resumed += self._resume(action, now)
 
     def _new_boot(self, hosts: dict[str, HostRecord], now: float) -> None:
         """R9: the own host's shutdown command was started: start afresh, as upsmon does
