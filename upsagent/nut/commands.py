@@ -165,7 +165,9 @@ def _get_var(session: "ServerSession", name: str, var: str) -> None:
         return
     if var.lower() == "ups.status":
         value = _status_value(slot, value)
-    session.reply(f"VAR {name} {var} {quote(value)}")
+    line = f"VAR {name} {var} {quote(value)}"
+    session.reply(line)
+    session.remember_get(slot, line + "\n")
 
 
 def _get_type(session: "ServerSession", name: str, var: str) -> None:

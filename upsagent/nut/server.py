@@ -29,11 +29,12 @@ from __future__ import annotations
 
 from typing import Callable
 
+from upsagent.model import Availability
 from upsagent.nut.commands import COMMANDS
 from upsagent.nut.push import unwatch_all
 from upsagent.nut.errors import Err
 from upsagent.nut.state import ServerState, Slot
-from upsagent.nut.tokenizer import ParseError, RequestReader
+from upsagent.nut.tokenizer import READ_SIZE, ParseError, RequestReader
 
 __all__ = ["ServerSession"]
 
@@ -72,6 +73,8 @@ class ServerSession:
         #: the last line queued per (UPS, item), so that an unchanged value is not repeated
         self._pushed: dict[tuple[Slot, str], str] = {}
         self._handling = False
+        #: the request line being handled, while the input is exactly that one line
+        self._line: bytes | None = None
         state.sessions.insert(0, self)
 
     # -- I/O side ----------------------------------------------------------------------
@@ -80,6 +83,19 @@ class ServerSession:
         """Process bytes from the client; replies accumulate for :meth:`data_to_send`."""
         if self.closing or self.start_tls:
             return
+        reader = self._reader
+        if not reader.line_bytes:
+            hit = self.state.get_cache.get(data)
+            if hit is not None:  # a GET VAR line answered before: still the same answer?
+                slot, version, fsd, line = hit
+                ups = slot.ups
+                if (ups.version == version and slot.fsd is fsd
+                        and ups.availability is Availability.OK):
+                    self.requests += 1
+                    self._out.append(line)
+                    return
+            if len(data) <= READ_SIZE and data.find(b"\n") == len(data) - 1:
+                self._line = data  # exactly one whole line: its answer may be remembered
         self._handling = True
         try:
             for item in self._reader.feed(data):
@@ -92,6 +108,7 @@ class ServerSession:
                     return  # nothing after LOGOUT or STARTTLS is read as plain text
         finally:
             self._handling = False
+            self._line = None
         if self.max_line_length and self._reader.line_bytes > self.max_line_length:
             self.closing = True
             self.close_reason = (f"request line longer than {self.max_line_length} bytes")
@@ -184,6 +201,16 @@ class ServerSession:
         """Queue several reply lines at once."""
         self._out.append("\n".join(lines))
         self._out.append("\n")
+
+    def remember_get(self, slot: Slot, line: str) -> None:
+        """``line`` answers the ``GET VAR`` being handled and depends only on ``slot``'s
+        data: answer the same request line with it while that data is unchanged."""
+        raw = self._line
+        if raw is not None:
+            cache = self.state.get_cache
+            if len(cache) >= 256:  # bounded: a client could ask for anything
+                cache.clear()
+            cache[raw] = (slot, slot.ups.version, slot.fsd, line)
 
     def error(self, err: Err) -> None:
         self.reply(err.line)
