@@ -4,7 +4,7 @@
 Each test runs our master (``upsagent master --nut-config``, a replayed ``dummy-ups``)
 and our slave (``upsagent slave``, a real process whose shutdown command touches a file),
 with a :class:`~tests.netfault.FaultyLink` between them, and does something bad to them: the
-master restarts, the network is cut (with resets, or silently), the UPS flickers, the UPS's
+master or the agent restarts, the network is cut (with resets, or silently), the UPS flickers, the UPS's
 data goes stale, a command hangs past its budget.  Every test then checks both halves of
 the promise: no shutdown where none is due (for longer than DEADTIME, so a false alarm
 would have fired), and, after the trouble, a real emergency still shuts the host down on
@@ -68,12 +68,21 @@ password = "slavepass"
 role = "secondary"
 """ + host.replace("{ups}", self.system))
         os.chmod(config, 0o600)
+        self.config = config
         self.log_path = self.dir / "log"
-        with open(self.log_path, "wb") as log:
-            self.proc = subprocess.Popen(
-                [sys.executable, "-m", "upsagent", "slave", "--config", str(config)],
+        self.proc = self._spawn()
+
+    def _spawn(self) -> subprocess.Popen[bytes]:
+        with open(self.log_path, "ab") as log:
+            return subprocess.Popen(
+                [sys.executable, "-m", "upsagent", "slave", "--config", str(self.config)],
                 stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
-        self.started = time.time()
+
+    def restart(self) -> None:
+        """SIGTERM (the agent saves its state and logs out), then a new process."""
+        self.proc.terminate()
+        assert self.proc.wait(10) == 0, self.log()
+        self.proc = self._spawn()
 
     def log(self) -> str:
         return self.log_path.read_text(errors="replace")
@@ -217,6 +226,23 @@ def test_master_restart_mid_sequence_keeps_the_timer(tmp_path: Path) -> None:
         rig.master.start()
         at = rig.slave.wait_shutdown(20, "the timed shutdown")
         print(f"  timed shutdown across a master restart after {at - t0:.1f} s (nominal 10)")
+        assert abs(at - t0 - 10) <= TOLERANCE, rig.slave.log()
+    finally:
+        rig.close()
+
+
+def test_slave_restart_mid_sequence_keeps_the_timer(tmp_path: Path) -> None:
+    """The agent itself restarted 3 s into a 10 s countdown: it shuts down at 10 s (its
+    saved state), neither at 13 s (a fresh start) nor never."""
+    rig = Rig(tmp_path, host=TIMED_HOST.format(after=10, extra=""))
+    try:
+        t0 = rig.power("OB DISCHRG")
+        rig.seen("OB")
+        wait_for(lambda: time.time() > t0 + 3, 5, "3 s")
+        rig.slave.restart()
+        rig.slave.wait_log("state restored", 10)
+        at = rig.slave.wait_shutdown(20, "the timed shutdown after the agent's restart")
+        print(f"  timed shutdown across an agent restart after {at - t0:.1f} s (nominal 10)")
         assert abs(at - t0 - 10) <= TOLERANCE, rig.slave.log()
     finally:
         rig.close()
