@@ -1,12 +1,12 @@
 # -*- test-case-name: tests.test_reliability -*-
 """Reliability with the real daemons: zero spurious and zero missed shutdowns.
 
-Each test runs our master (``upsagent master --nut-config``, a replayed ``dummy-ups``)
-and our slave (``upsagent slave``, a real process whose shutdown command touches a file),
-with a :class:`~tests.netfault.FaultyLink` between them, and does something bad to them:
-the master or the agent restarts, the network is cut (with resets, or silently), the UPS
-flickers, the UPS's data goes stale, a command hangs past its budget.  Every test then checks both halves of
-the promise: no shutdown where none is due (for longer than DEADTIME, so a false alarm
+Each test runs our master (``upsagent master --nut-config``, a replayed ``dummy-ups``) and
+our slave (``upsagent slave``, a real process whose shutdown command touches a file), with a
+:class:`~tests.netfault.FaultyLink` between them, and does something bad to them: the master
+or the agent restarts, the network is cut (with resets, or silently), the UPS flickers, the
+UPS's data goes stale, a command hangs past its budget.  Every test then checks both halves
+of the promise: no shutdown where none is due (for longer than DEADTIME, so a false alarm
 would have fired), and, after the trouble, a real emergency still shuts the host down on
 time (the slave recovered rather than sat deaf).
 

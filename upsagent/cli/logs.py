@@ -4,8 +4,9 @@
 systemd reads a ``<N>`` prefix at the start of each line as the syslog priority.  We only add
 it when ``$JOURNAL_STREAM`` names our stderr (compared by device and inode, as sd-daemon(3)
 says), so a terminal or a pipe gets plain timestamped lines.  An event with a
-``syslog_priority`` (0-7) gets that one instead of its level's (notifications: NOTICE).  Passwords are never passed to
-the logger in the first place (the protocol core never logs PASSWORD arguments).
+``syslog_priority`` (0-7) gets that one instead of its level's (notifications:
+NOTICE).  Passwords are never passed to the logger in the first place (the protocol core
+never logs PASSWORD arguments).
 """
 
 from __future__ import annotations

@@ -14,10 +14,11 @@ ups.conf [common/upsconf.c, drivers/main.c, server/conf.c]
   ``driver`` and ``desc`` go to their own fields; every other option, ``port`` included, is
   kept in ``options`` in file order.  As with upsd, a section without ``driver`` is skipped
   and one without ``port`` is served as "driver not connected" (its driver cannot start),
-  each with a warning; a second section whose name differs only in case is skipped too.  Global options before the first section:
-  ``pollinterval`` is the default for every UPS (it is copied into the options of each UPS that
-  does not set its own, as NUT's drivers publish it anyway); the upsdrvctl and process options
-  (``maxretry``, ``retrydelay``, ``user``, ...) are ignored with a note.
+  each with a warning; a second section whose name differs only in case is skipped
+  too.  Global options before the first section: ``pollinterval`` is the default for every
+  UPS (it is copied into the options of each UPS that does not set its own, as NUT's drivers
+  publish it anyway); the upsdrvctl and process options (``maxretry``, ``retrydelay``,
+  ``user``, ...) are ignored with a note.
 upsd.conf [server/conf.c]
   Directives are case-sensitive (except ``DEBUG_MIN``).  ``LISTEN addr [port]`` repeats (none
   at all means 127.0.0.1 and ::1), ``MAXAGE``, ``MAXCONN``, ``TRACKINGDELAY`` take whole

@@ -298,13 +298,15 @@ def build_slave(document: Mapping[str, Any], *, source: str,
     notify = _notify(r, slave)
     plan = _replace(plan, ups=ups, notify_messages=dict(notify.messages),
                     **{k: v for k, v in settings.items() if v is not None})
-    extra: dict[str, Any] = {"poll_freq": numbers["pollfreq"], "poll_freq_alert": numbers["pollfreq_alert"],
-             "shutdown_budget": numbers["shutdown_budget"],
-             "notify_budget": numbers["notify_budget"],
-             "dry_run": r.flag(slave, "dry_run", "slave"),
-             "shutdown_command": r.argv(slave, "shutdown_command", "slave"),
-             "powerdown_flag": path(r.text(slave, "powerdown_flag", "slave")),
-             "state_file": path(r.text(slave, "state_file", "slave"))}
+    extra: dict[str, Any] = {
+        "poll_freq": numbers["pollfreq"], "poll_freq_alert": numbers["pollfreq_alert"],
+        "shutdown_budget": numbers["shutdown_budget"],
+        "notify_budget": numbers["notify_budget"],
+        "dry_run": r.flag(slave, "dry_run", "slave"),
+        "shutdown_command": r.argv(slave, "shutdown_command", "slave"),
+        "powerdown_flag": path(r.text(slave, "powerdown_flag", "slave")),
+        "state_file": path(r.text(slave, "state_file", "slave"))
+    }
     return SlaveConfig(plan=plan, monitors=monitors, notify=notify, source=source,
                        **{k: v for k, v in extra.items() if v is not None})
 

@@ -10,9 +10,9 @@ is read by duck typing (``ok``, ``timed_out``, ``summary``), so a
 
 ``killpower``: a primary's own host writes upsmon's POWERDOWNFLAG (content
 ``upsmon-shutdown-file``, written atomically by
-:func:`upsagent.master.powerdown.write_flag`) before running the shutdown command; the system's shutdown hook
-then has the UPS switch its output off at the very end (``upsagent killpower``, or NUT's
-``upsdrvctl shutdown``), as research/nut-protocol.md §12.4 describes.
+:func:`upsagent.master.powerdown.write_flag`) before running the shutdown command; the
+system's shutdown hook then has the UPS switch its output off at the very end (``upsagent
+killpower``, or NUT's ``upsdrvctl shutdown``), as research/nut-protocol.md §12.4 describes.
 """
 
 from __future__ import annotations

@@ -17,8 +17,9 @@ A flag is only acted on when:
 
 The master and the slave agent remove a stale flag of ours when they start
 (:func:`clear_stale_flag`; upsmon removes its flag at every start), and ``killpower``
-removes the flag once it has acted on it.  A flag written since this boot is kept: the
-agent was restarted while the shutdown it ordered is under way.  Writing is atomic (a temporary file renamed over the flag).
+removes the flag once it has acted on it.  A flag written since this boot is kept: the agent
+was restarted while the shutdown it ordered is under way.  Writing is atomic (a temporary
+file renamed over the flag).
 """
 
 from __future__ import annotations

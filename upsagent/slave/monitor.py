@@ -29,13 +29,13 @@ POLLFREQALERT when *any* UPS goes on battery; we do it per UPS.  Pushing: change
 once, and a liveness read runs every POLLFREQ (``watch_interval`` if set) while the UPS is
 on line, and every POLLFREQALERT while it is on battery or its data is unavailable, so the
 engine's DEADTIME sees fresh reads exactly when it matters, and a connection that died
-silently (a cable pulled, packets dropped) is noticed as soon as upsmon would notice it.  No interval exceeds :data:`MAX_IDLE` (upsd cuts
-clients idle for 60 s).  A reply must come within ``timeout`` s (upsmon's NET_TIMEOUT, 10),
-else the connection is dropped.  Reconnects wait ``retry_policy(n)`` (default
-``backoffPolicy()``), where ``n`` counts the failures in a row: failed connects and
-connections that ended, until a session gets a read answered (so a server that accepts and
-then refuses TLS backs off too); but never longer than one poll interval, since upsmon
-retries at every poll.
+silently (a cable pulled, packets dropped) is noticed as soon as upsmon would notice it.  No
+interval exceeds :data:`MAX_IDLE` (upsd cuts clients idle for 60 s).  A reply must come
+within ``timeout`` s (upsmon's NET_TIMEOUT, 10), else the connection is dropped.  Reconnects
+wait ``retry_policy(n)`` (default ``backoffPolicy()``), where ``n`` counts the failures in a
+row: failed connects and connections that ended, until a session gets a read answered (so a
+server that accepts and then refuses TLS backs off too); but never longer than one poll
+interval, since upsmon retries at every poll.
 
 **Events** go to ``on_event``, synchronously:
 

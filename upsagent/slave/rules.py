@@ -45,11 +45,12 @@ R5. **Maintenance** moves the VMs away.  Hosts of one ``cluster`` enter it one a
     during a migration aborts it; a timer never does.
 
 R6. **Shutdown** is the sequence :data:`SHUTDOWN_STAGES`, each stage skipped when its
-    condition does not hold: set FSD and wait for the secondaries (a primary's own host,
-    at most HOSTSYNC), announce and wait the start delay (the SHUTDOWN notification for
-    the agent's own host, the message, FINALDELAY), the operator's command, evacuation (XenServer, when maintenance
-    did not already empty the host), the VMs' shutdown (when VMs may be left), waiting for
-    the agent's other hosts (the agent's own host goes last), the host's shutdown.
+    condition does not hold: set FSD and wait for the secondaries (a primary's own host, at
+    most HOSTSYNC), announce and wait the start delay (the SHUTDOWN notification for the
+    agent's own host, the message, FINALDELAY), the operator's command, evacuation
+    (XenServer, when maintenance did not already empty the host), the VMs' shutdown (when
+    VMs may be left), waiting for the agent's other hosts (the agent's own host goes last),
+    the host's shutdown.
 
 R7. **Power back** is handled by the host's phase, :data:`ON_POWER_BACK`: steps not started
     are cancelled; a migration in progress completes, then maintenance is exited at once;
