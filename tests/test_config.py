@@ -188,15 +188,17 @@ def test_actions_and_instcmds_accumulate_lower_case(tmp_path: Path) -> None:
 
 
 def test_duplicate_user_keeps_the_first_definition(tmp_path: Path) -> None:
-    """upsd uses the first [name]; the second section is ignored entirely, with a warning."""
+    """The second [name] section is ignored entirely, with a warning that says what upsd
+    would do instead (give its lines to the user above it: a NUT 2.8.0 bug)."""
     users = ("[mon]\n password = first\n upsmon secondary\n"
              "[other]\n password = o\n"
              "[mon]\n password = second\n actions = SET\n")
     config = load_nut_dir(nut_dir(tmp_path, users=users))
     assert config.master.users == (UserConfig("mon", "first", frozenset({"login"})),
                                    UserConfig("other", "o"))
-    assert any(w.startswith(f"{tmp_path}/upsd.users:6: user [mon] is defined again")
-               and "(line 1)" in w for w in config.warnings)
+    assert f"{tmp_path}/upsd.users:6: user [mon] is defined again (first at line 1); this " \
+        "section is ignored (upsd 2.8.0 would give its lines to user [other] above it, a " \
+        "NUT bug)" in config.warnings
 
 
 def test_user_file_quirks_are_warned_about(tmp_path: Path) -> None:

@@ -403,9 +403,11 @@ class _Reader:
                 self._extra(path, line, words, 1)
                 skipping = name in users
                 if skipping:
-                    self.warn(path, line, f"user [{name}] is defined again; upsd uses the "
-                              f"first definition (line {users[name].line}), so this "
-                              "section is ignored")
+                    above = (f"to user [{current.name}] above it" if current is not None
+                             else "to no user")
+                    self.warn(path, line, f"user [{name}] is defined again (first at line "
+                              f"{users[name].line}); this section is ignored (upsd 2.8.0 "
+                              f"would give its lines {above}, a NUT bug)")
                     current = None
                 else:
                     current = users[name] = _Draft(name, line)
