@@ -127,6 +127,11 @@ class NutServerProtocol(Protocol):
             self._inbuf += data
             self._pump()
             return
+        reply = session.answer_from_cache(data)
+        if reply is not None:  # a poller's GET VAR, answered before and still valid
+            self._write(reply)
+            self.last_heard = self.factory.clock.seconds()
+            return
         # The usual case: nothing held back, one chunk to handle.  The same steps as
         # _pump/_pump_input for a single pass, without copying the input around.
         self._pumping = True

@@ -87,7 +87,7 @@ class ServerSession:
         if not reader.line_bytes:
             hit = self.state.get_cache.get(data)
             if hit is not None:  # a GET VAR line answered before: still the same answer?
-                slot, version, fsd, line = hit
+                slot, version, fsd, line, _ = hit
                 ups = slot.ups
                 if (ups.version == version and slot.fsd is fsd
                         and ups.availability is Availability.OK):
@@ -112,6 +112,25 @@ class ServerSession:
         if self.max_line_length and self._reader.line_bytes > self.max_line_length:
             self.closing = True
             self.close_reason = (f"request line longer than {self.max_line_length} bytes")
+
+    def answer_from_cache(self, data: bytes) -> bytes | None:
+        """The adapter's shortcut for a poller's request: if ``data`` is exactly a request
+        line whose answer is remembered (see :meth:`remember_get`) and nothing else is
+        pending, count the request and return its reply, ready to write; else None (then
+        hand ``data`` to :meth:`receive_data` as usual).  The outcome is the same as
+        ``receive_data(data)`` followed by ``data_to_send()``."""
+        if (self.closing or self.start_tls or self._reader.line_bytes or self._out
+                or self._pushes):
+            return None
+        hit = self.state.get_cache.get(data)
+        if hit is None:
+            return None
+        slot, version, fsd, _, reply = hit
+        ups = slot.ups
+        if ups.version != version or slot.fsd is not fsd or ups.availability is not Availability.OK:
+            return None
+        self.requests += 1
+        return reply
 
     def data_to_send(self) -> bytes:
         """Everything to write now (possibly empty): replies, then pushed lines."""
@@ -210,7 +229,8 @@ class ServerSession:
             cache = self.state.get_cache
             if len(cache) >= 256:  # bounded: a client could ask for anything
                 cache.clear()
-            cache[raw] = (slot, slot.ups.version, slot.fsd, line)
+            cache[raw] = (slot, slot.ups.version, slot.fsd, line,
+                          line.encode("ascii", "replace"))
 
     def error(self, err: Err) -> None:
         self.reply(err.line)

@@ -182,11 +182,12 @@ class ServerState:
     sessions: list["ServerSession"] = field(default_factory=list)
     _by_name: dict[str, Slot] = field(default_factory=dict)
     #: answers to whole ``GET VAR`` request lines, by the line's bytes as received (LF
-    #: included): line -> (slot, UPS.version, fsd, reply with LF).  A poller asks the same
+    #: included): line -> (slot, UPS.version, fsd, reply with LF, the same encoded as
+    #: ServerSession.data_to_send encodes).  A poller asks the same
     #: question over and over; the answer depends only on that UPS's data, so it is valid
     #: while the version and FSD are unchanged and the UPS is available.  Emptied when the
     #: served names change; see ServerSession.receive_data and commands._get_var.
-    get_cache: dict[bytes, tuple[Slot, int, bool, str]] = field(default_factory=dict)
+    get_cache: dict[bytes, tuple[Slot, int, bool, str, bytes]] = field(default_factory=dict)
 
     @classmethod
     def from_config(cls, ups: Iterable[UpsConfig], users: Iterable[UserConfig], *,
