@@ -1,7 +1,9 @@
 """Turning the measured runs into verdicts and into ``bench/RESULTS.md``.
 
 Ratios are always ours / NUT's.  For the closed-loop scenarios the figure of each server is
-the median over its runs (the spread is shown); for ``idle-10k`` there is one run each.
+the median over its runs (the spread is shown); ``idle-10k`` has one run each unless
+``--repeat`` asks for more (then the CPU of each run is shown, the rest is the median or the
+first run's).
 Memory is in MB of 10^6 bytes (``VmRSS`` is in KiB), as the target is.  ``analysis.md``
 beside this file (written by hand after looking at the numbers and the profiles) is appended
 verbatim, with a note saying which run it was written for; ``analysis-event-1000.md`` likewise
@@ -202,6 +204,11 @@ def _closed_loop_table(name: str, r: dict[str, Any]) -> list[str]:
     return rows
 
 
+def _each_cpu(runs: list[dict[str, Any]]) -> str:
+    """The server CPU % of each run, for the idle table."""
+    return " / ".join(f"{x['server_cpu_pct']:.1f}" for x in runs)
+
+
 def _idle_table(r: dict[str, Any]) -> list[str]:
     """Table rows for idle-10k."""
     s = r["summary"]
@@ -218,6 +225,8 @@ def _idle_table(r: dict[str, Any]) -> list[str]:
         f"{n['server_cpu_pct']:.1f} | {o['server_cpu_pct']:.1f} | "
         f"{_ratio(o['server_cpu_pct'], n['server_cpu_pct'])} | <= {CPU_LIMIT_PCT:g} % | "
         f"{_yes(met['CPU'])} |",
+        *([f"| each run (the median above), % of one core | {_each_cpu(r['runs']['nut'])} | "
+           f"{_each_cpu(r['runs']['ours'])} | | | |"] if len(r["runs"]["ours"]) > 1 else []),
         f"| of which in the kernel (stime), % of one core | {n['kernel_pct']:.1f} | "
         f"{o['kernel_pct']:.1f} | | | |",
         f"| server CPU per GET, incl. idle upkeep (us) | {n['cpu_us']:.0f} | "
