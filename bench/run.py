@@ -14,9 +14,9 @@ and the whole machine's busy time, so that other load on the machine shows in th
 
 Targets (ours / NUT's unless absolute): list-var-100 >= 10x, get-var-100 >= 0.5x, idle-10k
 <= 150 MB RSS and <= 10% of one core with no client errors; event-1000 (one power event
-reaching 1,000 logged-in slaves): p99 under 50 ms with our push extension, nobody missing it.  Where a target is missed our
-master is profiled with py-spy under the same load (``--profile``) and the top functions are
-reported.
+reaching 1,000 logged-in slaves): p99 under 50 ms with our push extension, nobody missing
+it.  Where a target is missed our master is profiled with py-spy under the same load
+(``--profile``) and the top functions are reported.
 
 Writes ``bench/RESULTS.md`` (and ``bench/results.json``) after a full run of every scenario;
 ``--quick`` and ``--scenario`` runs only print, unless ``--output`` is given, or ``--merge``:
@@ -360,7 +360,8 @@ def main(argv: list[str] | None = None) -> int:
                                saved.get("quick", False))
         (args.output or args.merge.with_name("RESULTS.md")).write_text(text)
         print("\n" + text)
-        print(f"merged into {args.merge}; wrote {args.output or args.merge.with_name('RESULTS.md')}")
+        written = args.output or args.merge.with_name("RESULTS.md")
+        print(f"merged into {args.merge}; wrote {written}")
         return 0
     text = report.markdown(command, info, results, args.quick)
     print("\n" + text)

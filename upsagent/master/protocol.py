@@ -13,9 +13,9 @@ need a transport or a clock:
   accepting, as upsd does; further clients wait in the listen backlog and are taken as soon
   as a slot frees.  Existing clients are never starved or dropped for it;
 * **flow control**: the protocol registers itself as a streaming producer on its transport.
-  When a client does not read its replies and more than ``max_send_buffer`` bytes wait in the
-  transport, we stop reading that client's requests until it drains, so a client that never reads cannot make the
-  server buffer without bound;
+  When a client does not read its replies and more than ``max_send_buffer`` bytes wait in
+  the transport, we stop reading that client's requests until it drains, so a client that
+  never reads cannot make the server buffer without bound;
 * **pushed lines** (``WATCH``): the session calls ``wakeup`` when it queued some; they are
   written at once unless the protocol is handling input (they follow its replies) or the
   client is throttled (they wait in the session, which keeps only the newest per item, and
