@@ -248,6 +248,24 @@ def test_slave_restart_mid_sequence_keeps_the_timer(tmp_path: Path) -> None:
         rig.close()
 
 
+def test_slave_reload_mid_sequence_keeps_the_timer(tmp_path: Path) -> None:
+    """SIGHUP 3 s into a 10 s countdown: the sessions are renewed, the countdown is not."""
+    rig = Rig(tmp_path, host=TIMED_HOST.format(after=10, extra=""))
+    try:
+        t0 = rig.power("OB DISCHRG")
+        rig.seen("OB")
+        wait_for(lambda: time.time() > t0 + 3, 5, "3 s")
+        mark = len(rig.slave.log())
+        rig.slave.proc.send_signal(signal.SIGHUP)
+        rig.slave.wait_log("SIGHUP: reloading the configuration", 10, after=mark)
+        at = rig.slave.wait_shutdown(20, "the timed shutdown after the reload")
+        print(f"  timed shutdown across a reload after {at - t0:.1f} s (nominal 10)")
+        assert abs(at - t0 - 10) <= TOLERANCE, rig.slave.log()
+        assert "refused" not in rig.slave.log()[mark:], rig.slave.log()
+    finally:
+        rig.close()
+
+
 # -- network partitions ------------------------------------------------------------------
 
 

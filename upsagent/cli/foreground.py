@@ -34,6 +34,7 @@ def serve(prog: str, reactor: Any, *, start: Callable[[], object],
         return 1
 
     def on_hup() -> None:
+        log.info("SIGHUP: reloading the configuration")
         try:
             result = reload()
         except ConfigError as exc:

@@ -280,7 +280,8 @@ class _Command(ProcessProtocol):
             self.runner._running.discard(self)
             raise
         self.runner.log.info("{name} started (pid {pid}): {argv}", name=self.name,
-                             pid=self.child.pid, argv=list(self.argv))
+                             pid=getattr(self.child, "pgid", self.child.pid),
+                             argv=list(self.argv))
         if budget is not None and not self.finished:
             self.timers["term"] = self.runner.reactor.callLater(budget, self._out_of_time)
 
