@@ -124,6 +124,21 @@ def test_a_restart_before_the_own_shutdown_ran_continues_the_sequence() -> None:
     assert again.engine.snapshot()["ups"]["ups@nas"]["fsd_by_us"] is True  # type: ignore
 
 
+def test_a_restart_during_finaldelay_does_not_wait_for_the_ups() -> None:
+    """Restarted during FINALDELAY with the UPS unreadable: a committed shutdown needs no
+    fresh reading, so it comes at the end of FINALDELAY, not DEADTIME after the restart."""
+    plan = upsmon_plan([("ups@nas", 1, "secondary")], final_delay=5)
+    d = Drive(plan)
+    d.event(0, state("ups@nas", "OB"))
+    d.event(10, state("ups@nas", "OB LB"))
+    d.until(15.5)                   # HOSTSYNC 15 from the last OB reading: SHUTDOWN at 15
+    again = restarted(plan, d, 16)
+    assert again.engine.phase("localhost") is Phase.DELAY
+    again.event(16.5, CommLost("ups@nas", "connection refused"))
+    again.until(60)
+    assert again.steps() == [(20, "localhost", "shut down")]
+
+
 def test_a_restart_while_fsd_is_being_set_sets_it_again() -> None:
     """Restarted while waiting for the secondaries: FSD is set again (R9: operations in
     flight are issued again), then the sequence goes on."""

@@ -301,8 +301,10 @@ class PolicyEngine(Stages):
         out = self._track_power(rec, plan, power, now)
         if rec.inflight:
             return out + self._maybe_abort(rec, plan, power, now)
-        if self._waiting_after_restart(plan, now):
-            return out
+        committed = (rec.phase in SHUTTING_DOWN
+                     and on_power_back(rec.phase, plan) is OnPowerBack.COMMITTED)
+        if not committed and self._waiting_after_restart(plan, now):
+            return out      # R9; a committed shutdown needs no fresh reading to go on
         if rec.phase in SHUTTING_DOWN:
             return out + self._continue(rec, plan, now)
         if power.state is not Power.OK:

@@ -70,11 +70,12 @@ R8. **Nothing waits forever.**  Every operation has a guard: its own time limit 
 
 R9. **Restart.**  The state is a plain dict (``snapshot``/``restore``); times are absolute.
     After a restart, a host waits until each of its UPSes has been heard from again (or
-    DEADTIME has passed) before it starts anything new; operations that were in flight are
-    issued again (backends are idempotent), except the operator's command, whose outcome
-    is unknown and which is not run twice; hosts this agent put into maintenance are taken
-    out once power is back.  The FSD this agent set (R2a) is remembered only while its own
-    host's shutdown is in progress.
+    DEADTIME has passed) before it starts anything new (a shutdown power back can no longer
+    call off goes on at once); operations that were in flight are issued again (backends are
+    idempotent), except the operator's command, whose outcome is unknown and which is not
+    run twice; hosts this agent put into maintenance are taken out once power is back.  The
+    FSD this agent set (R2a) is remembered only while its own host's shutdown is in
+    progress.
 
     **A new boot.**  Once the agent's own host's shutdown command has been started (phase
     ``stopping`` or ``down`` in the saved state: the sequence reached its end), a restored
