@@ -22,7 +22,7 @@ import signal
 import subprocess
 import sys
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
@@ -214,52 +214,39 @@ def test_master_gone_on_battery_is_critical_after_deadtime(rig: Rig) -> None:
     assert DEADTIME - 1 - TOLERANCE <= at - stopped <= DEADTIME + TOLERANCE, rig.slave.log()
 
 
-def test_master_restart_mid_sequence_keeps_the_timer(tmp_path: Path) -> None:
-    """A timed plan (shutdown 10 s after the power failed): a master restart at 3 s
-    neither restarts the countdown nor cancels it."""
-    rig = Rig(tmp_path, host=TIMED_HOST.format(after=10, extra=""))
-    try:
-        t0 = rig.power("OB DISCHRG")
-        rig.seen("OB")
-        wait_for(lambda: time.time() > t0 + 3, 5, "3 s")
-        rig.master.stop()
-        rig.master.start()
-        at = rig.slave.wait_shutdown(20, "the timed shutdown")
-        print(f"  timed shutdown across a master restart after {at - t0:.1f} s (nominal 10)")
-        assert abs(at - t0 - 10) <= TOLERANCE, rig.slave.log()
-    finally:
-        rig.close()
+def restart_master(rig: Rig) -> None:
+    rig.master.stop()
+    rig.master.start()
 
 
-def test_slave_restart_mid_sequence_keeps_the_timer(tmp_path: Path) -> None:
-    """The agent itself restarted 3 s into a 10 s countdown: it shuts down at 10 s (its
-    saved state), neither at 13 s (a fresh start) nor never."""
-    rig = Rig(tmp_path, host=TIMED_HOST.format(after=10, extra=""))
-    try:
-        t0 = rig.power("OB DISCHRG")
-        rig.seen("OB")
-        wait_for(lambda: time.time() > t0 + 3, 5, "3 s")
-        rig.slave.restart()
-        rig.slave.wait_log("state restored", 10)
-        at = rig.slave.wait_shutdown(20, "the timed shutdown after the agent's restart")
-        print(f"  timed shutdown across an agent restart after {at - t0:.1f} s (nominal 10)")
-        assert abs(at - t0 - 10) <= TOLERANCE, rig.slave.log()
-    finally:
-        rig.close()
+def restart_agent(rig: Rig) -> None:
+    rig.slave.restart()
+    rig.slave.wait_log("state restored", 10)
 
 
-def test_slave_reload_mid_sequence_keeps_the_timer(tmp_path: Path) -> None:
-    """SIGHUP 3 s into a 10 s countdown: the sessions are renewed, the countdown is not."""
+def reload_agent(rig: Rig) -> None:
+    mark = len(rig.slave.log())
+    rig.slave.proc.send_signal(signal.SIGHUP)
+    rig.slave.wait_log("SIGHUP: reloading the configuration", 10, after=mark)
+
+
+@pytest.mark.parametrize("trouble", [restart_master, restart_agent, reload_agent],
+                         ids=["master-restart", "agent-restart", "agent-reload"])
+def test_mid_sequence_trouble_keeps_the_timer(tmp_path: Path,
+                                              trouble: Callable[[Rig], None]) -> None:
+    """A timed plan (shutdown 10 s after the power failed), and 3 s into it the master
+    restarts, the agent restarts (its saved state) or the agent reloads (SIGHUP): the
+    shutdown comes at 10 s, neither 13 s (a countdown started again) nor never."""
     rig = Rig(tmp_path, host=TIMED_HOST.format(after=10, extra=""))
     try:
         t0 = rig.power("OB DISCHRG")
         rig.seen("OB")
         wait_for(lambda: time.time() > t0 + 3, 5, "3 s")
         mark = len(rig.slave.log())
-        rig.slave.proc.send_signal(signal.SIGHUP)
-        rig.slave.wait_log("SIGHUP: reloading the configuration", 10, after=mark)
-        at = rig.slave.wait_shutdown(20, "the timed shutdown after the reload")
-        print(f"  timed shutdown across a reload after {at - t0:.1f} s (nominal 10)")
+        trouble(rig)
+        at = rig.slave.wait_shutdown(20, f"the timed shutdown after {trouble.__name__}")
+        print(f"  timed shutdown across {trouble.__name__} after {at - t0:.1f} s "
+              "(nominal 10)")
         assert abs(at - t0 - 10) <= TOLERANCE, rig.slave.log()
         assert "refused" not in rig.slave.log()[mark:], rig.slave.log()
     finally:
