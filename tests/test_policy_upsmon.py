@@ -27,7 +27,7 @@ from upsagent.slave.plan import HostPlan, Plan, Supply, UpsPlan, upsmon_plan
 from upsagent.slave.policy import PolicyEngine
 from upsagent.slave.rules import OnPowerBack, Phase, final_delay_commits, on_power_back
 from tests.test_policy import Drive, state, vsphere
-from tests.test_slave_daemon import FakeMonitor, FakeRunner, Rig, timed_config
+from tests.test_slave_daemon import FakeMonitor, FakeRunner, Rig, on_battery_since_1001, timed_config
 
 
 def restarted(plan: Plan, d: Drive, at: float) -> Drive:
@@ -46,6 +46,26 @@ def primary_shutting_down() -> tuple[Plan, Drive]:
     d.done(12, d.last(SetFsd))
     d.until(17)
     assert d.steps(since=12) == [(17, "localhost", "shut down")]
+    return plan, d
+
+
+def primary_with_a_host_in_maintenance_all_down() -> tuple[Plan, Drive]:
+    """A primary's machine with a vSphere host, UPS1 on battery from 0 s: host1 enters
+    maintenance at 60 s and is shut down at 120 s; FSD and the own host's shutdown at
+    300 s, both done."""
+    plan = Plan(ups=(UpsPlan("UPS1", "primary"),), hosts=(
+        HostPlan("mgmt", "local", (Supply("UPS1"),), shutdown_after=300),
+        vsphere("host1", "UPS1")), name="mgmt")
+    d = Drive(plan)
+    d.event(0, state("UPS1", "OL"))
+    d.event(0, state("UPS1", "OB"))
+    d.until(60)
+    d.done(70, d.last(EnterMaintenance))
+    d.until(120)
+    d.done(121, d.last(ShutdownHost, "host1"))
+    d.until(300)
+    d.done(301, d.last(SetFsd))
+    d.done(302, d.last(ShutdownHost, "mgmt"))
     return plan, d
 
 
@@ -174,19 +194,7 @@ def test_after_the_boot_maintenance_we_entered_is_still_exited() -> None:
     """A primary's machine with a vSphere host: host1 was put into maintenance and shut
     down, then the agent's own host.  After the boot, host1 is taken out of maintenance
     once the UPS reads OL (R9); every host's timers run again at the next failure."""
-    plan = Plan(ups=(UpsPlan("UPS1", "primary"),), hosts=(
-        HostPlan("mgmt", "local", (Supply("UPS1"),), shutdown_after=300),
-        vsphere("host1", "UPS1")), name="mgmt")
-    d = Drive(plan)
-    d.event(0, state("UPS1", "OL"))
-    d.event(0, state("UPS1", "OB"))
-    d.until(60)
-    d.done(70, d.last(EnterMaintenance))
-    d.until(120)
-    d.done(121, d.last(ShutdownHost, "host1"))
-    d.until(300)
-    d.done(301, d.last(SetFsd))
-    d.done(302, d.last(ShutdownHost, "mgmt"))
+    plan, d = primary_with_a_host_in_maintenance_all_down()
     assert (d.engine.phase("mgmt"), d.engine.phase("host1")) == (Phase.DOWN, Phase.DOWN)
 
     again = restarted(plan, d, 5000)
@@ -213,19 +221,7 @@ def test_after_the_boot_maintenance_we_entered_is_still_exited() -> None:
 def test_after_the_boot_a_host_left_in_maintenance_is_still_protected() -> None:
     """Power fails again before the UPS reads OL after the boot: host1, still in the
     maintenance we put it in, is shut down by its timer (not forgotten as "down")."""
-    plan = Plan(ups=(UpsPlan("UPS1", "primary"),), hosts=(
-        HostPlan("mgmt", "local", (Supply("UPS1"),), shutdown_after=300),
-        vsphere("host1", "UPS1")), name="mgmt")
-    d = Drive(plan)
-    d.event(0, state("UPS1", "OL"))
-    d.event(0, state("UPS1", "OB"))
-    d.until(60)
-    d.done(70, d.last(EnterMaintenance))
-    d.until(120)
-    d.done(121, d.last(ShutdownHost, "host1"))
-    d.until(300)
-    d.done(301, d.last(SetFsd))
-    d.done(302, d.last(ShutdownHost, "mgmt"))
+    plan, d = primary_with_a_host_in_maintenance_all_down()
     again = restarted(plan, d, 5000)
     again.event(5001, state("UPS1", "OB"))
     again.until(5121)
@@ -246,18 +242,13 @@ class PrimaryMonitor(FakeMonitor):
 def test_daemon_shuts_down_again_after_a_reboot(tmp_path: Path) -> None:
     """The daemon: the host shut down at 60 s on battery; the machine boots, the agent
     starts from its state file, and the next failure shuts it down again."""
-    clock = Clock()
-    clock.advance(1000)
-    config = timed_config(tmp_path)
-    rig = Rig(config, clock)
-    rig.status(1000, "OL")
-    rig.status(1001, "OB DISCHRG")
+    config, rig = on_battery_since_1001(tmp_path)
     rig.until(1070)
     assert rig.runner.ran == [("/sbin/poweroff",)]
     rig.daemon.stop(logout=False)
 
-    clock.advance(5000)
-    booted = Rig(config, clock)
+    rig.clock.advance(5000)
+    booted = Rig(config, rig.clock)
     booted.status(6100, "OL")
     booted.status(6200, "OB DISCHRG")
     booted.until(6259)

@@ -294,16 +294,22 @@ class Rig:
             self.clock.advance(min(1.0, at - self.clock.seconds()))
 
 
-def test_state_is_saved_privately_and_restored_mid_sequence(tmp_path: Path) -> None:
-    """Restarted 40 s into the sequence, the agent shuts down at 60 s, not 100 s; the
-    sessions stay until the shutdown order, then close without LOGOUT."""
+def on_battery_since_1001(tmp_path: Path) -> tuple[SlaveConfig, Rig]:
+    """The agent of :func:`timed_config` on a Clock at 1000: OL, then on battery at 1001."""
     clock = Clock()
     clock.advance(1000)
     config = timed_config(tmp_path)
     rig = Rig(config, clock)
-    assert rig.monitors[0].started
     rig.status(1000, "OL")
     rig.status(1001, "OB DISCHRG")
+    return config, rig
+
+
+def test_state_is_saved_privately_and_restored_mid_sequence(tmp_path: Path) -> None:
+    """Restarted 40 s into the sequence, the agent shuts down at 60 s, not 100 s; the
+    sessions stay until the shutdown order, then close without LOGOUT."""
+    config, rig = on_battery_since_1001(tmp_path)
+    assert rig.monitors[0].started
     rig.until(1040)
     state = Path(config.state_file)
     assert stat.S_IMODE(state.stat().st_mode) == 0o600
@@ -313,7 +319,7 @@ def test_state_is_saved_privately_and_restored_mid_sequence(tmp_path: Path) -> N
     assert rig.monitors[0].stopped is True       # SIGTERM: LOGOUT
     assert rig.runner.ran == []
 
-    again = Rig(config, clock)                   # the restarted agent
+    again = Rig(config, rig.clock)                   # the restarted agent
     again.status(1042, "OB DISCHRG")
     again.until(1060)
     assert again.runner.ran == []
@@ -383,12 +389,7 @@ def test_dry_run_takes_no_action(tmp_path: Path) -> None:
 def test_reload_carries_the_state_over(tmp_path: Path) -> None:
     """A reload logs the sessions out, starts the new ones and keeps the sequence's timers,
     even when the new configuration names another state file."""
-    clock = Clock()
-    clock.advance(1000)
-    config = timed_config(tmp_path)
-    rig = Rig(config, clock)
-    rig.status(1000, "OL")
-    rig.status(1001, "OB DISCHRG")
+    config, rig = on_battery_since_1001(tmp_path)
     rig.until(1030)
     first = rig.monitors[0]
     longer = replace(config, state_file=str(tmp_path / "other.json"), plan=replace(
@@ -408,12 +409,7 @@ def test_refused_reload_leaves_the_running_configuration_alone(tmp_path: Path) -
     """Whatever the new configuration gets refused for -- a backend, a setting, a monitor
     that cannot be built -- the error names the key and the reason, and the old sessions,
     executor and sequence go on as if nothing happened."""
-    clock = Clock()
-    clock.advance(1000)
-    config = timed_config(tmp_path)
-    rig = Rig(config, clock)
-    rig.status(1000, "OL")
-    rig.status(1001, "OB DISCHRG")
+    config, rig = on_battery_since_1001(tmp_path)
     rig.until(1010)
     first, executor = rig.monitors[0], rig.daemon.executor
     esx = HostPlan("esx1", "vsphere", (Supply("UPS1@nas"),), shutdown_after=30, debounce=0)
