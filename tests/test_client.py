@@ -8,7 +8,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from upsagent.nut.blocking import BadTarget, Target, split_addr, split_name
+from upsagent.nut.target import BadTarget, Target, split_addr, split_name
 from upsagent.nut.client import (
     ClientConnection,
     CmdDescReply,

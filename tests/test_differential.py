@@ -46,8 +46,8 @@ TRACKING <id>``: random UUIDs).  ``VER``, ``server.info`` and ``driver.version``
 compared as they are, and so are client addresses (both servers see ``127.0.0.1`` or
 ``::1``; upsd never shows ports).
 
-Cases marked ``@nutbug`` cover NUT 2.8.0 bugs that we deliberately do not copy (those of
-research/nut-protocol.md §15, and a few more, each with the reason and NUT's source file);
+Cases marked ``@nutbug`` cover NUT 2.8.0 bugs that we deliberately do not copy (each with the
+reason and NUT's source file);
 they are skipped unless ``NUTDIFF_NUTBUGS=1``, and then they are expected to differ.
 ``@xfail`` marks a known difference whose fix belongs to another module; its reason names
 the file (``@xfail-timing``: the same for a difference that shows only with some timings,

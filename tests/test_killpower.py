@@ -1,4 +1,4 @@
-"""Tests for the power-down flag (upsagent.master.powerdown) and ``upsagent killpower``
+"""Tests for the power-down flag (upsagent.system.powerdown) and ``upsagent killpower``
 (upsagent.cli.killpower), ending with the whole end of the sequence against real processes:
 the master writes the flag and runs its shutdown command, then a separate killpower process
 tells the replayed UPS ``shutdown.return``."""
@@ -22,7 +22,7 @@ from tests.ourmaster import OurMaster, wait_for
 from upsagent.cli import killpower
 from upsagent.config.schema import MasterConfig, ShutdownConfig, UpsConfig
 from upsagent.drivers.base import Driver, Result
-from upsagent.master.powerdown import (
+from upsagent.system.powerdown import (
     MAGIC, FlagState, boot_time, check_flag, remove_flag, write_flag)
 
 # -- the flag ---------------------------------------------------------------------------------

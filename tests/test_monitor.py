@@ -1,4 +1,4 @@
-"""Tests for upsagent.slave.monitor: the upsmon-style session, push and poll, events.
+"""Tests for upsagent.agent.monitor: the upsmon-style session, push and poll, events.
 
 Scripted half: a fake endpoint (like Twisted's ``endpointForTesting``) hands each connection a
 ``StringTransport``; a ``Clock`` drives every timer; the test plays the server line by line and
@@ -28,10 +28,11 @@ from twisted.python.failure import Failure
 from zope.interface import implementer
 
 from upsagent.nut.client import NutError, TransportError
-from upsagent.slave.events import CommLost, CommOk, Event, UpsState
-from upsagent.slave.monitor import MonitorSettings, TlsSettings, UpsMonitor
-from upsagent.slave import nutproto
-from upsagent.slave.upsmonconf import parse_upsmon_conf
+from upsagent.policy.events import CommLost, CommOk, Event, UpsState
+from upsagent.agent.monitor import UpsMonitor
+from upsagent.config.monitoring import MonitorSettings, TlsSettings
+from upsagent.transport import nutproto
+from upsagent.config.upsmonconf import parse_upsmon_conf
 
 from tests import nutreal
 from tests.certs import self_signed as _certificate

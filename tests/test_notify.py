@@ -1,4 +1,4 @@
-"""Tests for upsagent.slave.notify: upsmon 2.8.0's notifications, planned and sent."""
+"""Tests for upsagent.agent.notify: upsmon 2.8.0's notifications, planned and sent."""
 
 from __future__ import annotations
 
@@ -9,11 +9,11 @@ import pytest
 from twisted.internet.defer import Deferred, fail, succeed
 from twisted.logger import ILogObserver, LogEvent, globalLogPublisher
 
-from upsagent.slave.notify import (
-    NOTIFY_TYPES, WALL_SCRIPT, LogNotice, Notifier, NotifySettings, RunCommand, format_message,
-    plan)
-from upsagent.slave.shellline import ShellLine
-from upsagent.slave.upsmonconf import parse_upsmon_conf
+from upsagent.agent.notify import Notifier
+from upsagent.config.notify import (
+    NOTIFY_TYPES, WALL_SCRIPT, LogNotice, NotifySettings, RunCommand, format_message, plan)
+from upsagent.config.shellline import ShellLine
+from upsagent.config.upsmonconf import parse_upsmon_conf
 
 def wall(text: str) -> tuple[str, ...]:
     """The argv that writes ``text`` to wall's standard input."""

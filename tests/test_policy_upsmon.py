@@ -18,14 +18,14 @@ from twisted.internet.defer import Deferred, succeed
 from twisted.internet.task import Clock
 
 from upsagent.config.slaveconf import MonitorConfig, SlaveConfig
-from upsagent.slave.actions import (
+from upsagent.policy.actions import (
     Cancel, EnterMaintenance, ExitMaintenance, Notify, SetFsd, ShutdownHost, WarnUsers,
 )
-from upsagent.slave.daemon import SlaveDaemon
-from upsagent.slave.events import CommLost, CommOk, Event
-from upsagent.slave.plan import HostPlan, Plan, Supply, UpsPlan, upsmon_plan
-from upsagent.slave.policy import PolicyEngine
-from upsagent.slave.rules import OnPowerBack, Phase, final_delay_commits, on_power_back
+from upsagent.agent.daemon import SlaveDaemon
+from upsagent.policy.events import CommLost, CommOk, Event
+from upsagent.policy.plan import HostPlan, Plan, Supply, UpsPlan, upsmon_plan
+from upsagent.policy.policy import PolicyEngine
+from upsagent.policy.rules import OnPowerBack, Phase, final_delay_commits, on_power_back
 from tests.test_policy import Drive, state, vsphere
 from tests.test_slave_daemon import FakeMonitor, FakeRunner, Rig, on_battery_since_1001, timed_config
 

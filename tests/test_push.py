@@ -114,7 +114,8 @@ def test_pushes_never_split_a_list_block() -> None:
             from upsagent.drivers.base import Result
             return succeed(Result.SUCCESS)
 
-    slot.driver = ApplyingDriver()  # type: ignore[assignment]
+    from upsagent.master.driverport import DriverAdapter
+    slot.driver = DriverAdapter(ApplyingDriver(), state.tracking)  # type: ignore[arg-type]
     out = talk(s, "USERNAME admin", "PASSWORD adminpass", 'SET VAR dummy ups.status "OB"',
                "LIST VAR dummy", "NETVER")
     assert out[:3] == ["OK", "OK", "OK"]

@@ -1,4 +1,4 @@
-"""Tests for upsagent.slave.runprocess.
+"""Tests for upsagent.system.runprocess.
 
 The timer discipline is tested with a fake child and ``Clock`` (no real time).  What only a
 real kernel can show (process groups, signals, exec errors, pipes) is tested with real
@@ -28,7 +28,7 @@ from twisted.internet.task import Clock
 from twisted.logger import ILogObserver, Logger
 from twisted.python.failure import Failure
 
-from upsagent.slave.runprocess import ProcessResult, ProcessRunner
+from upsagent.system.runprocess import ProcessResult, ProcessRunner
 
 T = TypeVar("T")
 PY = sys.executable

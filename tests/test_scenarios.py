@@ -1,4 +1,4 @@
-"""The reference scenarios of REQUIREMENTS §7 and variants, through ``upsagent simulate``.
+"""The reference scenarios (the built-in ones of ``upsagent simulate``) and variants, through ``upsagent simulate``.
 
 Each reference scenario is checked step by step, with its time, from the JSON lines
 ``upsagent simulate NAME --json`` prints.  The variants (flickers, redundant supplies, a
@@ -18,9 +18,9 @@ from pathlib import Path
 import pytest
 
 from upsagent.cli.simulate import main
-from upsagent.slave.scenario import ScenarioError, builtin, builtin_names, loads
-from upsagent.slave.simulation import simulate
-from upsagent.slave.timeline import Entry, format_text
+from upsagent.simulator.scenario import ScenarioError, builtin, builtin_names, loads
+from upsagent.simulator.simulation import simulate
+from upsagent.policy.timeline import Entry, format_text
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -323,7 +323,7 @@ def test_scenarios_are_package_data(tmp_path: Path) -> None:
     subprocess.run([sys.executable, "-c", "from setuptools import setup; setup()", "-q",
                     "build_py", "--build-lib", str(build)], cwd=ROOT, check=True,
                    capture_output=True)
-    code = ("import upsagent.slave.scenario as s, sys; "
+    code = ("import upsagent.simulator.scenario as s, sys; "
             "assert s.__file__.startswith(sys.argv[1]), s.__file__; "
             "print(' '.join(s.builtin_names()))")
     out = subprocess.run([sys.executable, "-c", code, str(build)], cwd=tmp_path,
@@ -547,7 +547,7 @@ def test_nut_default_hostsync_cuts_the_slave(tmp_path: Path,
                                             capsys: pytest.CaptureFixture[str]) -> None:
     """Scenario 5 with NUT's default HOSTSYNC (15 s): the master stops waiting while the
     ESXi slave still waits its start delay; the killpower cuts it: exit status 1."""
-    text = (ROOT / "upsagent/slave/scenarios/5-poweract.toml").read_text()
+    text = (ROOT / "upsagent/simulator/scenarios/5-poweract.toml").read_text()
     path = tmp_path / "short-hostsync.toml"
     path.write_text(text.replace("hostsync = 300", "hostsync = 15"))
     assert main([str(path)]) == 1
@@ -575,7 +575,7 @@ def test_timers_that_do_not_fit_the_countdown(capsys: pytest.CaptureFixture[str]
 
 
 def test_battery_exhausted_without_any_timer() -> None:
-    """A vSphere host with no timer on a draining UPS: nothing is done (REQUIREMENTS §5
+    """A vSphere host with no timer on a draining UPS: nothing is done (kept up on purpose
     "off/off: nothing") and the host dies with the battery: the timeline says so."""
     text = """
 [[ups]]

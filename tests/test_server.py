@@ -12,6 +12,7 @@ from twisted.internet.task import Clock
 from upsagent.config.schema import UpsConfig, UserConfig
 from upsagent.drivers.base import Result
 from upsagent.nut.server import ServerSession
+from upsagent.master.driverport import DriverAdapter, new_tracking_id
 from upsagent.nut.state import Descriptions, ServerState
 
 UUID = re.compile(r"^[0-9A-F]{8}-[0-9A-F]{4}-4[0-9A-F]{3}-[89AB][0-9A-F]{3}-[0-9A-F]{12}$")
@@ -49,13 +50,13 @@ def make_state(clock: Clock | None = None) -> tuple[ServerState, FakeDriver]:
         [UpsConfig("dummy", "dummy-ups", desc='Reference "dummy" UPS', aliases=("ups",)),
          UpsConfig("nodriver", "usbhid-ups"),
          UpsConfig("stale", "dummy-ups", desc="stale one")],
-        USERS, now=clock.seconds, tracking_delay=100,
+        USERS, now=clock.seconds, new_id=new_tracking_id, tracking_delay=100,
         descriptions=Descriptions('VARDESC ups.status "UPS status"\n'
                                   'CMDDESC load.off "Turn off the load immediately"\n'))
     driver = FakeDriver()
     dummy = state.find("dummy")
     assert dummy is not None
-    dummy.driver = driver
+    dummy.driver = DriverAdapter(driver, state.tracking)
     ups = dummy.ups
     ups.set("ups.status", "OL CHRG", writable=True, string_len=32)
     ups.set("ups.load", "23", writable=True)
@@ -392,3 +393,45 @@ def test_junk_never_breaks_the_session(data: bytes) -> None:
         s.receive_data(b'"#\n')
         s.receive_data(b"\nNETVER\n")
         assert s.data_to_send().endswith(b"1.3\n")
+
+
+def test_driver_requests_leave_the_core_as_values() -> None:
+    """SET VAR and INSTCMD reach the slot's port as DriverRequest values carrying the
+    tracking id; a port that refuses gets the verb's FAILED error, and its id is forgotten."""
+    from upsagent.nut.state import DriverRequest
+
+    ids = iter(["ID-1", "ID-2", "ID-3"])
+    state = ServerState.from_config(
+        [UpsConfig("dummy", "dummy-ups")], USERS, now=Clock().seconds,
+        new_id=lambda: next(ids), descriptions=Descriptions())
+    slot = state.find("dummy")
+    assert slot is not None
+    slot.ups.set("ups.load", "23", writable=True)
+    slot.ups.add_command("load.off")
+    slot.ups.data_ok()
+
+    class Port:
+        def __init__(self) -> None:
+            self.requests: list[DriverRequest] = []
+            self.refuse = False
+
+        def submit(self, request: DriverRequest) -> None:
+            if self.refuse:
+                raise RuntimeError("driver gone")
+            self.requests.append(request)
+
+    port = Port()
+    slot.driver = port
+    s = ServerSession(state, "127.0.0.1")
+    assert talk(s, "USERNAME admin", "PASSWORD adminpass", "SET VAR dummy ups.load 42",
+                "SET TRACKING ON", "INSTCMD dummy load.off") == [
+        "OK", "OK", "OK", "OK", "OK TRACKING ID-1"]
+    assert port.requests == [DriverRequest("dummy", "set", "ups.load", "42", None),
+                             DriverRequest("dummy", "instcmd", "load.off", None, "ID-1")]
+    assert talk(s, "GET TRACKING ID-1") == ["PENDING"]
+    state.tracking.finish("ID-1", "SUCCESS")
+    assert talk(s, "GET TRACKING ID-1") == ["SUCCESS"]
+    port.refuse = True
+    assert talk(s, "INSTCMD dummy load.off", "GET TRACKING ID-2") == [
+        "ERR INSTCMD-FAILED", "ERR UNKNOWN"]
+    assert any("driver refused" in n for n in s.notices)

@@ -15,7 +15,7 @@ from twisted.internet.testing import MemoryReactorClock
 from tests.test_master_service import config
 from upsagent.config import ConfigError, load_toml, loads_toml, to_toml
 from upsagent.config.schema import ShutdownConfig
-from upsagent.master.powerdown import MAGIC
+from upsagent.system.powerdown import MAGIC
 from upsagent.master.service import Master
 from upsagent.master.shutdown import (
     COMMAND_BUDGET, Client, Note, Phase, RunCommand, SetFsd, ShutdownCore, UpsView, WriteFlag)
@@ -361,6 +361,6 @@ def test_enabled_without_flag_is_a_warning(tmp_path: Path) -> None:
 
 def test_default_runner_is_the_agents_process_runner() -> None:
     from upsagent.master.shutdown import default_runner
-    from upsagent.slave.runprocess import ProcessRunner
+    from upsagent.system.runprocess import ProcessRunner
 
     assert isinstance(default_runner(MemoryReactorClock()), ProcessRunner)

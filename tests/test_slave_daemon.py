@@ -33,10 +33,10 @@ from upsagent.config import loads_toml
 from upsagent.config.schema import ConfigError
 from upsagent.config.slaveconf import MonitorConfig, SlaveConfig, from_upsmon
 from upsagent.config.slavecheck import plan_problems
-from upsagent.slave.events import CommLost, Event, UpsState
-from upsagent.slave.daemon import RETRY_FAILED_SHUTDOWN, SlaveDaemon
-from upsagent.slave.plan import HostPlan, Plan, Supply, UpsPlan
-from upsagent.slave.upsmonconf import parse_upsmon_conf
+from upsagent.policy.events import CommLost, Event, UpsState
+from upsagent.agent.daemon import RETRY_FAILED_SHUTDOWN, SlaveDaemon
+from upsagent.policy.plan import HostPlan, Plan, Supply, UpsPlan
+from upsagent.config.upsmonconf import parse_upsmon_conf
 from tests import nutreal
 from tests.ourmaster import DEFAULT_USERS, OurMaster, ask, wait_for
 
@@ -584,8 +584,8 @@ def test_read_variable_on_a_short_connection() -> None:
     from twisted.internet.protocol import Factory
     from twisted.internet.testing import StringTransport
 
-    from upsagent.slave.daemon import read_variable
-    from upsagent.slave.monitor import MonitorSettings, TlsSettings
+    from upsagent.agent.daemon import read_variable
+    from upsagent.config.monitoring import MonitorSettings, TlsSettings
 
     class Endpoint:
         def connect(self, factory: Factory) -> Deferred[Any]:

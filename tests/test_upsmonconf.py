@@ -1,4 +1,4 @@
-"""Tests for upsagent.slave.upsmonconf: NUT's upsmon.conf as upsmon 2.8.0 reads it.
+"""Tests for upsagent.config.upsmonconf: NUT's upsmon.conf as upsmon 2.8.0 reads it.
 
 The sample is NUT's own (tests/data/nut-conf/upsmon.conf.sample, see SOURCES.md); every
 directive is read into the dataclasses; errors name file:line, the key and the reason.
@@ -13,8 +13,8 @@ from pathlib import Path
 import pytest
 
 from upsagent.config.schema import ConfigError
-from upsagent.slave.notify import NotifySettings
-from upsagent.slave.upsmonconf import (
+from upsagent.config.notify import NotifySettings
+from upsagent.config.upsmonconf import (
     CertHost, Monitor, ShellLine, TlsConfig, UpsmonConf, load_upsmon_conf, parse_upsmon_conf)
 
 SAMPLE = Path(__file__).parent / "data" / "nut-conf" / "upsmon.conf.sample"

@@ -31,7 +31,7 @@ import time
 
 from upsagent import __version__
 from upsagent.cli.query import Tool
-from upsagent.nut.blocking import BlockingClient
+from upsagent.transport.blocking import BlockingClient
 from upsagent.nut.client import ClientError, OkReply, Request, TrackingReply
 
 __all__ = ["main", "ask_username", "send_credentials", "enable_tracking", "run_and_report",

@@ -43,7 +43,7 @@ from typing import Any
 from twisted.internet.defer import Deferred, DeferredList, TimeoutError, maybeDeferred
 
 from upsagent.config.schema import ConfigError, MasterConfig, UpsConfig
-from upsagent.master.powerdown import FlagState, boot_time, check_flag, remove_flag
+from upsagent.system.powerdown import FlagState, boot_time, check_flag, remove_flag
 
 __all__ = ["main", "kill_all", "targets"]
 

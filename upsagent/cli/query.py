@@ -41,7 +41,8 @@ import termios
 from typing import BinaryIO, Callable, Iterator, NoReturn
 
 from upsagent import __version__
-from upsagent.nut.blocking import BadTarget, BlockingClient, Target, split_addr, split_name
+from upsagent.nut.target import BadTarget, Target, split_addr, split_name
+from upsagent.transport.blocking import BlockingClient
 from upsagent.nut.client import (
     ClientError,
     IncompleteList,

@@ -35,7 +35,7 @@ from upsagent.cli.cmd import (
     send_credentials,
 )
 from upsagent.cli.query import Tool
-from upsagent.nut.blocking import BlockingClient
+from upsagent.transport.blocking import BlockingClient
 from upsagent.nut.client import (
     ClientError,
     DescReply,

@@ -18,9 +18,9 @@ import argparse
 import sys
 from pathlib import Path
 
-from upsagent.slave.scenario import Scenario, ScenarioError, builtin, builtin_names, load
-from upsagent.slave.simulation import FAILURES, simulate
-from upsagent.slave.timeline import format_json, format_text
+from upsagent.simulator.scenario import Scenario, ScenarioError, builtin, builtin_names, load
+from upsagent.simulator.simulation import FAILURES, simulate
+from upsagent.policy.timeline import format_json, format_text
 
 __all__ = ["main"]
 

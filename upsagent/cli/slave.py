@@ -103,7 +103,7 @@ def main(argv: list[str]) -> int:
 
     from twisted.internet import reactor
 
-    from upsagent.slave.daemon import SlaveDaemon
+    from upsagent.agent.daemon import SlaveDaemon
 
     daemon = SlaveDaemon(config, reactor)
     return serve("slave", reactor, start=daemon.start,

@@ -31,7 +31,7 @@ from upsagent.config.schema import (
     Config, ListenAddress, MasterConfig, ShutdownConfig, UpsConfig, UserConfig)
 from upsagent.config.slavecheck import upsmon_like
 from upsagent.config.slaveconf import DEFAULT_STATE_FILE, ArgvLine, SlaveConfig, TlsOptions
-from upsagent.slave.plan import HostPlan, Plan
+from upsagent.policy.plan import HostPlan, Plan
 
 __all__ = ["toml_key", "toml_string", "to_toml"]
 

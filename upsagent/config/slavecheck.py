@@ -3,11 +3,11 @@
 lines (``<source>: <key or host>: <reason>``), the same at start, on SIGHUP and in
 ``upsagent check-config``.
 
-* :func:`plan_problems` turns :func:`~upsagent.slave.plan.validate` findings into lines:
+* :func:`plan_problems` turns :func:`~upsagent.policy.plan.validate` findings into lines:
   errors stop the agent, warnings are printed.  It adds what the agent needs to run the
   plan: the runner's and monitors' settings (:func:`settings_problems`) and that every
   host's backend exists in this version (:func:`backend_problems`; the plan knows more
-  kinds, :data:`~upsagent.slave.plan.TRAITS`, than the agent can drive,
+  kinds, :data:`~upsagent.policy.plan.TRAITS`, than the agent can drive,
   :data:`~upsagent.hypervisors.base.BACKENDS` less the simulated one).
 * :func:`countdown_problems`: what a UPS's own ``ups.delay.shutdown``, read once connected,
   adds to the plan check.
@@ -21,7 +21,7 @@ from collections.abc import Collection, Mapping
 from upsagent.config.slaveconf import (
     DELAY_VARIABLE, SIMULATION_ONLY, SlaveConfig, _replace)
 from upsagent.config.validate import show
-from upsagent.slave.plan import HostPlan, Problem, UpsCountdown, is_upsmon_host, validate
+from upsagent.policy.plan import HostPlan, Problem, UpsCountdown, is_upsmon_host, validate
 
 __all__ = ["agent_backends", "backend_problems", "countdown_problems", "plan_problems",
            "settings_problems", "upsmon_like", "with_ups_delays"]
@@ -29,7 +29,7 @@ __all__ = ["agent_backends", "backend_problems", "countdown_problems", "plan_pro
 
 def upsmon_like(slave: SlaveConfig) -> HostPlan | None:
     """The one local host when the plan is what
-    :func:`~upsagent.slave.plan.upsmon_plan` makes of the monitors (so ``[slave]`` alone
+    :func:`~upsagent.policy.plan.upsmon_plan` makes of the monitors (so ``[slave]`` alone
     describes it), else None."""
     hosts = slave.plan.hosts
     if len(hosts) != 1 or not is_upsmon_host(hosts[0]):
@@ -43,7 +43,7 @@ def plan_problems(slave: SlaveConfig, available: Collection[str] | None = None,
                   ) -> tuple[list[str], list[str]]:
     """Everything wrong with ``slave`` as (errors, warnings) lines, ``check-config``'s.
 
-    :func:`~upsagent.slave.plan.validate`'s findings, :func:`settings_problems` and
+    :func:`~upsagent.policy.plan.validate`'s findings, :func:`settings_problems` and
     :func:`backend_problems` (``available``: the backend kinds that can be built, default
     :func:`agent_backends`).  In a dry run a missing backend is only a warning: the dry
     run goes on without it.

@@ -2,7 +2,7 @@
 """The slave agent's configuration: ``[slave]``, ``[[slave.monitor]]`` and ``[[host]]`` of
 upsagent.toml, or NUT's ``upsmon.conf``, mapped onto one :class:`SlaveConfig`.
 
-This is the ONE place where configuration becomes a :class:`~upsagent.slave.plan.Plan`:
+This is the ONE place where configuration becomes a :class:`~upsagent.policy.plan.Plan`:
 the native loader (:mod:`upsagent.config.native`) calls :func:`build_slave` with the parsed
 document, ``upsagent slave --nut-config`` and ``import-nut`` call :func:`from_upsmon`.
 
@@ -21,14 +21,14 @@ Rules (upsagent.toml(5) documents every key):
   connected (:func:`~upsagent.config.slavecheck.countdown_problems` checks the plan
   against it then).
 * Without ``[[host]]`` the agent protects its own machine exactly as upsmon would
-  (:func:`~upsagent.slave.plan.upsmon_plan`): powered by every monitored UPS, MINSUPPLIES
+  (:func:`~upsagent.policy.plan.upsmon_plan`): powered by every monitored UPS, MINSUPPLIES
   from ``minsupplies``, FINALDELAY from ``finaldelay``.  With ``[[host]]`` tables, each
-  one's keys are :class:`~upsagent.slave.plan.HostPlan`'s; ``powered_by`` defaults to
+  one's keys are :class:`~upsagent.policy.plan.HostPlan`'s; ``powered_by`` defaults to
   every monitored UPS with its power value; ``minsupplies`` and ``finaldelay`` are then
   an error unless they equal the agent's own host's ``min_supplies`` and
   ``shutdown_delay`` (which are what counts): a safety setting is never silently ignored.
 * upsmon.conf without SHUTDOWNCMD is a warning saying what happens: the agent runs
-  :data:`~upsagent.slave.plan.DEFAULT_SHUTDOWN_COMMAND` (upsmon would run nothing).
+  :data:`~upsagent.policy.plan.DEFAULT_SHUTDOWN_COMMAND` (upsmon would run nothing).
 * Commands are argument lists (``shutdown_command``, ``notify_command``, a host's
   ``command``); a string is refused.  From upsmon.conf, SHUTDOWNCMD and NOTIFYCMD are the
   operator's shell lines and run as ``/bin/sh -c <line>``.
@@ -46,16 +46,16 @@ from typing import TYPE_CHECKING, Any, TypeVar
 
 from upsagent.config.schema import ConfigError
 from upsagent.config.validate import show, suggest
-from upsagent.nut.blocking import BadTarget, split_name
-from upsagent.slave.notify import FLAGS, NOTIFY_TYPES, NotifySettings, message_problem
-from upsagent.slave.plan import (
+from upsagent.nut.target import BadTarget, split_name
+from upsagent.config.notify import FLAGS, NOTIFY_TYPES, NotifySettings, message_problem
+from upsagent.policy.plan import (
     DEFAULT_SHUTDOWN_COMMAND, TRAITS, HostPlan, Plan, Supply, UpsCountdown, UpsPlan,
     upsmon_plan)
-from upsagent.slave.shellline import ShellLine
+from upsagent.config.shellline import ShellLine
 
 if TYPE_CHECKING:
-    from upsagent.slave.monitor import MonitorSettings
-    from upsagent.slave.upsmonconf import UpsmonConf
+    from upsagent.config.monitoring import MonitorSettings
+    from upsagent.config.upsmonconf import UpsmonConf
 
 __all__ = ["DEFAULT_STATE_FILE", "DELAY_VARIABLE", "SIMULATION_ONLY", "ArgvLine",
            "MonitorConfig", "SlaveConfig", "TlsOptions", "build_slave", "from_upsmon",
@@ -100,7 +100,7 @@ class ArgvLine(ShellLine):
 
 @dataclass(frozen=True)
 class TlsOptions:
-    """``[slave.monitor.tls]`` (see :class:`upsagent.slave.monitor.TlsSettings`)."""
+    """``[slave.monitor.tls]`` (see :class:`upsagent.agent.monitor.TlsSettings`)."""
 
     starttls: bool = True
     required: bool = False
@@ -126,8 +126,8 @@ class MonitorConfig:
 
     def settings(self, poll_freq: float, poll_freq_alert: float,
                  read_battery: bool = False) -> MonitorSettings:
-        """The :class:`~upsagent.slave.monitor.MonitorSettings` of this UPS."""
-        from upsagent.slave.monitor import MonitorSettings, TlsSettings
+        """The :class:`~upsagent.agent.monitor.MonitorSettings` of this UPS."""
+        from upsagent.config.monitoring import MonitorSettings, TlsSettings
 
         tls = TlsSettings(self.tls.starttls, self.tls.required, self.tls.verify,
                           self.tls.ca_path, self.tls.hostname)
@@ -163,7 +163,7 @@ class SlaveConfig:
         return upsmon if self.origin == "upsmon.conf" else native
 
     def monitor_settings(self) -> list[MonitorSettings]:
-        """One :class:`~upsagent.slave.monitor.MonitorSettings` per monitored UPS.
+        """One :class:`~upsagent.agent.monitor.MonitorSettings` per monitored UPS.
 
         Plans with timed steps read ``battery.charge`` and ``battery.runtime`` too, which
         the engine's runtime trigger needs; a plan without timers reads (and takes from
@@ -520,6 +520,6 @@ def _upsmon_tls(conf: UpsmonConf, host: str) -> TlsOptions:
 
 def load_upsmon_dir(directory: str | os.PathLike[str], **options: Any) -> SlaveConfig:
     """``upsmon.conf`` of NUT's configuration ``directory`` as a :class:`SlaveConfig`."""
-    from upsagent.slave.upsmonconf import load_upsmon_conf
+    from upsagent.config.upsmonconf import load_upsmon_conf
     return from_upsmon(load_upsmon_conf(os.path.join(os.fspath(directory), "upsmon.conf")),
                        **options)

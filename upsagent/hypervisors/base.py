@@ -1,10 +1,10 @@
 # -*- test-case-name: tests.test_policy -*-
-"""The one small interface every backend implements (DESIGN.md §3), and their registry.
+"""The one small interface every backend implements (docs/design.md), and their registry.
 
 A backend *does*; the policy engine *decides*.  A backend object speaks for one manager
 (a vCenter, a XenServer pool, this OS, a set of SSH hosts, a simulated cluster) and acts on
 the hosts it manages by name.  Every operation returns a Deferred that fires with a
-:class:`~upsagent.slave.actions.Result` saying what really happened -- moved, failed
+:class:`~upsagent.policy.actions.Result` saying what really happened -- moved, failed
 because no host could take the VMs, timed out, not applicable, unreachable -- and never
 fails for the host's sake (an exception from a backend is a bug, reported as ``failed``
 by the executor).  Operations are idempotent: entering maintenance on a host already in
@@ -25,7 +25,7 @@ from typing import ClassVar
 
 from twisted.internet.defer import Deferred, succeed
 
-from upsagent.slave.actions import Outcome, Result
+from upsagent.system.runner import Outcome, Result
 
 __all__ = ["BACKENDS", "Backend", "HostInfo", "Outcome", "Result", "backend_class"]
 
@@ -51,7 +51,7 @@ class Backend:
         return succeed(Result(Outcome.OK, "connected"))
 
     def hosts(self) -> Deferred[list[HostInfo]]:
-        """The managed hosts and their connection state (shown every 30 s, REQUIREMENTS §5)."""
+        """The managed hosts and their connection state (the agent logs them every 30 s)."""
         return succeed([])
 
     def enter_maintenance(self, host: str, timeout: float) -> Deferred[Result]:
@@ -79,7 +79,6 @@ class Backend:
 #: kind -> "module:Class", imported on first use
 BACKENDS: Mapping[str, str] = {
     "local": "upsagent.hypervisors.local:LocalBackend",
-    "simulated": "upsagent.hypervisors.simulated:SimulatedBackend",
 }
 
 #: the extra that provides each kind's dependencies

@@ -4,54 +4,36 @@
 Maintenance and VMs do not apply (the defaults of :class:`~upsagent.hypervisors.base.Backend`
 say so).  Commands are argument lists, never shell strings, and run through a *runner*
 passed in: any object with ``run(argv, budget) -> Deferred[result]`` -- the real one is
-:class:`upsagent.slave.runprocess.ProcessRunner`, tests pass a fake.  The runner's result
+:class:`upsagent.system.runprocess.ProcessRunner`, tests pass a fake.  The runner's result
 is read by duck typing (``ok``, ``timed_out``, ``summary``), so a
-:class:`~upsagent.slave.actions.Result` may be returned directly as well.
+:class:`~upsagent.policy.actions.Result` may be returned directly as well.
 
 ``killpower``: a primary's own host writes upsmon's POWERDOWNFLAG (content
 ``upsmon-shutdown-file``, written atomically by
-:func:`upsagent.master.powerdown.write_flag`) before running the shutdown command; the
+:func:`upsagent.system.powerdown.write_flag`) before running the shutdown command; the
 system's shutdown hook then has the UPS switch its output off at the very end (``upsagent
-killpower``, or NUT's ``upsdrvctl shutdown``), as research/nut-protocol.md §12.4 describes.
+killpower``, or NUT's ``upsdrvctl shutdown``), as NUT's ``docs/man/upsmon.txt`` (POWERDOWNFLAG)
+describes.
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import Any, Protocol
 
 from twisted.internet.defer import Deferred, succeed
 from twisted.logger import Logger
 
 from upsagent.hypervisors.base import Backend, HostInfo
-from upsagent.master.powerdown import MAGIC, write_flag
-from upsagent.slave.actions import Outcome, Result
-from upsagent.slave.plan import DEFAULT_SHUTDOWN_COMMAND
+from upsagent.system.powerdown import MAGIC, write_flag
+from upsagent.system.runner import Outcome, Result, Runner, result_of
+from upsagent.policy.plan import DEFAULT_SHUTDOWN_COMMAND
 
-__all__ = ["LocalBackend", "POWERDOWN_MAGIC", "Runner", "result_of"]
+__all__ = ["LocalBackend", "POWERDOWN_MAGIC"]
 
 _log = Logger()
 
 #: what upsmon writes into POWERDOWNFLAG, and checks with ``upsmon -K``
 POWERDOWN_MAGIC = MAGIC + "\n"
-
-
-class Runner(Protocol):
-    """Runs an argument list within a time budget."""
-
-    def run(self, argv: Sequence[str], budget: float | None) -> Deferred[Any]: ...
-
-
-def result_of(value: object) -> Result:
-    """A runner's result (``ProcessResult`` or alike) as a backend :class:`Result`."""
-    if isinstance(value, Result):
-        return value
-    summary = str(getattr(value, "summary", value))
-    if getattr(value, "ok", False):
-        return Result(Outcome.OK, summary)
-    if getattr(value, "timed_out", False):
-        return Result(Outcome.TIMED_OUT, summary)
-    return Result(Outcome.FAILED, summary)
 
 
 class LocalBackend(Backend):

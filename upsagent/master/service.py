@@ -34,8 +34,10 @@ from upsagent.config.schema import MasterConfig, UpsConfig
 from upsagent.drivers.base import Driver
 from upsagent.master.lowbatt import LowBattery
 from upsagent.master.protocol import NutServerFactory
-from upsagent.master.shutdown import Phase, Runner, ShutdownService, default_runner
+from upsagent.master.shutdown import Phase, ShutdownService, default_runner
+from upsagent.system.runner import Runner
 from upsagent.model import UPS, Availability
+from upsagent.master.driverport import DriverAdapter, bundled_descriptions, new_tracking_id
 from upsagent.nut.state import ServerState, Slot, Users
 
 __all__ = ["Master"]
@@ -57,7 +59,8 @@ class Master:
         self._lowbatt: dict[str, LowBattery] = {}
         clock: IReactorTime = reactor
         self.state = ServerState.from_config(
-            (), config.users, now=clock.seconds, tracking_delay=config.tracking_delay)
+            (), config.users, now=clock.seconds, new_id=new_tracking_id,
+            descriptions=bundled_descriptions(), tracking_delay=config.tracking_delay)
         self.factory = NutServerFactory(
             self.state, clock, maxconn=config.maxconn, idle_timeout=config.idle_timeout,
             max_line_length=config.max_line_length, tls_context=_tls_context(config),
@@ -177,7 +180,7 @@ class Master:
 
     def _clear_stale_flag(self) -> None:
         """Remove a power-down flag of ours left from before this boot (NUT #2935)."""
-        from upsagent.master.powerdown import clear_stale_flag
+        from upsagent.system.powerdown import clear_stale_flag
 
         if self.config.powerdown_flag is not None:
             _, message = clear_stale_flag(self.config.powerdown_flag)
@@ -190,7 +193,7 @@ class Master:
         driver = create_driver(conf, slot.ups, self.reactor)
         self.drivers[conf.name.lower()] = driver
         self._ups_config[conf.name.lower()] = conf
-        slot.driver = driver
+        slot.driver = DriverAdapter(driver, self.state.tracking)
         try:
             started = driver.start()
         except Exception as exc:

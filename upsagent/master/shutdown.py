@@ -1,7 +1,8 @@
 # -*- test-case-name: tests.test_shutdown -*-
 """The primary's end of the sequence: FSD, wait for the others, flag, shut this host down.
 
-This is what NUT's primary upsmon does (research/nut-protocol.md §12.3-§12.5), done inside
+This is what NUT's primary upsmon does (``clients/upsmon.c`` in NUT's source: ``is_ups_critical``,
+``forceshutdown``, ``doshutdown``), done inside
 the master, which already holds every fact it needs: the data, the FSD latches and the
 sessions.  :class:`ShutdownCore` decides (pure: time, UPS views and sessions in, actions
 out); :class:`ShutdownService` is the thin Twisted shell that feeds it and carries the
@@ -44,7 +45,7 @@ from __future__ import annotations
 
 import enum
 from dataclasses import dataclass
-from typing import Any, Protocol, Sequence, Union
+from typing import Any, Sequence, Union
 
 from twisted.internet.defer import Deferred
 from twisted.internet.interfaces import IDelayedCall
@@ -54,6 +55,7 @@ from twisted.python.failure import Failure
 from upsagent.config.schema import ShutdownConfig
 from upsagent.model import Availability, Change
 from upsagent.nut.state import ServerState, Slot
+from upsagent.system.runner import Runner
 
 __all__ = ["COMMAND_BUDGET", "Client", "Note", "Phase", "RunCommand", "Runner", "SetFsd",
            "ShutdownCore", "ShutdownService", "UpsView", "WriteFlag"]
@@ -274,15 +276,6 @@ class ShutdownCore:
         return min(times) if times else None
 
 
-class Runner(Protocol):
-    """What runs the shutdown command: ``upsagent.slave.runprocess.ProcessRunner``'s call.
-
-    The Deferred fires with a result that has ``ok`` (and, ideally, ``summary``).
-    """
-
-    def run(self, argv: Sequence[str], budget: float | None) -> "Deferred[Any]": ...
-
-
 class ShutdownService:
     """The Twisted shell: feeds :class:`ShutdownCore` from the server state and acts."""
 
@@ -418,7 +411,7 @@ class ShutdownService:
                 self.log.warn("Dry run: would write the power-down flag {path}",
                               path=action.path)
                 return
-            from upsagent.master.powerdown import write_flag
+            from upsagent.system.powerdown import write_flag
 
             try:
                 write_flag(action.path)
@@ -464,7 +457,7 @@ class ShutdownService:
 
 def default_runner(reactor: Any) -> Runner:
     """The agent's process runner (own session, budget, TERM then KILL, bounded output)."""
-    from upsagent.slave.runprocess import ProcessRunner
+    from upsagent.system.runprocess import ProcessRunner
 
     runner: Runner = ProcessRunner(reactor)
     return runner

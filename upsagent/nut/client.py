@@ -4,7 +4,7 @@
 Nothing here touches a socket.  A :class:`ClientConnection` turns :class:`Request` objects
 into bytes and the bytes that come back into reply objects (frozen dataclasses) or
 exceptions, in request order, so several requests may be in flight at once (upsd answers
-pipelined requests in order).  :mod:`upsagent.nut.blocking` drives it over a blocking
+pipelined requests in order).  :mod:`upsagent.transport.blocking` drives it over a blocking
 socket for the command-line tools; the slave agent drives it from Twisted.
 
 The rules follow NUT 2.8.0's libupsclient (``clients/upsclient.c``), because the query tools

@@ -5,7 +5,8 @@ The table mirrors upsd's ``netcmds.h``: verb, handler, and whether USERNAME and 
 must have been sent first.  ``PROTVER`` is an alias of ``NETVER``; ``PRIMARY`` and
 ``MASTER`` do the same check with their own OK texts.
 
-Error precedence is upsd 2.8.0's, verb by verb (``research/nut-protocol.md`` §4-§6, §16):
+Error precedence is upsd 2.8.0's, verb by verb (NUT's ``server/netget.c``, ``netset.c``,
+``netinstcmd.c``, ``netuser.c``; checked against the real upsd by ``tests/test_differential.py``):
 
 * argument count first (after the user check of the table);
 * UNKNOWN-UPS, then driver availability (DRIVER-NOT-CONNECTED / DATA-STALE) for commands
@@ -23,26 +24,18 @@ quoted and escaped with :func:`~upsagent.nut.tokenizer.quote`.
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Callable
-
-from twisted.logger import Logger
+from typing import TYPE_CHECKING, Callable, Literal
 
 from upsagent.model import Availability, Variable
 from upsagent.nut import push
 from upsagent.nut.errors import Err
-from upsagent.nut.state import NETVER, NUT_VERSION, SERVER_INFO, Slot
+from upsagent.nut.state import NETVER, NUT_VERSION, SERVER_INFO, DriverRequest, Slot
 from upsagent.nut.tokenizer import quote
 
 if TYPE_CHECKING:
-    from twisted.internet.defer import Deferred
-    from twisted.python.failure import Failure
-
-    from upsagent.drivers.base import Result
     from upsagent.nut.server import ServerSession
 
 __all__ = ["COMMANDS"]
-
-_log = Logger()
 
 Handler = Callable[["ServerSession", list[str]], None]
 
@@ -444,13 +437,12 @@ def _set_var(session: "ServerSession", name: str, var: str, value: str) -> None:
         if not any(low <= number <= high for low, high in variable.ranges):
             session.error(Err.INVALID_VALUE)
             return
-    driver = slot.driver
-    if driver is None:
+    if slot.driver is None:
         session.error(Err.SET_FAILED)
         return
     session.notices.append(f"Set variable: {session.username}@{session.address} set "
                            f"{variable.name} on {slot.name} to {value}")
-    _send(session, Err.SET_FAILED, lambda: driver.setvar(variable.name, value))
+    _send(session, slot, Err.SET_FAILED, "set", variable.name, value)
 
 
 def _instcmd(session: "ServerSession", args: list[str]) -> None:
@@ -468,42 +460,36 @@ def _instcmd(session: "ServerSession", args: list[str]) -> None:
     if not session.state.users.check_instcmd(session.username, session.password, cmd):
         session.error(Err.ACCESS_DENIED)
         return
-    driver = slot.driver
-    if driver is None:
+    if slot.driver is None:
         session.error(Err.INSTCMD_FAILED)
         return
     session.notices.append(f"Instant command: {session.username}@{session.address} did "
                            f"{cmd}{'' if param is None else ' with value ' + param} "
                            f"on {slot.name}")
-    _send(session, Err.INSTCMD_FAILED, lambda: driver.instcmd(cmd, param))
+    _send(session, slot, Err.INSTCMD_FAILED, "instcmd", cmd, param)
 
 
-def _send(session: "ServerSession", failure: Err,
-          request: Callable[[], "Deferred[Result]"]) -> None:
-    """Hand a request to the driver: ``OK``, or ``OK TRACKING <id>`` with tracking on.
+def _send(session: "ServerSession", slot: Slot, failure: Err,
+          kind: Literal["set", "instcmd"], name: str, value: str | None) -> None:
+    """Hand a request to the slot's driver port: ``OK``, or ``OK TRACKING <id>`` with
+    tracking on.
 
     ``OK`` means "handed to the driver", as in upsd; the driver's answer is kept for
-    ``GET TRACKING``.  A driver that refuses the hand-over gets ``failure``.
+    ``GET TRACKING`` (the shell calls ``tracking.finish``).  A driver that refuses the
+    hand-over gets ``failure``.
     """
+    port = slot.driver
+    assert port is not None  # checked by the callers
+    tracking = session.state.tracking
+    ident = tracking.add() if session.tracking else None
     try:
-        deferred = request()
+        port.submit(DriverRequest(slot.name, kind, name, value, ident))
     except Exception as exc:  # a driver bug must not kill the session
+        if ident is not None:
+            tracking.forget(ident)
         session.notices.append(f"driver refused the request: {exc!r}")
         session.error(failure)
         return
-    tracking = session.state.tracking
-    ident = tracking.add() if session.tracking else None
-
-    def done(outcome: "Result") -> None:
-        if ident is not None:
-            tracking.finish(ident, outcome.value)
-
-    def failed(reason: Failure) -> None:
-        _log.failure("driver request failed", reason)
-        if ident is not None:
-            tracking.finish(ident, "ERR FAILED")
-
-    deferred.addCallbacks(done, failed)
     session.reply("OK" if ident is None else f"OK TRACKING {ident}")
 
 

@@ -5,7 +5,7 @@ This is the sans-IO counterpart of upsd's globals.  Nothing here touches a socke
 the clock: time comes in through a ``now`` callable that the Twisted shell supplies (a
 ``Clock`` in tests).
 
-Rules kept from upsd (see ``research/nut-protocol.md`` §6-§9):
+Rules kept from upsd (NUT's ``server/upsd.c``, ``user.c``, ``netuser.c``, ``netmisc.c``):
 
 * UPS names are matched case-insensitively; several names may lead to one UPS (aliases,
   for NAS boxes with fixed names), and they share its FSD latch and login count.
@@ -14,28 +14,29 @@ Rules kept from upsd (see ``research/nut-protocol.md`` §6-§9):
 * The FSD latch, once set, stays until the server restarts (or the UPS leaves the config);
   :meth:`Slot.set_fsd` sets it and tells the UPS's watchers (the push extension).
 * Tracking ids are global (any session with tracking on may ask about any id) and are
-  forgotten ``tracking_delay`` seconds after the request.
+  forgotten ``tracking_delay`` seconds after the request.  The ids come from a factory the
+  shell passes in (upsd's are upper-case UUID v4s; tests pass a counter).
+
+SET VAR and INSTCMD leave the core as :class:`DriverRequest` values handed to the slot's
+:class:`DriverPort`; the Twisted layer carries them out and reports the driver's answer
+with :meth:`Tracking.finish`.  Users and UPSes arrive as plain records
+(:class:`UserRecord`, :class:`UpsRecord`), whatever front end read them.
 """
 
 from __future__ import annotations
 
-import importlib.resources
-import uuid
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Callable, Iterable, Protocol
+from typing import TYPE_CHECKING, AbstractSet, Callable, Iterable, Literal, Protocol
 
-from upsagent.config.schema import UpsConfig, UserConfig
 from upsagent.model import UPS, Change
 from upsagent.nut.push import fsd_changed
 from upsagent.nut.tokenizer import tokenize_text
 
 if TYPE_CHECKING:
-    from twisted.internet.defer import Deferred
-
-    from upsagent.drivers.base import Result
     from upsagent.nut.server import ServerSession
 
-__all__ = ["Descriptions", "DriverPort", "ServerState", "Slot", "Tracking", "Users"]
+__all__ = ["Descriptions", "DriverPort", "DriverRequest", "ServerState", "Slot", "Tracking",
+           "UpsRecord", "UserRecord", "Users"]
 
 #: what upsd 2.8.0 calls itself; clients (exporters) parse this wording
 NUT_VERSION = "2.8.0"
@@ -43,12 +44,55 @@ SERVER_INFO = f"Network UPS Tools upsd {NUT_VERSION} - http://www.networkupstool
 NETVER = "1.3"
 
 
+class UserRecord(Protocol):
+    """One upsd.users entry: lower-case ``actions`` and ``instcmds`` (or ``all``)."""
+
+    @property
+    def name(self) -> str: ...
+
+    @property
+    def password(self) -> str | None: ...
+
+    @property
+    def actions(self) -> AbstractSet[str]: ...
+
+    @property
+    def instcmds(self) -> AbstractSet[str]: ...
+
+
+class UpsRecord(Protocol):
+    """One served UPS as the configuration names it."""
+
+    @property
+    def name(self) -> str: ...
+
+    @property
+    def desc(self) -> str | None: ...
+
+    @property
+    def aliases(self) -> tuple[str, ...]: ...
+
+
+@dataclass(frozen=True)
+class DriverRequest:
+    """A SET VAR (``kind="set"``) or INSTCMD (``kind="instcmd"``) for a UPS's driver.
+
+    ``tracking`` is the id the client was given (tracking on), to be finished with the
+    driver's answer through :meth:`Tracking.finish`; None when nobody will ask.
+    """
+
+    ups: str
+    kind: Literal["set", "instcmd"]
+    name: str
+    value: str | None
+    tracking: str | None = None
+
+
 class DriverPort(Protocol):
-    """The part of a driver the server uses to pass on SET VAR and INSTCMD."""
+    """Where the core hands a UPS's driver requests: the Twisted layer's adapter."""
 
-    def setvar(self, name: str, value: str) -> "Deferred[Result]": ...
-
-    def instcmd(self, name: str, value: str | None = None) -> "Deferred[Result]": ...
+    def submit(self, request: DriverRequest) -> None:
+        """Take ``request`` (it will be carried out later); raise to refuse it now."""
 
 
 @dataclass(eq=False)
@@ -87,12 +131,12 @@ class Slot:
 class Users:
     """upsd.users rights checks, with upsd's first-match rule."""
 
-    def __init__(self, users: Iterable[UserConfig]) -> None:
-        self._users: dict[str, UserConfig] = {}
+    def __init__(self, users: Iterable[UserRecord]) -> None:
+        self._users: dict[str, UserRecord] = {}
         for user in users:
             self._users.setdefault(user.name, user)
 
-    def _find(self, username: str | None, password: str | None) -> UserConfig | None:
+    def _find(self, username: str | None, password: str | None) -> UserRecord | None:
         if username is None or password is None:
             return None
         user = self._users.get(username)
@@ -123,13 +167,6 @@ class Descriptions:
                 if table is not None:
                     table[words[1].lower()] = words[2]
 
-    @classmethod
-    def bundled(cls) -> "Descriptions":
-        """The table shipped with upsagent (NUT 2.8.0's cmdvartab)."""
-        text = importlib.resources.files("upsagent.nut").joinpath("cmdvartab").read_text(
-            encoding="utf-8")
-        return cls(text)
-
     def var(self, name: str) -> str:
         return self.vars.get(name.lower(), "Description unavailable")
 
@@ -140,15 +177,17 @@ class Descriptions:
 class Tracking:
     """Results of SET VAR / INSTCMD requests sent with tracking on."""
 
-    def __init__(self, now: Callable[[], float], delay: float = 3600) -> None:
+    def __init__(self, now: Callable[[], float], new_id: Callable[[], str],
+                 delay: float = 3600) -> None:
         self._now = now
+        self._new_id = new_id
         self.delay = delay
         self._items: dict[str, tuple[str, float]] = {}
 
     def add(self) -> str:
-        """Register a new pending request; returns its id (upper-case UUID v4)."""
+        """Register a new pending request; returns its id (from the injected factory)."""
         self.cleanup()
-        ident = str(uuid.uuid4()).upper()
+        ident = self._new_id()
         self._items[ident] = ("PENDING", self._now())
         return ident
 
@@ -157,6 +196,10 @@ class Tracking:
         item = self._items.get(ident)
         if item is not None:
             self._items[ident] = (result, item[1])
+
+    def forget(self, ident: str) -> None:
+        """Drop a request the driver refused before it started."""
+        self._items.pop(ident, None)
 
     def get(self, ident: str) -> str:
         self.cleanup()
@@ -190,12 +233,14 @@ class ServerState:
     get_cache: dict[bytes, tuple[Slot, int, bool, str, bytes]] = field(default_factory=dict)
 
     @classmethod
-    def from_config(cls, ups: Iterable[UpsConfig], users: Iterable[UserConfig], *,
-                    now: Callable[[], float], tracking_delay: float = 3600,
-                    tls_available: bool = False,
-                    descriptions: Descriptions | None = None) -> "ServerState":
-        state = cls(Users(users), descriptions or Descriptions.bundled(),
-                    Tracking(now, tracking_delay), tls_available)
+    def from_config(cls, ups: Iterable[UpsRecord], users: Iterable[UserRecord], *,
+                    now: Callable[[], float], new_id: Callable[[], str],
+                    descriptions: Descriptions, tracking_delay: float = 3600,
+                    tls_available: bool = False) -> "ServerState":
+        """The shared state for these UPSes and users; ``now`` and ``new_id`` are the
+        shell's clock and tracking-id factory."""
+        state = cls(Users(users), descriptions, Tracking(now, new_id, tracking_delay),
+                    tls_available)
         for conf in ups:
             state.add_slot(Slot(conf.name, conf.desc, UPS(conf.name, conf.desc),
                                 names=(conf.name, *conf.aliases)))

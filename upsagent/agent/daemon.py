@@ -1,0 +1,505 @@
+# -*- test-case-name: tests.test_slave_daemon -*-
+"""The slave agent assembled: monitors -> executor (policy engine) -> backends.
+
+A :class:`SlaveDaemon` runs the agent one :class:`~upsagent.config.slaveconf.SlaveConfig`
+describes, on a reactor:
+
+* one :class:`~upsagent.agent.monitor.UpsMonitor` per monitored UPS; every event goes to the
+  :class:`~upsagent.agent.executor.Executor`, which drives the
+  :class:`~upsagent.policy.policy.PolicyEngine`;
+* the :class:`~upsagent.system.runprocess.ProcessRunner` runs every command (shutdown,
+  notifications, a host's script); the :class:`~upsagent.agent.notify.Notifier` sends
+  upsmon's notifications; the local backend shuts this machine down; a primary sets FSD and
+  waits for the secondaries through its monitors (:class:`~upsagent.agent.executor.MonitorFsd`);
+* hosts of other backend kinds get their backend from ``backend_factory(kind, hosts)``
+  (default: the registry, :data:`upsagent.hypervisors.base.BACKENDS`, constructed without
+  arguments; a kind the agent cannot drive is refused first, with ``check-config``'s line,
+  :func:`~upsagent.config.slavecheck.backend_problems`); a kind that cannot be built stops
+  the start, unless in a dry run.
+
+**Start and reload.**  Both first build and check everything a configuration needs
+(:meth:`SlaveDaemon._prepare`: the plan and settings as ``check-config`` checks them, the
+backends, the notifier, the monitors -- constructed, not started -- and the engine with its
+state), then run it.  So a SIGHUP reload is all or nothing: when anything of the new
+configuration is refused, the :class:`ConfigError` names the file, the key and the reason,
+and the running configuration has not been touched.
+
+**State.**  After every batch of decisions the engine's snapshot is written to
+``state_file`` when it changed (its ``now`` aside): written to a temporary file in the same
+directory with mode 0600, flushed, then renamed over the old one, so a crash leaves either
+the old or the new state.  At start the snapshot is restored
+(:meth:`PolicyEngine.restore`, wall-clock times), so an agent restarted mid-sequence keeps
+its timers, issues the operations in flight again, and takes out of maintenance the hosts it
+put there once the power is back.  A missing state file starts afresh; a damaged one is
+logged, kept aside as ``<state_file>.bad`` and the agent starts afresh.
+
+**Sessions.**  The monitors keep their sessions (NUMLOGINS counts them on the master) until
+the agent's own host reaches its last stage, the shutdown order; then they are closed
+without LOGOUT, as upsmon exits when it shuts the host down.  :meth:`SlaveDaemon.stop`
+(SIGTERM) logs out cleanly, as ``upsmon -c stop`` does.
+
+**UPS countdowns.**  A ``[[slave.monitor]]`` with ``warning_period`` but no
+``shutdown_delay`` takes the delay from the UPS's ``ups.delay.shutdown``: after the
+monitor's first good read of a session (again after a loss of contact) the daemon reads it
+with :func:`read_variable` (a short connection of its own; the monitor is not involved),
+and logs at warn level every line :func:`~upsagent.config.slavecheck.countdown_problems`
+finds -- ``check-config``'s text, naming host, step and overrun.  Only the check uses it:
+the engine does not plan by the countdown.
+
+**Dry run**: everything but the actions (the executor logs what it would do and when);
+the sessions are kept.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import tempfile
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from twisted.internet.defer import Deferred, DeferredList, succeed
+from twisted.logger import Logger
+
+from upsagent.config.schema import ConfigError
+from upsagent.config.slavecheck import agent_backends, countdown_problems, plan_problems
+from upsagent.config.slaveconf import DELAY_VARIABLE, SlaveConfig
+from upsagent.hypervisors.base import Backend, backend_class
+from upsagent.hypervisors.local import LocalBackend
+from upsagent.system.powerdown import clear_stale_flag
+from upsagent.policy.actions import Action, Outcome, Result, ShutdownHost
+from upsagent.policy.events import CommLost, Event, UpsState
+from upsagent.agent.executor import Executor, MonitorFsd
+from upsagent.agent.notify import Notifier
+from upsagent.policy.plan import TRAITS
+from upsagent.policy.policy import PolicyEngine
+
+__all__ = ["BackendFactory", "MonitorFactory", "SlaveDaemon", "VariableReader", "read_variable",
+           "write_private"]
+
+#: seconds between a failed shutdown of the agent's own host and the next attempt
+RETRY_FAILED_SHUTDOWN = 10.0
+
+_log = Logger(namespace="upsagent.slave")
+
+#: (settings, on_event) -> an object with start(), stop(logout), set_fsd(), numlogins()
+MonitorFactory = Callable[[Any, Callable[[Event], None]], Any]
+#: (kind, host names) -> the backend for those hosts
+BackendFactory = Callable[[str, list[str]], Backend]
+#: (monitor settings, variable) -> its value on the server, None when it has none
+VariableReader = Callable[[Any, str], "Deferred[str | None]"]
+
+
+def write_private(path: str, text: str) -> None:
+    """Replace ``path`` atomically by ``text``, mode 0600 (parent made 0700 if missing)."""
+    directory = os.path.dirname(os.path.abspath(path))
+    os.makedirs(directory, mode=0o700, exist_ok=True)
+    fd, temporary = tempfile.mkstemp(prefix=".slave-", dir=directory)  # mode 0600
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8") as handle:
+            handle.write(text)
+            handle.flush()
+            os.fsync(handle.fileno())
+        os.replace(temporary, path)
+    except BaseException:
+        try:
+            os.unlink(temporary)
+        except OSError:
+            pass
+        raise
+
+
+@dataclass
+class _Parts:
+    """What one configuration runs on, built and checked before anything is started."""
+
+    config: SlaveConfig
+    warnings: list[str]
+    backends: dict[str, Backend]
+    notifier: Notifier
+    monitors: dict[str, Any]
+    engine: PolicyEngine
+    saved: str | None
+    #: system -> monitor settings, for the UPSes whose delay comes from ``ups.delay.shutdown``
+    delay_from_ups: dict[str, Any]
+
+
+def read_variable(reactor: Any, settings: Any, name: str,
+                  endpoint: Any = None) -> Deferred[str | None]:
+    """``GET VAR <ups> <name>`` on a short connection of its own (GET VAR needs no login,
+    so the master's NUMLOGINS is not changed): STARTTLS as the monitor's ``settings.tls``
+    says, the request, LOGOUT.  Fires with the value, or None when the server answers
+    ``ERR VAR-NOT-SUPPORTED``; fails with the :class:`ClientError` otherwise."""
+    from twisted.internet.endpoints import HostnameEndpoint, connectProtocol
+
+    from upsagent.nut.client import ClientError, NutError, OkReply, Request, VarReply
+    from upsagent.transport.nutproto import NutClientProtocol
+
+    if endpoint is None:
+        endpoint = HostnameEndpoint(reactor, settings.host, settings.port,
+                                    timeout=settings.timeout)
+    proto = NutClientProtocol(reactor, settings.timeout, lambda _: None,
+                              lambda *_: None, lambda *_: None)
+
+    async def session() -> str | None:
+        await connectProtocol(endpoint, proto)  # type: ignore[no-untyped-call]
+        try:
+            tls = settings.tls
+            if tls.attempted:
+                try:
+                    reply = await proto.request(Request.of("STARTTLS"))
+                except NutError:
+                    reply = None
+                if isinstance(reply, OkReply) and reply.text.startswith("OK STARTTLS"):
+                    proto.start_tls(tls.options(settings.host))
+                elif tls.required or tls.verify:     # as the monitor: verify implies it
+                    raise ClientError("the server refused STARTTLS, and TLS is required")
+            try:
+                answer = await proto.request(Request.get("VAR", settings.ups, name))
+            except NutError as error:
+                if error.code == "VAR-NOT-SUPPORTED":
+                    return None
+                raise
+            assert isinstance(answer, VarReply)
+            proto.request(Request.of("LOGOUT")).addErrback(lambda _: None)
+            return answer.value
+        finally:
+            proto.close()
+    return Deferred.fromCoroutine(session())
+
+
+def _comparable(snapshot: Mapping[str, object]) -> str:
+    return json.dumps({k: v for k, v in snapshot.items() if k != "now"}, sort_keys=True)
+
+
+class SlaveDaemon:
+    """One slave agent on ``reactor`` (the real reactor, or a ``MemoryReactorClock``).
+
+    ``runner`` defaults to a :class:`ProcessRunner`; ``monitor_factory`` to
+    :class:`UpsMonitor`; tests pass fakes.
+    """
+
+    def __init__(self, config: SlaveConfig, reactor: Any, *, runner: Any = None,
+                 monitor_factory: MonitorFactory | None = None,
+                 backend_factory: BackendFactory | None = None,
+                 variable_reader: VariableReader | None = None) -> None:
+        self.config = config
+        self.reactor = reactor
+        if runner is None:
+            from upsagent.system.runprocess import ProcessRunner
+            runner = ProcessRunner(reactor)
+        self.runner = runner
+        self._monitor_factory = monitor_factory or self._default_monitor
+        self._backend_factory = backend_factory or self._registry_backend
+        #: a given factory decides which kinds it builds; the registry's are checked first
+        self._custom_backends = backend_factory is not None
+        self.monitors: dict[str, Any] = {}
+        self.executor: Executor | None = None
+        self.released = False
+        self._reloading = False
+        self._saved: str | None = None
+        self._read_variable: VariableReader = variable_reader or (
+            lambda settings, name: read_variable(self.reactor, settings, name))
+        #: UPS countdowns completed from ``ups.delay.shutdown``: system -> settings, the
+        #: systems read this session, the delays read (system -> seconds)
+        self._delay_from_ups: dict[str, Any] = {}
+        self._delay_read: set[str] = set()
+        self.ups_delays: dict[str, float] = {}
+
+    # -- start and stop ------------------------------------------------------------------
+
+    def start(self) -> None:
+        """Check the plan, restore the state, start the executor and the monitors.
+
+        Raises :class:`ConfigError` when the plan has errors or a backend cannot be built.
+        A power-down flag left from before this boot is removed first (upsmon removes its
+        flag at every start; one written since boot is kept: a shutdown is under way).
+        """
+        prepared = self._prepare(self.config)
+        if self.config.powerdown_flag is not None:
+            _, message = clear_stale_flag(self.config.powerdown_flag)
+            if message:
+                _log.warn("{message}", message=message)
+        self._switch(prepared)
+
+    def stop(self, logout: bool = True) -> Deferred[Any]:
+        """Stop timers and monitors; ``logout`` sends LOGOUT (not after the shutdown order)."""
+        if self.executor is not None:
+            self._save(self.executor.engine)
+            self.executor.stop()
+        waits = [monitor.stop(logout=logout and not self.released)
+                 for monitor in self.monitors.values()]
+        self.monitors = {}
+        return DeferredList(waits, consumeErrors=True) if waits else succeed(None)
+
+    def reload(self, config: SlaveConfig) -> Deferred[Any]:
+        """Take ``config``: the engine's state carries over (snapshot, then restore).
+
+        All or nothing: everything ``config`` needs (plan, settings, backends, monitors,
+        notifier, the running state restored into the new plan) is built and checked
+        first, and only then is the running configuration stopped.  Refused
+        (:class:`ConfigError`, the running configuration untouched) once the shutdown order
+        was given, while another reload is under way, or when anything is refused; the
+        message names the file, the key and the reason.
+        """
+        if self.released:
+            raise ConfigError("the host is shutting down; reload refused")
+        if self._reloading:
+            raise ConfigError("a reload is already under way; reload refused")
+        snapshot = self.executor.engine.snapshot() if self.executor is not None else None
+        parts = self._prepare(config, snapshot)
+        old = self.config
+        self._reloading = True
+        stopped = self.stop(logout=True)
+
+        def switch(_: object) -> None:
+            self._reloading = False
+            try:
+                self._switch(parts)
+            except Exception:
+                _log.failure("reload: the new configuration failed to start; going back to "
+                             "the previous one")
+                self.stop(logout=True)           # whatever of the new one did start
+                self._switch(self._prepare(old, snapshot))
+        return stopped.addCallback(switch)
+
+    def _prepare(self, config: SlaveConfig,
+                 snapshot: dict[str, Any] | None = None) -> _Parts:
+        """Everything ``config`` needs, built but not started; :class:`ConfigError` (every
+        refused thing, one per ``;``) when something is refused.  Nothing running is
+        touched.  ``snapshot``: the running engine's state, restored into the new plan (a
+        reload); without it the state file is read (a start)."""
+        available = TRAITS if self._custom_backends else None
+        errors, warnings = plan_problems(config, available)
+        if errors:
+            raise ConfigError("; ".join(errors))
+        backends = self._backends(config)
+        notifier = Notifier(config.notify, self.runner, budget=config.notify_budget)
+        monitors: dict[str, Any] = {}
+        from_ups = {m.system for m in config.monitors if m.delay_from_ups is not None}
+        delay_from_ups: dict[str, Any] = {}
+        for i, settings in enumerate(config.monitor_settings()):
+            if settings.system in from_ups:
+                delay_from_ups[settings.system] = settings
+            try:
+                monitors[settings.system] = self._monitor_factory(settings, self._event)
+            except Exception as exc:
+                key = config.key(f"slave.monitor[{i + 1}]", f"MONITOR {settings.system}")
+                raise ConfigError(f"{config.source}: {key}: cannot watch {settings.system}: "
+                                  f"{exc}") from None
+        if snapshot is None:
+            engine, saved = self._engine(config)
+        else:
+            now = float(self.reactor.seconds())
+            try:
+                engine = PolicyEngine.restore(config.plan, snapshot, now, reload=True)
+            except (ValueError, KeyError, TypeError) as exc:
+                raise ConfigError(f"{config.source}: the running state cannot be carried "
+                                  f"over to the new plan: {exc}") from None
+            saved = None
+        return _Parts(config, [*config.warnings, *warnings], backends, notifier, monitors,
+                      engine, saved, delay_from_ups)
+
+    def _switch(self, parts: _Parts) -> None:
+        """Run what :meth:`_prepare` built."""
+        config = self.config = parts.config
+        for warning in parts.warnings:
+            _log.warn("{warning}", warning=warning)
+        self._saved = parts.saved
+        self._delay_from_ups, self._delay_read, self.ups_delays = parts.delay_from_ups, set(), {}
+        self.monitors = parts.monitors
+        self.released = False
+        self.executor = Executor(
+            parts.engine, self.reactor, parts.backends, runner=self.runner,
+            notifier=parts.notifier, fsd=MonitorFsd(self.monitors, self.reactor),
+            dry_run=config.dry_run, observer=self._observe, on_change=self._save)
+        _log.info("slave {name}: {n} UPS monitored ({ups}), protecting {hosts}{dry}",
+                  name=config.plan.name, n=len(self.monitors),
+                  ups=", ".join(self.monitors) or "none",
+                  hosts=", ".join(h.name for h in config.plan.hosts) or "no host",
+                  dry=" (dry run: no action is taken)" if config.dry_run else "")
+        self.executor.start()
+        for monitor in self.monitors.values():
+            monitor.start()
+
+    # -- parts ---------------------------------------------------------------------------
+
+    def _default_monitor(self, settings: Any, on_event: Callable[[Event], None]) -> Any:
+        from upsagent.agent.monitor import UpsMonitor
+        return UpsMonitor(settings, on_event, reactor=self.reactor)
+
+    def _registry_backend(self, kind: str, hosts: list[str]) -> Backend:
+        try:
+            return backend_class(kind)()
+        except Exception as exc:
+            raise ConfigError(f"backend {kind} for {', '.join(hosts)}: cannot be used by "
+                              f"the agent: {exc}") from None
+
+    def _backends(self, config: SlaveConfig) -> dict[str, Backend]:
+        backends: dict[str, Backend] = {}
+        kinds: dict[str, list[str]] = {}
+        for host in config.plan.hosts:
+            if host.backend == "local":
+                backends[host.name] = LocalBackend(
+                    self.runner, host.name, config.shutdown_command,
+                    config.shutdown_budget, config.powerdown_flag)
+            else:
+                kinds.setdefault(host.backend, []).append(host.name)
+        usable = TRAITS if self._custom_backends else agent_backends()
+        for kind, names in kinds.items():
+            if kind not in usable:       # a dry run (plan_problems warned), else refused
+                continue
+            try:
+                backend = self._backend_factory(kind, names)
+            except Exception as exc:
+                if not isinstance(exc, ConfigError):
+                    exc = ConfigError(f"backend {kind} for {', '.join(names)}: cannot be "
+                                      f"used by the agent: {exc}")
+                if not config.dry_run:
+                    raise exc from None
+                _log.warn("dry run: no {kind} backend for {hosts}", kind=kind,
+                          hosts=", ".join(names))
+                continue
+            backends.update(dict.fromkeys(names, backend))
+        return backends
+
+    def _engine(self, config: SlaveConfig) -> tuple[PolicyEngine, str | None]:
+        """The engine restored from the state file (or afresh), and the state as saved."""
+        now = float(self.reactor.seconds())
+        path = config.state_file
+        try:
+            with open(path, encoding="utf-8") as handle:
+                snapshot = json.load(handle)
+        except FileNotFoundError:
+            _log.info("no saved state in {path}: starting afresh", path=path)
+            return PolicyEngine(config.plan, now), None
+        except (OSError, ValueError) as exc:
+            return self._fresh(config, now, f"cannot read it: {exc}"), None
+        try:
+            engine = PolicyEngine.restore(config.plan, snapshot, now)
+        except (ValueError, KeyError, TypeError) as exc:
+            return self._fresh(config, now, f"cannot restore it: {exc}"), None
+        _log.info("state restored from {path} (saved {ago:.0f} s ago)", path=path,
+                  ago=now - float(snapshot.get("now", now)))
+        return engine, _comparable(snapshot)
+
+    def _fresh(self, config: SlaveConfig, now: float, why: str) -> PolicyEngine:
+        path = config.state_file
+        _log.error("saved state {path}: {why}; kept as {path}.bad, starting afresh",
+                   path=path, why=why)
+        try:
+            os.replace(path, path + ".bad")
+        except OSError:
+            pass
+        return PolicyEngine(config.plan, now)
+
+    # -- callbacks -----------------------------------------------------------------------
+
+    def _event(self, event: Event) -> None:
+        if self.executor is not None:
+            self.executor.handle(event)
+        system = event.ups
+        if system not in self._delay_from_ups:
+            return
+        if isinstance(event, CommLost):          # the next session reads it again
+            self._delay_read.discard(system)
+        elif isinstance(event, UpsState) and system not in self._delay_read:
+            self._delay_read.add(system)
+            self._read_delay(system)
+
+    def _read_delay(self, system: str) -> None:
+        """Read ``ups.delay.shutdown`` (once per session, after the first good read) and
+        check the plan against the UPS's countdown it completes; what does not fit is
+        logged as a warning, with ``check-config``'s line."""
+        config = self.config
+
+        def got(value: str | None) -> None:
+            if self.config is not config:
+                return                            # reloaded meanwhile
+            if value is None:
+                _log.info("{ups} publishes no {var}: the plan is not checked against its "
+                          "countdown (set shutdown_delay in its [[slave.monitor]])",
+                          ups=system, var=DELAY_VARIABLE)
+                return
+            try:
+                delay = float(value)
+                if not delay >= 0:
+                    raise ValueError(value)
+            except ValueError:
+                _log.warn("{ups}: {var} is {value!r}, not a number of seconds: the plan is "
+                          "not checked against its countdown", ups=system,
+                          var=DELAY_VARIABLE, value=value)
+                return
+            if self.ups_delays.get(system) == delay:
+                return
+            self.ups_delays[system] = delay
+            problems = countdown_problems(config, self.ups_delays)
+            warning = next(m.delay_from_ups for m in config.monitors if m.system == system)
+            _log.info("{ups}: {var} {delay:g} s: the UPS cuts its output {warning:g} + "
+                      "{delay:g} s after the power fails{fit}", ups=system,
+                      var=DELAY_VARIABLE, delay=delay, warning=warning,
+                      fit="" if problems else "; the plan fits")
+            for line in problems:
+                _log.warn("{line}", line=line)
+
+        def failed(failure: Any) -> None:
+            if self.config is config:
+                self._delay_read.discard(system)  # try again at the next read
+            _log.info("{ups}: cannot read {var} ({why}); trying again later", ups=system,
+                      var=DELAY_VARIABLE, why=failure.getErrorMessage())
+        try:
+            reading = self._read_variable(self._delay_from_ups[system], DELAY_VARIABLE)
+        except Exception:
+            _log.failure("{ups}: cannot read {var}", ups=system, var=DELAY_VARIABLE)
+            return
+        reading.addCallbacks(got, failed)
+
+    def _retry_shutdown(self, action: ShutdownHost) -> None:
+        """Run the own host's shutdown again after it failed (R7: a shutdown that has
+        started completes), every :data:`RETRY_FAILED_SHUTDOWN` s until it works."""
+        executor = self.executor
+        backend = executor.backends.get(action.host) if executor is not None else None
+        if backend is None or not self.released:
+            return
+        _log.warn("{host}: running the shutdown again", host=action.host)
+        def done(outcome: object) -> None:
+            result = outcome if isinstance(outcome, Result) else Result(
+                Outcome.FAILED, str(getattr(outcome, "value", outcome)))
+            self._observe("done", action, result, self.reactor.seconds())
+        backend.shutdown_host(action.host, action.killpower).addBoth(done)
+
+    def _save(self, engine: PolicyEngine) -> None:
+        snapshot = engine.snapshot()
+        text = _comparable(snapshot)
+        if text == self._saved:
+            return
+        try:
+            write_private(self.config.state_file, json.dumps(snapshot, sort_keys=True))
+        except OSError as exc:
+            _log.error("cannot save the state to {path}: {exc}",
+                       path=self.config.state_file, exc=exc)
+            return
+        self._saved = text
+
+    def _observe(self, kind: str, action: Action, result: Result | None, now: float) -> None:
+        agent = self.config.plan.agent_host
+        if not isinstance(action, ShutdownHost) or agent is None or action.host != agent.name:
+            return
+        if kind == "done":
+            if (self.released and result is not None and result.outcome is not Outcome.OK
+                    and not self.config.dry_run):
+                _log.error("the shutdown of this host failed ({detail}): it is still up; "
+                           "trying again in {delay} s", detail=result.detail or
+                           result.outcome.value, delay=RETRY_FAILED_SHUTDOWN)
+                self.reactor.callLater(RETRY_FAILED_SHUTDOWN, self._retry_shutdown, action)
+            return
+        if kind != "start" or self.released:
+            return
+        if self.config.dry_run:
+            _log.info("dry run: would close the sessions without LOGOUT now")
+            return
+        self.released = True
+        _log.info("shutting down: closing the sessions without LOGOUT")
+        for monitor in self.monitors.values():
+            monitor.stop(logout=False)

@@ -1,0 +1,481 @@
+# -*- test-case-name: tests.test_policy -*-
+"""What one slave agent protects, as plain values, and the check that the timers fit.
+
+A :class:`Plan` is everything the policy engine needs to know about one agent: the UPSes it
+monitors (:class:`UpsPlan`: its role on each, the UPS's own cut-off countdown), the hosts it
+protects (:class:`HostPlan`: which UPSes feed them, the timers and their durations), and
+upsmon's global settings (DEADTIME, HOSTSYNC, NOTIFYMSG...).  Plans are frozen dataclasses:
+the TOML loader, the upsmon.conf importer, ``upsagent simulate`` and the tests all build the
+same values, and :func:`validate` checks them the same way for ``check-config``, at start-up
+and in ``simulate``.
+
+Where a setting lives, and why
+------------------------------
+* Per **UPS** (:class:`UpsPlan`): the role (NUT's ``primary``/``secondary``, which decides
+  HOSTSYNC and who sets FSD) and the UPS's own countdown.  In upsmon.conf the role is on the
+  MONITOR line, i.e. per UPS and per agent, not per protected host.
+* Per **agent** (:class:`Plan`): DEADTIME, HOSTSYNC, NOCOMMWARNTIME, RBWARNTIME and the
+  notification texts.  They are global in upsmon.conf too, and they decide whether a *UPS*
+  is critical, which must not depend on which host asks.
+* Per **host** (:class:`HostPlan`): the supplies and MINSUPPLIES, the timers, the durations,
+  the command, the message and the debounce.  FINALDELAY is a host's ``shutdown_delay``
+  (the pause between the SHUTDOWN notification and the shutdown); :func:`upsmon_plan`
+  builds the plan that behaves as upsmon does.
+
+Times are seconds.  Timers are measured from the moment the host's power became
+insufficient (see :mod:`upsagent.policy.rules`).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+from typing import Literal
+
+__all__ = [
+    "BackendTraits",
+    "DEFAULT_SHUTDOWN_COMMAND",
+    "HostPlan",
+    "Plan",
+    "Problem",
+    "Supply",
+    "TRAITS",
+    "UpsCountdown",
+    "UpsPlan",
+    "shutdown_sequence",
+    "traits_of",
+    "upsmon_plan",
+    "is_upsmon_host",
+    "validate",
+]
+
+Role = Literal["primary", "secondary"]
+
+#: what upsmon users usually have as SHUTDOWNCMD, as an argument list (never a shell string)
+DEFAULT_SHUTDOWN_COMMAND = ("/sbin/shutdown", "-h", "+0")
+
+
+@dataclass(frozen=True)
+class BackendTraits:
+    """What a kind of backend can do; the engine plans by these, never by the kind's name.
+
+    ``vms``: the host runs VMs that may have to be stopped before it.  ``maintenance``: it
+    has a maintenance mode that moves the VMs away.  ``evacuate_on_shutdown``: a shutdown
+    first moves the VMs away (XenServer: "shutdown alone implies evacuation").  ``agent``:
+    the host is the machine the agent runs on, so it goes last of the agent's hosts.
+    """
+
+    vms: bool = False
+    maintenance: bool = False
+    evacuate_on_shutdown: bool = False
+    agent: bool = False
+    #: with no timers at all, the host still shuts down when its power is critical
+    #: (upsmon's behaviour); hypervisor hosts without timers are left alone (docs/config.md)
+    shutdown_on_critical: bool = True
+
+
+#: the backend registry's kinds, as the engine sees them
+TRAITS: Mapping[str, BackendTraits] = {
+    "local": BackendTraits(agent=True),
+    "ssh": BackendTraits(),
+    "vsphere": BackendTraits(vms=True, maintenance=True, shutdown_on_critical=False),
+    "xen": BackendTraits(vms=True, maintenance=True, evacuate_on_shutdown=True,
+                         shutdown_on_critical=False),
+    "simulated": BackendTraits(vms=True, maintenance=True, shutdown_on_critical=False),
+}
+
+
+def traits_of(kind: str) -> BackendTraits:
+    """The traits of backend ``kind``; an unknown kind is treated as a plain remote host."""
+    return TRAITS.get(kind, BackendTraits())
+
+
+@dataclass(frozen=True)
+class UpsCountdown:
+    """A UPS's own cut-off, counted from the moment it went on battery.
+
+    An NMC set to "Client & UPS shutdown" starts its countdown ``warning_period`` seconds
+    after the mains failed and switches the output off ``shutdown_delay`` seconds later
+    (seeds 000/001: 180 + 120 s in the tests, 900 + 120 s by default).  A UPS that only
+    publishes ``ups.timer.shutdown`` can be described with ``warning_period=0``.
+    """
+
+    warning_period: float
+    shutdown_delay: float
+
+    @property
+    def cuts_at(self) -> float:
+        """Seconds after the power failure at which the output goes off."""
+        return self.warning_period + self.shutdown_delay
+
+
+@dataclass(frozen=True)
+class UpsPlan:
+    """One monitored UPS: its name as the monitor knows it (``ups@host[:port]``)."""
+
+    name: str
+    role: Role = "secondary"
+    countdown: UpsCountdown | None = None
+
+
+@dataclass(frozen=True)
+class Supply:
+    """One power supply of a host: the UPS feeding it and its power value (upsmon's)."""
+
+    ups: str
+    power_value: int = 1
+
+
+@dataclass(frozen=True)
+class HostPlan:
+    """One protected host: what happens to it and when.
+
+    ``maintenance_after`` / ``shutdown_after``: seconds after the host's power became
+    insufficient (None: the step is off).  ``shutdown_delay``: the wait between the order
+    and the start (PowerAct Pro's "shutdown start delay", upsmon's FINALDELAY).
+    ``shutdown_duration``: how long the OS needs to stop.  ``command`` runs before the
+    shutdown, stopped after ``command_budget`` seconds.  ``vm_shutdown_timeout``: how long
+    guests get to stop before they are powered off.  ``maintenance_timeout``: how long the
+    VMs get to move away (default: until the shutdown timer, else 300 s).  ``cluster``:
+    hosts of one cluster or pool enter maintenance one after the other, in plan order.
+    ``debounce``: a power failure shorter than this starts no step.
+    """
+
+    name: str
+    backend: str = "local"
+    powered_by: tuple[Supply, ...] = ()
+    min_supplies: int = 1
+    maintenance_after: float | None = None
+    shutdown_after: float | None = None
+    shutdown_delay: float = 0.0
+    shutdown_duration: float = 60.0
+    command: tuple[str, ...] = ()
+    command_budget: float = 0.0
+    message: str | None = None
+    debounce: float = 5.0
+    maintenance_timeout: float | None = None
+    vm_shutdown_timeout: float = 60.0
+    cluster: str | None = None
+    #: XenServer pool master: never scheduled with the others (its own local agent protects it)
+    is_pool_master: bool = False
+    #: None: the backend's default (see :class:`BackendTraits`)
+    shutdown_on_critical: bool | None = None
+
+    @property
+    def traits(self) -> BackendTraits:
+        return traits_of(self.backend)
+
+    @property
+    def shuts_down(self) -> bool:
+        """Whether this host is ever shut down (by its timer or when critical)."""
+        if self.is_pool_master:
+            return False
+        if self.shutdown_on_critical is not None:
+            return self.shutdown_on_critical or self.shutdown_after is not None
+        return self.shutdown_after is not None or self.traits.shutdown_on_critical
+
+    @property
+    def enters_maintenance(self) -> bool:
+        return (self.maintenance_after is not None and self.traits.maintenance
+                and not self.is_pool_master)
+
+    def effective_maintenance_timeout(self) -> float:
+        """How long the VMs get to move away when the maintenance step starts on time."""
+        if self.maintenance_timeout is not None:
+            return self.maintenance_timeout
+        if self.maintenance_after is not None and self.shutdown_after is not None:
+            return max(self.shutdown_after - self.maintenance_after, 0.0)
+        return 300.0
+
+    @property
+    def total_power(self) -> int:
+        return sum(s.power_value for s in self.powered_by)
+
+
+@dataclass(frozen=True)
+class Plan:
+    """Everything one slave agent protects, with upsmon's global settings.
+
+    ``name`` names the agent in notifications and logs (its host name, usually).
+    """
+
+    ups: tuple[UpsPlan, ...] = ()
+    hosts: tuple[HostPlan, ...] = ()
+    #: a UPS unheard for this long while last seen on battery is treated as OB+LB
+    deadtime: float = 15.0
+    #: primary: longest wait for the secondaries to log out; secondary: longest wait for
+    #: the primary to set FSD after OB+LB
+    hostsync: float = 15.0
+    nocommwarntime: float = 300.0
+    rbwarntime: float = 43200.0
+    #: NOTIFYMSG overrides, by notification type ("%s" is the UPS name)
+    notify_messages: Mapping[str, str] = field(default_factory=dict)
+    name: str = "agent"
+
+    def ups_plan(self, name: str) -> UpsPlan:
+        """The plan of UPS ``name`` (a secondary without countdown if not listed)."""
+        for ups in self.ups:
+            if ups.name == name:
+                return ups
+        return UpsPlan(name)
+
+    def host(self, name: str) -> HostPlan:
+        for host in self.hosts:
+            if host.name == name:
+                return host
+        raise KeyError(name)
+
+    @property
+    def reads_battery(self) -> bool:
+        """Whether the agent reads ``battery.charge`` and ``battery.runtime``: only a plan
+        with timed steps (whose runtime trigger needs them); upsmon reads ``ups.status``
+        alone, and so does a plan made like upsmon's."""
+        return any(h.maintenance_after is not None or h.shutdown_after is not None
+                   for h in self.hosts)
+
+    @property
+    def agent_host(self) -> HostPlan | None:
+        """The host the agent itself runs on (a ``local`` host), if it protects it."""
+        for host in self.hosts:
+            if host.traits.agent:
+                return host
+        return None
+
+
+def upsmon_plan(monitors: Iterable[tuple[str, int, Role]], *, min_supplies: int = 1,
+                final_delay: float = 5.0, deadtime: float = 15.0, hostsync: float = 15.0,
+                name: str = "localhost") -> Plan:
+    """The plan that behaves as upsmon: one local host, no timers, no debounce.
+
+    ``monitors`` are upsmon.conf's MONITOR lines as (system, power value, role).  The host
+    shuts down when its power is critical (NUT's rules), after the SHUTDOWN notification
+    and FINALDELAY; a primary first sets FSD and waits for the secondaries (HOSTSYNC).
+    SHUTDOWNCMD is the local backend's business (:mod:`upsagent.hypervisors.local`).
+    """
+    monitors = list(monitors)
+    return Plan(
+        ups=tuple(UpsPlan(system, role) for system, _, role in monitors),
+        hosts=(HostPlan(
+            name=name, backend="local",
+            powered_by=tuple(Supply(system, value) for system, value, _ in monitors),
+            min_supplies=min_supplies, shutdown_delay=final_delay, debounce=0.0,
+            shutdown_on_critical=True),),
+        deadtime=deadtime, hostsync=hostsync, name=name)
+
+
+def is_upsmon_host(host: HostPlan) -> bool:
+    """Whether ``host`` is exactly the host :func:`upsmon_plan` makes of its own supplies
+    (upsmon.conf, or ``[slave]`` without ``[[host]]``): no timers, no debounce, shut down on
+    critical power only, its ``shutdown_delay`` upsmon's FINALDELAY."""
+    again = upsmon_plan([(s.ups, s.power_value, "secondary") for s in host.powered_by],
+                        min_supplies=host.min_supplies, final_delay=host.shutdown_delay,
+                        name=host.name).hosts[0]
+    return host == again
+
+
+# -- validation ------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Problem:
+    """One finding of :func:`validate`: which host, which step, what is wrong, by how much.
+
+    ``severity`` is ``error`` (refuse to start) or ``warning`` (start, but say so).
+    ``excess`` is by how many seconds a step overruns, when that is the problem.
+    """
+
+    host: str | None
+    step: str
+    message: str
+    severity: Literal["error", "warning"] = "error"
+    excess: float | None = None
+
+    def __str__(self) -> str:
+        return self.message
+
+
+def _s(value: float) -> str:
+    return f"{value:g} s"
+
+
+def shutdown_sequence(host: HostPlan, plan: Plan) -> list[tuple[str, float]]:
+    """The parts of a host's shutdown and their worst-case durations, in order.
+
+    What :func:`validate` adds up, and what the engine's runtime trigger compares with the
+    UPS's remaining runtime.  VMs count only where the host runs VMs (a failed maintenance
+    leaves them to be stopped); a primary's own host first waits up to HOSTSYNC for the
+    secondaries.
+    """
+    parts: list[tuple[str, float]] = []
+    if host.traits.agent and any(
+            plan.ups_plan(s.ups).role == "primary" for s in host.powered_by):
+        parts.append(("HOSTSYNC", plan.hostsync))
+    if host.shutdown_delay:
+        parts.append(("delay", host.shutdown_delay))
+    if host.command:
+        parts.append(("command", host.command_budget))
+    if host.traits.evacuate_on_shutdown and not host.enters_maintenance:
+        parts.append(("evacuation", host.effective_maintenance_timeout()))
+    if host.traits.vms:
+        parts.append(("VMs", host.vm_shutdown_timeout))
+    parts.append(("OS", host.shutdown_duration))
+    return parts
+
+
+def _power_lost_at(host: HostPlan, plan: Plan) -> tuple[float, str] | None:
+    """When the host loses power if all its UPSes fail at once, and which UPS cuts it."""
+    cuts = sorted(
+        (countdown.cuts_at, s.ups, s.power_value) for s in host.powered_by
+        if (countdown := plan.ups_plan(s.ups).countdown) is not None)
+    remaining = host.total_power
+    for at, ups, value in cuts:
+        remaining -= value
+        if remaining < host.min_supplies:
+            return at, ups
+    return None
+
+
+def _check_numbers(host: HostPlan) -> list[Problem]:
+    problems = []
+    for key in ("maintenance_after", "shutdown_after", "shutdown_delay", "shutdown_duration",
+                "command_budget", "debounce", "maintenance_timeout", "vm_shutdown_timeout"):
+        value = getattr(host, key)
+        if value is not None and value < 0:
+            problems.append(Problem(host.name, key,
+                                    f"host {host.name}: {key} ({_s(value)}) is negative"))
+    if host.min_supplies < 0:
+        problems.append(Problem(host.name, "min_supplies",
+                                f"host {host.name}: min_supplies is negative"))
+    return problems
+
+
+def _check_supplies(host: HostPlan, plan: Plan) -> list[Problem]:
+    name = host.name
+    known = {ups.name for ups in plan.ups}
+    if not host.powered_by:
+        return [Problem(name, "powered_by", f"host {name}: no power supply (powered_by is "
+                        "empty): nothing tells when it is in danger")]
+    problems = [Problem(name, "powered_by", f"host {name}: powered by {s.ups}, which this "
+                        "agent does not monitor") for s in host.powered_by if s.ups not in known]
+    if host.total_power < host.min_supplies:
+        problems.append(Problem(
+            name, "min_supplies", f"host {name}: its supplies give a power value of "
+            f"{host.total_power}, less than min_supplies {host.min_supplies}: it would shut "
+            "down at once", excess=float(host.min_supplies - host.total_power)))
+    if host.min_supplies == 0:
+        problems.append(Problem(name, "min_supplies", f"host {name}: min_supplies is 0: its "
+                                "power is never insufficient, no step ever runs", "warning"))
+    return problems
+
+
+def _check_steps(host: HostPlan) -> list[Problem]:
+    name = host.name
+    problems = []
+    m, s = host.maintenance_after, host.shutdown_after
+    if m is not None and s is not None and s <= m:
+        problems.append(Problem(
+            name, "shutdown_after", f"host {name}: shutdown_after ({_s(s)}) must be greater "
+            f"than maintenance_after ({_s(m)})", excess=m - s))
+    if m is not None and not host.traits.maintenance:
+        problems.append(Problem(name, "maintenance_after", f"host {name}: maintenance_after "
+                                f"is set, but a {host.backend} host has no maintenance mode"))
+    if (m is not None and s is not None and host.maintenance_timeout is not None
+            and m + host.maintenance_timeout > s):
+        over = m + host.maintenance_timeout - s
+        problems.append(Problem(
+            name, "maintenance_timeout", f"host {name}: maintenance may run until "
+            f"{_s(m + host.maintenance_timeout)}, {_s(over)} after the shutdown at {_s(s)}",
+            excess=over))
+    if host.command and host.command_budget <= 0:
+        problems.append(Problem(name, "command_budget", f"host {name}: the command needs a "
+                                "command_budget (its run time) greater than 0"))
+    if not host.command and host.command_budget > 0:
+        problems.append(Problem(name, "command_budget", f"host {name}: command_budget is "
+                                "set but there is no command", "warning"))
+    if host.is_pool_master and (m is not None or s is not None):
+        problems.append(Problem(
+            name, "is_pool_master", f"host {name}: the pool master is never scheduled with "
+            "the others; its timers are ignored (protect it with its own local agent)",
+            "warning"))
+    return problems
+
+
+def _check_countdown(host: HostPlan, plan: Plan) -> list[Problem]:
+    """Every step of the host ends before the UPS output goes off."""
+    lost = _power_lost_at(host, plan)
+    if lost is None or host.is_pool_master:
+        return []
+    cut, ups = lost
+    name = host.name
+    problems = []
+    if host.shutdown_after is not None and host.shuts_down:
+        parts = shutdown_sequence(host, plan)
+        end = host.shutdown_after + sum(d for _, d in parts)
+        if end > cut:
+            how = " + ".join(f"{label} {_s(d)}" for label, d in parts)
+            problems.append(Problem(
+                name, "shutdown", f"host {name}: shutdown finishes at {_s(end)}, "
+                f"{_s(end - cut)} after {ups} cuts its output at {_s(cut)} (shutdown at "
+                f"{_s(host.shutdown_after)} + {how})", excess=end - cut))
+    elif host.enters_maintenance:
+        assert host.maintenance_after is not None
+        end = host.maintenance_after + host.effective_maintenance_timeout()
+        if end > cut:      # with the default time limit, only a warning
+            problems.append(Problem(
+                name, "maintenance", f"host {name}: maintenance may still run at {_s(end)}, "
+                f"{_s(end - cut)} after {ups} cuts its output at {_s(cut)}",
+                "error" if host.maintenance_timeout is not None else "warning",
+                excess=end - cut))
+    elif host.shuts_down:
+        problems.append(Problem(
+            name, "shutdown", f"host {name}: no shutdown timer; {ups} cuts its output at "
+            f"{_s(cut)} whatever happens, and the host shuts down only on low battery, FSD "
+            "or short runtime", "warning"))
+    if not host.shuts_down:
+        problems.append(Problem(
+            name, "shutdown", f"host {name} is never shut down: it loses power when {ups} "
+            f"cuts its output at {_s(cut)}", "warning"))
+    return problems
+
+
+def validate(plan: Plan) -> list[Problem]:
+    """Every problem of ``plan``, errors and warnings, hosts in plan order.
+
+    Checks: duplicate names; negative times; supplies (none, unknown UPS, power value below
+    min_supplies); shutdown_after > maintenance_after; maintenance on a backend without it;
+    a command without a budget; timers on a pool master; and that every host's steps with
+    their durations end before the UPS countdown cuts its output (with redundant supplies:
+    before the cut that leaves it below min_supplies, all UPSes failing together).
+    """
+    problems: list[Problem] = []
+    seen: set[str] = set()
+    for ups in plan.ups:
+        if ups.name in seen:
+            problems.append(Problem(None, "ups", f"UPS {ups.name} is listed twice"))
+        seen.add(ups.name)
+    seen = set()
+    for host in plan.hosts:
+        if host.name in seen:
+            problems.append(Problem(host.name, "name", f"host {host.name} is listed twice"))
+        seen.add(host.name)
+        problems += _check_numbers(host)
+        problems += _check_supplies(host, plan)
+        problems += _check_steps(host)
+        problems += _check_countdown(host, plan)
+    agents = [h.name for h in plan.hosts if h.traits.agent]
+    if len(agents) > 1:
+        problems.append(Problem(None, "backend", "more than one local host: "
+                                + ", ".join(agents) + " (the agent runs on one machine)"))
+    agent = plan.agent_host
+    for ups in plan.ups:
+        if ups.role == "primary" and (
+                agent is None or all(s.ups != ups.name for s in agent.powered_by)):
+            problems.append(Problem(
+                None, "role", f"primary for {ups.name}, but the agent's own host is not "
+                f"powered by it: {ups.name} failing alone never makes this agent set FSD "
+                "(it sets FSD only when its own host shuts down for another UPS)",
+                "warning"))
+    for key, value in (("deadtime", plan.deadtime), ("hostsync", plan.hostsync)):
+        if value < 0:
+            problems.append(Problem(None, key, f"{key} ({_s(value)}) is negative"))
+    return problems

@@ -1,0 +1,521 @@
+# -*- test-case-name: tests.test_policy -*-
+"""The policy engine: UPS events and the time in, actions out.  Pure and deterministic.
+
+::
+
+    engine = PolicyEngine(plan, now)
+    actions = engine.handle(UpsState("UPS1", frozenset({"OB"})), now)   # an observation
+    actions = engine.tick(now)                   # call at (or after) engine.next_deadline()
+    actions = engine.action_done(action.id, result, now)        # an operation finished
+    state = engine.snapshot()                    # a JSON-able dict, after every call
+    engine = PolicyEngine.restore(plan, state, now)   # after a restart; then tick(now)
+
+The engine never reads a clock, never sleeps and never touches a socket, a process or a
+backend: the caller tells it the time (``now``, absolute seconds: the reactor's
+``seconds()``, wall-clock time for a daemon so that a snapshot survives a reboot) and
+carries out the actions it returns (:mod:`upsagent.agent.executor` does, on a reactor).
+The same calls with the same times give the same actions, which is what the tests and
+``upsagent simulate`` rely on.
+
+The rules it applies are in :mod:`upsagent.policy.rules` (read its theory of operation);
+this module keeps the state (one record per UPS and per host) and walks the rules after
+every input until nothing more changes; the shutdown sequence itself (R6) and the results
+of operations are in :mod:`upsagent.policy.stages`.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, replace
+
+from upsagent.policy.actions import (
+    Action, Cancel, EnterMaintenance, ExitMaintenance, Notify, Outcome, Result, RunCommand,
+    SetFsd, ShutdownVms, WarnUsers,
+)
+from upsagent.policy.events import CommLost, CommOk, Event, UpsState
+from upsagent.policy.plan import HostPlan, Plan, shutdown_sequence
+from upsagent.policy.rules import (
+    GRACE, NEW_BOOT, NOTIFY_ON_NEW_WORD, SHUTTING_DOWN, OnPowerBack, Phase, Power,
+    PowerView, UpsView, Verdict, fmt, host_power, notify_text, on_power_back, ups_verdict,
+)
+from upsagent.policy.stages import Stages
+from upsagent.policy.state import HostRecord, UpsRecord, dump_state, load_state
+
+__all__ = ["PendingStep", "PolicyEngine"]
+
+#: the status words that say where the load's power comes from
+LINE_WORDS = frozenset({"OL", "OB"})
+
+#: the phases in which a host is busy with an operation
+_OPERATION_PHASES = frozenset({Phase.ENTERING, Phase.EXITING, Phase.FSD, Phase.COMMAND,
+                               Phase.EVACUATING, Phase.VMS, Phase.STOPPING})
+
+
+@dataclass(frozen=True)
+class PendingStep:
+    """A timed step that will start at ``due`` unless power returns first (R3)."""
+
+    id: str
+    host: str
+    step: str
+    due: float
+    reason: str
+
+
+class PolicyEngine(Stages):
+    """Decides, for every host of one :class:`~upsagent.policy.plan.Plan`, what to do when."""
+
+    def __init__(self, plan: Plan, now: float) -> None:
+        self.plan = plan
+        self._now = now
+        self._seq = 0
+        names = [u.name for u in plan.ups] + [
+            s.ups for h in plan.hosts for s in h.powered_by]
+        self._ups = {name: UpsRecord(name) for name in dict.fromkeys(names)}
+        self._hosts = {h.name: HostRecord(h.name) for h in plan.hosts}
+        #: operations in flight: id -> (action, guard deadline)
+        self._ops: dict[str, tuple[Action, float]] = {}
+        self._restored_at: float | None = None
+        #: restored after the own host's shutdown (R9: a new boot)
+        self._booted = False
+        self._resumed: list[Action] = []
+
+    # -- the API ---------------------------------------------------------------------
+
+    def handle(self, event: Event, now: float) -> list[Action]:
+        """An observation from a monitor at ``now``: the actions to take now."""
+        self._now = now
+        out = self._observe(event, now)
+        return out + self._run(now)
+
+    def tick(self, now: float) -> list[Action]:
+        """Time has passed (a deadline, or a restart): the actions that are due."""
+        self._now = now
+        out, self._resumed = self._resumed, []
+        return out + self._run(now)
+
+    def action_done(self, action_id: str, result: Result, now: float) -> list[Action]:
+        """Operation ``action_id`` finished with ``result``; an unknown id is ignored."""
+        self._now = now
+        entry = self._ops.pop(action_id, None)
+        if entry is None:
+            return self._run(now)
+        action = entry[0]
+        host = self._hosts[action.host]
+        host.inflight.remove(action_id)
+        return self._after(host, action, result, now) + self._run(now)
+
+    def next_deadline(self) -> float | None:
+        """When :meth:`tick` must be called next (None: only events will change things)."""
+        if self._resumed:
+            return self._now
+        times = [t for t in self._deadlines() if t > self._now]
+        return min(times) if times else None
+
+    def pending(self) -> list[PendingStep]:
+        """The timed steps waiting for their time, soonest first (for logs and dry runs)."""
+        steps = []
+        for rec in self._hosts.values():
+            plan = self.plan.host(rec.name)
+            if rec.since is None or plan.is_pool_master:
+                continue
+            for step, due in self._timers(rec, plan):
+                steps.append(PendingStep(self._step_id(rec, step), rec.name, step, due,
+                                         f"{rec.power_reason} for {fmt(due - rec.since)}"))
+        return sorted(steps, key=lambda s: (s.due, s.host))
+
+    def phase(self, host: str) -> Phase:
+        """Where ``host`` is in its sequence."""
+        return self._hosts[host].phase
+
+    def in_flight(self) -> list[Action]:
+        """The operations started and not yet finished."""
+        return [action for action, _ in self._ops.values()]
+
+    def snapshot(self) -> dict[str, object]:
+        """The whole state as a JSON-able dict (see :meth:`restore`)."""
+        return dump_state(self._now, self._seq, self._ups, self._hosts,
+                          [(a, g) for a, g in self._ops.values()])
+
+    @classmethod
+    def restore(cls, plan: Plan, snapshot: dict[str, object], now: float, *,
+                reload: bool = False) -> PolicyEngine:
+        """An engine that continues from ``snapshot`` at ``now`` (R9).
+
+        Call :meth:`tick` next: it returns the operations issued again.  Hosts or UPSes
+        no longer in ``plan`` are dropped; new ones start afresh.  When the snapshot shows
+        that the shutdown command of the agent's own host was started, the engine starts
+        afresh as after a boot, remembering only the maintenance this agent entered.
+        ``reload``: the same process takes a new plan (SIGHUP), so what it knows of each
+        UPS's contact carries over as it is (no second COMMBAD, no wait for a reading),
+        as upsmon keeps its UPS states across a reload.
+        """
+        engine = cls(plan, now)
+        seq, ups, hosts, ops = load_state(snapshot)
+        engine._seq = seq
+        if reload:
+            engine._ups.update((name, urec) for name, urec in ups.items()
+                               if name in engine._ups)
+            engine._adopt(hosts, ops, now)
+            return engine
+        engine._restored_at = now
+        agent = plan.agent_host
+        own = hosts.get(agent.name) if agent is not None else None
+        if own is not None and own.phase in NEW_BOOT:
+            engine._new_boot(hosts, now)
+            return engine
+        # our FSD (R2a) belongs to the own host's shutdown: remembered only while it runs
+        latched = own is not None and own.phase in SHUTTING_DOWN
+        for name, urec in ups.items():
+            if name in engine._ups:
+                # a fresh process, as upsmon after a restart: no ONLINE/COMMOK for the
+                # first reading; DEADTIME counts from now
+                urec.confirmed, urec.comm, urec.last_seen, urec.heard = False, -1, now, False
+                urec.lost_at = urec.next_nocomm = None
+                urec.fsd_by_us = urec.fsd_by_us and latched
+                engine._ups[name] = urec
+        engine._adopt(hosts, ops, now)
+        return engine
+
+    def _adopt(self, hosts: dict[str, HostRecord], ops: list[tuple[Action, float]],
+               now: float) -> None:
+        """Take the saved hosts still in the plan; issue again what was in flight."""
+        for name, hrec in hosts.items():
+            if name in self._hosts:
+                hrec.inflight = []
+                self._hosts[name] = hrec
+        for action, _ in ops:
+            if action.host in self._hosts:
+                self._resumed += self._resume(action, now)
+
+    def _new_boot(self, hosts: dict[str, HostRecord], now: float) -> None:
+        """R9: the own host's shutdown command was started: start afresh, as upsmon does
+        at boot, remembering only the maintenance this agent entered (to take it out)."""
+        self._booted = True
+        for name in self._ups:
+            # never heard from since the boot; DEADTIME counts from now
+            self._ups[name] = UpsRecord(name, last_seen=now, confirmed=False)
+        for name, old in hosts.items():
+            if name not in self._hosts:
+                continue
+            rec = HostRecord(name, generation=old.generation)
+            if old.ours or old.phase in (Phase.ENTERING, Phase.EVACUATING):
+                rec.phase, rec.ours = Phase.MAINTENANCE, True
+            self._hosts[name] = rec
+
+    # -- observations ----------------------------------------------------------------
+
+    def _notify(self, kind: str, ups: str, reason: str) -> Notify:
+        return Notify(self._next_id(self.plan.name), self.plan.name, reason, type=kind,
+                      ups=ups, message=notify_text(self.plan, kind, ups))
+
+    def _observe(self, event: Event, now: float) -> list[Action]:
+        rec = self._ups.get(event.ups)
+        if rec is None:          # not monitored by this agent
+            return []
+        out: list[Action] = []
+        if isinstance(event, CommLost):
+            if rec.comm != 0:
+                out.append(self._notify("COMMBAD", rec.name, event.reason))
+                rec.comm, rec.lost_at = 0, now
+                base = rec.last_seen if rec.last_seen is not None else now - \
+                    self.plan.nocommwarntime
+                rec.next_nocomm = max(base + self.plan.nocommwarntime, now)
+            return out
+        if rec.comm == 0:
+            out.append(self._notify("COMMOK", rec.name, "contact is back"))
+        rec.comm, rec.lost_at, rec.next_nocomm = 1, None, None
+        if isinstance(event, CommOk):
+            return out
+        return out + self._read(rec, event, now)
+
+    def _read(self, rec: UpsRecord, event: UpsState, now: float) -> list[Action]:
+        old, new = rec.status, event.status
+        if not new & LINE_WORDS:
+            # upsmon's parse_status: a status with neither OL nor OB (a driver's "WAIT"
+            # while it starts or stops, a bare "ALARM") leaves the power state as it was
+            new = new | (old & LINE_WORDS)
+        out: list[Action] = []
+        for word, kind in NOTIFY_ON_NEW_WORD:
+            if word in new and word not in old:
+                out.append(self._notify(kind, rec.name, " ".join(sorted(new))))
+        if "OL" in new and "OL" not in old and rec.heard:
+            out.append(self._notify("ONLINE", rec.name, " ".join(sorted(new))))
+        if "RB" in new and (rec.last_rbwarn is None
+                            or now - rec.last_rbwarn > self.plan.rbwarntime):
+            out.append(self._notify("REPLBATT", rec.name, "RB"))
+            rec.last_rbwarn = now
+        rec.status, rec.heard, rec.confirmed, rec.last_seen = new, True, True, now
+        rec.runtime, rec.charge = event.runtime, event.charge
+        if not ("OB" in new and "LB" in new):
+            rec.last_noncrit = now
+        return out
+
+    # -- the rule walk ---------------------------------------------------------------
+
+    def _verdicts(self, now: float) -> tuple[dict[str, UpsView], dict[str, Verdict]]:
+        views = {
+            name: UpsView(name, self.plan.ups_plan(name).role, rec.status, rec.comm != 0,
+                          rec.last_seen, rec.last_noncrit, rec.runtime, rec.fsd_by_us)
+            for name, rec in self._ups.items()}
+        return views, {name: ups_verdict(view, now, self.plan.deadtime, self.plan.hostsync)
+                       for name, view in views.items()}
+
+    def _run(self, now: float) -> list[Action]:
+        out: list[Action] = []
+        for urec in self._ups.values():
+            if urec.next_nocomm is not None and now >= urec.next_nocomm:
+                out.append(self._notify("NOCOMM", urec.name, "no contact for "
+                                        f"{fmt(now - (urec.lost_at or now))}"))
+                urec.next_nocomm = now + self.plan.nocommwarntime
+        for _ in range(8):   # a host's change can release another (R6: the agent goes last)
+            before = [(r.phase, len(r.inflight), r.since) for r in self._hosts.values()]
+            views, verdicts = self._verdicts(now)
+            for rec in self._hosts.values():
+                out += self._advance(rec, self.plan.host(rec.name), views, verdicts, now)
+            out += self._expire(now)
+            if before == [(r.phase, len(r.inflight), r.since) for r in self._hosts.values()]:
+                break
+        return out
+
+    def _expire(self, now: float) -> list[Action]:
+        """R8: operations past their guard count as timed out and are aborted."""
+        out: list[Action] = []
+        for op_id, (action, guard) in list(self._ops.items()):
+            if now < guard:
+                continue
+            del self._ops[op_id]
+            rec = self._hosts[action.host]
+            rec.inflight.remove(op_id)
+            out.append(Cancel(self._next_id(action.host), action.host,
+                              f"no answer {fmt(GRACE)} after its time limit",
+                              target=op_id, step=action.verb))
+            out += self._after(rec, action, Result(
+                Outcome.TIMED_OUT, f"no answer {fmt(GRACE)} after its time limit"), now)
+        return out
+
+    def _advance(self, rec: HostRecord, plan: HostPlan, views: dict[str, UpsView],
+                 verdicts: dict[str, Verdict], now: float) -> list[Action]:
+        if plan.is_pool_master:
+            return []
+        power = host_power(plan, views, verdicts)
+        out = self._track_power(rec, plan, power, now)
+        if rec.inflight:
+            return out + self._maybe_abort(rec, plan, power, now)
+        committed = (rec.phase in SHUTTING_DOWN
+                     and on_power_back(rec.phase, plan) is OnPowerBack.COMMITTED)
+        if not committed and self._waiting_after_restart(plan, now):
+            return out      # R9; a committed shutdown needs no fresh reading to go on
+        if rec.phase in SHUTTING_DOWN:
+            return out + self._continue(rec, plan, now)
+        if power.state is not Power.OK:
+            return out + self._on_short(rec, plan, power, now)
+        if rec.phase is Phase.NO_MAINTENANCE or (rec.phase is Phase.MAINTENANCE
+                                                 and not rec.ours):
+            rec.phase = Phase.IDLE   # a maintenance that ended after the power came back
+        if (rec.phase in (Phase.MAINTENANCE, Phase.DOWN) and rec.ours
+                and (rec.exit_at is None or now >= rec.exit_at)):
+            reason = rec.back_reason or "power is back"
+            if rec.exit_when_done:
+                reason += " during the migration, which has completed"
+            elif rec.phase is Phase.DOWN:
+                reason += (f"; {rec.name} was shut down in maintenance and is taken out "
+                           "once it is up")
+            elif self._booted and not rec.back_reason:
+                reason += ("; this agent had put it into maintenance before its own host "
+                           "was shut down")
+            elif self._restored_at is not None and not rec.back_reason:
+                reason += "; this agent had put it into maintenance before its restart"
+            rec.exit_when_done, rec.phase = False, Phase.EXITING
+            return out + [self._start(rec, ExitMaintenance(
+                self._next_id(rec.name), rec.name, reason), 600.0, now)]
+        return out
+
+    def _track_power(self, rec: HostRecord, plan: HostPlan, power: PowerView,
+                     now: float) -> list[Action]:
+        """R3/R7: note when the power goes short and when it comes back."""
+        if power.state is Power.OK:
+            if rec.since is None:
+                return []
+            out = self._power_back(rec, plan, now)
+            rec.since, rec.announced, rec.failing = None, False, ()
+            return out
+        if rec.since is None:
+            rec.since, rec.generation, rec.announced = now, rec.generation + 1, False
+            rec.exit_when_done, rec.back_reason, rec.power_reason = False, "", ""
+        rec.failing = power.failing
+        if power.state is Power.SHORT or not rec.power_reason:
+            rec.power_reason = (power.reason if power.state is Power.SHORT
+                                else f"{', '.join(power.failing)} failing")
+        if rec.announced or (now < rec.since + plan.debounce and power.state is Power.SHORT):
+            return []
+        rec.announced = True
+        if plan.message and plan.shutdown_after is not None and plan.shuts_down \
+                and rec.phase not in SHUTTING_DOWN and power.state is Power.SHORT:
+            due = rec.since + max(plan.shutdown_after, plan.debounce)
+            return [WarnUsers(self._next_id(rec.name), rec.name,
+                              f"{power.reason}; shutdown in {fmt(due - now)} unless power "
+                              "returns", message=plan.message)]
+        return []
+
+    def _power_back(self, rec: HostRecord, plan: HostPlan, now: float) -> list[Action]:
+        """R7: what power coming back does, by the host's phase."""
+        assert rec.since is not None
+        back = ", ".join(rec.failing) or "power"
+        rec.back_reason = f"{back} back on line after {fmt(now - rec.since)}"
+        rule = on_power_back(rec.phase, plan)
+        out: list[Action] = []
+        if rec.announced and rule is not OnPowerBack.COMMITTED:
+            for step, due in self._timers(rec, plan):
+                out.append(Cancel(self._next_id(rec.name), rec.name,
+                                  f"{rec.back_reason}, before the step due at "
+                                  f"{fmt(due - rec.since)}", target=self._step_id(rec, step),
+                                  step=step))
+        if rule is OnPowerBack.EXIT_WHEN_DONE:
+            rec.exit_when_done = True
+        elif rule is OnPowerBack.CALL_OFF:
+            out.append(Cancel(self._next_id(rec.name), rec.name,
+                              f"{rec.back_reason}, during the start delay",
+                              target=self._step_id(rec, "shut down"), step="shut down"))
+            if plan.message:
+                out.append(WarnUsers(self._next_id(rec.name), rec.name,
+                                     f"{rec.back_reason}: shutdown cancelled",
+                                     message=plan.message))
+            rec.phase = rec.before_order
+        if rec.phase is Phase.NO_MAINTENANCE or (rec.phase is Phase.DOWN and not rec.ours):
+            rec.phase = Phase.IDLE
+        return out
+
+    def _waiting_after_restart(self, plan: HostPlan, now: float) -> bool:
+        """R9: after a restart, act only on UPSes heard from again (or after DEADTIME)."""
+        if self._restored_at is None or now >= self._restored_at + self.plan.deadtime:
+            return False
+        return any(not self._ups[s.ups].confirmed for s in plan.powered_by)
+
+    # -- triggers: R3, R4, R5 --------------------------------------------------------
+
+    def _timers(self, rec: HostRecord, plan: HostPlan) -> list[tuple[str, float]]:
+        """The timed steps of the host not started yet, with their due times."""
+        assert rec.since is not None
+        steps = []
+        if plan.enters_maintenance and rec.phase is Phase.IDLE:
+            assert plan.maintenance_after is not None
+            steps.append(("enter maintenance",
+                          rec.since + max(plan.maintenance_after, plan.debounce)))
+        if (plan.shutdown_after is not None and plan.shuts_down
+                and rec.phase not in SHUTTING_DOWN and rec.phase is not Phase.DOWN):
+            steps.append(("shut down", rec.since + max(plan.shutdown_after, plan.debounce)))
+        return steps
+
+    def _need(self, rec: HostRecord, plan: HostPlan) -> float:
+        """What the rest of the host's steps need (R4b)."""
+        if not plan.shuts_down:
+            return plan.effective_maintenance_timeout()
+        skip = {"VMs", "evacuation"} if rec.phase is Phase.MAINTENANCE else set()
+        return sum(d for label, d in shutdown_sequence(plan, self.plan) if label not in skip)
+
+    def _urgent(self, rec: HostRecord, plan: HostPlan, power: PowerView,
+                now: float) -> str | None:
+        """R4: the reason to act now, ignoring the timers, if there is one."""
+        if power.state is Power.CRITICAL:
+            return power.reason
+        assert rec.since is not None
+        if now < rec.since + plan.debounce or power.runtime is None:
+            return None
+        need = self._need(rec, plan)
+        if power.runtime < need:
+            return (f"{power.runtime_ups} runtime {fmt(power.runtime)} < {fmt(need)} the "
+                    "remaining steps need")
+        return None
+
+    def _on_short(self, rec: HostRecord, plan: HostPlan, power: PowerView,
+                  now: float) -> list[Action]:
+        assert rec.since is not None
+        if rec.phase is Phase.DOWN or rec.phase is Phase.EXITING:
+            return []
+        urgent = self._urgent(rec, plan, power, now)
+        if urgent is not None and plan.shuts_down:
+            return self._order(rec, plan, urgent, now)
+        timers = dict(self._timers(rec, plan))
+        due = timers.get("shut down")
+        if due is not None and now >= due:
+            return self._order(rec, plan, f"{rec.power_reason} for {fmt(now - rec.since)}",
+                               now)
+        due = timers.get("enter maintenance")
+        if urgent is not None and plan.enters_maintenance and rec.phase is Phase.IDLE:
+            due, reason = now, urgent
+        elif due is not None:
+            reason = f"{rec.power_reason} for {fmt(now - rec.since)}"
+        if due is None or now < due:
+            return []
+        busy = self._cluster_busy(plan)
+        if busy is not None:
+            rec.queued_behind = busy
+            return []
+        if rec.queued_behind:
+            reason += f" (after {rec.queued_behind}'s maintenance)"
+            rec.queued_behind = ""
+        timeout = plan.effective_maintenance_timeout()
+        if plan.shutdown_after is not None:
+            timeout = min(timeout, max(rec.since + plan.shutdown_after - now, 0.0))
+        rec.phase = Phase.ENTERING
+        return [self._start(rec, EnterMaintenance(self._next_id(rec.name), rec.name, reason,
+                                                  timeout=timeout), timeout, now)]
+
+    def _cluster_busy(self, plan: HostPlan) -> str | None:
+        """R5: the host of the same cluster whose VMs are moving, if any."""
+        if plan.cluster is None:
+            return None
+        for other in self.plan.hosts:
+            if (other.cluster == plan.cluster and other.name != plan.name
+                    and self._hosts[other.name].phase in (Phase.ENTERING, Phase.EVACUATING)):
+                return other.name
+        return None
+
+    def _maybe_abort(self, rec: HostRecord, plan: HostPlan, power: PowerView,
+                     now: float) -> list[Action]:
+        """R5: an urgent trigger during a migration aborts it (once)."""
+        if (rec.phase is not Phase.ENTERING or rec.aborting or rec.since is None
+                or not plan.shuts_down):
+            return []
+        urgent = self._urgent(rec, plan, power, now)
+        if urgent is None:
+            return []
+        rec.aborting = True
+        return [Cancel(self._next_id(rec.name), rec.name, urgent, target=rec.inflight[0],
+                       step="enter maintenance")]
+
+    def _resume(self, action: Action, now: float) -> list[Action]:
+        """R9: an operation in flight at the snapshot, after a restart."""
+        rec = self._hosts[action.host]
+        if isinstance(action, RunCommand):
+            return self._after(rec, action, Result(
+                Outcome.FAILED, "outcome unknown: the agent restarted while it ran"), now)
+        limit = {EnterMaintenance: getattr(action, "timeout", 0.0),
+                 ExitMaintenance: getattr(action, "timeout", 0.0),
+                 ShutdownVms: getattr(action, "timeout", 0.0),
+                 SetFsd: getattr(action, "wait", 0.0)}.get(type(action), 60.0)
+        again = replace(action, id=self._next_id(action.host),
+                        reason=f"resumed after a restart: {action.reason}")
+        return [self._start(rec, again, limit, now)]
+
+    def _deadlines(self) -> list[float]:
+        times: list[float] = [guard for _, guard in self._ops.values()]
+        views, verdicts = self._verdicts(self._now)
+        times += [v.at for v in verdicts.values() if v.at is not None]
+        times += [r.next_nocomm for r in self._ups.values() if r.next_nocomm is not None]
+        if self._restored_at is not None:
+            times.append(self._restored_at + self.plan.deadtime)
+        for rec in self._hosts.values():
+            plan = self.plan.host(rec.name)
+            if rec.exit_at is not None:
+                times.append(rec.exit_at)
+            if rec.phase is Phase.DELAY and rec.stage_at is not None:
+                times.append(rec.stage_at + plan.shutdown_delay)
+            if rec.phase is Phase.LAST:
+                until = self._others_until(rec, self._now)
+                if until is not None and until != float("inf"):
+                    times.append(until)
+            if rec.since is not None and not plan.is_pool_master:
+                times.append(rec.since + plan.debounce)
+                times += [due for _, due in self._timers(rec, plan)]
+        return times

@@ -1,0 +1,202 @@
+# -*- test-case-name: tests.test_policy -*-
+"""The shutdown sequence (rules R6) and what operation results do, for the policy engine.
+
+:class:`Stages` is the half of :class:`~upsagent.policy.policy.PolicyEngine` that walks a
+host through :data:`~upsagent.policy.rules.SHUTDOWN_STAGES` once its shutdown is ordered,
+and moves hosts on when their operations finish (:data:`~upsagent.policy.rules.AFTER_RESULT`).
+It holds the engine's bookkeeping too (operation ids, operations in flight).  It is a base
+class only so that each module stays readable; nothing uses it on its own.
+"""
+
+from __future__ import annotations
+
+from upsagent.policy.actions import (
+    Action, Cancel, EnterMaintenance, Notify, Result, RunCommand, SetFsd, ShutdownHost,
+    ShutdownVms, WarnUsers,
+)
+from upsagent.policy.plan import HostPlan, Plan
+from upsagent.policy.rules import (
+    AFTER_RESULT, EXIT_ATTEMPTS, EXIT_RETRY, GRACE, NEXT_STAGE, SHUTDOWN_STAGES,
+    SHUTTING_DOWN, Phase, When, fmt, notify_text,
+)
+from upsagent.policy.state import HostRecord, UpsRecord
+
+__all__ = ["Stages"]
+
+
+class Stages:
+    """R6 and the results of operations; the engine's bookkeeping."""
+
+    plan: Plan
+    _seq: int
+    _ups: dict[str, UpsRecord]
+    _hosts: dict[str, HostRecord]
+    #: operations in flight: id -> (action, guard deadline)
+    _ops: dict[str, tuple[Action, float]]
+
+    # -- the shutdown sequence: R6 ---------------------------------------------------
+
+    def _order(self, rec: HostRecord, plan: HostPlan, reason: str,
+               now: float) -> list[Action]:
+        out: list[Action] = []
+        if rec.announced and rec.phase is Phase.IDLE and plan.enters_maintenance:
+            out.append(Cancel(self._next_id(rec.name), rec.name, f"shutdown first: {reason}",
+                              target=self._step_id(rec, "enter maintenance"),
+                              step="enter maintenance"))
+        rec.order_reason, rec.before_order = reason, rec.phase
+        rec.vms_left = plan.traits.vms and rec.phase is not Phase.MAINTENANCE
+        return out + self._next_stage(rec, plan, now)
+
+    def _holds(self, rec: HostRecord, plan: HostPlan, when: When) -> bool:
+        agent = plan.traits.agent
+        return {
+            When.ALWAYS: True,
+            When.PRIMARY_AGENT_HOST: agent and any(u.role == "primary" for u in self.plan.ups),
+            When.COMMAND: bool(plan.command),
+            When.EVACUATE: (plan.traits.evacuate_on_shutdown and rec.vms_left
+                            and rec.before_order is not Phase.NO_MAINTENANCE),
+            When.VMS_LEFT: plan.traits.vms and rec.vms_left,
+            When.AGENT_HOST: agent and len(self.plan.hosts) > 1,
+        }[when]
+
+    def _next_stage(self, rec: HostRecord, plan: HostPlan, now: float) -> list[Action]:
+        stages = [phase for phase, _ in SHUTDOWN_STAGES]
+        start = stages.index(rec.phase) + 1 if rec.phase in SHUTTING_DOWN else 0
+        out: list[Action] = []
+        for phase, when in SHUTDOWN_STAGES[start:]:
+            if not self._holds(rec, plan, when):
+                continue
+            rec.phase, rec.stage_at = phase, now
+            out += self._enter_stage(rec, plan, phase, now)
+            if rec.inflight or self._stage_waits(rec, plan, now):
+                return out
+        return out
+
+    def _enter_stage(self, rec: HostRecord, plan: HostPlan, phase: Phase,
+                     now: float) -> list[Action]:
+        name, why = rec.name, rec.order_reason
+        if phase is Phase.FSD:
+            out: list[Action] = []
+            for ups in self.plan.ups:
+                if ups.role == "primary":
+                    self._ups[ups.name].fsd_by_us = True
+                    out.append(self._start(rec, SetFsd(
+                        self._next_id(name), name, f"{why}: this agent is the primary",
+                        ups=ups.name, wait=self.plan.hostsync), self.plan.hostsync, now))
+            return out
+        if phase is Phase.DELAY:
+            out = []
+            if plan.traits.agent:     # upsmon's SHUTDOWN is about the agent's own machine
+                out.append(Notify(self._next_id(name), name, why, type="SHUTDOWN",
+                                  message=notify_text(self.plan, "SHUTDOWN", "")))
+            if plan.message:
+                when = f"in {fmt(plan.shutdown_delay)}" if plan.shutdown_delay else "now"
+                out.append(WarnUsers(self._next_id(name), name, f"shutdown {when}: {why}",
+                                     message=plan.message))
+            return out
+        if phase is Phase.COMMAND:
+            return [self._start(rec, RunCommand(self._next_id(name), name, why,
+                                                argv=plan.command, budget=plan.command_budget),
+                                plan.command_budget, now)]
+        if phase is Phase.EVACUATING:
+            timeout = plan.effective_maintenance_timeout()
+            return [self._start(rec, EnterMaintenance(
+                self._next_id(name), name, f"{why}; the shutdown moves the VMs away first",
+                timeout=timeout), timeout, now)]
+        if phase is Phase.VMS:
+            if rec.before_order is Phase.NO_MAINTENANCE and rec.note:
+                why = f"{why}; maintenance failed: {rec.note}"
+            return [self._start(rec, ShutdownVms(self._next_id(name), name, why,
+                                                 timeout=plan.vm_shutdown_timeout),
+                                plan.vm_shutdown_timeout, now)]
+        if phase is Phase.STOPPING:
+            killpower = plan.traits.agent and any(
+                self.plan.ups_plan(s.ups).role == "primary" for s in plan.powered_by)
+            return [self._start(rec, ShutdownHost(self._next_id(name), name, why,
+                                                  killpower=killpower),
+                                plan.shutdown_duration, now)]
+        return []
+
+    def _stage_waits(self, rec: HostRecord, plan: HostPlan, now: float) -> bool:
+        """Whether a waiting stage (start delay, the agent going last) must still wait."""
+        if rec.phase is Phase.DELAY:
+            return now < (rec.stage_at or now) + plan.shutdown_delay
+        if rec.phase is Phase.LAST:
+            return self._others_until(rec, now) is not None
+        return False
+
+    def _others_until(self, rec: HostRecord, now: float) -> float | None:
+        """R6: until when the agent's own host must wait for the others (None: done).
+
+        It waits for every other host whose shutdown has started, until that host's OS
+        has had its ``shutdown_duration`` after the order was acknowledged.
+        """
+        until = None
+        for other in self.plan.hosts:
+            orec = self._hosts[other.name]
+            if other.name == rec.name or other.is_pool_master:
+                continue
+            if orec.phase in SHUTTING_DOWN:
+                return float("inf")
+            if orec.phase is Phase.DOWN and orec.down_at is not None:
+                end = orec.down_at + other.shutdown_duration
+                if end > now:
+                    until = end if until is None else max(until, end)
+        return until
+
+    def _continue(self, rec: HostRecord, plan: HostPlan, now: float) -> list[Action]:
+        if rec.phase in (Phase.DELAY, Phase.LAST) and not self._stage_waits(rec, plan, now):
+            return self._next_stage(rec, plan, now)
+        return []
+
+    # -- results ---------------------------------------------------------------------
+
+    def _after(self, rec: HostRecord, action: Action, result: Result,
+               now: float) -> list[Action]:
+        if rec.inflight:         # FSD on several UPSes: wait for all of them
+            return []
+        ok = result.ok
+        phase = rec.phase
+        if phase is Phase.ENTERING or phase is Phase.EVACUATING:
+            rec.aborting = False
+            rec.ours = rec.ours or ok
+            rec.vms_left = self.plan.host(rec.name).traits.vms and not ok
+            if not ok:
+                rec.note = result.detail or result.outcome.value
+        elif phase is Phase.VMS:
+            rec.vms_left = False
+        elif phase is Phase.EXITING:
+            if ok:
+                rec.ours, rec.exit_attempts, rec.exit_at = False, 0, None
+            else:
+                rec.exit_attempts += 1
+                rec.exit_at = now + EXIT_RETRY
+                if rec.exit_attempts >= EXIT_ATTEMPTS:
+                    rec.ours = False
+        elif phase is Phase.STOPPING:
+            rec.down_at = now
+        follow = AFTER_RESULT.get((phase, ok))
+        if follow is None:
+            return []
+        if follow == NEXT_STAGE:
+            return self._next_stage(rec, self.plan.host(rec.name), now)
+        assert isinstance(follow, Phase)
+        rec.phase = follow
+        if follow is Phase.MAINTENANCE and not rec.ours:
+            rec.phase = Phase.IDLE
+        return []
+
+    # -- bookkeeping -----------------------------------------------------------------
+
+    def _start(self, rec: HostRecord, action: Action, limit: float, now: float) -> Action:
+        self._ops[action.id] = (action, now + limit + GRACE)
+        rec.inflight.append(action.id)
+        return action
+
+    def _next_id(self, host: str) -> str:
+        self._seq += 1
+        return f"{host}/{self._seq}"
+
+    @staticmethod
+    def _step_id(rec: HostRecord, step: str) -> str:
+        return f"{rec.name}/{step.replace(' ', '-')}/{rec.generation}"

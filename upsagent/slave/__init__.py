@@ -1,1 +1,0 @@
-"""The slave agent: monitors, the policy engine, the action runners and backends."""
