@@ -119,6 +119,29 @@ def test_plan_errors_are_check_config_errors(tmp_path: Path) -> None:
     assert check_config(["--config", str(path)]) == 1
 
 
+def test_plan_errors_about_a_host_key_name_the_key(
+        tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """A plan error about one of a [[host]]'s keys names it as host[N].key, as the backend
+    error beside it does; an error about a step (not a key) still names the host."""
+    from upsagent.cli.configcmds import check_config
+
+    path = tmp_path / "u.toml"
+    path.write_text(f'[slave]\ndry_run = true\nstate_file = "{tmp_path}/s"\n'
+                    '[[slave.monitor]]\nups = "u@h"\nuser = "m"\npassword = "p"\n'
+                    'warning_period = 100\nshutdown_delay = 20\n'
+                    '[[host]]\nname = "me"\nshutdown_after = 100\n'
+                    '[[host]]\nname = "esx1"\nbackend = "vsphere"\nmaintenance_after = 90\n'
+                    'shutdown_after = 60\nvm_shutdown_timeout = 0\nshutdown_duration = 30\n')
+    os.chmod(path, 0o600)
+    assert check_config(["--config", str(path)]) == 1
+    errors = capsys.readouterr().err.splitlines()
+    assert errors == [
+        f'upsagent: {path}: host "me": shutdown: host me: shutdown finishes at 160 s, 40 s '
+        "after u@h cuts its output at 120 s (shutdown at 100 s + OS 60 s)",
+        f'upsagent: {path}: host[2].shutdown_after (host "esx1"): shutdown_after (60 s) '
+        "must be greater than maintenance_after (90 s)"]
+
+
 BACKEND_PLAN = """
 [[slave.monitor]]
 ups = "u@h"

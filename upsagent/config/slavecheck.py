@@ -19,7 +19,7 @@ from __future__ import annotations
 from collections.abc import Collection, Mapping
 
 from upsagent.config.slaveconf import (
-    DELAY_VARIABLE, SIMULATION_ONLY, SlaveConfig, _replace)
+    _HOST_KEYS, DELAY_VARIABLE, SIMULATION_ONLY, SlaveConfig, _replace)
 from upsagent.config.validate import show
 from upsagent.slave.plan import HostPlan, Problem, UpsCountdown, is_upsmon_host, validate
 
@@ -163,6 +163,21 @@ def settings_problems(slave: SlaveConfig) -> list[str]:
     return lines
 
 
+#: a :class:`~upsagent.slave.plan.Problem`'s step that is a HostPlan field, by its key
+#: in a ``[[host]]`` table when the two differ
+_STEP_KEYS = {"is_pool_master": "pool_master"}
+
+
 def _problem_line(slave: SlaveConfig, problem: Problem) -> str:
+    """check-config's line for ``problem``: a finding about one of a ``[[host]]``'s keys
+    names the key (``host[2].shutdown_after (host "esx1"): ...``), as the backend line
+    does; any other names the host (or ``slave``) and the step."""
+    key = _STEP_KEYS.get(problem.step, problem.step)
+    names = [host.name for host in slave.plan.hosts]
+    if (problem.host and slave.origin == "toml" and key in _HOST_KEYS and key != "name"
+            and problem.host in names):
+        index = names.index(problem.host) + 1
+        message = problem.message.removeprefix(f"host {problem.host}: ")
+        return f"{slave.source}: host[{index}].{key} (host {show(problem.host)}): {message}"
     where = f"host {show(problem.host)}" if problem.host else "slave"
     return f"{slave.source}: {where}: {problem.step}: {problem.message}"
