@@ -387,6 +387,27 @@ def test_redundant_supplies_are_short_only_when_both_fail() -> None:
     assert d.steps(since=570) == [(570, "h", "cancel shut down")]
 
 
+def test_power_back_names_the_supplies_that_came_back() -> None:
+    """Both supplies failed; UPS1 returns and the steps are cancelled: the reason names
+    UPS1, not UPS2, which is still on battery; the later exit from maintenance too."""
+    plan = Plan(ups=(UpsPlan("UPS1"), UpsPlan("UPS2")), hosts=(HostPlan(
+        "h", "vsphere", (Supply("UPS1"), Supply("UPS2")), maintenance_after=60,
+        shutdown_after=120),))
+    d = Drive(plan)
+    started(d)
+    d.event(0, state("UPS1", "OB"))
+    d.event(10, state("UPS2", "OB"))
+    d.until(70)
+    enter = d.last(EnterMaintenance)
+    d.done(75, enter)
+    d.event(90, state("UPS1", "OL"))
+    assert [(t, a.step, a.reason) for t, a in d.of(Cancel)] == [
+        (90, "shut down", "UPS1 back on line after 80 s, before the step due at 120 s")]
+    assert d.last(ExitMaintenance).reason == "UPS1 back on line after 80 s"
+    d.event(95, state("UPS2", "OL"))
+    assert d.steps(since=91) == []
+
+
 def test_power_values_and_min_supplies() -> None:
     """min_supplies 2 on two supplies: one UPS on battery is enough to be short."""
     plan = Plan(ups=(UpsPlan("UPS1"), UpsPlan("UPS2")), hosts=(HostPlan(

@@ -336,7 +336,7 @@ class PolicyEngine(Stages):
         if power.state is Power.OK:
             if rec.since is None:
                 return []
-            out = self._power_back(rec, plan, now)
+            out = self._power_back(rec, plan, power, now)
             rec.since, rec.announced, rec.failing = None, False, ()
             return out
         if rec.since is None:
@@ -357,10 +357,12 @@ class PolicyEngine(Stages):
                               "returns", message=plan.message)]
         return []
 
-    def _power_back(self, rec: HostRecord, plan: HostPlan, now: float) -> list[Action]:
-        """R7: what power coming back does, by the host's phase."""
+    def _power_back(self, rec: HostRecord, plan: HostPlan, power: PowerView,
+                    now: float) -> list[Action]:
+        """R7: what power coming back does, by the host's phase.  The reason names the
+        supplies that came back, not those still failing (``power.failing``)."""
         assert rec.since is not None
-        back = ", ".join(rec.failing) or "power"
+        back = ", ".join(u for u in rec.failing if u not in power.failing) or "power"
         rec.back_reason = f"{back} back on line after {fmt(now - rec.since)}"
         rule = on_power_back(rec.phase, plan)
         out: list[Action] = []

@@ -212,7 +212,12 @@ class Power(Enum):
 
 @dataclass(frozen=True)
 class PowerView:
-    """A host's power now (R1): its state, which UPSes fail it, why, and its runtime."""
+    """A host's power now (R1): its state, which UPSes fail it, why, and its runtime.
+
+    ``failing``: the UPSes on battery or critical; with ``OK`` power, those that still are
+    while the others make up ``min_supplies`` (so that power back names the ones that came
+    back, R7).
+    """
 
     state: Power
     failing: tuple[str, ...] = ()
@@ -255,7 +260,7 @@ def host_power(host: HostPlan, ups: Mapping[str, UpsView],
     if noncritical < host.min_supplies:
         return PowerView(Power.CRITICAL, tuple(failing), "; ".join(critical))
     if supplying >= host.min_supplies:
-        return PowerView(Power.OK)
+        return PowerView(Power.OK, tuple(failing))   # the UPSes still failing, if any
     # the host lives while the longest-lasting batteries still make up min_supplies
     runtime: float | None = None
     runtime_ups = ""
