@@ -534,13 +534,52 @@ def test_agent_restart_mid_sequence() -> None:
     assert resumed == "resumed after a restart: UPS1 on battery for 60 s"
 
 
-def test_power_back_before_the_countdown_leaves_a_shut_down_host_off() -> None:
+def test_power_back_before_the_countdown_leaves_a_shut_down_host_off(
+        tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     """host1 is down at 180 s; mains return at 170 s, before UPS1's countdown starts: the
-    UPS never cycles, nothing switches host1 on again, and the timeline says so."""
-    entries = run(CLUSTER + events('t = 0\nups = "UPS1"\nstatus = "OB"',
-                                   't = 170\nups = "UPS1"\nstatus = "OL"'))
-    assert (180, "host1", "stays off") in actions(entries)
+    UPS never cycles, nothing switches host1 on again, and the timeline says so at the end
+    of the run (770 s), when that is what happened.  The host was shut down safely: not a
+    failure of the policy (exit status 1) but a host left off (exit status 3)."""
+    text = CLUSTER + events('t = 0\nups = "UPS1"\nstatus = "OB"',
+                            't = 170\nups = "UPS1"\nstatus = "OL"')
+    entries = run(text)
+    assert actions(entries)[-1] == (770, "host1", "stays off")
+    assert entries[-1].detail == ("down since 180 s with power present: UPS1 did not cycle "
+                                  "its output, and nothing switches host1 on again")
     assert (180, "UPS1", "countdown started") not in actions(entries)
+    path = tmp_path / "left-off.toml"
+    path.write_text(text)
+    assert main([str(path)]) == 3
+    assert capsys.readouterr().out.splitlines()[-1] == (
+        "# LEFT OFF: no host or VM lost power while running, but 1 host stays off: host1")
+
+
+def test_hosts_down_before_a_killpower_are_not_reported_off(
+        tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """Scenario 5 with the mains back at 650 s, after FSD: the SSH hosts are down at 630 s
+    while the primary still waits for the ESXi slave; its killpower then cycles the UPS
+    (830 s) and every host boots (890 s).  Nothing is reported "stays off", exit status 0."""
+    text = (ROOT / "upsagent/slave/scenarios/5-poweract.toml").read_text()
+    path = tmp_path / "back-at-650.toml"
+    path.write_text(text.replace("t = 1000", "t = 650"))
+    assert main([str(path)]) == 0
+    out = capsys.readouterr().out.splitlines()
+    assert not [line for line in out if "stays off" in line]
+    assert "830 s  UPS     output off: killpower: 30 s after master stopped" in out
+    assert "890 s  linux1  booted" in out and "890 s  linux2  booted" in out
+    assert out[-1] == "# OK: no host or VM lost power while running"
+
+
+def test_exit_status_is_documented_in_help(capsys: pytest.CaptureFixture[str]) -> None:
+    """--help states the exit codes: 0 safe, 1 policy failure, 2 usage, 3 left off."""
+    with pytest.raises(SystemExit) as info:
+        main(["--help"])
+    assert info.value.code == 0
+    text = " ".join(capsys.readouterr().out.split())
+    for words in ("0 every host came through", "1 a policy failure",
+                  "2 a usage error or a scenario that cannot be read",
+                  "3 no policy failure, but a host stays off"):
+        assert words in text
 
 
 def test_nut_default_hostsync_cuts_the_slave(tmp_path: Path,
