@@ -457,11 +457,51 @@ vms = ["vm1"]
 """ + events('t = 0\nups = "UPS1"\nstatus = "OB"')
     entries = run(text)
     order = [e for e in entries if e.subject == "esx" and e.event == "shut down VMs"]
-    # the monitors read every 5 s: 120 s left at 180 s is enough, 115 s at 185 s is not
+    # 120 s of steps + a margin of two 5 s polls + 0.25 x 120 s: at 160 s left, at 140 s
     assert [(e.t, e.detail) for e in order] == [
-        (185, "UPS1 runtime 115 s < 120 s the remaining steps need")]
+        (140, "UPS1 runtime 160 s <= 160 s (120 s the remaining steps need + 40 s margin)")]
     assert (300, "UPS1", "output off") in actions(entries)
     assert not [e for e in entries if e.event == "crashed"]
+
+
+RUNTIME_120 = """
+[[ups]]
+name = "UPS1"
+runtime = 300
+[[host]]
+name = "pc"
+agent = "pc"
+powered_by = ["UPS1"]
+shutdown_after = 600
+shutdown_duration = 120
+""" + events('t = 0\nups = "UPS1"\nstatus = "OB"')
+
+
+def test_runtime_trigger_leaves_room_for_the_polls_and_the_estimate() -> None:
+    """A host whose shutdown needs 120 s on a UPS with 300 s of runtime: acting at the last
+    reading below 120 s (115 s at 185 s) lost the host 5 s before it was down.  The margin
+    (two 5 s polls + 0.25 x 120 s) makes it act at 160 s left: down at 260 s, 40 s before
+    the battery is empty."""
+    entries = run(RUNTIME_120)
+    assert actions(entries) == [
+        (0, "UPS1", "power failed"), (140, "pc", "shut down"), (140, "pc", "shutting down"),
+        (260, "pc", "down"), (300, "UPS1", "output off")]
+    [order] = [e for e in entries if e.event == "shut down"]
+    assert order.detail == ("UPS1 runtime 160 s <= 160 s (120 s the remaining steps need + "
+                            "40 s margin)")
+
+
+def test_runtime_margin_and_poll_of_a_scenario() -> None:
+    """An [[agent]]'s runtime_margin and the scenario's poll set the margin: 120 s + two
+    10 s polls + 0.5 x 120 s = 200 s left, read at 100 s; a share above 1 is refused."""
+    text = "poll = 10\n" + RUNTIME_120 + '\n[[agent]]\nname = "pc"\nruntime_margin = 0.5\n'
+    entries = run(text)
+    assert actions(entries, "pc")[:1] == [(100, "pc", "shut down")]
+    assert [e.detail for e in entries if e.event == "shut down"] == [
+        "UPS1 runtime 200 s <= 200 s (120 s the remaining steps need + 80 s margin)"]
+    with pytest.raises(ScenarioError, match=r"agent\[0\]: runtime_margin must be a share of "
+                                            r"the need from 0 to 1 \(0.25 adds 25 %\)"):
+        loads(text.replace("runtime_margin = 0.5", "runtime_margin = 25"))
 
 
 def test_low_battery_reported_by_the_ups() -> None:

@@ -32,9 +32,13 @@ R3. **Timers** run from the moment the host's power became short.  A step is due
 R4. **Early triggers**, taken before the timers, ignoring them:
     a. the host's power is critical (R1/R2): shut it down now (LB, FSD, DEADTIME);
     b. after the debounce, the UPS's runtime (for redundant supplies: the runtime until
-       too few are left) is below what the rest of the shutdown needs
-       (:func:`~upsagent.slave.plan.shutdown_sequence`): shut down now, rather than be cut
-       off.  A host that is only put into maintenance starts it instead.
+       too few are left) is at most what the rest of the shutdown needs
+       (:func:`~upsagent.slave.plan.shutdown_sequence`) plus a margin: shut down now,
+       rather than be cut off.  The margin is two polls (``Plan.poll``, POLLFREQALERT: the
+       reading may be one poll old and the next one comes a poll later) plus
+       ``Plan.runtime_margin`` (default 0.25) of the need, for the error of the UPS's
+       estimate (:func:`~upsagent.slave.plan.runtime_trigger`).  A host that is only put
+       into maintenance starts it instead.
     A host that never shuts down (hypervisor host without a shutdown timer, REQUIREMENTS
     §5) is only put into maintenance early; a XenServer pool master is never touched.
 
