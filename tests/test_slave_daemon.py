@@ -29,7 +29,7 @@ import pytest
 from twisted.internet.defer import Deferred, succeed
 from twisted.internet.task import Clock
 
-from upsagent.config import loads_toml
+from upsagent.config import loads_toml, to_toml
 from upsagent.config.schema import ConfigError
 from upsagent.config.slaveconf import MonitorConfig, SlaveConfig, from_upsmon
 from upsagent.config.slavecheck import plan_problems
@@ -100,11 +100,53 @@ shutdown_duration = 60
     ('[[host]]\nname = "h"\nbackend = "vsfere"\n', "host[1].backend: unknown backend"),
     ('[[host]]\nname = "h"\nbackend = "xenserver"\n', 'host[1].backend: unknown backend '
      '"xenserver" (did you mean "xen"?); the kinds are local, ssh, vsphere, xen, simulated'),
+    ('[slave]\nruntime_margin = 25\n', "slave.runtime_margin: must be a share of the need "
+     "from 0 to 1 (0.25 adds 25 %), not 25"),
+    ('[slave]\nruntime_margin = -0.1\n', "slave.runtime_margin: must be a share of the need "
+     "from 0 to 1 (0.25 adds 25 %), not -0.1"),
+    ('[slave]\nruntime_margin = "25%"\n', "slave.runtime_margin: must be a number (a share "
+     "of the need, such as 0.25), not a string"),
 ])
 def test_native_slave_errors_name_the_key(text: str, message: str) -> None:
     with pytest.raises(Exception) as info:
         loads_toml(text, source="t.toml")
     assert f"t.toml: {message}" in str(info.value)
+
+
+def test_runtime_margin_and_pollfreq_alert_make_the_runtime_trigger(
+        tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """[slave] runtime_margin and pollfreq_alert reach the plan (R4b's margin: two polls +
+    the share of the need), and check-config prints, per host, the runtime at which it
+    acts, with the parts."""
+    from upsagent.cli.configcmds import check_config
+
+    text = (f'[slave]\nstate_file = "{tmp_path}/s"\ndry_run = true\npollfreq_alert = 10\n'
+            'runtime_margin = 0.5\n[[slave.monitor]]\nups = "u@h"\nuser = "m"\n'
+            'password = "p"\n[[host]]\nname = "me"\nshutdown_after = 300\n'
+            'shutdown_duration = 40\n[[host]]\nname = "esx1"\nbackend = "vsphere"\n'
+            'maintenance_after = 60\nshutdown_after = 120\n')
+    path = tmp_path / "u.toml"
+    path.write_text(text)
+    os.chmod(path, 0o600)
+    config = loads_toml(text, source=str(path))
+    slave = config.slave
+    assert slave is not None
+    assert (slave.plan.runtime_margin, slave.plan.poll) == (0.5, 10)
+    again = loads_toml(to_toml(config), source=str(path)).slave     # import-nut's writer
+    assert again is not None and again.plan == slave.plan
+    default = loads_toml(OWN_HOST, source="t.toml").slave
+    assert default is not None and (default.plan.runtime_margin, default.plan.poll) == (0.25, 5)
+    assert check_config(["--config", str(path)]) == 0
+    out = capsys.readouterr().out.splitlines()
+    assert [line for line in out if line.startswith("runtime trigger: ")] == [
+        f'runtime trigger: {path}: host[1] ("me"): shuts down at once when the runtime left '
+        "is at most 80 s = 40 s the steps need (OS 40 s) + 40 s margin (2 polls of 10 s "
+        "(pollfreq_alert) + 0.5 (runtime_margin) x 40 s)",
+        f'runtime trigger: {path}: host[2] ("esx1"): shuts down at once when the runtime left '
+        "is at most 200 s = 120 s the steps need (VMs 60 s + OS 60 s) + 80 s margin (2 polls "
+        "of 10 s (pollfreq_alert) + 0.5 (runtime_margin) x 120 s); in maintenance at most "
+        "110 s = 60 s the steps need (OS 60 s) + 50 s margin (2 polls of 10 s "
+        "(pollfreq_alert) + 0.5 (runtime_margin) x 60 s)"]
 
 
 def test_plan_errors_are_check_config_errors(tmp_path: Path) -> None:
@@ -117,6 +159,29 @@ def test_plan_errors_are_check_config_errors(tmp_path: Path) -> None:
                     'shutdown_duration = 30\n')
     os.chmod(path, 0o600)
     assert check_config(["--config", str(path)]) == 1
+
+
+def test_plan_errors_about_a_host_key_name_the_key(
+        tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """A plan error about one of a [[host]]'s keys names it as host[N].key, as the backend
+    error beside it does; an error about a step (not a key) still names the host."""
+    from upsagent.cli.configcmds import check_config
+
+    path = tmp_path / "u.toml"
+    path.write_text(f'[slave]\ndry_run = true\nstate_file = "{tmp_path}/s"\n'
+                    '[[slave.monitor]]\nups = "u@h"\nuser = "m"\npassword = "p"\n'
+                    'warning_period = 100\nshutdown_delay = 20\n'
+                    '[[host]]\nname = "me"\nshutdown_after = 100\n'
+                    '[[host]]\nname = "esx1"\nbackend = "vsphere"\nmaintenance_after = 90\n'
+                    'shutdown_after = 60\nvm_shutdown_timeout = 0\nshutdown_duration = 30\n')
+    os.chmod(path, 0o600)
+    assert check_config(["--config", str(path)]) == 1
+    errors = capsys.readouterr().err.splitlines()
+    assert errors == [
+        f'upsagent: {path}: host "me": shutdown: host me: shutdown finishes at 160 s, 40 s '
+        "after u@h cuts its output at 120 s (shutdown at 100 s + OS 60 s)",
+        f'upsagent: {path}: host[2].shutdown_after (host "esx1"): shutdown_after (60 s) '
+        "must be greater than maintenance_after (90 s)"]
 
 
 BACKEND_PLAN = """

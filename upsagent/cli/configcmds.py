@@ -6,7 +6,9 @@ check-config loads a configuration exactly as the master would and prints one li
 error it prints ``upsagent: <error>`` on stderr and exits 1.  When the configuration has a
 slave part (``[slave]``/``[[host]]``, or an ``upsmon.conf`` in the NUT directory) its plan is
 checked too (:func:`upsagent.config.slavecheck.plan_problems`): warnings are printed, errors
-exit 1, and a second line says ``OK: slave: <n> monitored UPS, <m> hosts``.
+exit 1, a ``runtime trigger: ...`` line per host says at which runtime the agent acts at
+once (:func:`upsagent.config.slavecheck.runtime_triggers`), and a second line says
+``OK: slave: <n> monitored UPS, <m> hosts``.
 
 import-nut reads a NUT configuration directory (ups.conf, upsd.conf, upsd.users and, when
 present, upsmon.conf for the ``[slave]`` part) and prints the equivalent upsagent.toml on
@@ -25,7 +27,7 @@ from dataclasses import replace
 from upsagent.config import (
     DEFAULT_CONFIG_PATH, DEFAULT_NUT_DIR, ConfigError, load_config, load_nut_dir, to_toml)
 from upsagent.config.schema import Config, ListenAddress
-from upsagent.config.slavecheck import plan_problems
+from upsagent.config.slavecheck import plan_problems, runtime_triggers
 from upsagent.config.slaveconf import load_upsmon_dir
 
 __all__ = ["check_config", "import_nut"]
@@ -77,6 +79,8 @@ def check_config(argv: list[str]) -> int:
             print(f"warning: {warning}")
         for error in errors:
             print(f"upsagent: {error}", file=sys.stderr)
+        for line in runtime_triggers(config.slave):
+            print(f"runtime trigger: {line}")
     master = config.master
     if config.master.ups or config.slave is None:
         users = f"{len(master.users)} user{'' if len(master.users) == 1 else 's'}"

@@ -109,7 +109,8 @@ def _slave(slave: SlaveConfig) -> list[str]:
     defaults = Plan()
     for key, value in (("deadtime", plan.deadtime), ("hostsync", plan.hostsync),
                        ("nocommwarntime", plan.nocommwarntime),
-                       ("rbwarntime", plan.rbwarntime)):
+                       ("rbwarntime", plan.rbwarntime),
+                       ("runtime_margin", plan.runtime_margin)):
         if value != getattr(defaults, key):
             lines.append(f"{key} = {_value(value)}")
     lines.append(f"pollfreq = {_value(slave.poll_freq)}")

@@ -27,6 +27,10 @@ Rules (upsagent.toml(5) documents every key):
   every monitored UPS with its power value; ``minsupplies`` and ``finaldelay`` are then
   an error unless they equal the agent's own host's ``min_supplies`` and
   ``shutdown_delay`` (which are what counts): a safety setting is never silently ignored.
+* ``runtime_margin`` (a share from 0 to 1, default
+  :data:`~upsagent.policy.plan.DEFAULT_RUNTIME_MARGIN`) and ``pollfreq_alert`` make the
+  runtime trigger's margin (:attr:`Plan.runtime_margin`, :attr:`Plan.poll`); a value
+  above 1 (25 meant as 25 %) is refused.
 * upsmon.conf without SHUTDOWNCMD is a warning saying what happens: the agent runs
   :data:`~upsagent.policy.plan.DEFAULT_SHUTDOWN_COMMAND` (upsmon would run nothing).
 * Commands are argument lists (``shutdown_command``, ``notify_command``, a host's
@@ -49,8 +53,8 @@ from upsagent.config.validate import show, suggest
 from upsagent.nut.target import BadTarget, split_name
 from upsagent.config.notify import FLAGS, NOTIFY_TYPES, NotifySettings, message_problem
 from upsagent.policy.plan import (
-    DEFAULT_SHUTDOWN_COMMAND, TRAITS, HostPlan, Plan, Supply, UpsCountdown, UpsPlan,
-    upsmon_plan)
+    DEFAULT_SHUTDOWN_COMMAND, RUNTIME_MARGIN_RULE, TRAITS, HostPlan, Plan, Supply,
+    UpsCountdown, UpsPlan, upsmon_plan)
 from upsagent.config.shellline import ShellLine
 
 if TYPE_CHECKING:
@@ -78,7 +82,7 @@ _SLAVE_FLOAT = ("deadtime", "hostsync", "finaldelay", "pollfreq", "pollfreq_aler
                 "nocommwarntime", "rbwarntime", "shutdown_budget", "notify_budget")
 _SLAVE_KEYS = ("name", "state_file", *_SLAVE_FLOAT, "minsupplies", "dry_run",
                "secrets_file", "shutdown_command", "powerdown_flag", "notify_command",
-               "notify_messages", "notify_flags", "monitor")
+               "notify_messages", "notify_flags", "runtime_margin", "monitor")
 _MONITOR_KEYS = ("ups", "user", "password", "password_file", "role", "power_value",
                  "warning_period", "shutdown_delay", "watch", "tls")
 _TLS_KEYS = ("starttls", "required", "verify", "ca_path", "hostname")
@@ -199,6 +203,18 @@ class _Reader:
             raise self.fail(f"{where}.{key}", f"must not be negative ({value:g})")
         return float(value)
 
+    def share(self, table: Mapping[str, Any], key: str, where: str) -> float | None:
+        """A share from 0 to 1 (``runtime_margin``); 25 meant as 25 % is refused."""
+        value = table.get(key)
+        if value is None:
+            return None
+        if isinstance(value, bool) or not isinstance(value, (int, float)):
+            raise self.fail(f"{where}.{key}", "must be a number (a share of the need, such "
+                                              f"as 0.25), not {_kind(value)}")
+        if not 0 <= value <= 1:
+            raise self.fail(f"{where}.{key}", f"{RUNTIME_MARGIN_RULE}, not {value:g}")
+        return float(value)
+
     def whole(self, table: Mapping[str, Any], key: str, where: str) -> int | None:
         value = table.get(key)
         if value is None:
@@ -294,7 +310,8 @@ def build_slave(document: Mapping[str, Any], *, source: str,
                         countdowns[m.system]) for m in monitors)
     settings = {"deadtime": numbers["deadtime"], "hostsync": numbers["hostsync"],
                 "nocommwarntime": numbers["nocommwarntime"],
-                "rbwarntime": numbers["rbwarntime"]}
+                "rbwarntime": numbers["rbwarntime"], "poll": numbers["pollfreq_alert"],
+                "runtime_margin": r.share(slave, "runtime_margin", "slave")}
     notify = _notify(r, slave)
     plan = _replace(plan, ups=ups, notify_messages=dict(notify.messages),
                     **{k: v for k, v in settings.items() if v is not None})
@@ -498,7 +515,7 @@ def from_upsmon(conf: UpsmonConf, *, state_file: str = DEFAULT_STATE_FILE,
                        final_delay=float(conf.final_delay), deadtime=float(conf.dead_time),
                        hostsync=float(conf.host_sync), name=name or socket.gethostname())
     plan = _replace(plan, nocommwarntime=float(conf.nocomm_warn_time),
-                    rbwarntime=float(conf.rb_warn_time),
+                    rbwarntime=float(conf.rb_warn_time), poll=float(conf.poll_freq_alert),
                     notify_messages=dict(conf.notify.messages))
     shutdown = (conf.shutdown_cmd.argv() if conf.shutdown_cmd is not None
                 else DEFAULT_SHUTDOWN_COMMAND)

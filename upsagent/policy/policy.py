@@ -32,7 +32,7 @@ from upsagent.policy.actions import (
     SetFsd, ShutdownVms, WarnUsers,
 )
 from upsagent.policy.events import CommLost, CommOk, Event, UpsState
-from upsagent.policy.plan import HostPlan, Plan, shutdown_sequence
+from upsagent.policy.plan import HostPlan, Plan, runtime_trigger
 from upsagent.policy.rules import (
     GRACE, NEW_BOOT, NOTIFY_ON_NEW_WORD, SHUTTING_DOWN, OnPowerBack, Phase, Power,
     PowerView, UpsView, Verdict, fmt, host_power, notify_text, on_power_back, ups_verdict,
@@ -336,7 +336,7 @@ class PolicyEngine(Stages):
         if power.state is Power.OK:
             if rec.since is None:
                 return []
-            out = self._power_back(rec, plan, now)
+            out = self._power_back(rec, plan, power, now)
             rec.since, rec.announced, rec.failing = None, False, ()
             return out
         if rec.since is None:
@@ -357,10 +357,12 @@ class PolicyEngine(Stages):
                               "returns", message=plan.message)]
         return []
 
-    def _power_back(self, rec: HostRecord, plan: HostPlan, now: float) -> list[Action]:
-        """R7: what power coming back does, by the host's phase."""
+    def _power_back(self, rec: HostRecord, plan: HostPlan, power: PowerView,
+                    now: float) -> list[Action]:
+        """R7: what power coming back does, by the host's phase.  The reason names the
+        supplies that came back, not those still failing (``power.failing``)."""
         assert rec.since is not None
-        back = ", ".join(rec.failing) or "power"
+        back = ", ".join(u for u in rec.failing if u not in power.failing) or "power"
         rec.back_reason = f"{back} back on line after {fmt(now - rec.since)}"
         rule = on_power_back(rec.phase, plan)
         out: list[Action] = []
@@ -406,13 +408,6 @@ class PolicyEngine(Stages):
             steps.append(("shut down", rec.since + max(plan.shutdown_after, plan.debounce)))
         return steps
 
-    def _need(self, rec: HostRecord, plan: HostPlan) -> float:
-        """What the rest of the host's steps need (R4b)."""
-        if not plan.shuts_down:
-            return plan.effective_maintenance_timeout()
-        skip = {"VMs", "evacuation"} if rec.phase is Phase.MAINTENANCE else set()
-        return sum(d for label, d in shutdown_sequence(plan, self.plan) if label not in skip)
-
     def _urgent(self, rec: HostRecord, plan: HostPlan, power: PowerView,
                 now: float) -> str | None:
         """R4: the reason to act now, ignoring the timers, if there is one."""
@@ -421,10 +416,12 @@ class PolicyEngine(Stages):
         assert rec.since is not None
         if now < rec.since + plan.debounce or power.runtime is None:
             return None
-        need = self._need(rec, plan)
-        if power.runtime < need:
-            return (f"{power.runtime_ups} runtime {fmt(power.runtime)} < {fmt(need)} the "
-                    "remaining steps need")
+        trigger = runtime_trigger(plan, self.plan,
+                                  in_maintenance=rec.phase is Phase.MAINTENANCE)
+        if power.runtime <= trigger.at:
+            return (f"{power.runtime_ups} runtime {fmt(power.runtime)} <= {fmt(trigger.at)} "
+                    f"({fmt(trigger.need)} the remaining steps need + {fmt(trigger.margin)} "
+                    "margin)")
         return None
 
     def _on_short(self, rec: HostRecord, plan: HostPlan, power: PowerView,

@@ -32,9 +32,13 @@ R3. **Timers** run from the moment the host's power became short.  A step is due
 R4. **Early triggers**, taken before the timers, ignoring them:
     a. the host's power is critical (R1/R2): shut it down now (LB, FSD, DEADTIME);
     b. after the debounce, the UPS's runtime (for redundant supplies: the runtime until
-       too few are left) is below what the rest of the shutdown needs
-       (:func:`~upsagent.policy.plan.shutdown_sequence`): shut down now, rather than be cut
-       off.  A host that is only put into maintenance starts it instead.
+       too few are left) is at most what the rest of the shutdown needs
+       (:func:`~upsagent.policy.plan.shutdown_sequence`) plus a margin: shut down now,
+       rather than be cut off.  The margin is two polls (``Plan.poll``, POLLFREQALERT: the
+       reading may be one poll old and the next one comes a poll later) plus
+       ``Plan.runtime_margin`` (default 0.25) of the need, for the error of the UPS's
+       estimate (:func:`~upsagent.policy.plan.runtime_trigger`).  A host that is only put
+       into maintenance starts it instead.
     A host that never shuts down (a hypervisor host with maintenance but no shutdown timer,
     ``docs/config.md``) is only put into maintenance early; a XenServer pool master is
     never touched.
@@ -213,7 +217,12 @@ class Power(Enum):
 
 @dataclass(frozen=True)
 class PowerView:
-    """A host's power now (R1): its state, which UPSes fail it, why, and its runtime."""
+    """A host's power now (R1): its state, which UPSes fail it, why, and its runtime.
+
+    ``failing``: the UPSes on battery or critical; with ``OK`` power, those that still are
+    while the others make up ``min_supplies`` (so that power back names the ones that came
+    back, R7).
+    """
 
     state: Power
     failing: tuple[str, ...] = ()
@@ -256,7 +265,7 @@ def host_power(host: HostPlan, ups: Mapping[str, UpsView],
     if noncritical < host.min_supplies:
         return PowerView(Power.CRITICAL, tuple(failing), "; ".join(critical))
     if supplying >= host.min_supplies:
-        return PowerView(Power.OK)
+        return PowerView(Power.OK, tuple(failing))   # the UPSes still failing, if any
     # the host lives while the longest-lasting batteries still make up min_supplies
     runtime: float | None = None
     runtime_ups = ""
