@@ -8,6 +8,7 @@ returns.  No reactor, no sleeping; where a reactor is needed, ``task.Clock``.
 from __future__ import annotations
 
 import json
+from dataclasses import replace
 from collections.abc import Iterable
 from pathlib import Path
 from typing import Any, cast
@@ -575,6 +576,63 @@ def test_contact_lost_while_on_line_is_never_critical() -> None:
     d.event(1001, CommOk("u"))
     d.event(1001, state("u", "OL"))
     assert [a.type for t, a in d.of(Notify) if t == 1001] == ["COMMOK"]
+
+
+def test_on_battery_limit_counts_without_a_break() -> None:
+    """R2d: OB for ``on_battery_limit`` s without a break is critical (PowerAct Pro's wait
+    time, the master's on_battery_for); power back resets the count; the engine's deadline
+    says when to look again."""
+    plan = upsmon_plan([("u", 1, "primary")], final_delay=0)
+    d = Drive(replace(plan, ups=(replace(plan.ups[0], on_battery_limit=600),)))
+    d.event(0, state("u", "OB DISCHRG"))
+    assert d.engine.next_deadline() == 600
+    d.event(300, state("u", "OL"))
+    assert d.engine.next_deadline() is None
+    d.event(400, state("u", "OB DISCHRG"))
+    d.until(999.9)
+    assert d.of(SetFsd) == []
+    d.until(1000)
+    assert d.of(SetFsd) == [(1000, d.last(SetFsd))]
+    assert d.last(SetFsd).reason == ("u on battery for 600 s (on_battery_for 600 s): this "
+                                     "agent is the primary")
+
+
+def test_on_battery_limit_is_not_counted_while_contact_is_lost() -> None:
+    """R2d: without contact the limit does not fire (DEADTIME is for that); contact back
+    while still on battery, the count never stopped."""
+    plan = upsmon_plan([("u", 1, "primary")], final_delay=0, deadtime=5000)
+    d = Drive(replace(plan, ups=(replace(plan.ups[0], on_battery_limit=600),)))
+    d.event(0, state("u", "OB"))
+    d.event(100, CommLost("u", "timeout"))
+    d.until(900)
+    assert d.of(SetFsd) == []
+    d.event(901, CommOk("u"))
+    d.event(901, state("u", "OB"))
+    assert d.last(SetFsd).reason.startswith("u on battery for 901 s")
+
+
+def test_a_ups_whose_latch_this_agent_holds_gets_fsd_when_critical() -> None:
+    """R2e (the master's own UPSes): a critical UPS gets FSD at once, without a wait and
+    once, whether its host shuts down or not; OB+LB is critical at once even where this
+    agent's host's shutdown does not set FSD (role secondary); the host's own shutdown
+    then sets FSD and waits on its primaries only."""
+    plan = upsmon_plan([("a", 1, "primary"), ("b", 1, "primary")], final_delay=0)
+    d = Drive(replace(plan, ups=tuple(replace(u, holds_latch=True) for u in plan.ups)
+                      + (UpsPlan("far", holds_latch=True),)))
+    for name in ("a", "b", "far"):
+        d.event(0, state(name, "OL"))
+    d.event(10, state("far", "OB LB"))
+    fsd = d.last(SetFsd)
+    assert (fsd.ups, fsd.wait, fsd.host, fsd.reason) == (
+        "far", 0, "localhost", "far on battery and low battery")
+    d.event(11, state("a", "OB LB"))
+    d.event(12, state("far", "FSD OB LB"))     # our FSD, served back
+    assert [(t, a.ups, a.wait) for t, a in d.of(SetFsd)] == [(10, "far", 0), (11, "a", 0)]
+    assert d.engine.phase("localhost") is Phase.IDLE     # b still feeds the host
+    d.event(20, state("b", "OB LB"))
+    assert [(a.ups, a.wait) for _, a in d.of(SetFsd, since=20)] == [
+        ("b", 0), ("a", 15), ("b", 15)]
+    assert d.engine.phase("localhost") is Phase.FSD
 
 
 def test_upsmon_notifications_and_their_texts() -> None:

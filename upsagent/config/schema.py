@@ -113,7 +113,8 @@ class ShutdownConfig:
     A served UPS is critical when its FSD latch is set (or its status says FSD), when it is
     on battery with low battery (``OB`` + ``LB``, not during ``CAL``), with
     ``on_battery_for`` when it has been on battery that long, or when its data has been
-    unavailable for ``deadtime`` seconds while it was last seen on battery.
+    unavailable for ``deadtime`` seconds while it was last seen on battery: the slave's
+    rules (R2 in upsagent/policy/rules.py), which the master's sequence runs.
     """
 
     enabled: bool = False

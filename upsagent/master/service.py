@@ -34,7 +34,7 @@ from upsagent.config.schema import MasterConfig, UpsConfig
 from upsagent.drivers.base import Driver
 from upsagent.master.lowbatt import LowBattery
 from upsagent.master.protocol import NutServerFactory
-from upsagent.master.shutdown import Phase, ShutdownService, default_runner
+from upsagent.master.shutdown import ShutdownService, default_runner
 from upsagent.system.runner import Runner
 from upsagent.model import UPS, Availability
 from upsagent.master.driverport import DriverAdapter, bundled_descriptions, new_tracking_id
@@ -170,7 +170,7 @@ class Master:
                                                 self.config.powerdown_flag, self.reactor,
                                                 runner)
                 self.shutdown.start()
-        elif not settings.enabled and self.shutdown.core.phase is Phase.WATCHING:
+        elif not settings.enabled and not self.shutdown.begun:
             self.shutdown.stop()
             self.shutdown = None
             self.log.info("Shutdown sequence disarmed")

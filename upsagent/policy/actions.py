@@ -106,7 +106,11 @@ class RunCommand(Action):
 @dataclass(frozen=True)
 class SetFsd(Action):
     """Primary only: set FSD on ``ups`` at its master, then wait until the secondaries
-    have logged out (NUMLOGINS <= 1) or ``wait`` seconds (HOSTSYNC) have passed."""
+    have logged out (NUMLOGINS <= 1) or ``wait`` seconds (HOSTSYNC) have passed.
+
+    ``wait`` 0 (rules R2e: a UPS whose latch this agent holds became critical): set FSD
+    and do not wait; the engine does not wait for its result either (its host is the
+    agent's name, not a host of the plan)."""
 
     ups: str = ""
     wait: float = 15.0

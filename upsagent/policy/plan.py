@@ -12,7 +12,9 @@ and in ``simulate``.
 Where a setting lives, and why
 ------------------------------
 * Per **UPS** (:class:`UpsPlan`): the role (NUT's ``primary``/``secondary``, which decides
-  HOSTSYNC and who sets FSD) and the UPS's own countdown.  In upsmon.conf the role is on the
+  HOSTSYNC and who sets FSD), the UPS's own countdown, and two rules only the master's
+  ``[master.shutdown]`` uses today: a time on battery after which the UPS is critical, and
+  whether this agent holds the UPS's FSD latch itself.  In upsmon.conf the role is on the
   MONITOR line, i.e. per UPS and per agent, not per protected host.
 * Per **agent** (:class:`Plan`): DEADTIME, HOSTSYNC, NOCOMMWARNTIME, RBWARNTIME and the
   notification texts.  They are global in upsmon.conf too, and they decide whether a *UPS*
@@ -130,6 +132,14 @@ class UpsPlan:
     name: str
     role: Role = "secondary"
     countdown: UpsCountdown | None = None
+    #: R2d: critical once on battery this long without a break (PowerAct Pro's "wait
+    #: time", the master's ``on_battery_for``); None: time on battery alone never is
+    on_battery_limit: float | None = None
+    #: R2e: this agent holds the UPS's FSD latch itself (the master, which serves it): OB+LB
+    #: is critical at once, as for a primary, and FSD is set as soon as the UPS is critical,
+    #: whether or not its hosts shut down.  The role still says whether this agent's own
+    #: host's shutdown sets FSD on it and waits for its sessions (``primary``) or not.
+    holds_latch: bool = False
 
 
 @dataclass(frozen=True)

@@ -35,7 +35,8 @@ from upsagent.policy.events import CommLost, CommOk, Event, UpsState
 from upsagent.policy.plan import HostPlan, Plan, runtime_trigger
 from upsagent.policy.rules import (
     GRACE, NEW_BOOT, NOTIFY_ON_NEW_WORD, SHUTTING_DOWN, OnPowerBack, Phase, Power,
-    PowerView, UpsView, Verdict, fmt, host_power, notify_text, on_power_back, ups_verdict,
+    PowerView, UpsView, Verdict, fmt, host_power, notify_text, on_power_back, sets_fsd_now,
+    ups_verdict,
 )
 from upsagent.policy.stages import Stages
 from upsagent.policy.state import HostRecord, UpsRecord, dump_state, load_state
@@ -248,15 +249,21 @@ class PolicyEngine(Stages):
         rec.runtime, rec.charge = event.runtime, event.charge
         if not ("OB" in new and "LB" in new):
             rec.last_noncrit = now
+        if "OB" not in new:
+            rec.on_battery_since = None
+        elif rec.on_battery_since is None:
+            rec.on_battery_since = now
         return out
 
     # -- the rule walk ---------------------------------------------------------------
 
     def _verdicts(self, now: float) -> tuple[dict[str, UpsView], dict[str, Verdict]]:
-        views = {
-            name: UpsView(name, self.plan.ups_plan(name).role, rec.status, rec.comm != 0,
-                          rec.last_seen, rec.last_noncrit, rec.runtime, rec.fsd_by_us)
-            for name, rec in self._ups.items()}
+        views = {}
+        for name, rec in self._ups.items():
+            ups = self.plan.ups_plan(name)
+            views[name] = UpsView(name, ups.role, rec.status, rec.comm != 0, rec.last_seen,
+                                  rec.last_noncrit, rec.runtime, rec.fsd_by_us,
+                                  rec.on_battery_since, ups.on_battery_limit, ups.holds_latch)
         return views, {name: ups_verdict(view, now, self.plan.deadtime, self.plan.hostsync)
                        for name, view in views.items()}
 
@@ -267,6 +274,10 @@ class PolicyEngine(Stages):
                 out.append(self._notify("NOCOMM", urec.name, "no contact for "
                                         f"{fmt(now - (urec.lost_at or now))}"))
                 urec.next_nocomm = now + self.plan.nocommwarntime
+        views, verdicts = self._verdicts(now)
+        latch = [name for name, view in views.items() if sets_fsd_now(view, verdicts[name])]
+        out += [SetFsd(self._next_id(self.plan.name), self.plan.name, verdicts[name].reason,
+                       ups=name, wait=0.0) for name in latch]    # R2e: not an operation
         for _ in range(8):   # a host's change can release another (R6: the agent goes last)
             before = [(r.phase, len(r.inflight), r.since) for r in self._hosts.values()]
             views, verdicts = self._verdicts(now)
@@ -275,6 +286,8 @@ class PolicyEngine(Stages):
             out += self._expire(now)
             if before == [(r.phase, len(r.inflight), r.since) for r in self._hosts.values()]:
                 break
+        for name in latch:     # only now: the hosts have seen why the UPS is critical
+            self._ups[name].fsd_by_us = True
         return out
 
     def _expire(self, now: float) -> list[Action]:

@@ -23,6 +23,15 @@ R2. **Critical UPS** (upsmon 2.8.0, ``is_ups_critical`` in NUT's ``clients/upsmo
     c. contact lost (``CommLost``, nothing read since) for DEADTIME seconds while last seen
        ``OB``: treated as OB+LB, so (b) applies.  Last seen ``OL``: never critical, however
        long it stays unreachable.
+    d. with an ``on_battery_limit`` (PowerAct Pro's "wait time", the master's
+       ``on_battery_for``): read ``OB`` without a break for that long (power back resets
+       the count; not counted while contact is lost, DEADTIME is for that).
+    e. A UPS whose FSD latch this agent holds (``holds_latch``: the master's own UPSes) is
+       judged as a primary judges it in (b), and gets FSD at once when it becomes
+       critical, whatever its hosts do (:func:`sets_fsd_now`), so that its slaves start
+       shutting down; NUT's upsmon sets FSD only in its own host's shutdown (R6).  This is
+       how the master's ``[master.shutdown]`` uses this engine (``upsagent/master/shutdown.py``):
+       one definition of critical for master and slave.
 
 R3. **Timers** run from the moment the host's power became short.  A step is due at
     ``since + max(after, debounce)``: a failure shorter than ``debounce`` starts nothing,
@@ -129,6 +138,7 @@ __all__ = [
     "host_power",
     "notify_text",
     "on_power_back",
+    "sets_fsd_now",
     "ups_verdict",
 ]
 
@@ -158,6 +168,11 @@ class UpsView:
     last_noncrit: float | None = None
     runtime: float | None = None
     fsd_by_us: bool = False
+    #: R2d: since when every read said OB (None: not on battery)
+    on_battery_since: float | None = None
+    on_battery_limit: float | None = None
+    #: R2e: this agent holds the UPS's FSD latch
+    holds_latch: bool = False
 
     @property
     def on_battery(self) -> bool:
@@ -175,7 +190,28 @@ class Verdict:
 
 def ups_verdict(ups: UpsView, now: float, deadtime: float, hostsync: float) -> Verdict:
     """R2: is ``ups`` critical at ``now``?"""
+    verdict = _nut_verdict(ups, now, deadtime, hostsync)
+    limit, since = ups.on_battery_limit, ups.on_battery_since
+    if (verdict.critical or limit is None or since is None or not ups.on_battery
+            or not ups.comm_ok):
+        return verdict
+    at = since + limit
+    if now >= at:                                    # R2d
+        return Verdict(True, f"{ups.name} on battery for {fmt(now - since)} "
+                       f"(on_battery_for {fmt(limit)})")
+    return Verdict(False, at=at if verdict.at is None else min(at, verdict.at))
+
+
+def sets_fsd_now(ups: UpsView, verdict: Verdict) -> bool:
+    """R2e: whether this agent sets FSD on ``ups`` now: it holds the UPS's latch, the UPS
+    is critical, and this agent has not set FSD on it yet."""
+    return ups.holds_latch and verdict.critical and not ups.fsd_by_us
+
+
+def _nut_verdict(ups: UpsView, now: float, deadtime: float, hostsync: float) -> Verdict:
+    """R2a-c, upsmon's ``is_ups_critical``."""
     name = ups.name
+    primary = ups.role == "primary" or ups.holds_latch     # R2e
     if "FSD" in ups.status:
         return Verdict(True, f"{name}: FSD set by the primary" if not ups.fsd_by_us
                        else f"{name}: FSD set by this agent")
@@ -192,7 +228,7 @@ def ups_verdict(ups: UpsView, now: float, deadtime: float, hostsync: float) -> V
     if "CAL" in ups.status:
         return Verdict(False)
     crit_at = dead_at if dead_at is not None and "LB" not in ups.status else None
-    if ups.role == "secondary":
+    if not primary:
         since = ups.last_noncrit
         sync_at = since + hostsync if since is not None else None
         if sync_at is not None and (crit_at is None or sync_at > crit_at):
@@ -203,7 +239,7 @@ def ups_verdict(ups: UpsView, now: float, deadtime: float, hostsync: float) -> V
         assert ups.last_seen is not None
         return Verdict(True, f"no contact with {name} for {fmt(now - ups.last_seen)} while "
                        f"on battery (DEADTIME {deadtime:g})")
-    if ups.role == "primary":
+    if primary:
         return Verdict(True, f"{name} on battery and low battery")
     return Verdict(True, f"{name} on battery and low battery and no FSD from the primary "
                    f"within HOSTSYNC {hostsync:g}")
