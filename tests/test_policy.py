@@ -26,7 +26,7 @@ from upsagent.policy.actions import (
     SetFsd, ShutdownHost, ShutdownVms, WarnUsers,
 )
 from upsagent.policy.events import CommLost, CommOk, Event, UpsState
-from upsagent.agent.executor import Executor, MonitorFsd
+from upsagent.engine.executor import Executor, MonitorFsd
 from upsagent.policy.plan import (
     HostPlan, Plan, Supply, UpsCountdown, UpsPlan, upsmon_plan, validate,
 )

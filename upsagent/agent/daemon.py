@@ -5,12 +5,12 @@ A :class:`SlaveDaemon` runs the agent one :class:`~upsagent.config.slaveconf.Sla
 describes, on a reactor:
 
 * one :class:`~upsagent.agent.monitor.UpsMonitor` per monitored UPS; every event goes to the
-  :class:`~upsagent.agent.executor.Executor`, which drives the
+  :class:`~upsagent.engine.executor.Executor`, which drives the
   :class:`~upsagent.policy.policy.PolicyEngine`;
 * the :class:`~upsagent.system.runprocess.ProcessRunner` runs every command (shutdown,
   notifications, a host's script); the :class:`~upsagent.agent.notify.Notifier` sends
   upsmon's notifications; the local backend shuts this machine down; a primary sets FSD and
-  waits for the secondaries through its monitors (:class:`~upsagent.agent.executor.MonitorFsd`);
+  waits for the secondaries through its monitors (:class:`~upsagent.engine.executor.MonitorFsd`);
 * hosts of other backend kinds get their backend from ``backend_factory(kind, hosts)``
   (default: the registry, :data:`upsagent.hypervisors.base.BACKENDS`, constructed without
   arguments; a kind the agent cannot drive is refused first, with ``check-config``'s line,
@@ -70,7 +70,7 @@ from upsagent.hypervisors.local import LocalBackend
 from upsagent.system.powerdown import clear_stale_flag
 from upsagent.policy.actions import Action, Outcome, Result, ShutdownHost
 from upsagent.policy.events import CommLost, Event, UpsState
-from upsagent.agent.executor import Executor, MonitorFsd
+from upsagent.engine.executor import Executor, MonitorFsd
 from upsagent.agent.notify import Notifier
 from upsagent.policy.plan import TRAITS
 from upsagent.policy.policy import PolicyEngine

@@ -6,7 +6,7 @@ This is what NUT's primary upsmon does (``clients/upsmon.c`` in NUT's source:
 already holds every fact it needs: the data, the FSD latches and the sessions.  It decides
 nothing itself: the decisions are the policy engine's (:mod:`upsagent.policy`, rules R1-R10
 in ``policy/rules.py``), the same engine and rules as the slave agent's, driven by the
-agent's :class:`~upsagent.agent.executor.Executor`.  This module is the shell around it:
+agent's :class:`~upsagent.engine.executor.Executor`.  This module is the shell around it:
 
 * :func:`master_plan` builds the engine's plan from ``[master.shutdown]``
   (:class:`~upsagent.config.schema.ShutdownConfig`) with the policy's own constructor,
@@ -61,7 +61,7 @@ from twisted.internet.task import LoopingCall
 from twisted.logger import Logger
 from twisted.python.failure import Failure
 
-from upsagent.agent.executor import Executor
+from upsagent.engine.executor import Executor
 from upsagent.config.schema import ShutdownConfig
 from upsagent.hypervisors.local import LocalBackend
 from upsagent.model import Availability, Change
@@ -368,10 +368,10 @@ class ShutdownService:
 
 
 class SlotFsd:
-    """The engine's FSD setter (:class:`~upsagent.agent.executor.FsdSetter`) over the
+    """The engine's FSD setter (:class:`~upsagent.engine.executor.FsdSetter`) over the
     master's own slots: set the latch, then, with a ``wait``, count the sessions logged into
     the UPS every :data:`SYNC_INTERVAL` s until none is left or ``wait`` s have passed (the
-    slave's :class:`~upsagent.agent.executor.MonitorFsd` asks NUMLOGINS instead)."""
+    slave's :class:`~upsagent.engine.executor.MonitorFsd` asks NUMLOGINS instead)."""
 
     def __init__(self, service: ShutdownService) -> None:
         self.service = service

@@ -2,7 +2,7 @@
 """What the policy engine asks for, and what the backends answer: frozen values.
 
 The engine (:mod:`upsagent.policy.policy`) returns lists of :class:`Action`; the executor
-(:mod:`upsagent.agent.executor`) starts them on backends and hands back a :class:`Result`
+(:mod:`upsagent.engine.executor`) starts them on backends and hands back a :class:`Result`
 through ``engine.action_done(action.id, result, now)``.  Every action names its host and
 carries the **reason** in words an operator understands ("UPS1 on battery for 60 s"), so
 the log, the timeline of ``upsagent simulate`` and the tests all read the same sentence.

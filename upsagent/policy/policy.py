@@ -13,7 +13,7 @@
 The engine never reads a clock, never sleeps and never touches a socket, a process or a
 backend: the caller tells it the time (``now``, absolute seconds: the reactor's
 ``seconds()``, wall-clock time for a daemon so that a snapshot survives a reboot) and
-carries out the actions it returns (:mod:`upsagent.agent.executor` does, on a reactor).
+carries out the actions it returns (:mod:`upsagent.engine.executor` does, on a reactor).
 The same calls with the same times give the same actions, which is what the tests and
 ``upsagent simulate`` rely on.
 

@@ -4,7 +4,7 @@
 One :class:`Simulation` runs a :class:`~upsagent.simulator.scenario.Scenario` on a
 ``task.Clock``.  Every agent of the scenario is the real thing -- a
 :class:`~upsagent.policy.policy.PolicyEngine` driven by an
-:class:`~upsagent.agent.executor.Executor` -- whose backends are
+:class:`~upsagent.engine.executor.Executor` -- whose backends are
 :class:`~upsagent.simulator.simulated.SimulatedBackend` objects over the scenario's
 clusters.  Only the outside world is simulated:
 
@@ -46,7 +46,7 @@ from twisted.internet.task import Clock
 from upsagent.simulator.simulated import SimCluster, SimulatedBackend
 from upsagent.policy.actions import Action, Outcome, Result, ShutdownHost
 from upsagent.policy.events import CommLost, CommOk, UpsState
-from upsagent.agent.executor import Executor
+from upsagent.engine.executor import Executor
 from upsagent.policy.plan import Plan, validate
 from upsagent.policy.policy import PolicyEngine
 from upsagent.policy.rules import fmt
