@@ -25,23 +25,18 @@ need a transport or a clock:
   sends bytes written before ``startTLS`` in the clear);
 * **half-close**: a client that sends its requests and then shuts its side down (``nc -N``)
   still gets every reply before the connection closes;
-* **reads go straight in**: on a plain TCP transport the protocol's own ``_read`` (the same
-  ``recv`` and results as Twisted's ``Connection.doRead``) stands in for the transport's
-  ``doRead``, one call layer less per request; TLS gets Twisted's back;
-* **replies go straight out**: when nothing is queued on a plain TCP transport the reply is
-  handed to the socket at once, instead of waiting for the reactor's next turn (two epoll
-  updates and a wake-up saved per request); Twisted's buffer takes whatever the socket does
-  not accept, so order and flow control are unchanged.
+* **the TCP fast path**: on a plain TCP transport, and only on the Twisted versions it is
+  tested on, :class:`~upsagent.master.fastpath.TcpFastPath` reads requests and sends
+  replies past some of Twisted's layers (same results, order and flow control); TLS, other
+  transports and other Twisted versions use the plain Twisted path.
 
 Everything refused is said in the log, with the peer's address.
 """
 
 from __future__ import annotations
 
-from errno import EWOULDBLOCK
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
-from twisted.internet import main as _main, tcp as _tcp
 from twisted.internet.interfaces import IHalfCloseableProtocol, IReactorTime
 from twisted.internet.task import LoopingCall
 from twisted.internet.protocol import Protocol, ServerFactory, connectionDone
@@ -49,6 +44,7 @@ from twisted.logger import Logger
 from twisted.python.failure import Failure
 from zope.interface import implementer
 
+from upsagent.master.fastpath import TcpFastPath
 from upsagent.nut.server import ServerSession
 from upsagent.nut.state import ServerState
 
@@ -73,8 +69,8 @@ class NutServerProtocol(Protocol):
         self._paused = False
         self._throttled = False
         self._pumping = False
-        #: the plain TCP socket replies may be sent on directly (None: always queue)
-        self._sock: Any = None
+        #: direct reads and writes on plain TCP (None: the plain Twisted path)
+        self._fast: TcpFastPath | None = None
 
     @property
     def _tx(self) -> Any:
@@ -92,16 +88,22 @@ class NutServerProtocol(Protocol):
         self.session.wakeup = self._flush
         if hasattr(self.transport, "bufferSize"):  # TCP: throttle past max_send_buffer
             self._tx.bufferSize = factory.max_send_buffer
-        if not getattr(self.transport, "TLS", False):
-            self._sock = getattr(self.transport, "socket", None)
-        if self._sock is not None and type(self._tx).doRead is _tcp.Connection.doRead:
-            self._tx.doRead = self._read  # undone for TLS and on close
+        self._fast = TcpFastPath.attach(self.transport, self.dataReceived)
         self._tx.registerProducer(self, True)
         self.last_heard = factory.clock.seconds()
         factory.connection_made(self)
 
+    @property
+    def fast_path(self) -> TcpFastPath | None:
+        """The TCP fast path serving this connection, or None (plain Twisted path)."""
+        return self._fast
+
+    def disconnect(self) -> None:
+        """Close this connection once the replies already written are sent."""
+        self._tx.loseConnection()
+
     def connectionLost(self, reason: Failure = connectionDone) -> None:
-        self._own_read_off()
+        self._fast_off()
         if self.session is not None:
             self.session.connection_lost()
         self.factory.connection_lost(self)
@@ -129,27 +131,11 @@ class NutServerProtocol(Protocol):
 
     # -- data ------------------------------------------------------------------------
 
-    def _read(self) -> Any:
-        """The transport's ``doRead`` on plain TCP: Twisted's own (``recv`` of up to
-        ``bufferSize`` bytes, the same results for would-block, errors and end of input),
-        without its extra call layer before :meth:`dataReceived`."""
-        try:
-            data = self._sock.recv(self._tx.bufferSize)
-        except OSError as exc:
-            if exc.args[0] == EWOULDBLOCK:
-                return None
-            return _main.CONNECTION_LOST
-        if not data:
-            return _main.CONNECTION_DONE
-        self.dataReceived(data)
-        return None
-
-    def _own_read_off(self) -> None:
-        """Give ``doRead`` back to the transport (before TLS, and when closed)."""
-        self._sock = None
-        attrs = getattr(self.transport, "__dict__", None)
-        if attrs is not None:
-            attrs.pop("doRead", None)
+    def _fast_off(self) -> None:
+        """Leave the fast path (before TLS, and when closed)."""
+        if self._fast is not None:
+            self._fast.detach()
+            self._fast = None
 
     def dataReceived(self, data: bytes) -> None:
         session = self.session
@@ -171,7 +157,7 @@ class NutServerProtocol(Protocol):
             self._pumping = False
         if session.closing:
             self._close(session)
-        elif session._out or session._pushes:
+        elif session.pushes_pending:
             self._flush()  # lines pushed while the input was handled, or held for TLS
 
     def _pump(self) -> None:
@@ -209,10 +195,9 @@ class NutServerProtocol(Protocol):
             for notice in session.notices:
                 self.log.info("{notice}", notice=notice)
             session.notices.clear()
-        if session._out or session._pushes:
-            out = session.data_to_send()
-            if out:
-                self._write(out)
+        out = session.data_to_send()
+        if out:
+            self._write(out)
         if session.requests != before:
             self.last_heard = self.factory.clock.seconds()
         if session.start_tls:
@@ -231,25 +216,19 @@ class NutServerProtocol(Protocol):
             self._write(out)
 
     def _write(self, data: bytes) -> None:
-        """Send at once when nothing is queued on a plain TCP socket; else queue in order."""
-        tx: Any = self.transport
-        sock = self._sock
-        if (sock is not None and not tx.dataBuffer and not tx._tempDataBuffer
-                and not tx.disconnecting):
-            try:
-                sent = sock.send(data)
-            except OSError:  # would block, or the peer is gone: Twisted will see to it
-                sent = 0
-            data = data[sent:]
-        if data:
-            tx.write(data)
+        """Write ``data`` after anything written before (directly when the fast path can)."""
+        fast = self._fast
+        if fast is not None:
+            fast.write(data)
+        else:
+            self._tx.write(data)
 
     def _start_tls(self, session: ServerSession) -> None:
         context = self.factory.tls_context
         if context is None:  # cannot happen: the session only says OK when TLS is set up
             session.closing = True
             return
-        self._own_read_off()  # from now on everything goes through the TLS layer
+        self._fast_off()  # from now on everything goes through the TLS layer
         self._tx.startTLS(context)
         session.tls_started()
         self.log.info("{peer} switched to TLS", peer=self.peer)

@@ -114,7 +114,7 @@ class Master:
         for name in list(self.drivers):
             waits.append(self._stop_driver(name))
         for proto in list(self.factory.connections):
-            proto._tx.loseConnection()
+            proto.disconnect()
         return DeferredList(waits)
 
     def check_ages(self) -> None:
