@@ -23,6 +23,7 @@ from twisted.internet.epollreactor import EPollReactor
 from upsagent.master import fastpath
 from upsagent.master.fastpath import TESTED_TWISTED, in_tested_range
 from upsagent.master.protocol import NutServerFactory, NutServerProtocol
+from upsagent.slave import runprocess
 from tests.test_server import make_state
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -174,11 +175,12 @@ def test_tested_range() -> None:
 
 
 def test_tested_range_is_the_declared_one() -> None:
-    """setup.cfg declares exactly the range the fast path is switched on for."""
+    """setup.cfg declares exactly the range the fast path (and the process runner's
+    session spawn) is switched on for."""
     cfg = configparser.ConfigParser()
     cfg.read(ROOT / "setup.cfg")
     requires = cfg["options"]["install_requires"]
     match = re.search(r"^\s*Twisted>=(\d+)\.(\d+),<(\d+)\s*$", requires, re.M)
     assert match is not None, requires
     low = (int(match.group(1)), int(match.group(2)))
-    assert TESTED_TWISTED == (low, (int(match.group(3)), 0))
+    assert TESTED_TWISTED == runprocess.TESTED_TWISTED == (low, (int(match.group(3)), 0))
