@@ -12,6 +12,10 @@ need a transport or a clock:
 * **connection limit** (MAXCONN): when that many clients are connected the factory stops
   accepting, as upsd does; further clients wait in the listen backlog and are taken as soon
   as a slot frees.  Existing clients are never starved or dropped for it;
+* **who gets a slot** (:mod:`upsagent.master.admission`): a source address over
+  ``max_conn_per_address`` is refused, and the last ``reserved_monitor_slots`` slots keep
+  only connections that log in as a monitor in time, so that one address holding
+  connections cannot keep upsmon out;
 * **flow control**: the protocol registers itself as a streaming producer on its transport.
   When a client does not read its replies and more than ``max_send_buffer`` bytes wait in
   the transport, we stop reading that client's requests until it drains, so a client that
@@ -37,13 +41,15 @@ from __future__ import annotations
 
 from typing import Any
 
-from twisted.internet.interfaces import IHalfCloseableProtocol, IReactorTime
+from twisted.internet.interfaces import (
+    IAddress, IDelayedCall, IHalfCloseableProtocol, IReactorTime)
 from twisted.internet.task import LoopingCall
 from twisted.internet.protocol import Protocol, ServerFactory, connectionDone
 from twisted.logger import Logger
 from twisted.python.failure import Failure
 from zope.interface import implementer
 
+from upsagent.master.admission import LOGIN_WINDOW, PROBATION, Admission, source_key
 from upsagent.master.fastpath import TcpFastPath
 from upsagent.nut.server import ServerSession
 from upsagent.nut.state import ServerState
@@ -71,6 +77,10 @@ class NutServerProtocol(Protocol):
         self._pumping = False
         #: direct reads and writes on plain TCP (None: the plain Twisted path)
         self._fast: TcpFastPath | None = None
+        #: what the per-address limit counts this client as (admission.source_key)
+        self.source = ""
+        #: in a slot kept for monitors, not logged in yet: when its time is up
+        self.probation: IDelayedCall | None = None
 
     @property
     def _tx(self) -> Any:
@@ -101,6 +111,15 @@ class NutServerProtocol(Protocol):
     def disconnect(self) -> None:
         """Close this connection once the replies already written are sent."""
         self._tx.loseConnection()
+
+    def abort(self) -> None:
+        """Close this connection at once; replies not sent yet are dropped."""
+        self._tx.abortConnection()
+
+    @property
+    def logged_in(self) -> bool:
+        """Whether the client is logged in to a UPS (``LOGIN``: a monitor)."""
+        return self.session is not None and self.session.login_slot is not None
 
     def connectionLost(self, reason: Failure = connectionDone) -> None:
         self._fast_off()
@@ -200,6 +219,8 @@ class NutServerProtocol(Protocol):
             self._write(out)
         if session.requests != before:
             self.last_heard = self.factory.clock.seconds()
+            if self.probation is not None and session.login_slot is not None:
+                self.factory.logged_in(self)
         if session.start_tls:
             self._inbuf = b""  # plain text after STARTTLS is not honoured
             self._start_tls(session)
@@ -260,10 +281,15 @@ class NutServerFactory(ServerFactory):
 
     def __init__(self, state: ServerState, clock: IReactorTime, *, maxconn: int = 1024,
                  idle_timeout: float = 60, max_line_length: int = 0,
-                 tls_context: Any = None, max_send_buffer: int = 64 * 1024) -> None:
+                 tls_context: Any = None, max_send_buffer: int = 64 * 1024,
+                 max_conn_per_address: int | None = None,
+                 reserved_monitor_slots: int = 0) -> None:
         self.state = state
         self.clock = clock
-        self.maxconn = maxconn
+        #: the limits on who gets a slot (``maxconn`` and the two below live there)
+        self.admission = Admission(clock, maxconn=maxconn,
+                                   max_conn_per_address=max_conn_per_address,
+                                   reserved_monitor_slots=reserved_monitor_slots)
         self.idle_timeout = idle_timeout
         self.max_line_length = max_line_length
         self.max_send_buffer = max_send_buffer
@@ -274,6 +300,82 @@ class NutServerFactory(ServerFactory):
         self._accepting = True
         self._sweep = LoopingCall(self.sweep_idle)
         self._sweep.clock = clock
+
+    @property
+    def maxconn(self) -> int:
+        """MAXCONN: the most clients connected at once."""
+        return self.admission.maxconn
+
+    @maxconn.setter
+    def maxconn(self, value: int) -> None:
+        self.admission.maxconn = value
+
+    @property
+    def max_conn_per_address(self) -> int | None:
+        """The most connections from one source (None: no limit)."""
+        return self.admission.max_conn_per_address
+
+    @max_conn_per_address.setter
+    def max_conn_per_address(self, value: int | None) -> None:
+        self.admission.max_conn_per_address = value
+
+    @property
+    def reserved_monitor_slots(self) -> int:
+        """How many of the ``maxconn`` slots keep only clients that log in."""
+        return self.admission.reserved_monitor_slots
+
+    @reserved_monitor_slots.setter
+    def reserved_monitor_slots(self, value: int) -> None:
+        self.admission.reserved_monitor_slots = value
+
+    def buildProtocol(self, addr: IAddress) -> NutServerProtocol | None:  # type: ignore[override]
+        """A protocol for a client just accepted, or None to refuse it (Twisted then
+        closes the socket at once); see :mod:`upsagent.master.admission`."""
+        host = str(getattr(addr, "host", addr))
+        key = source_key(host)
+        verdict = self.admission.decide(key, host, len(self.connections))
+        if verdict is None:
+            return None
+        proto = NutServerProtocol()
+        proto.factory = self
+        proto.source = key
+        if verdict == PROBATION:
+            proto.probation = self.clock.callLater(LOGIN_WINDOW, self.login_window_over,
+                                                   proto)
+            self.admission.on_probation[key] = proto
+            self.admission.limiter.warn(
+                "connections in slots kept for monitors", host,
+                f"{host} is in a slot kept for monitors (reserved_monitor_slots "
+                f"{self.reserved_monitor_slots}): it must log in within "
+                f"{LOGIN_WINDOW:g} s to stay while the master is that full")
+        return proto
+
+    def logged_in(self, proto: NutServerProtocol) -> None:
+        """A client on probation logged in: it keeps its slot."""
+        self._end_probation(proto)
+        self.log.info("{peer} logged in: keeps its slot kept for monitors", peer=proto.peer)
+
+    def login_window_over(self, proto: NutServerProtocol) -> None:
+        """A client on probation did not log in in time: dropped if the master is still
+        past its regular slots, else kept."""
+        proto.probation = None
+        self._end_probation(proto)
+        if (proto not in self.connections or proto.logged_in
+                or len(self.connections) <= self.admission.regular_slots):
+            return
+        self.admission.limiter.warn(
+            "dropped from slots kept for monitors", proto.peer,
+            f"Dropped {proto.peer}: it was in a slot kept for monitors and did not log in "
+            f"within {LOGIN_WINDOW:g} s")
+        proto.abort()
+
+    def _end_probation(self, proto: NutServerProtocol) -> None:
+        if proto.probation is not None:
+            if proto.probation.active():
+                proto.probation.cancel()
+            proto.probation = None
+        if self.admission.on_probation.get(proto.source) is proto:
+            del self.admission.on_probation[proto.source]
 
     def sweep_idle(self) -> None:
         """Disconnect every client that completed no request for ``idle_timeout`` s."""
@@ -287,13 +389,19 @@ class NutServerFactory(ServerFactory):
         self.state.tls_available = context is not None
 
     def connection_made(self, proto: NutServerProtocol) -> None:
+        """A client's connection was made (called by its protocol)."""
         self.connections.add(proto)
+        self.admission.joined(proto.source)
         if not self._sweep.running:
             self._sweep.start(max(0.5, self.idle_timeout / 12), now=False)
         self.update_accepting()
 
     def connection_lost(self, proto: NutServerProtocol) -> None:
-        self.connections.discard(proto)
+        """A client's connection is gone (called by its protocol)."""
+        if proto in self.connections:
+            self.connections.discard(proto)
+            self.admission.left(proto.source)
+        self._end_probation(proto)
         if not self.connections and self._sweep.running:
             self._sweep.stop()
         self.update_accepting()
