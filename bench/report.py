@@ -344,7 +344,8 @@ def markdown(command: str, info: dict[str, Any], results: list[dict[str, Any]],
              "- data: `bench/data/` CyberPower CP1500PFCLCD dump (40 variables, see "
              "`bench/data/SOURCES.md`), served by `dummy-ups` to upsd and by our replay "
              "driver to our master, from the same `ups.conf`/`upsd.conf`/`upsd.users`",
-             "- clients: default sockets (Nagle and delayed ACK on), real TCP on 127.0.0.1;"
+             "- clients: default sockets (Nagle and delayed ACK on), real TCP to 127.0.0.1"
+             " (idle-10k: from 8 loopback addresses in turn, 127.0.0.1-8);"
              " servers restarted for each scenario", ""]
     for r in results:
         name = r["scenario"]

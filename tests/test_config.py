@@ -395,6 +395,21 @@ def test_upsd_conf_errors_name_file_line_key_reason(tmp_path: Path, upsd: str,
     assert message.startswith(f"{tmp_path}/upsd.conf:{line}{expected}"), message
 
 
+@pytest.mark.parametrize(("maxconn", "per_address", "reserved"), [
+    (1024, 256, 8), (20, 5, 5), (40, 10, 8), (3, 1, 0), (1, 1, 0), (20000, 5000, 8)])
+def test_connection_slot_defaults_follow_maxconn(tmp_path: Path, maxconn: int,
+                                                 per_address: int, reserved: int) -> None:
+    """upsd.conf has no say in them: max_conn_per_address is a quarter of MAXCONN (at
+    least 1) and reserved_monitor_slots 8, or a quarter of MAXCONN when fewer."""
+    config = load_nut_dir(nut_dir(tmp_path, upsd=f"MAXCONN {maxconn}\n"))
+    master = config.master
+    assert (master.max_conn_per_address, master.reserved_monitor_slots) == (None, None)
+    assert (master.conn_per_address, master.monitor_slots) == (per_address, reserved)
+    explicit = MasterConfig(maxconn=maxconn, max_conn_per_address=maxconn,
+                            reserved_monitor_slots=0)
+    assert (explicit.conn_per_address, explicit.monitor_slots) == (maxconn, 0)
+
+
 # -- upsagent.toml -------------------------------------------------------------------------
 
 FULL_TOML = """\
@@ -408,6 +423,8 @@ tracking_delay = 600
 idle_timeout = 120
 max_line_length = 65536
 max_send_buffer = 262144
+max_conn_per_address = 10
+reserved_monitor_slots = 4
 powerdown_flag = "/etc/killpower"
 allow_no_device = false
 disable_weak_ssl = true
@@ -467,7 +484,8 @@ def test_native_full_example(tmp_path: Path) -> None:
                 ListenAddress("localhost", 3495), ListenAddress("::1")),
         maxconn=50, certfile="/etc/upsagent/cert.pem", keyfile="/etc/upsagent/key.pem",
         maxage=20, tracking_delay=600, idle_timeout=120, max_line_length=65536,
-        max_send_buffer=262144, powerdown_flag="/etc/killpower", disable_weak_ssl=True,
+        max_send_buffer=262144, max_conn_per_address=10, reserved_monitor_slots=4,
+        powerdown_flag="/etc/killpower", disable_weak_ssl=True,
         ups=(UpsConfig("ups", "usbhid-ups", "auto", "Rack UPS — ünïcode",
                        {"port": "auto", "vendorid": "0764", "pollinterval": "5",
                         "override.battery.charge.low": "30"},
@@ -496,6 +514,19 @@ def test_native_minimal_file_uses_defaults(tmp_path: Path) -> None:
     ("[master]\nmaxconn = 0\n", "master.maxconn: 0 is below the minimum of 1"),
     ("[master]\nmax_line_length = 100\n",
      "master.max_line_length: 100 is below the minimum of 512"),
+    ("[master]\nmax_conn_per_address = 0\n",
+     "master.max_conn_per_address: 0 is below the minimum of 1"),
+    ("[master]\nmaxconn = 20\nmax_conn_per_address = 21\n",
+     "master.max_conn_per_address: 21 is more than maxconn (20), so it would limit nothing"),
+    ('[master]\nmax_conn_per_address = "8"\n',
+     "master.max_conn_per_address: must be a whole number, not a string"),
+    ("[master]\nreserved_monitor_slots = -1\n",
+     "master.reserved_monitor_slots: -1 is below the minimum of 0"),
+    ("[master]\nmaxconn = 20\nreserved_monitor_slots = 20\n",
+     "master.reserved_monitor_slots: 20 is not below maxconn (20): no slot would be left "
+     "for clients that do not log in"),
+    ("[master]\nreserved_monitor_slots = 2.5\n",
+     "master.reserved_monitor_slots: must be a whole number, not a float"),
     ('[master]\nkeyfile = "/k.pem"\n', "master.keyfile: a keyfile needs a certfile"),
     ('[master]\nlisten = ["1.2.3.4:70000"]\n',
      'master.listen[1]: port "70000" is not a port number (1-65535)'),

@@ -97,6 +97,22 @@ def test_reload_keeps_clients_latch_and_applies_changes(tmp_path: Path) -> None:
         "OK", "OK", "ERR ACCESS-DENIED"]
 
 
+def test_connection_slot_limits_from_the_configuration(tmp_path: Path) -> None:
+    """The factory gets maxconn and the per-address and monitor-slot limits (their
+    defaults from maxconn when not set); a reload applies new ones."""
+    reactor = MemoryReactorClock()
+    master = Master(config(tmp_path, "a", maxconn=40), reactor)
+    master.start()
+    factory = master.factory
+    assert (factory.maxconn, factory.max_conn_per_address,
+            factory.reserved_monitor_slots) == (40, 10, 8)
+    master.reload(replace(master.config, maxconn=100, max_conn_per_address=7,
+                          reserved_monitor_slots=0))
+    assert (factory.maxconn, factory.max_conn_per_address,
+            factory.reserved_monitor_slots) == (100, 7, 0)
+    assert factory.admission.regular_slots == 100
+
+
 def test_reload_restarts_a_changed_driver(tmp_path: Path) -> None:
     """A UPS whose driver settings changed gets a fresh driver reading the new file."""
     reactor = MemoryReactorClock()

@@ -158,6 +158,12 @@ class MasterConfig:
     #: bytes of unsent replies a client may leave unread before we stop reading its
     #: requests (flow control: it is throttled, not dropped; the idle cut ends it)
     max_send_buffer: int = 64 * 1024
+    #: the most connections at once from one source address (an IPv6 address counts as its
+    #: /64); None: the default, see :attr:`conn_per_address`
+    max_conn_per_address: int | None = None
+    #: how many of the ``maxconn`` slots keep only clients that log in (as upsmon does)
+    #: within a few seconds; None: the default, see :attr:`monitor_slots`
+    reserved_monitor_slots: int | None = None
     ups: tuple[UpsConfig, ...] = ()
     users: tuple[UserConfig, ...] = ()
     #: where ``upsagent killpower`` finds the request to cut the UPS output (written by the
@@ -169,6 +175,21 @@ class MasterConfig:
     allow_no_device: bool = False
     #: refuse TLS protocol versions below 1.2 and weak ciphers (upsd.conf DISABLE_WEAK_SSL)
     disable_weak_ssl: bool = False
+
+    @property
+    def conn_per_address(self) -> int:
+        """``max_conn_per_address``, by default a quarter of ``maxconn`` (at least 1)."""
+        if self.max_conn_per_address is not None:
+            return self.max_conn_per_address
+        return max(1, self.maxconn // 4)
+
+    @property
+    def monitor_slots(self) -> int:
+        """``reserved_monitor_slots``, by default 8, or a quarter of ``maxconn`` (rounded
+        down) when that is fewer."""
+        if self.reserved_monitor_slots is not None:
+            return self.reserved_monitor_slots
+        return min(8, self.maxconn // 4)
 
 
 @dataclass(frozen=True)

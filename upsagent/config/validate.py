@@ -20,6 +20,9 @@ The rules, and why:
   warning for users with the ``login`` right, because upsmon sends it unquoted.
 * Limits: ``maxconn``, ``maxage`` and ``idle_timeout`` at least 1, ``tracking_delay`` at least
   0, ``max_line_length`` at least 512 (NUT's own read size), ``max_send_buffer`` at least 1024;
+  when set, ``max_conn_per_address`` from 1 to ``maxconn`` (more would mean no limit: likely
+  a mistake) and ``reserved_monitor_slots`` from 0 to ``maxconn`` - 1 (all of them would leave
+  no slot for a client that does not log in, such as upsc);
   ``keyfile`` needs ``certfile``; no UPS at all is an error unless ``allow_no_device`` (upsd
   refuses to start then too).
 * Low-battery thresholds: ``lowbatt_charge`` above 0 and at most 100 (percent),
@@ -191,6 +194,17 @@ def validate_master(master: MasterConfig, where: Locator, *,
         value = getattr(master, key)
         if value < minimum:
             raise _fail(where("master", None, key), f"{value} is below the minimum of {minimum}")
+    per_address, reserved = master.max_conn_per_address, master.reserved_monitor_slots
+    if per_address is not None and not 1 <= per_address <= master.maxconn:
+        raise _fail(where("master", None, "max_conn_per_address"),
+                    f"{per_address} is below the minimum of 1" if per_address < 1 else
+                    f"{per_address} is more than maxconn ({master.maxconn}), so it would "
+                    "limit nothing")
+    if reserved is not None and not 0 <= reserved < master.maxconn:
+        raise _fail(where("master", None, "reserved_monitor_slots"),
+                    f"{reserved} is below the minimum of 0" if reserved < 0 else
+                    f"{reserved} is not below maxconn ({master.maxconn}): no slot would be "
+                    "left for clients that do not log in")
     if master.keyfile is not None and master.certfile is None:
         raise _fail(where("master", None, "keyfile"), "a keyfile needs a certfile")
     if not master.ups and not master.allow_no_device:

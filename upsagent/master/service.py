@@ -64,7 +64,9 @@ class Master:
         self.factory = NutServerFactory(
             self.state, clock, maxconn=config.maxconn, idle_timeout=config.idle_timeout,
             max_line_length=config.max_line_length, tls_context=_tls_context(config),
-            max_send_buffer=config.max_send_buffer)
+            max_send_buffer=config.max_send_buffer,
+            max_conn_per_address=config.conn_per_address,
+            reserved_monitor_slots=config.monitor_slots)
         self.drivers: dict[str, Driver] = {}
         self._ups_config: dict[str, UpsConfig] = {}
         self.ports: list[Any] = []
@@ -117,7 +119,8 @@ class Master:
         for name in list(self.drivers):
             waits.append(self._stop_driver(name))
         for proto in list(self.factory.connections):
-            proto._tx.loseConnection()
+            proto.disconnect()
+        self.factory.admission.limiter.stop()
         return DeferredList(waits)
 
     def check_ages(self) -> None:
@@ -229,6 +232,8 @@ class Master:
         self.factory.idle_timeout = config.idle_timeout
         self.factory.max_line_length = config.max_line_length
         self.factory.max_send_buffer = config.max_send_buffer
+        self.factory.max_conn_per_address = config.conn_per_address
+        self.factory.reserved_monitor_slots = config.monitor_slots
         self.factory.set_tls_context(_tls_context(config))
         self.factory.update_accepting()
         wanted = {conf.name.lower(): conf for conf in config.ups}
