@@ -132,10 +132,12 @@ def password_problem(password: str) -> str | None:
     return None
 
 
-def readable_problem(path: str, mode: int, mask: int, fix: str) -> str:
-    """The message refusing a file with secrets that ``mask`` says is readable by too many."""
+def readable_problem(path: str, mode: int, mask: int, fix: str,
+                     holds: str = "the passwords it holds") -> str:
+    """The message refusing a file with secrets (``holds``) that ``mask`` says is readable
+    by too many."""
     who = "every local user" if mask == 0o004 else "users other than its owner"
-    return (f"{path}: mode {mode & 0o7777:04o} lets {who} read the passwords it holds; "
+    return (f"{path}: mode {mode & 0o7777:04o} lets {who} read {holds}; "
             f"run \"chmod {fix} {path}\" (and check its owner)")
 
 
