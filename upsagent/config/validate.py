@@ -39,7 +39,6 @@ The rules, and why:
 
 from __future__ import annotations
 
-import difflib
 import importlib
 import re
 from types import ModuleType
@@ -91,6 +90,7 @@ def suggest(word: str, choices: Iterable[str]) -> str:
     folded = {choice.lower(): choice for choice in choices}
     if word.lower() in folded:
         return f" (did you mean {show(folded[word.lower()])}? names are case-sensitive)"
+    import difflib          # only on an error: a running agent never needs it
     close = difflib.get_close_matches(word, choices, n=1, cutoff=0.6)
     return f" (did you mean {show(close[0])}?)" if close else ""
 
