@@ -43,6 +43,11 @@ from tests.ourmaster import DEFAULT_USERS, OurMaster, ask, wait_for
 # -- (a) the mapping -------------------------------------------------------------------
 
 
+#: a [[slave.vcenter]] that vsphere hosts name with vcenter = "vc1"
+VCENTER = ('[[slave.vcenter]]\nname = "vc1"\nurl = "https://vc1.example/sdk"\nuser = "u"\n'
+           'password = "p"\n')
+
+
 def test_native_slave_maps_onto_a_plan(tmp_path: Path) -> None:
     """[slave] + [[slave.monitor]] + [[host]] become the Plan, the monitors and the rest."""
     config = loads_toml(f"""
@@ -69,10 +74,11 @@ shutdown_duration = 30
 [[host]]
 name = "esx1"
 backend = "vsphere"
+vcenter = "vc1"
 maintenance_after = 30
 shutdown_after = 90
 shutdown_duration = 60
-""", source="t.toml")
+{VCENTER}""", source="t.toml")
     slave = config.slave
     assert slave is not None
     assert slave.plan.ups == (UpsPlan("ups1@nas:3493", "primary",
@@ -124,7 +130,7 @@ def test_runtime_margin_and_pollfreq_alert_make_the_runtime_trigger(
             'runtime_margin = 0.5\n[[slave.monitor]]\nups = "u@h"\nuser = "m"\n'
             'password = "p"\n[[host]]\nname = "me"\nshutdown_after = 300\n'
             'shutdown_duration = 40\n[[host]]\nname = "esx1"\nbackend = "vsphere"\n'
-            'maintenance_after = 60\nshutdown_after = 120\n')
+            'vcenter = "vc1"\nmaintenance_after = 60\nshutdown_after = 120\n' + VCENTER)
     path = tmp_path / "u.toml"
     path.write_text(text)
     os.chmod(path, 0o600)
@@ -172,8 +178,9 @@ def test_plan_errors_about_a_host_key_name_the_key(
                     '[[slave.monitor]]\nups = "u@h"\nuser = "m"\npassword = "p"\n'
                     'warning_period = 100\nshutdown_delay = 20\n'
                     '[[host]]\nname = "me"\nshutdown_after = 100\n'
-                    '[[host]]\nname = "esx1"\nbackend = "vsphere"\nmaintenance_after = 90\n'
-                    'shutdown_after = 60\nvm_shutdown_timeout = 0\nshutdown_duration = 30\n')
+                    '[[host]]\nname = "esx1"\nbackend = "vsphere"\nvcenter = "vc1"\n'
+                    'maintenance_after = 90\nshutdown_after = 60\nvm_shutdown_timeout = 0\n'
+                    'shutdown_duration = 30\n' + VCENTER)
     os.chmod(path, 0o600)
     assert check_config(["--config", str(path)]) == 1
     errors = capsys.readouterr().err.splitlines()
@@ -196,7 +203,17 @@ shutdown_after = 60
 name = "esx1"
 backend = "{kind}"
 shutdown_after = 30
-"""
+{manager}"""
+
+#: what each kind's host needs besides its backend: the manager it names (and defines)
+MANAGER_OF = {
+    "vsphere": 'vcenter = "vc1"\n' + VCENTER,
+    "xen": 'pool = "p1"\n[[slave.xenpool]]\nname = "p1"\nurl = "https://xen1"\n'
+           'user = "root"\npassword = "p"\n',
+    "ssh": '[host.ssh]\naddress = "192.0.2.10"\nuser = "upsagent"\npassword = "p"\n'
+           'known_hosts = "{known_hosts}"\n',
+    "simulated": "",
+}
 
 
 @pytest.mark.parametrize("kind, why", [
@@ -213,7 +230,10 @@ def test_backend_the_agent_cannot_drive_is_a_check_config_error(
     from upsagent.cli.configcmds import check_config
 
     path = tmp_path / "u.toml"
-    path.write_text(BACKEND_PLAN.format(kind=kind) + f'[slave]\nstate_file = "{tmp_path}/s"\n')
+    (tmp_path / "known_hosts").write_text("")
+    manager = MANAGER_OF[kind].format(known_hosts=tmp_path / "known_hosts")
+    path.write_text(BACKEND_PLAN.format(kind=kind, manager=manager) +
+                    f'[slave]\nstate_file = "{tmp_path}/s"\n')
     os.chmod(path, 0o600)
     line = f'{path}: host[2].backend: {kind} (host "esx1"): {why}; available: local'
     assert check_config(["--config", str(path)]) == 1
@@ -244,7 +264,7 @@ OWN_HOST = ('[[slave.monitor]]\nups = "u@h"\nuser = "m"\npassword = "p"\n'
     ("minsupplies = 2", "min_supplies = 1", "slave.minsupplies: is 2, but with [[host]] tables "
      'the agent\'s own host, host[1] ("me"), has min_supplies = 1, and that is what counts: '
      "write min_supplies = 2 in host[1] and remove minsupplies from [slave]"),
-    ("minsupplies = 1", 'backend = "vsphere"', 'slave.minsupplies: applies to the agent\'s own '
+    ("minsupplies = 1", 'backend = "vsphere"\nvcenter = "vc1"\n' + VCENTER, 'slave.minsupplies: applies to the agent\'s own '
      'host, and with [[host]] tables that is the one with backend "local", which this file '
      "does not have: each [[host]] has its own min_supplies; remove minsupplies from [slave]"),
 ])

@@ -37,7 +37,7 @@ from __future__ import annotations
 import os
 import re
 import tomllib
-from typing import Any
+from typing import Any, BinaryIO
 
 from upsagent.config.schema import (
     DEFAULT_PORT, Config, ConfigError, ListenAddress, MasterConfig, ShutdownConfig, UpsConfig,
@@ -211,9 +211,20 @@ class _Builder:
         for i, monitor in enumerate(monitors if isinstance(monitors, list) else []):
             if isinstance(monitor, dict) and "password" in monitor:
                 self.inline_secrets.append(f"slave.monitor[{i + 1}].password")
+        for section in ("vcenter", "xenpool"):
+            managers = slave_table.get(section, []) if isinstance(slave_table, dict) else []
+            for i, manager in enumerate(managers if isinstance(managers, list) else []):
+                if isinstance(manager, dict) and "password" in manager:
+                    self.inline_secrets.append(f"slave.{section}[{i + 1}].password")
+        hosts = document.get("host", [])
+        for i, host in enumerate(hosts if isinstance(hosts, list) else []):
+            ssh = host.get("ssh") if isinstance(host, dict) else None
+            if isinstance(ssh, dict) and "password" in ssh:
+                self.inline_secrets.append(f"host[{i + 1}].ssh.password")
         return build_slave(
             document, source=self.source, fail=self.fail, secret=self.password_file,
-            secrets=lambda path, where: self.secrets(path, where), path=self.path)
+            secrets=lambda path, where: self.secrets(path, where), path=self.path,
+            private=self.check_private, readable=self.check_readable)
 
     def array(self, document: dict[str, Any], key: str) -> list[dict[str, Any]]:
         """An array of tables (``[[ups]]``, ``[[user]]``)."""
@@ -387,20 +398,45 @@ class _Builder:
 
     # -- secret files ----------------------------------------------------------------
 
-    def private_file(self, path: str, where: str) -> str:
-        """The text of a secret file that only its owner may read."""
+    def open_private(self, path: str, where: str,
+                     holds: str = "the passwords it holds") -> BinaryIO:
+        """A secret file, open for reading, once checked that only its owner may read it
+        (the one check of every secret file: ``secrets_file``, ``password_file``, an SSH
+        ``key_file``); ``where`` is the key that names it, ``holds`` what it holds."""
         try:
-            with open(path, "rb") as handle:
-                mode = os.fstat(handle.fileno()).st_mode
-                data = handle.read()
+            handle = open(path, "rb")
         except OSError as exc:
             raise self.fail(where, f"cannot read {path}: {exc.strerror}") from None
+        mode = os.fstat(handle.fileno()).st_mode
         if mode & 0o077:
-            raise ConfigError(readable_problem(path, mode, 0o077, "600"))
+            handle.close()
+            raise ConfigError(readable_problem(path, mode, 0o077, "600", holds))
+        return handle
+
+    def private_file(self, path: str, where: str) -> str:
+        """The text of a secret file that only its owner may read."""
+        with self.open_private(path, where) as handle:
+            try:
+                data = handle.read()
+            except OSError as exc:
+                raise self.fail(where, f"cannot read {path}: {exc.strerror}") from None
         try:
             return data.decode("utf-8")
         except UnicodeDecodeError:
             raise self.fail(where, f"{path} is not UTF-8 text") from None
+
+    def check_private(self, path: str, where: str, holds: str) -> None:
+        """Refuse a secret file the agent cannot read or others than its owner can (its
+        content is not read: an SSH key is the backend's to use)."""
+        self.open_private(path, where, holds).close()
+
+    def check_readable(self, path: str, where: str) -> None:
+        """Refuse a file (a CA certificate, known_hosts) the agent cannot read."""
+        try:
+            with open(path, "rb"):
+                pass
+        except OSError as exc:
+            raise self.fail(where, f"cannot read {path}: {exc.strerror}") from None
 
     def password_file(self, path: str, where: str) -> str:
         """The password in a private file, one trailing newline removed."""

@@ -9,6 +9,8 @@ lines (``<source>: <key or host>: <reason>``), the same at start, on SIGHUP and 
   host's backend exists in this version (:func:`backend_problems`; the plan knows more
   kinds, :data:`~upsagent.policy.plan.TRAITS`, than the agent can drive,
   :data:`~upsagent.hypervisors.base.BACKENDS` less the simulated one).
+* :func:`tls_problems`: a monitor that requires TLS where pyOpenSSL (the ``tls`` extra) is
+  not installed, a warning that says what to install.
 * :func:`countdown_problems`: what a UPS's own ``ups.delay.shutdown``, read once connected,
   adds to the plan check.
 * :func:`runtime_triggers`: per host, the runtime at which the engine acts (R4b), with
@@ -27,7 +29,8 @@ from upsagent.policy.plan import (
     HostPlan, Problem, UpsCountdown, is_upsmon_host, runtime_trigger, validate)
 
 __all__ = ["agent_backends", "backend_problems", "countdown_problems", "plan_problems",
-           "runtime_triggers", "settings_problems", "upsmon_like", "with_ups_delays"]
+           "runtime_triggers", "settings_problems", "tls_problems", "upsmon_like",
+           "with_ups_delays"]
 
 
 def upsmon_like(slave: SlaveConfig) -> HostPlan | None:
@@ -64,6 +67,7 @@ def plan_problems(slave: SlaveConfig, available: Collection[str] | None = None,
                 f"checked against {monitor.system}'s countdown (warning_period "
                 f"{monitor.delay_from_ups:g} s + the UPS's {DELAY_VARIABLE}) only when the "
                 "agent has read it; it logs what does not fit then")
+    warnings += tls_problems(slave)
     for line in backend_problems(slave, available):
         if slave.dry_run:
             warnings.append(f"{line} (a dry run goes on without it; a real run refuses "
@@ -154,6 +158,30 @@ def backend_problems(slave: SlaveConfig, available: Collection[str] | None = Non
         if why is not None:
             lines.append(f"{slave.source}: {slave.key(f'host[{i + 1}].backend', 'backend')}: "
                          f"{kind} (host {show(host.name)}): {why}; available: {offer}")
+    return lines
+
+
+def tls_problems(slave: SlaveConfig) -> list[str]:
+    """One warning per monitor that requires TLS (``required``/FORCESSL, ``verify``/
+    CERTVERIFY) where pyOpenSSL, the ``tls`` extra, cannot be imported: the agent runs, but
+    that UPS's contact is lost at every connection the server accepts STARTTLS on (as the
+    monitor reports it), until ``upsagent[tls]`` is installed.  An optional STARTTLS needs
+    nothing: it is simply not attempted."""
+    required = [(i, m) for i, m in enumerate(slave.monitors)
+                if m.tls.required or m.tls.verify]
+    if not required:
+        return []
+    from upsagent.transport.nutproto import tls_available
+    if tls_available():
+        return []
+    lines = []
+    for i, monitor in required:
+        native, word = (("verify", "CERTVERIFY") if monitor.tls.verify else
+                        ("required", "FORCESSL"))
+        key = slave.key(f"slave.monitor[{i + 1}].tls.{native}", f"{word} ({monitor.system})")
+        lines.append(f"{slave.source}: {key}: TLS is required, but pyOpenSSL is not "
+                     f"installed: install upsagent[tls]; until then contact with "
+                     f"{monitor.system} is lost at every connection")
     return lines
 
 

@@ -42,7 +42,6 @@ The rules, and why:
 
 from __future__ import annotations
 
-import difflib
 import importlib
 import re
 from types import ModuleType
@@ -94,6 +93,7 @@ def suggest(word: str, choices: Iterable[str]) -> str:
     folded = {choice.lower(): choice for choice in choices}
     if word.lower() in folded:
         return f" (did you mean {show(folded[word.lower()])}? names are case-sensitive)"
+    import difflib          # only on an error: a running agent never needs it
     close = difflib.get_close_matches(word, choices, n=1, cutoff=0.6)
     return f" (did you mean {show(close[0])}?)" if close else ""
 
@@ -135,10 +135,12 @@ def password_problem(password: str) -> str | None:
     return None
 
 
-def readable_problem(path: str, mode: int, mask: int, fix: str) -> str:
-    """The message refusing a file with secrets that ``mask`` says is readable by too many."""
+def readable_problem(path: str, mode: int, mask: int, fix: str,
+                     holds: str = "the passwords it holds") -> str:
+    """The message refusing a file with secrets (``holds``) that ``mask`` says is readable
+    by too many."""
     who = "every local user" if mask == 0o004 else "users other than its owner"
-    return (f"{path}: mode {mode & 0o7777:04o} lets {who} read the passwords it holds; "
+    return (f"{path}: mode {mode & 0o7777:04o} lets {who} read {holds}; "
             f"run \"chmod {fix} {path}\" (and check its owner)")
 
 
