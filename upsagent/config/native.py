@@ -42,6 +42,8 @@ from typing import Any, BinaryIO
 from upsagent.config.schema import (
     DEFAULT_PORT, Config, ConfigError, ListenAddress, MasterConfig, ShutdownConfig, UpsConfig,
     UserConfig)
+from upsagent.config.reader import Reader, key_path
+from upsagent.config.reader import kind_of as _kind
 from upsagent.config.slaveconf import SlaveConfig, build_slave
 from upsagent.config.validate import (
     KNOWN_ACTIONS, control_problem, readable_problem, show, suggest, validate_master)
@@ -67,7 +69,6 @@ _UPSMON = {"primary": ("login", "master", "fsd"), "master": ("login", "master", 
            "secondary": ("login",), "slave": ("login",)}
 #: driver options that hold pass phrases (snmp-ups v3, netxml-ups)
 SECRET_OPTIONS = frozenset({"authpassword", "privpassword", "password"})
-_BARE = re.compile(r"[A-Za-z0-9_-]+")
 
 
 def load_toml(path: str | os.PathLike[str] = DEFAULT_CONFIG_PATH) -> Config:
@@ -105,10 +106,6 @@ def _read(path: str) -> tuple[bytes, int]:
         raise ConfigError(f"{path}: cannot read it: {exc.strerror}") from None
 
 
-def _key_path(prefix: str, key: str) -> str:
-    return f"{prefix}.{key}" if _BARE.fullmatch(key) else f"{prefix}.{show(key)}"
-
-
 class _Builder:
     """Turns a parsed TOML document into a validated :class:`Config`."""
 
@@ -131,22 +128,18 @@ class _Builder:
         where = section if index is None else f"{section}[{index + 1}]"
         if key is not None:
             if key.startswith("options."):
-                where = _key_path(f"{where}.options", key[len("options."):])
+                where = key_path(f"{where}.options", key[len("options."):])
             else:
                 where = f"{where}.{key}"
         return f"{self.source}: {where}"
 
     def table(self, value: object, where: str) -> dict[str, Any]:
         """``value``, which must be a TOML table."""
-        if not isinstance(value, dict):
-            raise self.fail(where, f"must be a table, not {_kind(value)}")
-        return value
+        return Reader(self.fail).table(value, where)
 
     def known_keys(self, table: dict[str, Any], allowed: tuple[str, ...], where: str) -> None:
         """Refuse a key not in ``allowed``, suggesting the closest one."""
-        for key in table:
-            if key not in allowed:
-                raise self.fail(_key_path(where, key), f"unknown key{suggest(key, allowed)}")
+        Reader(self.fail).keys(table, allowed, where)
 
     def string(self, table: dict[str, Any], key: str, where: str,
                required: bool = False) -> str | None:
@@ -338,7 +331,7 @@ class _Builder:
         options: dict[str, str] = {} if port is None else {"port": port}
         raw = self.table(table.get("options", {}), f"{where}.options")
         for key, value in raw.items():
-            key_where = _key_path(f"{where}.options", key)
+            key_where = key_path(f"{where}.options", key)
             if key in ("port", "driver", "desc"):
                 raise self.fail(key_where, f"write {key} in the [[ups]] table itself")
             if isinstance(value, int) and not isinstance(value, bool):
@@ -461,15 +454,3 @@ class _Builder:
                 raise ConfigError(f"{path}: {show(name)}: must be a password string "
                                   f"(user name = \"password\"), not {_kind(value)}")
         return dict(document)
-
-
-def _kind(value: object) -> str:
-    """A TOML-ish name for the type of ``value``, for messages."""
-    if isinstance(value, bool):
-        return "a boolean"
-    names = {int: "an integer", float: "a float", str: "a string", list: "an array",
-             dict: "a table"}
-    for kind, name in names.items():
-        if isinstance(value, kind):
-            return name
-    return "a date or time"

@@ -12,6 +12,8 @@ of its own.
 
 from __future__ import annotations
 
+import re
+
 from collections.abc import Callable, Mapping
 from typing import Any
 
@@ -24,8 +26,23 @@ __all__ = ["Reader", "kind_of"]
 
 def kind_of(value: object) -> str:
     """A TOML-ish name for the type of ``value``, for messages."""
-    from upsagent.config.native import _kind
-    return _kind(value)
+    if isinstance(value, bool):
+        return "a boolean"
+    names = {int: "an integer", float: "a float", str: "a string", list: "an array",
+             dict: "a table"}
+    for kind, name in names.items():
+        if isinstance(value, kind):
+            return name
+    return "a date or time"
+
+
+#: a TOML bare key: written as it is in a key path; any other key is quoted
+_BARE = re.compile(r"[A-Za-z0-9_-]+")
+
+
+def key_path(prefix: str, key: str) -> str:
+    """``prefix.key`` as an error names it: ``ups[1].options."odd key"``."""
+    return f"{prefix}.{key}" if _BARE.fullmatch(key) else f"{prefix}.{show(key)}"
 
 
 class Reader:
@@ -44,7 +61,7 @@ class Reader:
         """Refuse a key of ``table`` that is not in ``allowed``, suggesting the closest."""
         for key in table:
             if key not in allowed:
-                raise self.fail(f"{where}.{key}", f"unknown key{suggest(key, allowed)}")
+                raise self.fail(key_path(where, key), f"unknown key{suggest(key, allowed)}")
 
     def number(self, table: Mapping[str, Any], key: str, where: str) -> float | None:
         """An optional number of seconds, not negative."""
