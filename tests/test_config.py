@@ -334,12 +334,14 @@ def test_sections_upsd_would_skip_are_warnings(tmp_path: Path) -> None:
 
 
 def test_unknown_nut_driver_is_a_warning(tmp_path: Path) -> None:
-    """upsd serves a UPS whose driver is missing as not connected; we warn, not refuse."""
+    """A driver upsagent does not have is NUT's (upsd reads its socket): a warning saying
+    so, not a refusal."""
     config = load_nut_dir(nut_dir(tmp_path, ups="[a]\n driver = dummy_ups\n port = x\n"))
     assert config.master.ups[0].driver == "dummy_ups"
     assert config.warnings == (f'{tmp_path}/ups.conf:2: [a] driver: upsagent has no driver '
-                               'called "dummy_ups" (did you mean "dummy-ups"?); the UPS will '
-                               "be reported as not connected",)
+                               'called "dummy_ups" (did you mean "dummy-ups"?); NUT\'s own '
+                               "dummy_ups will be read through its socket (NUT's driver must "
+                               "run)",)
 
 
 def test_missing_ups_conf_or_directory(tmp_path: Path) -> None:
@@ -767,7 +769,9 @@ def test_known_but_unavailable_driver_is_a_warning(tmp_path: Path,
     monkeypatch.setattr(validate, "driver_unavailable",
                         lambda name: "not supported yet" if name == "usbhid-ups" else None)
     config = load_toml(toml_file(tmp_path, '[[ups]]\nname = "u"\ndriver = "usbhid-ups"\n'))
-    assert config.warnings == (f"{tmp_path}/upsagent.toml: ups[1].driver: not supported yet",)
+    assert config.warnings == (f"{tmp_path}/upsagent.toml: ups[1].driver: not supported yet; "
+                               "NUT's own usbhid-ups will be read through its socket (NUT's "
+                               "driver must run)",)
 
 
 def test_real_registry_knows_replay_and_dummy_ups(tmp_path: Path,
@@ -779,7 +783,8 @@ def test_real_registry_knows_replay_and_dummy_ups(tmp_path: Path,
                                            '[[ups]]\nname = "b"\ndriver = "dummy-ups"\n'))
     assert config.warnings == ()
     assert toml_error(tmp_path, '[[ups]]\nname = "a"\ndriver = "dummyups"\n') == (
-        'ups[1].driver: upsagent has no driver called "dummyups" (did you mean "dummy-ups"?)')
+        'ups[1].driver: upsagent has no driver called "dummyups" (did you mean "dummy-ups"?) '
+        '(or set serve = "nut-driver" to read NUT\'s own driver of that name)')
 
 
 def test_driver_parameters_follow_nut_main_c() -> None:

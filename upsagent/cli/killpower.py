@@ -21,6 +21,9 @@ Rules:
   every configured UPS) is started, all at once; as soon as one has reached its UPS (its
   first successful read) it is told :meth:`~upsagent.drivers.base.Driver.killpower`
   (``shutdown.return``: output off after the UPS's own delay, back on when mains returns).
+  A UPS served by NUT's own driver is told through NUT's usual way, ``upsdrvctl shutdown
+  <ups>`` (the driver's ``-k``), without waiting for the running driver, which is usually
+  stopped by then.
   ``--timeout`` (default 30 s) bounds each UPS's start and its answer.
 * One line per UPS on stdout (``<ups>: shutdown.return acknowledged`` or
   ``<ups>: FAILED: <why>``); driver logs on stderr.
@@ -40,7 +43,8 @@ import os
 import sys
 from typing import Any
 
-from twisted.internet.defer import Deferred, DeferredList, TimeoutError, maybeDeferred
+from twisted.internet.defer import (
+    Deferred, DeferredList, TimeoutError, maybeDeferred, succeed)
 
 from upsagent.config.schema import ConfigError, MasterConfig, UpsConfig
 from upsagent.system.powerdown import FlagState, boot_time, check_flag, remove_flag
@@ -121,8 +125,11 @@ def _kill_one(reactor: Any, conf: UpsConfig,
     def stop(outcome: tuple[str, bool, str]) -> "Deferred[tuple[str, bool, str]]":
         return maybeDeferred(driver.stop).addBoth(lambda _: outcome)
 
-    first: Deferred[Any] = maybeDeferred(driver.start)
-    first.addTimeout(timeout, reactor)
+    if driver.killpower_needs_device:
+        first: Deferred[Any] = maybeDeferred(driver.start)
+        first.addTimeout(timeout, reactor)
+    else:  # the order goes to another program (NUT's driver -k), not through this driver
+        first = succeed(None)
     first.addCallback(started)
     return first.addCallbacks(answered, failed).addCallback(stop)
 
