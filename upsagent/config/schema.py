@@ -179,6 +179,9 @@ class MasterConfig:
     allow_no_device: bool = False
     #: refuse TLS protocol versions below 1.2 and weak ciphers (upsd.conf DISABLE_WEAK_SSL)
     disable_weak_ssl: bool = False
+    #: NUT's state directory, where NUT's drivers put their sockets (upsd.conf STATEPATH);
+    #: every UpsConfig carries a copy, for its driver
+    statepath: str | None = None
 
 
 @dataclass(frozen=True)
