@@ -253,7 +253,9 @@ class NutSocketDriver(Driver):
         self._retry = None
         if not self._running:
             return
-        attempt = self._endpoint.connect(Factory.forProtocol(lambda: _SocketProtocol(self)))
+        factory = Factory.forProtocol(lambda: _SocketProtocol(self))
+        factory.noisy = False  # no "Starting factory" lines at every attempt
+        attempt = self._endpoint.connect(factory)
         self._attempt = attempt
         attempt.addCallbacks(self._attempt_done, self._attempt_failed)
 
