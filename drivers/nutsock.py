@@ -30,7 +30,9 @@ FreeBSD: say ``STATEPATH`` there).  The socket is ``<statepath>/<driver>-<upsnam
 
 **Reconnecting**: while the socket cannot be reached, or after it closed, a new attempt is
 made after ``retry_policy(n)`` seconds, n counting the failed attempts
-(``backoffPolicy(0.5, 5.0)``: 0.75 s, 1.1 s, ... then every 5 s; upsd retries every 2 s).
+(``backoffPolicy(0.5, 2.0)``: 0.75 s, 1.1 s, 1.7 s, then every 2 s, each plus up to a
+second of jitter; upsd retries at every turn of its 2-second loop).  An attempt costs a
+``connect()`` on a local socket, so there is no reason to wait longer.
 Failures are logged once, and again every five minutes or when the reason changes (upsd
 rate-limits them too).  Twisted's ClientService is not used: it logs every retry.
 
@@ -140,7 +142,7 @@ class NutSocketDriver(Driver):
         self.path = socket_path(config)
         self._endpoint = endpoint if endpoint is not None else UNIXClientEndpoint(
             reactor, self.path, timeout=10)  # type: ignore[no-untyped-call]
-        self._policy = retry_policy or backoffPolicy(initialDelay=0.5, maxDelay=5.0)
+        self._policy = retry_policy or backoffPolicy(initialDelay=0.5, maxDelay=2.0)
         self._limits = limits
         self._fault_delay = fault_delay
         self._new_id = new_id

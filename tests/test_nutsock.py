@@ -90,7 +90,7 @@ class Rig:
         self.ids = iter(f"ID-{n}" for n in range(1, 100))
         conf = UpsConfig("dummy", "dummy-ups", serve="nut-driver", statepath="/nut/state")
         self.driver = NutSocketDriver(conf, self.ups, self.clock, endpoint=self.endpoint,
-                                      retry_policy=backoffPolicy(0.5, 5.0, jitter=lambda: 0.0),
+                                      retry_policy=backoffPolicy(0.5, 2.0, jitter=lambda: 0.0),
                                       new_id=lambda: next(self.ids), **kw)
         self.started = self.driver.start()
 
@@ -193,7 +193,7 @@ def test_lost_socket_means_not_connected_then_a_fresh_dump() -> None:
     assert not answer.called
     rig.clock.advance(0.74)
     assert rig.endpoint.pending == []
-    rig.clock.advance(0.01)  # backoffPolicy(0.5, 5): 0.75 s
+    rig.clock.advance(0.01)  # backoffPolicy(0.5, 2): 0.75 s
     rig.endpoint.refuse()
     assert "Connection refused" in rig.ups.reason
     rig.clock.advance(0.75)
@@ -206,11 +206,12 @@ def test_lost_socket_means_not_connected_then_a_fresh_dump() -> None:
     assert rig.ups.get("battery.charge") is None
 
 
-def test_backoff_stops_growing_at_five_seconds() -> None:
+def test_backoff_stops_growing_at_two_seconds() -> None:
+    """As upsd, which tries at every turn of its 2-second loop."""
     rig = Rig()
     for _ in range(10):
         rig.endpoint.refuse()
-        rig.clock.advance(5.0)
+        rig.clock.advance(2.0)
     assert len(rig.endpoint.pending) == 1
 
 

@@ -83,7 +83,8 @@ _KEY_OF = {directive: key for key, directive in _DIRECTIVE_OF.items()}
 _GLOBAL_NOTES = {
     **dict.fromkeys(("maxretry", "retrydelay", "maxstartdelay", "nowait", "driverpath"),
                     "upsdrvctl's setting for starting driver programs; upsagent runs its "
-                    "drivers in-process and retries them itself"),
+                    "own drivers in-process and retries them itself, and NUT's drivers are "
+                    "started by NUT"),
     **dict.fromkeys(("user", "group", "chroot"),
                     "upsagent runs as the user and in the root its service sets"),
     "synchronous": "concerns a driver's socket to upsd, which upsagent does not have",
