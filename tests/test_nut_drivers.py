@@ -414,3 +414,22 @@ def test_check_config_names_the_sockets(tmp_path: Path) -> None:
         "dummy-ups-dev (NUT's driver must be running)",
         f"UPS seq: served by NUT's driver dummy-ups through its socket {tmp_path}/run/"
         "dummy-ups-seq (NUT's driver must be running)"]
+
+
+def test_killpower_runs_the_drivers_k(tmp_path: Path) -> None:
+    """upsagent killpower --nut-drivers: upsdrvctl shutdown <ups> with NUT_CONFPATH at the
+    NUT directory, without the running driver; dummy-ups -k refuses ("shutdown not
+    supported"), which is reported as a failure (exit status 1)."""
+    (tmp_path / "ups.conf").write_text(UPS_CONF)
+    (tmp_path / "dev.dev").write_text(DEV)
+    rc, out, err = nutreal.run_tool(
+        [sys.executable, "-m", "upsagent", "killpower", "--nut-config", str(tmp_path),
+         "--nut-drivers", "--force", "--timeout", "20"],
+        env={"PYTHONPATH": str(Path(__file__).parent.parent),
+             "NUT_CONFPATH": str(tmp_path), "NUT_STATEPATH": str(tmp_path)}, timeout=60)
+    assert rc == 1, (out, err)
+    assert out.splitlines()[1:] == [
+        "dev: FAILED: the UPS did not acknowledge shutdown.return (ERR FAILED)",
+        "seq: FAILED: the UPS did not acknowledge shutdown.return (ERR FAILED)"]
+    assert "upsdrvctl shutdown dev" in err
+    assert "shutdown not supported" in err
