@@ -335,10 +335,10 @@ class NutSocketDriver(Driver):
         self._shown = now
         ups = self.ups
         if now is Availability.OK:
+            was_stale = ups.availability is Availability.STALE
             ups.data_ok()  # also tells the MAXAGE watchdog the driver is alive
-            if shown is Availability.STALE:
-                self.log.info("UPS {ups}: NUT's driver says its data is good again",
-                              ups=self.config.name)
+            if was_stale:  # the driver's DATAOK, or news after a silence (upsd logs it)
+                self.log.info("UPS {ups}: data is no longer stale", ups=self.config.name)
         elif now is Availability.STALE:
             if shown is not Availability.STALE:
                 self.log.warn("UPS {ups}: NUT's driver says its data is stale",
