@@ -66,6 +66,12 @@ class Driver:
         self.ups = ups
         self.reactor = reactor
 
+    @classmethod
+    def implements(cls, config: "UpsConfig") -> bool:
+        """Whether this driver can serve ``config`` (a mode it lacks says no: with
+        ``serve = "auto"`` the UPS is then served from NUT's own driver)."""
+        return True
+
     def start(self) -> "Deferred[None]":
         """Begin reading the device; fires after the first successful read."""
         raise NotImplementedError

@@ -84,12 +84,18 @@ def describe(name: str) -> str:
 
 
 def served_by_nut(config: "UpsConfig") -> bool:
-    """Whether NUT's own driver serves this UPS (through its socket), by ``serve``."""
+    """Whether NUT's own driver serves this UPS (through its socket), by ``serve``: with
+    ``auto`` when upsagent has no driver for the name, or its driver lacks what the UPS
+    asks for (dummy-ups' repeater mode)."""
     if config.serve == "nut-driver":
         return True
     if config.serve == "upsagent":
         return False
-    return not available(config.driver)
+    try:
+        cls = driver_class(config.driver)
+    except ImportError:
+        return True
+    return cls is None or not cls.implements(config)
 
 
 def serving(config: "UpsConfig") -> str:
@@ -98,7 +104,9 @@ def serving(config: "UpsConfig") -> str:
         from upsagent.drivers.nutsock import socket_path
 
         why = "" if config.serve == "nut-driver" else (
-            f"; upsagent has no driver of its own for {config.driver!r}")
+            f"; upsagent has no driver of its own for {config.driver!r}"
+            if not available(config.driver) else
+            f"; upsagent's driver for {config.driver!r} cannot serve this UPS's settings")
         return (f"NUT's driver {config.driver} through its socket {socket_path(config)} "
                 f"(NUT's driver must be running){why}")
     if available(config.driver):

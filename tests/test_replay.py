@@ -560,3 +560,6 @@ def test_create_driver_chooses_who_serves() -> None:
     assert made("dummy-ups", "nut-driver") is NutSocketDriver
     assert made("usbhid-ups", "upsagent") is UnavailableDriver
     assert made("dummy-ups", "upsagent") is ReplayDriver
+    repeater = UpsConfig("u", "dummy-ups", port="ups@host", options={"port": "ups@host"})
+    assert type(registry.create_driver(repeater, UPS("u"), Clock())) is NutSocketDriver
+    assert "cannot serve this UPS's settings" in registry.serving(repeater)

@@ -93,7 +93,8 @@ class UpsConfig:
     #: on battery with ``battery.runtime`` below this many seconds, the master adds ``LB``
     lowbatt_runtime: int | None = None
     #: who serves the UPS (one of :data:`SERVE_CHOICES`): ``auto`` (upsagent's own driver
-    #: when it has one for ``driver``, else NUT's driver through its socket), ``upsagent``
+    #: when it has one for ``driver`` and these settings, else NUT's driver through its
+    #: socket), ``upsagent``
     #: (upsagent's own driver only), ``nut-driver`` (NUT's running driver, through its socket)
     serve: str = "auto"
     #: NUT's state directory, where NUT's drivers put their sockets (upsd.conf STATEPATH,
