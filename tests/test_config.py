@@ -334,12 +334,14 @@ def test_sections_upsd_would_skip_are_warnings(tmp_path: Path) -> None:
 
 
 def test_unknown_nut_driver_is_a_warning(tmp_path: Path) -> None:
-    """upsd serves a UPS whose driver is missing as not connected; we warn, not refuse."""
+    """A driver upsagent does not have is NUT's (upsd reads its socket): a warning saying
+    so, not a refusal."""
     config = load_nut_dir(nut_dir(tmp_path, ups="[a]\n driver = dummy_ups\n port = x\n"))
     assert config.master.ups[0].driver == "dummy_ups"
     assert config.warnings == (f'{tmp_path}/ups.conf:2: [a] driver: upsagent has no driver '
-                               'called "dummy_ups" (did you mean "dummy-ups"?); the UPS will '
-                               "be reported as not connected",)
+                               'called "dummy_ups" (did you mean "dummy-ups"?); NUT\'s own '
+                               "dummy_ups will be read through its socket (NUT's driver must "
+                               "run)",)
 
 
 def test_missing_ups_conf_or_directory(tmp_path: Path) -> None:
@@ -354,7 +356,8 @@ def test_missing_ups_conf_or_directory(tmp_path: Path) -> None:
 
 
 def test_upsd_conf_directives(tmp_path: Path) -> None:
-    """Every upsd.conf directive of 2.8.0 is accepted; unused ones are noted."""
+    """Every upsd.conf directive of 2.8.0 is accepted; unused ones are noted; STATEPATH is
+    where NUT's driver sockets are, copied into every UPS."""
     upsd = ("LISTEN 0.0.0.0\nLISTEN ::1 3494\nLISTEN 0.0.0.0 3493\nMAXCONN 10\nMAXAGE 30\n"
             "TRACKINGDELAY 60\nCERTFILE /etc/nut/upsd.pem\nALLOW_NO_DEVICE yes\n"
             "DISABLE_WEAK_SSL on\nSTATEPATH /run/nut\nDATAPATH /usr/share/nut\ndebug_min 2\n"
@@ -364,9 +367,10 @@ def test_upsd_conf_directives(tmp_path: Path) -> None:
     assert config.master == MasterConfig(
         listen=(ListenAddress("0.0.0.0"), ListenAddress("::1", 3494)), maxconn=10, maxage=30,
         tracking_delay=60, certfile="/etc/nut/upsd.pem", allow_no_device=True,
-        disable_weak_ssl=True, ups=config.master.ups)
+        disable_weak_ssl=True, statepath="/run/nut", ups=config.master.ups)
+    assert [ups.statepath for ups in config.master.ups] == ["/run/nut"]
     lines = [int(w.split(":")[1]) for w in config.warnings]
-    assert lines == [3, 10, 11, 12, 13, 14, 15, 16, 17, 18]
+    assert lines == [3, 11, 12, 13, 14, 15, 16, 17, 18]
     assert "upsagent uses CERTFILE" in config.warnings[4]
     assert "no longer supported" in config.warnings[7]
 
@@ -585,6 +589,42 @@ def test_native_slave_sections_are_checked(tmp_path: Path) -> None:
                                       'driver = "replay"\n'))
 
 
+def test_serve_and_statepath_in_upsagent_toml(tmp_path: Path) -> None:
+    """[[ups]] serve says who serves the UPS (with nut-driver any NUT driver name will do);
+    [master] statepath, where NUT's driver sockets are, is copied into every UPS; both are
+    written back by to_toml."""
+    config = load_toml(toml_file(tmp_path, '[master]\nstatepath = "/srv/nut"\n'
+                                 '[[ups]]\nname = "u"\ndriver = "apcsmart"\n'
+                                 'serve = "nut-driver"\n'
+                                 '[[ups]]\nname = "v"\ndriver = "replay"\nserve = "upsagent"\n'
+                                 '[[ups]]\nname = "w"\ndriver = "replay"\n'))
+    assert config.warnings == ()
+    assert config.master.statepath == "/srv/nut"
+    assert [(u.serve, u.statepath) for u in config.master.ups] == [
+        ("nut-driver", "/srv/nut"), ("upsagent", "/srv/nut"), ("auto", "/srv/nut")]
+    assert loads_toml(to_toml(config)).master == config.master
+    assert toml_error(tmp_path, BASE + 'serve = "nut-drivers"\n') == (
+        'ups[1].serve: "nut-drivers" is not one of "auto", "upsagent", "nut-driver" '
+        '(did you mean "nut-driver"?)')
+    assert toml_error(tmp_path, '[[ups]]\nname = "u"\ndriver = "a/b"\nserve = "nut-driver"\n'
+                      ) == ('ups[1].driver: "a/b": a NUT driver\'s socket is named '
+                            '<driver>-<ups>, so the driver name cannot hold /')
+
+
+def test_nut_drivers_flag_serves_every_ups_from_nut(tmp_path: Path) -> None:
+    """upsagent master --nut-config DIR --nut-drivers: every UPS is NUT's driver's."""
+    from upsagent.cli import master as master_cli
+
+    nut = nut_dir(tmp_path, ups=UPS_DUMMY + "[usb]\n driver = usbhid-ups\n port = auto\n",
+                  upsd="STATEPATH /srv/nut\n")
+    plain = master_cli.load(master_cli.build_parser().parse_args(["--nut-config", str(nut)]))
+    assert [u.serve for u in plain.master.ups] == ["auto", "auto"]
+    args = master_cli.build_parser().parse_args(["--nut-config", str(nut), "--nut-drivers"])
+    config = master_cli.load(args)
+    assert [(u.serve, u.statepath) for u in config.master.ups] == [
+        ("nut-driver", "/srv/nut"), ("nut-driver", "/srv/nut")]
+
+
 def test_missing_toml_file(tmp_path: Path) -> None:
     """A missing upsagent.toml is a ConfigError naming it."""
     with pytest.raises(ConfigError, match=re.escape(f"{tmp_path}/no.toml: no such file")):
@@ -798,7 +838,13 @@ def test_known_but_unavailable_driver_is_a_warning(tmp_path: Path,
     monkeypatch.setattr(validate, "driver_unavailable",
                         lambda name: "not supported yet" if name == "usbhid-ups" else None)
     config = load_toml(toml_file(tmp_path, '[[ups]]\nname = "u"\ndriver = "usbhid-ups"\n'))
-    assert config.warnings == (f"{tmp_path}/upsagent.toml: ups[1].driver: not supported yet",)
+    assert config.warnings == (f"{tmp_path}/upsagent.toml: ups[1].driver: not supported yet; "
+                               "NUT's own usbhid-ups will be read through its socket (NUT's "
+                               "driver must run)",)
+    config = load_toml(toml_file(tmp_path, '[[ups]]\nname = "u"\ndriver = "usbhid-ups"\n'
+                                           'serve = "upsagent"\n'))
+    assert config.warnings == (f"{tmp_path}/upsagent.toml: ups[1].driver: not supported yet; "
+                               "the UPS will be reported as not connected",)
 
 
 def test_real_registry_knows_replay_and_dummy_ups(tmp_path: Path,
@@ -810,7 +856,8 @@ def test_real_registry_knows_replay_and_dummy_ups(tmp_path: Path,
                                            '[[ups]]\nname = "b"\ndriver = "dummy-ups"\n'))
     assert config.warnings == ()
     assert toml_error(tmp_path, '[[ups]]\nname = "a"\ndriver = "dummyups"\n') == (
-        'ups[1].driver: upsagent has no driver called "dummyups" (did you mean "dummy-ups"?)')
+        'ups[1].driver: upsagent has no driver called "dummyups" (did you mean "dummy-ups"?) '
+        '(or set serve = "nut-driver" to read NUT\'s own driver of that name)')
 
 
 def test_driver_parameters_follow_nut_main_c() -> None:
@@ -845,13 +892,20 @@ def run(func: Callable[[list[str]], int], *argv: str) -> tuple[int, str, str]:
 
 def test_check_config_ok_with_nut_files(tmp_path: Path) -> None:
     """check-config prints the warnings, then one OK line with counts and addresses."""
-    nut = nut_dir(tmp_path, upsd="LISTEN 0.0.0.0\nSTATEPATH /run/nut\n",
+    nut = nut_dir(tmp_path, upsd="LISTEN 0.0.0.0\nSTATEPATH /run/nut\nDATAPATH /x\n",
                   users="[a]\n password = b\n")
     status, out, err = run(cli_main, "check-config", "--nut-config", str(nut))
     assert (status, err) == (0, "")
     assert out.splitlines() == [
-        f"warning: {tmp_path}/upsd.conf:2: STATEPATH is not used by upsagent (its drivers "
+        f"warning: {tmp_path}/upsd.conf:3: DATAPATH is not used by upsagent (its drivers "
         "run in-process and it logs as its command line says); ignored",
+        "UPS dummy: served by upsagent's driver for dummy-ups (NUT .dev/.seq dump player)",
+        "OK: 1 UPS, 1 user, listening on 0.0.0.0:3493"]
+    status, out, err = run(cli_main, "check-config", "--nut-config", str(nut), "--nut-drivers")
+    assert (status, err) == (0, "")
+    assert out.splitlines()[1:] == [
+        "UPS dummy: served by NUT's driver dummy-ups through its socket "
+        "/run/nut/dummy-ups-dummy (NUT's driver must be running)",
         "OK: 1 UPS, 1 user, listening on 0.0.0.0:3493"]
 
 
@@ -859,8 +913,9 @@ def test_check_config_ok_with_toml(tmp_path: Path) -> None:
     """check-config --config FILE checks upsagent.toml."""
     status, out, _ = run(configcmds.check_config, "--config",
                          str(toml_file(tmp_path, FULL_TOML)))
-    assert (status, out) == (0, "OK: 2 UPS, 2 users, listening on 0.0.0.0:3493, [::]:3494, "
-                                "localhost:3495, [::1]:3493\n")
+    assert (status, out.splitlines()[-1]) == (
+        0, "OK: 2 UPS, 2 users, listening on 0.0.0.0:3493, [::]:3494, localhost:3495, "
+           "[::1]:3493")
 
 
 def test_check_config_error(tmp_path: Path) -> None:

@@ -47,7 +47,8 @@ def test_start_listens_and_serves_driver_data(tmp_path: Path) -> None:
 
 
 def test_unsupported_driver_is_not_connected(tmp_path: Path) -> None:
-    """A NUT driver family we do not have yet answers DRIVER-NOT-CONNECTED."""
+    """A NUT driver family we do not have is read from NUT's driver socket; while that is
+    not there, DRIVER-NOT-CONNECTED."""
     reactor = MemoryReactorClock()
     conf = replace(config(tmp_path), ups=(UpsConfig("usb", "usbhid-ups", port="auto"),))
     master = Master(conf, reactor)

@@ -525,21 +525,41 @@ def test_registry_table() -> None:
     assert registry.driver_class("replay") is ReplayDriver
     assert registry.driver_class("dummy-ups") is ReplayDriver
     assert registry.describe("usbhid-ups") == (
-        "NUT driver 'usbhid-ups' (USB HID) is not supported by this upsagent version yet; "
-        "the UPS is reported as not connected")
+        "NUT driver 'usbhid-ups' (USB HID) is not supported by this upsagent version yet")
     assert "unknown driver 'nosuch'" in registry.describe("nosuch")
     assert registry.available("replay") and not registry.available("nutdrv_qx")
     assert "dump player" in registry.describe("dummy-ups")
 
 
 def test_create_driver_gives_unavailable_driver_with_reason(tmp_path: Path) -> None:
-    """create_driver never fails: unsupported and unknown names stay NOT_CONNECTED."""
+    """create_driver never fails: with serve = "upsagent", unsupported and unknown names
+    stay NOT_CONNECTED, saying why."""
     for name in ("snmp-ups", "nosuch"):
         ups = UPS("u")
-        driver = registry.create_driver(UpsConfig("u", name), ups, Clock())
+        driver = registry.create_driver(UpsConfig("u", name, serve="upsagent"), ups, Clock())
         assert isinstance(driver, UnavailableDriver)
         driver.start()
         assert avail(ups) is Availability.NOT_CONNECTED
-        assert ups.reason == registry.describe(name)
+        assert ups.reason == registry.describe(name) + "; the UPS is reported as not connected"
     config = UpsConfig("u", "replay", port=str(tmp_path / "u.dev"))
     assert isinstance(registry.create_driver(config, UPS("u"), Clock()), ReplayDriver)
+
+
+def test_create_driver_chooses_who_serves() -> None:
+    """serve: auto takes ours when we have one and NUT's driver socket otherwise;
+    nut-driver always NUT's; upsagent always ours."""
+    from upsagent.drivers.nutsock import NutSocketDriver
+
+    def made(driver: str, serve: str = "auto") -> type:
+        return type(registry.create_driver(UpsConfig("u", driver, serve=serve), UPS("u"),
+                                           Clock()))
+
+    assert made("dummy-ups") is ReplayDriver
+    assert made("usbhid-ups") is NutSocketDriver
+    assert made("apcsmart") is NutSocketDriver
+    assert made("dummy-ups", "nut-driver") is NutSocketDriver
+    assert made("usbhid-ups", "upsagent") is UnavailableDriver
+    assert made("dummy-ups", "upsagent") is ReplayDriver
+    repeater = UpsConfig("u", "dummy-ups", port="ups@host", options={"port": "ups@host"})
+    assert type(registry.create_driver(repeater, UPS("u"), Clock())) is NutSocketDriver
+    assert "cannot serve this UPS's settings" in registry.serving(repeater)

@@ -47,7 +47,7 @@ _PRIMARY = frozenset({"login", "master", "fsd"})
 _MASTER_ORDER = ("maxconn", "maxage", "tracking_delay", "certfile", "keyfile", "idle_timeout",
                  "max_line_length", "max_send_buffer", "max_conn_per_address",
                  "reserved_monitor_slots", "powerdown_flag", "allow_no_device",
-                 "disable_weak_ssl")
+                 "disable_weak_ssl", "statepath")
 
 
 def toml_string(value: str) -> str:
@@ -245,6 +245,8 @@ def _ups(ups: UpsConfig) -> list[str]:
     for key in ("lowbatt_charge", "lowbatt_runtime"):
         if getattr(ups, key) is not None:
             lines.append(f"{key} = {_value(getattr(ups, key))}")
+    if ups.serve != "auto":
+        lines.append(f"serve = {_value(ups.serve)}")
     options = {key: value for key, value in ups.options.items() if key != "port"}
     if options:
         lines.append("[ups.options]")

@@ -1,11 +1,13 @@
 # -*- test-case-name: tests.test_config -*-
 """The native configuration file, ``/etc/upsagent/upsagent.toml`` (see upsagent.toml(5)).
 
-Layout: a ``[master]`` table (listeners, limits, TLS, ``secrets_file``, ``powerdown_flag``)
+Layout: a ``[master]`` table (listeners, limits, TLS, ``secrets_file``, ``powerdown_flag``,
+``statepath``: the directory of NUT's driver sockets, copied into every UPS)
 with an optional ``[master.shutdown]`` table (the primary's end of the sequence), one
 ``[[ups]]`` table per UPS (``name``, ``driver``, ``port``, ``desc``, ``aliases``, ``flags``,
-``confdir``, ``lowbatt_charge``, ``lowbatt_runtime`` and a ``[ups.options]`` table of NUT
-driver options) and one ``[[user]]`` table per network user
+``confdir``, ``lowbatt_charge``, ``lowbatt_runtime``, ``serve`` -- ``"auto"``,
+``"upsagent"`` or ``"nut-driver"``, see :data:`~upsagent.config.schema.SERVE_CHOICES` --
+and a ``[ups.options]`` table of NUT driver options) and one ``[[user]]`` table per network user
 (``name``, ``password`` or ``password_file``, ``actions``, ``instcmds``, ``upsmon``).  The
 slave agent's ``[slave]``, ``[[slave.monitor]]`` and ``[[host]]`` tables are mapped by
 :mod:`upsagent.config.slaveconf` into ``Config.slave``.
@@ -37,11 +39,12 @@ from __future__ import annotations
 import os
 import re
 import tomllib
+from dataclasses import replace
 from typing import Any, BinaryIO
 
 from upsagent.config.schema import (
-    DEFAULT_PORT, Config, ConfigError, ListenAddress, MasterConfig, ShutdownConfig, UpsConfig,
-    UserConfig)
+    DEFAULT_PORT, SERVE_CHOICES, Config, ConfigError, ListenAddress, MasterConfig,
+    ShutdownConfig, UpsConfig, UserConfig)
 from upsagent.config.reader import Reader, key_path
 from upsagent.config.reader import kind_of as _kind
 from upsagent.config.slaveconf import SlaveConfig, build_slave
@@ -55,12 +58,12 @@ DEFAULT_CONFIG_PATH = "/etc/upsagent/upsagent.toml"
 _TOP = ("master", "ups", "user", "slave", "host")
 _MASTER_INT = ("maxconn", "maxage", "tracking_delay", "idle_timeout", "max_line_length",
                "max_send_buffer", "max_conn_per_address", "reserved_monitor_slots")
-_MASTER_STR = ("certfile", "keyfile", "powerdown_flag")
+_MASTER_STR = ("certfile", "keyfile", "powerdown_flag", "statepath")
 _MASTER_BOOL = ("allow_no_device", "disable_weak_ssl")
 _MASTER_KEYS = ("listen", *_MASTER_INT, *_MASTER_STR, *_MASTER_BOOL, "secrets_file",
                 "shutdown")
 _UPS_KEYS = ("name", "driver", "port", "desc", "aliases", "options", "flags", "confdir",
-             "lowbatt_charge", "lowbatt_runtime")
+             "lowbatt_charge", "lowbatt_runtime", "serve")
 _SHUTDOWN_INT = ("minsupplies", "on_battery_for", "deadtime", "hostsync", "finaldelay")
 _SHUTDOWN_BOOL = ("enabled", "dry_run")
 _SHUTDOWN_KEYS = (*_SHUTDOWN_BOOL, "ups", *_SHUTDOWN_INT, "shutdown_command")
@@ -257,6 +260,9 @@ class _Builder:
             if len(set(listen)) != len(listen):
                 raise self.fail("master.listen", "lists the same address and port twice")
             settings["listen"] = tuple(listen)
+        if settings.get("statepath") is not None:
+            settings["ups"] = tuple(replace(ups, statepath=settings["statepath"])
+                                    for ups in upses)
         return MasterConfig(**settings)
 
     def whole(self, table: dict[str, Any], key: str, where: str) -> int | None:
@@ -349,7 +355,11 @@ class _Builder:
                                    or not isinstance(charge, (int, float))):
             raise self.fail(f"{where}.lowbatt_charge",
                             f"must be a number (percent), not {_kind(charge)}")
-        return UpsConfig(name=name, driver=driver, port=port,
+        serve = self.string(table, "serve", where) or "auto"
+        if serve not in SERVE_CHOICES:
+            raise self.fail(f"{where}.serve", f"{show(serve)} is not one of "
+                            f"{', '.join(map(show, SERVE_CHOICES))}{suggest(serve, SERVE_CHOICES)}")
+        return UpsConfig(name=name, driver=driver, port=port, serve=serve,
                          desc=self.string(table, "desc", where), options=options,
                          flags=tuple(self.strings(table, "flags", where)),
                          aliases=tuple(self.strings(table, "aliases", where)), confdir=confdir,

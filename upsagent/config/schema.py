@@ -24,9 +24,13 @@ __all__ = [
     "UpsConfig",
     "UserConfig",
     "DEFAULT_PORT",
+    "SERVE_CHOICES",
 ]
 
 DEFAULT_PORT = 3493
+
+#: the values of ``UpsConfig.serve``
+SERVE_CHOICES = ("auto", "upsagent", "nut-driver")
 
 #: what the master runs to shut its own host down (upsmon.conf's usual SHUTDOWNCMD)
 DEFAULT_SHUTDOWN_COMMAND = ("/sbin/shutdown", "-h", "+0")
@@ -88,6 +92,14 @@ class UpsConfig:
     lowbatt_charge: float | None = None
     #: on battery with ``battery.runtime`` below this many seconds, the master adds ``LB``
     lowbatt_runtime: int | None = None
+    #: who serves the UPS (one of :data:`SERVE_CHOICES`): ``auto`` (upsagent's own driver
+    #: when it has one for ``driver`` and these settings, else NUT's driver through its
+    #: socket), ``upsagent``
+    #: (upsagent's own driver only), ``nut-driver`` (NUT's running driver, through its socket)
+    serve: str = "auto"
+    #: NUT's state directory, where NUT's drivers put their sockets (upsd.conf STATEPATH,
+    #: ``[master] statepath``); None: ``$NUT_STATEPATH``, else NUT's default (/run/nut)
+    statepath: str | None = None
 
     def driver_parameters(self) -> dict[str, str]:
         """The options NUT 2.8.0 publishes as ``driver.parameter.*`` (drivers/main.c).
@@ -175,6 +187,9 @@ class MasterConfig:
     allow_no_device: bool = False
     #: refuse TLS protocol versions below 1.2 and weak ciphers (upsd.conf DISABLE_WEAK_SSL)
     disable_weak_ssl: bool = False
+    #: NUT's state directory, where NUT's drivers put their sockets (upsd.conf STATEPATH);
+    #: every UpsConfig carries a copy, for its driver
+    statepath: str | None = None
 
     @property
     def conn_per_address(self) -> int:

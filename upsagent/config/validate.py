@@ -34,10 +34,14 @@ The rules, and why:
   once); the shutdown command's program is an absolute path (a shutdown must not depend on
   ``$PATH``).  Enabled without ``powerdown_flag`` is a warning: the host goes down but the
   UPS output is never switched off.
-* The driver name must be one upsagent knows (:func:`driver_known`, asking
-  drivers/registry.py): an error in upsagent.toml (a typo), a warning for NUT's files (upsd
-  also starts and reports such a UPS as not connected).  A known driver this version cannot
-  run yet (:func:`driver_unavailable`) is a warning in both.
+* Who serves the UPS (``serve``, one of ``auto``, ``upsagent``, ``nut-driver``).  With
+  ``nut-driver`` any driver name NUT could have will do (no ``/``: it names the socket).
+  Otherwise the driver name must be one upsagent knows (:func:`driver_known`, asking
+  drivers/registry.py): an error in upsagent.toml (a typo; ``serve = "nut-driver"`` says it
+  is NUT's), a warning for NUT's files (with ``auto`` NUT's own driver is read through its
+  socket, as upsd does).  A known driver this version cannot run yet
+  (:func:`driver_unavailable`) is a warning in both, saying whether NUT's driver socket
+  stands in (``auto``) or the UPS stays not connected (``upsagent``).
 """
 
 from __future__ import annotations
@@ -47,7 +51,8 @@ import re
 from types import ModuleType
 from typing import Callable, Iterable
 
-from upsagent.config.schema import ConfigError, MasterConfig, UpsConfig, UserConfig
+from upsagent.config.schema import (
+    SERVE_CHOICES, ConfigError, MasterConfig, UpsConfig, UserConfig)
 
 __all__ = [
     "KNOWN_ACTIONS",
@@ -282,18 +287,7 @@ def _check_ups(upses: Iterable[UpsConfig], where: Locator, strict_drivers: bool)
         if ups.lowbatt_runtime is not None and ups.lowbatt_runtime < 1:
             raise _fail(where("ups", index, "lowbatt_runtime"),
                         f"{ups.lowbatt_runtime} is below the minimum of 1 (seconds)")
-        known = driver_known(ups.driver)
-        if known is False:
-            problem = (f"upsagent has no driver called {show(ups.driver)}"
-                       f"{suggest(ups.driver, driver_names())}")
-            if strict_drivers:
-                raise _fail(where("ups", index, "driver"), problem)
-            warnings.append(f"{where('ups', index, 'driver')}: {problem}; the UPS will be "
-                            "reported as not connected")
-        elif known:
-            note = driver_unavailable(ups.driver)
-            if note:
-                warnings.append(f"{where('ups', index, 'driver')}: {note}")
+        warnings += _check_serving(ups, index, where, strict_drivers)
         texts: list[tuple[str, str]] = [("desc", ups.desc or ""), ("port", ups.port or "")]
         if ups.confdir is not None:
             texts.append(("confdir", ups.confdir))
@@ -308,6 +302,38 @@ def _check_ups(upses: Iterable[UpsConfig], where: Locator, strict_drivers: bool)
                 raise _fail(where("ups", index, f"options.{key}"),
                             f"{show(key)} is not a usable option name")
     return warnings
+
+
+def _check_serving(ups: UpsConfig, index: int, where: Locator,
+                   strict_drivers: bool) -> list[str]:
+    """Who can serve the UPS, by its ``serve`` setting and the driver name."""
+    if ups.serve not in SERVE_CHOICES:
+        raise _fail(where("ups", index, "serve"),
+                    f"{show(ups.serve)} is not one of {', '.join(map(show, SERVE_CHOICES))}")
+    nut = f"NUT's own {ups.driver} will be read through its socket (NUT's driver must run)"
+    if ups.serve == "nut-driver":
+        if "/" in ups.driver:
+            raise _fail(where("ups", index, "driver"),
+                        f"{show(ups.driver)}: a NUT driver's socket is named <driver>-<ups>, "
+                        "so the driver name cannot hold /")
+        return []
+    known = driver_known(ups.driver)
+    if known is False:
+        problem = (f"upsagent has no driver called {show(ups.driver)}"
+                   f"{suggest(ups.driver, driver_names())}")
+        if strict_drivers:
+            if ups.serve == "auto":
+                problem += ' (or set serve = "nut-driver" to read NUT\'s own driver of that name)'
+            raise _fail(where("ups", index, "driver"), problem)
+        then = nut if ups.serve == "auto" and "/" not in ups.driver else \
+            "the UPS will be reported as not connected"
+        return [f"{where('ups', index, 'driver')}: {problem}; {then}"]
+    if known:
+        note = driver_unavailable(ups.driver)
+        if note:
+            then = nut if ups.serve == "auto" else "the UPS will be reported as not connected"
+            return [f"{where('ups', index, 'driver')}: {note}; {then}"]
+    return []
 
 
 def _check_users(users: Iterable[UserConfig], where: Locator) -> list[str]:

@@ -126,9 +126,11 @@ class Master:
     def check_ages(self) -> None:
         """MAXAGE: a driver that reported nothing for ``maxage`` seconds is stale.
 
-        upsd does the same with its drivers (it pings a quiet one first; our drivers are in
-        the process, so a quiet one is a hung one).  The driver's next successful read
-        (``data_ok``) makes the data current again.
+        upsd does the same with its drivers, and pings a driver it has not heard from for a
+        third of MAXAGE (server/sstate.c): so does this watchdog, through
+        :meth:`Driver.poke <upsagent.drivers.base.Driver.poke>` (NUT's driver socket sends
+        ``PING``; in-process drivers ignore it, a quiet one is a hung one).  The driver's
+        next successful read (``data_ok``) makes the data current again.
         """
         now = self.reactor.seconds()
         for slot in self.state.slots:
@@ -136,7 +138,14 @@ class Master:
             seen = self._ages.get(id(ups))
             if seen is None or seen[0] != ups.updates:
                 self._ages[id(ups)] = (ups.updates, now)
-            elif ups.availability is Availability.OK and now - seen[1] > self.config.maxage:
+                continue
+            driver = self.drivers.get(slot.name.lower())
+            if driver is not None and now - seen[1] >= self.config.maxage / 3:
+                try:
+                    driver.poke()
+                except Exception:
+                    self.log.failure("UPS {ups}: driver failed to take a ping", ups=slot.name)
+            if ups.availability is Availability.OK and now - seen[1] > self.config.maxage:
                 reason = (f"no data from driver {slot.name} for {now - seen[1]:.0f} s "
                           f"(MAXAGE {self.config.maxage} s)")
                 self.log.warn("UPS {ups}: data is stale: {why}", ups=slot.name, why=reason)
@@ -283,7 +292,8 @@ class Master:
 
     @staticmethod
     def _driver_settings(conf: UpsConfig) -> tuple[Any, ...]:
-        return (conf.driver, conf.port, tuple(conf.options.items()), conf.flags)
+        return (conf.driver, conf.port, tuple(conf.options.items()), conf.flags, conf.serve,
+                conf.statepath)
 
 
 def _succeed() -> "Deferred[Any]":
