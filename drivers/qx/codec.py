@@ -186,7 +186,8 @@ DIALECTS: tuple[Dialect, ...] = (
 #: blazer_ser / blazer_usb (NUT's blazer.c): four protocols, claimed by the status alone
 BLAZER_DIALECTS: tuple[Dialect, ...] = tuple(
     Dialect(d.key, d.key, d.status, d.rating, d.vendor, needs_identity=False)
-    for d in DIALECTS if d.key in ("megatec", "mustek", "megatec/old", "zinto"))
+    for key in ("megatec", "mustek", "megatec/old", "zinto")
+    for d in DIALECTS if d.key == key)
 
 
 def dialect_by_name(name: str, table: tuple[Dialect, ...] = DIALECTS) -> Dialect | None:
