@@ -43,6 +43,8 @@ __all__ = ["FAMILIES", "main", "upsc_text", "usbhid"]
 FAMILIES: dict[str, tuple[str, str]] = {
     "usbhid": ("upsagent.cli.decode:usbhid",
                "a USB HID Power Device: report descriptor and reports (usbhid-ups)"),
+    "q1": ("upsagent.cli.decode_q1:main",
+           "a Megatec/Q1 UPS: a recorded exchange, .q1log (nutdrv_qx, blazer_*)"),
 }
 
 USAGE = """\
