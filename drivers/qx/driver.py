@@ -26,7 +26,7 @@ silence is success, an echo or ``NAK`` failure); ``ups.delay.shutdown`` and
 ``ups.delay.start`` are server-side values (nutdrv_qx: writable within the dialect's
 ranges, rounded to what the UPS can count, the rounding logged).  ``killpower`` does what
 NUT's ``upsdrv_shutdown`` does: ``shutdown.stop`` (C) first, then ``shutdown.return``
-(``shutdown.stayoff`` with the ``stayoff`` flag), each tried three times.
+(``shutdown.stayoff`` with the ``stayoff`` flag), each tried three times; polling stops.
 """
 
 from __future__ import annotations
@@ -205,6 +205,8 @@ class QxDriver(Driver):
         if self.state is None:
             return succeed(Result.FAILED)
         which = "shutdown.stayoff" if "stayoff" in self.flags else "shutdown.return"
+        self._running = False  # the last act: no more polls (NUT's driver exits after it)
+        self._cancel()
         texts = [self.state.command_text("shutdown.stop"), self.state.command_text(which)]
         self.log.warn("UPS {ups}: killpower: {which} ({command}): output off in {delay} s",
                       ups=self.config.name, which=which, command=texts[1].rstrip("\r"),
