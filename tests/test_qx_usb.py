@@ -146,6 +146,24 @@ def test_fabula_shutdown_goes_in_the_string_index(monkeypatch: pytest.MonkeyPatc
     assert device.string_requests[-2:] == [96 + 16 + 8, 96 + 16]
 
 
+def test_snr_and_hunnox_string_variants(monkeypatch: pytest.MonkeyPatch) -> None:
+    """snr only by subdriver= (NUT's table gives MEC0003 to hunnox first)."""
+    device = FakeBridge("snr", 0x0001, 0x0000, REPLIES, product="MEC0003")
+    driver, ups, clock = make([device], monkeypatch, protocol="megatec", subdriver="snr",
+                              vendorid="0001", productid="0000")
+    assert start(driver) and ups.value("input.voltage") == "233.0"
+    assert device.received[0] == "Q1\r"
+    driver.stop()
+    device = FakeBridge("hunnox", 0x0001, 0x0000, REPLIES, product="MEC0003")
+    driver, ups, clock = make([device], monkeypatch, protocol="megatec")
+    assert start(driver)
+    # the lock-step opening, the language list, then Q1
+    assert device.string_requests[:5] == [0x00, 0x00, 0x01, 0x00, 0x03]
+    clock.advance(2)
+    assert ups.updates == 2
+    driver.stop()
+
+
 def test_fabula_index_table() -> None:
     assert bridges.fabula_index("S.5R0000\r") == 16
     assert bridges.fabula_index("S.3\r") == 16 + 8           # clamped to .5, returns

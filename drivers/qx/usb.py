@@ -295,7 +295,7 @@ class UsbTransport(Transport):
                                              self.timeout_ms))
 
     def _string_command(self, command: str, table: dict[str, tuple[int, str]],
-                        size: int = 255) -> bytes | None:
+                        size: int = 255, check_length: bool = False) -> bytes | None:
         entry = table.get(command)
         if entry is None:
             return command.encode("latin-1")  # as NUT: an unknown command is echoed
@@ -304,7 +304,7 @@ class UsbTransport(Transport):
             raw = self._get_string(index, size)
             if not raw:
                 return None
-            if raw[0] != len(raw) and self.langid_fix is not None:
+            if raw[0] != len(raw) and (check_length or self.langid_fix is not None):
                 continue  # NUT: size mismatch, message corrupted
             reply = string_reply(descriptor_text(raw), prefix)
             if reply is not None:
@@ -316,7 +316,7 @@ class UsbTransport(Transport):
 
     def _snr(self, command: str) -> bytes | None:
         self._read(102)  # wakes the bridge up (NUT: "without it the UPS returns zeros")
-        return self._string_command(command, SNR_INDEX, 102)
+        return self._string_command(command, SNR_INDEX, 102, check_length=True)
 
     def _fabula(self, command: str) -> bytes | None:
         index = fabula_index(command)
