@@ -269,6 +269,8 @@ class QxDriver(Driver):
 
     def _connected(self, result: tuple[dict[str, str], Identity | StatusReading | NoData]) -> None:
         values, found = result
+        if not self._running:
+            return  # stopped meanwhile (stop() closes the device after this)
         self._open, self._attempt = True, 0
         self._transport_values = values
         assert self.transport is not None
@@ -286,6 +288,8 @@ class QxDriver(Driver):
         self._schedule(self.pollinterval, self._poll)
 
     def _connect_failed(self, reason: Failure) -> None:
+        if not self._running:
+            return
         why = reason.getErrorMessage()
         if isinstance(reason.value, MissingExtra):
             self.log.error("UPS {ups}: {why}", ups=self.config.name, why=why)
@@ -327,6 +331,8 @@ class QxDriver(Driver):
         deferred.addCallbacks(self._polled, self._poll_failed)
 
     def _polled(self, reading: StatusReading | NoData) -> None:
+        if not self._running:
+            return
         if isinstance(reading, NoData):
             self._no_data(reading)
         else:
@@ -334,6 +340,8 @@ class QxDriver(Driver):
         self._schedule(self.pollinterval, self._poll)
 
     def _poll_failed(self, reason: Failure) -> None:
+        if not self._running:
+            return
         if not isinstance(reason.value, (TransportError, OSError)):
             self.log.failure("UPS {ups}: unexpected error while polling", reason,
                              ups=self.config.name)
@@ -345,10 +353,8 @@ class QxDriver(Driver):
         if self._open:
             self.log.warn("UPS {ups}: lost the device: {why}; data is stale until it is back",
                           ups=self.config.name, why=why)
-        self._open = False
+        self._open = False  # the transport closed itself, in the worker, when it failed
         self._logged = why
-        if self.transport is not None:
-            self.transport.close()
         self.ups.data_stale(f"device lost: {why}")
 
     def _no_data(self, missing: NoData) -> None:
