@@ -48,15 +48,16 @@ class DriverEntry:
 _REPLAY = "upsagent.drivers.replay:ReplayDriver"
 #: the driver that reads a NUT driver's socket
 NUT_SOCKET = "upsagent.drivers.nutsock:NutSocketDriver"
+_QX = "upsagent.drivers.qx.driver:QxDriver"
 
 #: driver name -> entry
 DRIVERS: dict[str, DriverEntry] = {
     "replay": DriverEntry(_REPLAY, "NUT .dev/.seq dump player"),
     "dummy-ups": DriverEntry(_REPLAY, "NUT .dev/.seq dump player"),
     "usbhid-ups": DriverEntry(None, "USB HID"),
-    "nutdrv_qx": DriverEntry(None, "Megatec/Voltronic Q1"),
-    "blazer_ser": DriverEntry(None, "Megatec Q1 over serial"),
-    "blazer_usb": DriverEntry(None, "Megatec Q1 over USB"),
+    "nutdrv_qx": DriverEntry(_QX, "Megatec/Voltronic Q1 over serial or USB"),
+    "blazer_ser": DriverEntry(_QX, "Megatec Q1 over serial"),
+    "blazer_usb": DriverEntry(_QX, "Megatec Q1 over USB"),
     "snmp-ups": DriverEntry(None, "SNMP"),
 }
 

@@ -527,7 +527,7 @@ def test_registry_table() -> None:
     assert registry.describe("usbhid-ups") == (
         "NUT driver 'usbhid-ups' (USB HID) is not supported by this upsagent version yet")
     assert "unknown driver 'nosuch'" in registry.describe("nosuch")
-    assert registry.available("replay") and not registry.available("nutdrv_qx")
+    assert registry.available("replay") and not registry.available("snmp-ups")
     assert "dump player" in registry.describe("dummy-ups")
 
 

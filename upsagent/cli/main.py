@@ -30,6 +30,8 @@ SUBCOMMANDS: dict[str, tuple[str, str]] = {
                    "print the native TOML equivalent of a NUT configuration directory"),
     "demo": ("upsagent.cli.demo:main", "run a master on a replayed UPS and play a power cut"),
     "simulate": ("upsagent.cli.simulate:main", "print the timeline of a scripted power failure"),
+    "decode": ("upsagent.cli.decode:main",
+               "print what a driver would publish from recorded device data (upsc format)"),
     "killpower": ("upsagent.cli.killpower:main",
                   "at the end of the OS shutdown: switch the UPS output off if the "
                   "power-down flag is set"),
