@@ -15,11 +15,16 @@ $(STAMP): setup.cfg pyproject.toml
 
 venv: $(STAMP)
 
-# NUT's real programs are the peers the tests talk to (Debian packages).
+# NUT's real programs are the peers the tests talk to (Debian packages), and OpenSSH's
+# sshd the ssh backend's.
 sysdeps:
 	@if dpkg -s nut-client nut-server >/dev/null 2>&1; then :; else \
 	  echo "installing NUT (nut-client, nut-server) for the interoperability tests"; \
 	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq nut-client nut-server; \
+	fi
+	@if dpkg -s openssh-server >/dev/null 2>&1; then :; else \
+	  echo "installing OpenSSH's server (openssh-server) for the ssh backend's tests"; \
+	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq openssh-server; \
 	fi
 
 demo: venv
