@@ -426,7 +426,7 @@ var overridden = map[string]string{
 	"PowerOnVM_Task": "VirtualMachine", "CancelTask": "Task",
 }
 
-var methodRe = regexp.MustCompile(`<(?:\w+:)?(\w+) xmlns="urn:vim25"><_this type="(\w+)">([^<]*)</_this>`)
+var methodRe = regexp.MustCompile(`<(?:\w+:)?(\w+) xmlns="urn:vim25"><_this[^>]*? type="(\w+)"[^>]*>([^<]*)</_this>`)
 
 func front(next http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {

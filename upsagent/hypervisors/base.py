@@ -100,6 +100,7 @@ class Backend:
 #: kind -> "module:Class", imported on first use
 BACKENDS: Mapping[str, str] = {
     "local": "upsagent.hypervisors.local:LocalBackend",
+    "vsphere": "upsagent.hypervisors.vsphere:VsphereBackend",
 }
 
 #: the extra that provides each kind's dependencies
