@@ -217,7 +217,6 @@ MANAGER_OF = {
 
 
 @pytest.mark.parametrize("kind, why", [
-    ("vsphere", "no backend of this kind is available in this version"),
     ("simulated", "only upsagent simulate can drive this kind (it acts on a simulated "
                   "cluster)"),
 ])
@@ -496,11 +495,12 @@ def test_refused_reload_leaves_the_running_configuration_alone(tmp_path: Path) -
     config, rig = on_battery_since_1001(tmp_path)
     rig.until(1010)
     first, executor = rig.monitors[0], rig.daemon.executor
-    esx = HostPlan("esx1", "vsphere", (Supply("UPS1@nas"),), shutdown_after=30, debounce=0)
+    esx = HostPlan("esx1", "simulated", (Supply("UPS1@nas"),), shutdown_after=30, debounce=0)
     other = MonitorConfig("UPS2@nas", "mon", "pw")
     refused = {
-        "new.toml: host[2].backend: vsphere (host \"esx1\"): no backend of this kind is "
-        f"available in this version; available: {', '.join(agent_backends())}":
+        "new.toml: host[2].backend: simulated (host \"esx1\"): only upsagent simulate can "
+        "drive this kind (it acts on a simulated cluster); "
+        f"available: {', '.join(agent_backends())}":
             replace(config, plan=replace(config.plan, hosts=(*config.plan.hosts, esx))),
         "new.toml: slave.pollfreq: must be above 0, not 0": replace(config, poll_freq=0.0),
         "new.toml: slave.shutdown_budget: must be above 0, not 0 (it is the shutdown "

@@ -108,6 +108,7 @@ BACKENDS: Mapping[str, str] = {
     "local": "upsagent.hypervisors.local:LocalBackend",
     "ssh": "upsagent.hypervisors.ssh:SshBackend",
     "xen": "upsagent.hypervisors.xen:XenBackend",
+    "vsphere": "upsagent.hypervisors.vsphere:VsphereBackend",
 }
 
 #: the extra that provides each kind's dependencies
