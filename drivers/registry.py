@@ -45,7 +45,8 @@ DRIVERS: dict[str, DriverEntry] = {
     "nutdrv_qx": DriverEntry(None, "Megatec/Voltronic Q1"),
     "blazer_ser": DriverEntry(None, "Megatec Q1 over serial"),
     "blazer_usb": DriverEntry(None, "Megatec Q1 over USB"),
-    "snmp-ups": DriverEntry(None, "SNMP"),
+    "snmp-ups": DriverEntry("upsagent.drivers.snmp.driver:SnmpDriver", "SNMP"),
+    "snmp": DriverEntry("upsagent.drivers.snmp.driver:SnmpDriver", "SNMP"),
 }
 
 
