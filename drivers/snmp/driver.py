@@ -44,7 +44,7 @@ from upsagent.config.schema import UpsConfig
 from upsagent.drivers.base import Driver, Result
 from upsagent.drivers.snmp import mibs
 from upsagent.drivers.snmp.client import SnmpError, Transport
-from upsagent.drivers.snmp.mib import Command, Mib, Reading, Var, decode
+from upsagent.drivers.snmp.mib import Command, Mib, Reading, Var, decode, publication
 from upsagent.drivers.snmp.settings import SettingsError, SnmpSettings, is_secret, \
     settings_from
 from upsagent.drivers.snmp.values import ObjectId, Oid, SnmpValue, TimeTicks, parse_oid
@@ -55,8 +55,6 @@ __all__ = ["SnmpDriver", "TransportFactory"]
 SYSOID = (1, 3, 6, 1, 2, 1, 1, 2, 0)
 #: whole seconds between "still alive" reports while polls are further apart
 POLLINTERVAL = 2.0
-_COPIES = (("ups.mfr", "device.mfr"), ("ups.model", "device.model"),
-           ("ups.serial", "device.serial"))
 
 TransportFactory = Callable[[SnmpSettings, Any], Transport]
 
@@ -215,9 +213,7 @@ class SnmpDriver(Driver):
         wanted = [SYSOID, *mibs.probe_oids()]
 
         def chosen(values: dict[Oid, SnmpValue]) -> "Deferred[None]":
-            raw = values.get(SYSOID)
-            sysoid = raw.decode("ascii", "replace") if isinstance(raw, bytes) else (
-                None if raw is None else str(raw))
+            sysoid = mibs.sysoid_text(values.get(SYSOID))
             mib = mibs.select(sysoid, set(values),
                               settings.mibs)
             if mib is None:
@@ -282,11 +278,7 @@ class SnmpDriver(Driver):
         if self.reading is not None:  # commands are what the first read found
             reading.commands = self.reading.commands
         self.reading = reading
-        published = dict(reading.items())
-        for source, copy in _COPIES:
-            if source in published:
-                published[copy] = published[source]
-        published.setdefault("device.type", "ups")
+        published = publication(reading)
         keep = {name.lower() for name in published}
         for var in self.ups.variables():
             low = var.name.lower()

@@ -45,7 +45,7 @@ from upsagent.drivers.snmp.values import ObjectId, Oid, SnmpValue, TimeTicks, pa
     render_string
 
 __all__ = ["AlarmTable", "Command", "Mib", "Reading", "Set", "StatusRule", "Var", "decode",
-           "format_number", "to_int"]
+           "format_number", "publication", "to_int"]
 
 #: phase selectors: kind and line count
 PHASE_KINDS = {"input": "input", "output": "output", "bypass": "input.bypass"}
@@ -347,3 +347,19 @@ def decode(mib: Mib, values: Mapping[Oid, SnmpValue],
                 and command.name not in reading.commands):
             reading.commands.append(command.name)
     return reading
+
+
+#: what NUT's driver core copies from ups.* (drivers/main.c)
+DEVICE_COPIES = (("ups.mfr", "device.mfr"), ("ups.model", "device.model"),
+                 ("ups.serial", "device.serial"))
+
+
+def publication(reading: Reading) -> dict[str, str]:
+    """Everything the driver publishes for a reading but ``driver.*``: the table's
+    variables, ``ups.status``/``ups.alarm``, the ``device.*`` copies and ``device.type``."""
+    published = dict(reading.items())
+    for source, copy in DEVICE_COPIES:
+        if source in published:
+            published[copy] = published[source]
+    published.setdefault("device.type", "ups")
+    return published

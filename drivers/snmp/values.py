@@ -23,7 +23,7 @@ from __future__ import annotations
 from typing import Iterable, Mapping, Union
 
 __all__ = ["Oid", "ObjectId", "SnmpValue", "TimeTicks", "WalkError", "format_oid",
-           "parse_oid", "parse_snmprec", "render_string"]
+           "parse_oid", "parse_snmprec", "parse_snmpwalk", "parse_walk", "render_string"]
 
 #: an OID as a tuple of sub-identifiers
 Oid = tuple[int, ...]
@@ -132,3 +132,72 @@ def lookup(values: Mapping[Oid, SnmpValue], oid: Oid) -> tuple[bool, SnmpValue]:
     if oid in values:
         return True, values[oid]
     return False, None
+
+
+_WALK_TYPES = {"INTEGER": 2, "Gauge32": 2, "Counter32": 2, "Counter64": 2, "Unsigned32": 2,
+               "UInteger32": 2}
+
+
+def parse_snmpwalk(text: str, source: str = "walk") -> dict[Oid, SnmpValue]:
+    """net-snmp's ``snmpwalk -On`` output (``.1.3.6... = TYPE: value``) as values.
+
+    Handled: INTEGER (``name(3)`` forms too), Gauge32, Counter32/64, Timeticks
+    (``(12345) ...``), STRING (quotes removed), Hex-STRING, OID, IpAddress, NULL and the
+    "No Such ..." lines (left out).  A value over several lines (long strings) is joined.
+    """
+    out: dict[Oid, SnmpValue] = {}
+    entries: list[tuple[int, str, str]] = []
+    for number, line in enumerate(text.splitlines(), 1):
+        if not line.strip() or line.lstrip().startswith("#"):
+            continue
+        head, sep, rest = line.partition(" = ")
+        if sep and head.strip().lstrip(".").replace(".", "").isdigit():
+            entries.append((number, head.strip(), rest))
+        elif entries:  # continuation of a multi-line value
+            first, oid_text, value = entries[-1]
+            entries[-1] = (first, oid_text, value + "\n" + line)
+        else:
+            raise WalkError(f"{source} line {number}: expected '.OID = TYPE: value' "
+                            "(snmpwalk -On)")
+    for number, oid_text, rest in entries:
+        try:
+            oid = parse_oid(oid_text)
+            kind, _, value = rest.partition(": ")
+            kind = kind.strip()
+            if rest.startswith(("No Such", "No more variables")):
+                continue
+            if rest.strip() in ('""', "NULL"):
+                out[oid] = b"" if rest.strip() == '""' else None
+            elif kind in _WALK_TYPES:
+                digits = value.strip()
+                if digits.endswith(")") and "(" in digits:
+                    digits = digits[digits.rindex("(") + 1:-1]
+                out[oid] = int(digits.split()[0])
+            elif kind == "Timeticks":
+                out[oid] = TimeTicks(int(value[value.index("(") + 1:value.index(")")]))
+            elif kind == "STRING":
+                text_value = value.strip()
+                if len(text_value) >= 2 and text_value[0] == text_value[-1] == '"':
+                    text_value = text_value[1:-1]
+                out[oid] = text_value.encode("utf-8")
+            elif kind == "Hex-STRING":
+                out[oid] = bytes.fromhex(value)
+            elif kind == "OID":
+                out[oid] = ObjectId(parse_oid(value.strip()))
+            elif kind == "IpAddress":
+                out[oid] = value.strip()
+            else:
+                raise ValueError(f"unknown type {kind!r}")
+        except ValueError as exc:
+            raise WalkError(f"{source} line {number}: {exc}") from None
+    return out
+
+
+def parse_walk(text: str, source: str = "walk") -> dict[Oid, SnmpValue]:
+    """A walk in snmprec (``OID|TYPE|VALUE``) or ``snmpwalk -On`` form, told by its lines."""
+    for line in text.splitlines():
+        if line.strip() and not line.lstrip().startswith("#"):
+            if " = " in line and "|" not in line.split(" = ", 1)[0]:
+                return parse_snmpwalk(text, source)
+            break
+    return parse_snmprec(text, source)

@@ -43,6 +43,8 @@ __all__ = ["FAMILIES", "main", "upsc_text", "usbhid"]
 FAMILIES: dict[str, tuple[str, str]] = {
     "usbhid": ("upsagent.cli.decode:usbhid",
                "a USB HID Power Device: report descriptor and reports (usbhid-ups)"),
+    "snmp": ("upsagent.cli.decode_snmp:main",
+             "a UPS network card: a recorded SNMP walk, .snmprec or snmpwalk -On (snmp-ups)"),
 }
 
 USAGE = """\

@@ -15,17 +15,18 @@ that answered among :func:`probe_oids`, which the caller fetched in one round tr
 
 from __future__ import annotations
 
-from typing import Collection
+from typing import Collection, Mapping
 
-from upsagent.drivers.snmp.mib import Mib
+from upsagent.drivers.snmp.mib import Mib, Reading, decode
 from upsagent.drivers.snmp.mibs.apc import APC
 from upsagent.drivers.snmp.mibs.cyberpower import CYBERPOWER
 from upsagent.drivers.snmp.mibs.ietf import IETF, TRIPPLITE
 from upsagent.drivers.snmp.mibs.megatec import EPPC, XPPC
 from upsagent.drivers.snmp.mibs.xups import XUPS
-from upsagent.drivers.snmp.values import Oid, parse_oid
+from upsagent.drivers.snmp.values import ObjectId, Oid, SnmpValue, parse_oid
 
-__all__ = ["IETF_MIB", "MIBS", "ORDER", "by_name", "probe_oids", "select", "sysoid_matches"]
+__all__ = ["IETF_MIB", "MIBS", "ORDER", "by_name", "from_walk", "probe_oids", "select",
+           "sysoid_matches", "sysoid_text"]
 
 IETF_MIB = IETF
 ORDER: tuple[Mib, ...] = (APC, CYBERPOWER, XUPS, EPPC, XPPC, TRIPPLITE, IETF)
@@ -72,3 +73,28 @@ def select(sysoid: str | None, present: Collection[Oid], mibs: str = "auto") -> 
         if mib.name not in _SYSOID_ONLY and _confirmed(mib, present):
             return mib
     return None
+
+
+def sysoid_text(value: SnmpValue) -> str | None:
+    """sysObjectID's value as dotted text (some cards answer a string instead of an OID)."""
+    if isinstance(value, bytes):
+        return value.decode("ascii", "replace").strip() or None
+    if isinstance(value, (ObjectId, str)):
+        return str(value) or None
+    return None
+
+
+def from_walk(values: Mapping[Oid, SnmpValue], mibs: str = "auto"
+              ) -> tuple[Mib, Reading] | None:
+    """The table and reading for a recorded walk (alarm columns taken from the walk too),
+    or None if no table fits."""
+    sysoid = sysoid_text(values.get((1, 3, 6, 1, 2, 1, 1, 2, 0)))
+    mib = select(sysoid, set(values), mibs)
+    if mib is None:
+        return None
+    walked = {}
+    for table in mib.alarm_tables:
+        prefix = parse_oid(table.column)
+        walked[table.column] = [value for oid, value in sorted(values.items())
+                                if oid[:len(prefix)] == prefix]
+    return mib, decode(mib, values, walked)
