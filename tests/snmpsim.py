@@ -31,12 +31,13 @@ __all__ = ["Snmpsim", "free_udp_port", "sorted_walk"]
 BIN = Path(sys.executable).parent / "snmpsim-command-responder"
 
 
-def free_udp_port(host: str = "127.0.0.1") -> int:
-    """A UDP port in 16100-16199 on ``host`` that nobody has bound."""
+def free_udp_port() -> int:
+    """A UDP port in 16100-16199 that nobody has bound on any address (the wildcard bind
+    fails if anyone holds it anywhere), so that several 127.0.0.x may use it."""
     for port in range(16100, 16200):
         with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as sock:
             try:
-                sock.bind((host, port))
+                sock.bind(("0.0.0.0", port))
             except OSError:
                 continue
             return port
@@ -62,7 +63,7 @@ class Snmpsim:
         for name, text in files.items():
             (self.dir / "data" / f"{name}.snmprec").write_text(text)
         self.host = host
-        self.port = port or free_udp_port(host)
+        self.port = port or free_udp_port()
         self.endpoints = endpoints or (f"{host}:{self.port}",)
         self.auth = (auth_proto, "auctoritas")
         self.priv = (priv_proto, "privatus")

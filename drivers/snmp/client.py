@@ -155,16 +155,26 @@ class PysnmpTransport:
     """A :class:`Transport` to one card, through pysnmp in :class:`SnmpLoop`'s thread."""
 
     def __init__(self, settings: SnmpSettings, reactor: Any,
-                 loop: SnmpLoop | None = None) -> None:
+                 loop: SnmpLoop | None = None, engine: Any = None) -> None:
         try:
             import pysnmp.hlapi.v3arch.asyncio  # noqa: F401
         except ImportError:
             raise ImportError(MISSING_PYSNMP) from None
         self.settings = settings
         self.reactor = reactor
-        self.loop = loop or SnmpLoop.shared()
-        self._engine: Any = None
+        self._loop = loop
+        #: a pysnmp SnmpEngine shared with other transports (the scanner's), never closed here
+        self._shared_engine = engine
+        self._engine: Any = engine
         self._target: Any = None
+
+    @property
+    def loop(self) -> SnmpLoop:
+        """The loop thread requests run in (the shared one unless given; started when first
+        needed, so coroutine callers such as the scanner never start it)."""
+        if self._loop is None:
+            self._loop = SnmpLoop.shared()
+        return self._loop
 
     # -- the Transport protocol ----------------------------------------------------------
 
@@ -181,8 +191,20 @@ class PysnmpTransport:
 
     def close(self) -> None:
         engine, self._engine = self._engine, None
-        if engine is not None:
+        if engine is not None and engine is not self._shared_engine:
             self.loop.loop.call_soon_threadsafe(_close_engine, engine)
+
+    # -- for asyncio callers in the loop that runs them (the scanner) ---------------------
+
+    async def get_now(self, oids: Sequence[Oid]) -> dict[Oid, SnmpValue]:
+        """:meth:`get` as a coroutine in the caller's own asyncio loop."""
+        return await self._get_all(list(oids))
+
+    def close_now(self) -> None:
+        """:meth:`close` from the loop the coroutines ran in."""
+        engine, self._engine = self._engine, None
+        if engine is not None and engine is not self._shared_engine:
+            _close_engine(engine)
 
     # -- in the loop thread ---------------------------------------------------------------
 
@@ -192,6 +214,7 @@ class PysnmpTransport:
 
         if self._engine is None:
             self._engine = hl.SnmpEngine()
+        if self._target is None:
             s = self.settings
             self._target = await hl.UdpTransportTarget.create(
                 (s.host, s.port), timeout=s.timeout, retries=s.retries)

@@ -24,7 +24,7 @@ from dataclasses import dataclass
 
 from upsagent.config.schema import UpsConfig
 
-__all__ = ["AUTH_PROTOCOLS", "PRIV_PROTOCOLS", "SECRET_OPTIONS", "SettingsError",
+__all__ = ["AUTH_PROTOCOLS", "PRIV_PROTOCOLS", "SECRET_OPTIONS", "SettingsError", "check_v3",
            "SnmpSettings", "parse_port", "settings_from"]
 
 #: option names (lower case) whose values are secrets, ``*_file`` forms included
@@ -148,11 +148,11 @@ def settings_from(config: UpsConfig) -> SnmpSettings:
         ondelay=int(_number(options, "ondelay", 30, 0)),
         offdelay=int(_number(options, "offdelay", 20, 0)))
     if version == "v3":
-        _check_v3(settings)
+        check_v3(settings)
     return settings
 
 
-def _check_v3(settings: SnmpSettings) -> None:
+def check_v3(settings: SnmpSettings) -> None:
     """NUT's v3 checks (``nut_snmp_init``): names, protocols, what each level needs."""
     if settings.sec_level not in SEC_LEVELS:
         raise SettingsError(f"secLevel {settings.sec_level!r}: expected one of "
