@@ -16,6 +16,7 @@ and ports 16100-16199 are used.
 from __future__ import annotations
 
 import os
+import random
 import signal
 import socket
 import subprocess
@@ -31,17 +32,31 @@ __all__ = ["Snmpsim", "free_udp_port", "sorted_walk"]
 BIN = Path(sys.executable).parent / "snmpsim-command-responder"
 
 
+_taken: set[int] = set()
+
+
 def free_udp_port() -> int:
-    """A UDP port in 16100-16199 that nobody has bound on any address (the wildcard bind
-    fails if anyone holds it anywhere), so that several 127.0.0.x may use it."""
-    for port in range(16100, 16200):
-        with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as sock:
-            try:
-                sock.bind(("0.0.0.0", port))
-            except OSError:
-                continue
+    """A UDP port in 16100-16199 not handed out before in this process and that binds both
+    on 127.0.0.1 and as a wildcard (so that several 127.0.0.x may use it).  snmpsim's
+    sockets do not always make a later bind fail, hence the record of ports handed out;
+    the start is random so that test runs side by side rarely meet."""
+    start = random.randrange(100)
+    for offset in range(100):
+        port = 16100 + (start + offset) % 100
+        if port not in _taken and all(_bindable(host, port)
+                                      for host in ("127.0.0.1", "0.0.0.0")):
+            _taken.add(port)
             return port
     raise RuntimeError("no free UDP port in 16100-16199")
+
+
+def _bindable(host: str, port: int) -> bool:
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as sock:
+        try:
+            sock.bind((host, port))
+        except OSError:
+            return False
+        return True
 
 
 def sorted_walk(text: str, extra: str = "") -> str:

@@ -42,7 +42,7 @@ from twisted.python.failure import Failure
 
 from upsagent.config.schema import UpsConfig
 from upsagent.drivers.base import Driver, Result
-from upsagent.drivers.snmp import mibs
+from upsagent.drivers.snmp import mibs, traps
 from upsagent.drivers.snmp.client import SnmpError, Transport
 from upsagent.drivers.snmp.mib import Command, Mib, Reading, Var, decode, publication
 from upsagent.drivers.snmp.settings import SettingsError, SnmpSettings, is_secret, \
@@ -107,6 +107,7 @@ class SnmpDriver(Driver):
         except ImportError as exc:
             return self._give_up(str(exc))
         self._running = True
+        traps.register(self)
         self._schedule(0, "start")
         self._alive()
         return self._started
@@ -114,6 +115,7 @@ class SnmpDriver(Driver):
     def stop(self) -> "Deferred[None]":
         """Stop polling and release the transport; the UPS is no longer connected."""
         self._running = False
+        traps.unregister(self)
         for call in (self._poll_call, self._alive_call):
             if call is not None and call.active():
                 call.cancel()

@@ -53,7 +53,7 @@ DEFAULT_CONFIG_PATH = "/etc/upsagent/upsagent.toml"
 _TOP = ("master", "ups", "user", "slave", "host")
 _MASTER_INT = ("maxconn", "maxage", "tracking_delay", "idle_timeout", "max_line_length",
                "max_send_buffer")
-_MASTER_STR = ("certfile", "keyfile", "powerdown_flag")
+_MASTER_STR = ("certfile", "keyfile", "powerdown_flag", "snmp_traps")
 _MASTER_BOOL = ("allow_no_device", "disable_weak_ssl")
 _MASTER_KEYS = ("listen", *_MASTER_INT, *_MASTER_STR, *_MASTER_BOOL, "secrets_file",
                 "shutdown")
