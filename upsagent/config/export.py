@@ -42,8 +42,8 @@ _NEEDS_ESCAPE = re.compile(r'[\\"\x00-\x1f\x7f]')
 _PRIMARY = frozenset({"login", "master", "fsd"})
 #: the [master] settings in the order they are written (listen first, always)
 _MASTER_ORDER = ("maxconn", "maxage", "tracking_delay", "certfile", "keyfile", "idle_timeout",
-                 "max_line_length", "max_send_buffer", "powerdown_flag", "snmp_traps", "allow_no_device",
-                 "disable_weak_ssl")
+                 "max_line_length", "max_send_buffer", "powerdown_flag", "snmp_traps",
+                 "allow_no_device", "disable_weak_ssl")
 
 
 def toml_string(value: str) -> str:
