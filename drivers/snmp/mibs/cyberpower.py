@@ -3,8 +3,10 @@
 
 Where NUT lists two OIDs for one variable without ``SU_FLAG_UNIQUE`` the later one wins
 there; our rows put that one first, so the result is the same.  ``shutdown.stayoff`` SETs
-``upsAdvanceControlUpsOff`` = 3 (NUT points it at ``upsAdvanceControlTurnOnUPS``, a typo
-that would turn the UPS on).  ``ups.delay.reboot`` (a constant 0 in NUT) is left out.
+``upsAdvanceControlUpsOff`` (``.6.2.1``) = 3: NUT's row is commented
+``upsAdvanceControlUpsOff`` but names ``.6.2.6`` (``upsAdvanceControlTurnOnUPS``); we follow
+the comment (not checked against a card).  ``ups.delay.reboot`` (a constant 0 in NUT) is
+left out.
 """
 
 from __future__ import annotations
