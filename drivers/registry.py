@@ -58,7 +58,8 @@ DRIVERS: dict[str, DriverEntry] = {
     "nutdrv_qx": DriverEntry(_QX, "Megatec/Voltronic Q1 over serial or USB"),
     "blazer_ser": DriverEntry(_QX, "Megatec Q1 over serial"),
     "blazer_usb": DriverEntry(_QX, "Megatec Q1 over USB"),
-    "snmp-ups": DriverEntry(None, "SNMP"),
+    "snmp-ups": DriverEntry("upsagent.drivers.snmp.driver:SnmpDriver", "SNMP"),
+    "snmp": DriverEntry("upsagent.drivers.snmp.driver:SnmpDriver", "SNMP"),
 }
 
 

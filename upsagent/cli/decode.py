@@ -45,6 +45,8 @@ FAMILIES: dict[str, tuple[str, str]] = {
                "a USB HID Power Device: report descriptor and reports (usbhid-ups)"),
     "q1": ("upsagent.cli.decode_q1:main",
            "a Megatec/Q1 UPS: a recorded exchange, .q1log (nutdrv_qx, blazer_*)"),
+    "snmp": ("upsagent.cli.decode_snmp:main",
+             "a UPS network card: a recorded SNMP walk, .snmprec or snmpwalk -On (snmp-ups)"),
 }
 
 USAGE = """\
