@@ -6,7 +6,8 @@ maintenance flags) at its time: with ``debounce = 1``, ``maintenance_after = 2``
 ``shutdown_after = 6``, host H0 enters maintenance (its VMs moved by DRS to H1 and H2) about
 2 s after the cut and is shut down about 6 s after it; with power back while the enter is
 still moving VMs, the agent lets the enter finish, then takes H0 out of maintenance and it
-is never shut down.  H1 and H2 are on other power and never touched.  Times are wall-clock
+is never shut down; restarted while H0 is in maintenance, the agent still takes it out
+when power returns (its saved state says it put H0 there).  H1 and H2 are on other power and never touched.  Times are wall-clock
 (real processes); every wait polls the simulator with a bound, nothing sleeps for time to
 pass.
 """
@@ -36,7 +37,7 @@ class Rig:
     """Master + slave protecting ``H0`` of ``sim`` (and its own machine, which only a low
 battery would shut down); the UPS's status set through the master."""
 
-    def __init__(self, tmp: Path, sim: Vcsim) -> None:
+    def __init__(self, tmp: Path, sim: Vcsim, shutdown_after: float = SHUTDOWN_AFTER) -> None:
         self.sim = sim
         self.master = OurMaster(UPS_CONF, files={"ups.dev": dev("OL CHRG")}).start()
         pw = tmp / "vc1.pw"
@@ -61,7 +62,7 @@ vcenter = "vc1"
 powered_by = ["{{ups}}"]
 debounce = 1
 maintenance_after = {MAINTENANCE_AFTER:g}
-shutdown_after = {SHUTDOWN_AFTER:g}
+shutdown_after = {shutdown_after:g}
 """
         self.slave = Slave(tmp, self.master.port, host)
         wait_for(lambda: "NUMLOGINS dummy 1" in self._ask("GET NUMLOGINS dummy"), 20,
@@ -134,7 +135,17 @@ def test_power_cut_maintenance_then_shutdown(rig: Rig) -> None:
 
 
 @pytest.mark.vcsim("-migrate-delay", "1s")
-def test_power_back_mid_migration(rig: Rig) -> None:
+def test_power_back_mid_migration(tmp_path: Path, sim: Vcsim) -> None:
+    # the enter's own limit is the time until the shutdown step: 9 - 2 s, well above the
+    # 2 s the two migrations take, even on a loaded machine
+    rig = Rig(tmp_path, sim, shutdown_after=9)
+    try:
+        _mid_migration(rig)
+    finally:
+        rig.close()
+
+
+def _mid_migration(rig: Rig) -> None:
     cut = rig.power("OB DISCHRG")
     rig.until(lambda s: host(s, H0)["entering"], MAINTENANCE_AFTER + TOLERANCE + 2,
               "H0 entering maintenance")
@@ -147,7 +158,26 @@ def test_power_back_mid_migration(rig: Rig) -> None:
     assert "during the migration, which has completed" in rig.slave.log()
     # DRS brings the VMs back; H0 was never shut down
     rig.until(lambda s: set(OURS) <= set(host(s, H0)["vms"]), 15, "the VMs back on H0")
-    deadline = cut + SHUTDOWN_AFTER + TOLERANCE
+    deadline = cut + 9 + TOLERANCE
     while time.monotonic() < deadline:
         assert host(rig.sim.state(), H0)["power"] == "poweredOn", rig.slave.log()
         time.sleep(0.2)
+
+
+def test_restart_remembers_the_maintenance_it_entered(tmp_path: Path, sim: Vcsim) -> None:
+    rig = Rig(tmp_path, sim, shutdown_after=120)
+    try:
+        rig.power("OB DISCHRG")
+        rig.until(lambda s: host(s, H0)["maintenance"], MAINTENANCE_AFTER + TOLERANCE + 5,
+                  "H0 in maintenance")
+        rig.slave.wait_log(f"{H0}: enter maintenance: ok", 10)
+        rig.slave.restart()
+        rig.slave.wait_log("state restored", 15)
+        rig.power("OL CHRG")
+        rig.until(lambda s: not host(s, H0)["maintenance"], 20,
+                  "H0 out of maintenance after the restart")
+        assert f"{H0}: exit maintenance: ok: out of maintenance" in rig.slave.log()
+        rig.until(lambda s: set(OURS) <= set(host(s, H0)["vms"]), 15, "the VMs back on H0")
+        assert host(rig.sim.state(), H0)["power"] == "poweredOn"
+    finally:
+        rig.close()

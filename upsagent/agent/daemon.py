@@ -333,6 +333,10 @@ class SlaveDaemon:
                   ups=", ".join(self.monitors) or "none",
                   hosts=", ".join(h.name for h in config.plan.hosts) or "no host",
                   dry=" (dry run: no action is taken)" if config.dry_run else "")
+        for name in parts.engine.ours():
+            backend = parts.backends.get(name)
+            if backend is not None:
+                backend.remember_maintenance(name)
         self.executor.start()
         for monitor in self.monitors.values():
             monitor.start()

@@ -79,6 +79,11 @@ class Backend:
         the manager.  Never fails: a problem is a line.  The default (this OS) has nothing to look at."""
         return succeed([])
 
+    def remember_maintenance(self, host: str) -> None:
+        """The agent's saved state says this agent put ``host`` into maintenance before a
+        restart: a backend that takes out of maintenance only the hosts it put there
+        (vsphere) counts ``host`` as one of them.  The default remembers nothing."""
+
     def hosts(self) -> Deferred[list[HostInfo]]:
         """The managed hosts and their connection state (the agent logs them every 30 s)."""
         return succeed([])

@@ -18,8 +18,10 @@ Every operation:
   a network error is ``unreachable``, a fault ``failed``, DRS unable to place the VMs
   ``no-target``.
 
-``exit_maintenance`` acts only on hosts this backend put into maintenance, and only after
-an enter operation still running on that host has ended (power back mid-migration).
+``exit_maintenance`` acts only on hosts this backend put into maintenance (or that the
+agent's saved state says it did, :meth:`VsphereBackend.remember_maintenance`, after a
+restart), and only after an enter operation still running on that host has ended (power
+back mid-migration).
 ``connect`` logs in and starts the keep-alive (a cheap call every :data:`KEEPALIVE`
 seconds, logging in again when the session expired).
 """
@@ -172,6 +174,11 @@ class VsphereBackend(Backend):
                 self._loop.start(self.keepalive, now=False)
             return result
         return d.addCallback(started)
+
+    def remember_maintenance(self, host: str) -> None:
+        """``host`` was put into maintenance by this agent before its restart: exit it on
+        power return as one entered now."""
+        self.client.owned.add(host)
 
     def check(self, hosts: Sequence[str]) -> Deferred[list[str]]:
         """Log in, look, change nothing (:meth:`VsphereClient.check`); logs out after."""
