@@ -181,3 +181,10 @@ def test_restart_remembers_the_maintenance_it_entered(tmp_path: Path, sim: Vcsim
         assert host(rig.sim.state(), H0)["power"] == "poweredOn"
     finally:
         rig.close()
+
+
+@pytest.mark.vcsim("-free-esxi")
+def test_free_esxi_is_reported_when_the_agent_starts(rig: Rig) -> None:
+    rig.slave.wait_log('protect this host with backend = "ssh" instead', 15)
+    assert "vsphere backend: vcenter vc1 is VMware vSphere 7 Hypervisor (esxBasic)" in \
+        rig.slave.log()
