@@ -22,6 +22,10 @@
 //     after -guest-delay, unless it is marked to hang.
 //   - PowerOnVM_Task: InvalidState on a host down or in maintenance; tools run again.
 //   - Task.CancelTask on the tasks above.
+//   - -free-esxi: the licence is esxBasic (free vSphere Hypervisor) and every write above,
+//     and PowerOffVM_Task, fails with RestrictedVersion, as free ESXi answers.
+//   - AuthorizationManager.HasPrivilegeOnEntity (with -deny-priv): false for those
+//     privileges (the stock simulator grants every privilege).
 //
 // Control (plain HTTP on the same port, for tests):
 //
@@ -90,6 +94,8 @@ var (
 	useTLS        = flag.Bool("tls", false, "serve https with a fresh P-256 certificate")
 	certOut       = flag.String("cert-out", "", "write the certificate (PEM) here")
 	sessionIdle   = flag.Duration("session-idle", 0, "expire sessions idle this long")
+	freeESXi      = flag.Bool("free-esxi", false, "act as a free ESXi: esxBasic licence, writes refused with RestrictedVersion")
+	denyPrivs     = flag.String("deny-priv", "", "comma-separated privileges HasPrivilegeOnEntity denies")
 )
 
 // ext is the extension's own state, under mu.
@@ -240,7 +246,19 @@ type ExtHostSystem struct {
 
 func (h *ExtHostSystem) Reference() types.ManagedObjectReference { return h.ref }
 
+// restricted is the fault free ESXi answers every write with (-free-esxi), or nil.
+func restricted() *soap.Fault {
+	if !*freeESXi {
+		return nil
+	}
+	return simulator.Fault("Current license or ESXi version prohibits execution of the requested operation.",
+		&types.RestrictedVersion{})
+}
+
 func (h *ExtHostSystem) EnterMaintenanceModeTask(req *types.EnterMaintenanceMode_Task) soap.HasFault {
+	if f := restricted(); f != nil {
+		return &methods.EnterMaintenanceMode_TaskBody{Fault_: f}
+	}
 	host := h.HostSystem
 	timeout := time.Duration(req.Timeout) * time.Second
 	ref := startTask(host, "EnterMaintenanceMode_Task", func(t *ExtTask) (types.AnyType, types.BaseMethodFault) {
@@ -298,6 +316,9 @@ func (h *ExtHostSystem) EnterMaintenanceModeTask(req *types.EnterMaintenanceMode
 }
 
 func (h *ExtHostSystem) ExitMaintenanceModeTask(req *types.ExitMaintenanceMode_Task) soap.HasFault {
+	if f := restricted(); f != nil {
+		return &methods.ExitMaintenanceMode_TaskBody{Fault_: f}
+	}
 	host := h.HostSystem
 	ref := startTask(host, "ExitMaintenanceMode_Task", func(t *ExtTask) (types.AnyType, types.BaseMethodFault) {
 		mu.Lock()
@@ -343,6 +364,9 @@ func rebalance(host *simulator.HostSystem) {
 }
 
 func (h *ExtHostSystem) ShutdownHostTask(req *types.ShutdownHost_Task) soap.HasFault {
+	if f := restricted(); f != nil {
+		return &methods.ShutdownHost_TaskBody{Fault_: f}
+	}
 	host := h.HostSystem
 	ref := startTask(host, "ShutdownHost_Task", func(t *ExtTask) (types.AnyType, types.BaseMethodFault) {
 		mu.Lock()
@@ -373,6 +397,10 @@ func (v *ExtVirtualMachine) Reference() types.ManagedObjectReference { return v.
 func (v *ExtVirtualMachine) ShutdownGuest(req *types.ShutdownGuest) soap.HasFault {
 	vm := v.VirtualMachine
 	body := &methods.ShutdownGuestBody{}
+	if f := restricted(); f != nil {
+		body.Fault_ = f
+		return body
+	}
 	mu.Lock()
 	defer mu.Unlock()
 	if vm.Runtime.PowerState != types.VirtualMachinePowerStatePoweredOn {
@@ -398,7 +426,43 @@ func (v *ExtVirtualMachine) ShutdownGuest(req *types.ShutdownGuest) soap.HasFaul
 	return body
 }
 
+// PowerOffVMTask is the stock one, refused on a free ESXi.
+func (v *ExtVirtualMachine) PowerOffVMTask(ctx *simulator.Context, req *types.PowerOffVM_Task) soap.HasFault {
+	if f := restricted(); f != nil {
+		return &methods.PowerOffVM_TaskBody{Fault_: f}
+	}
+	vm := v.VirtualMachine
+	var res soap.HasFault
+	simulator.Map.WithLock(vm, func() {
+		req.This = vm.Self
+		res = vm.PowerOffVMTask(ctx, req)
+	})
+	return res
+}
+
+var privRe = regexp.MustCompile(`<privId>([^<]*)</privId>`)
+
+// hasPrivilegeOnEntity answers AuthorizationManager.HasPrivilegeOnEntity itself: false for
+// the -deny-priv privileges.  (The stock one grants everything, and govmomi's encoder drops
+// false members of a boolean array, so the answer is written here.)
+func hasPrivilegeOnEntity(w http.ResponseWriter, body []byte) {
+	denied := split(*denyPrivs)
+	var out strings.Builder
+	out.WriteString(`<?xml version="1.0" encoding="UTF-8"?>` +
+		`<soapenv:Envelope xmlns:soapenv="http://schemas.xmlsoap.org/soap/envelope/">` +
+		`<soapenv:Body><HasPrivilegeOnEntityResponse xmlns="urn:vim25">`)
+	for _, m := range privRe.FindAllSubmatch(body, -1) {
+		fmt.Fprintf(&out, "<returnval>%v</returnval>", !denied[string(m[1])])
+	}
+	out.WriteString(`</HasPrivilegeOnEntityResponse></soapenv:Body></soapenv:Envelope>`)
+	w.Header().Set("Content-Type", "text/xml; charset=utf-8")
+	w.Write([]byte(out.String()))
+}
+
 func (v *ExtVirtualMachine) PowerOnVMTask(ctx *simulator.Context, req *types.PowerOnVM_Task) soap.HasFault {
+	if f := restricted(); f != nil {
+		return &methods.PowerOnVM_TaskBody{Fault_: f}
+	}
 	vm := v.VirtualMachine
 	mu.Lock()
 	h := hostObj(*vm.Runtime.Host)
@@ -423,7 +487,7 @@ func (v *ExtVirtualMachine) PowerOnVMTask(ctx *simulator.Context, req *types.Pow
 var overridden = map[string]string{
 	"EnterMaintenanceMode_Task": "HostSystem", "ExitMaintenanceMode_Task": "HostSystem",
 	"ShutdownHost_Task": "HostSystem", "ShutdownGuest": "VirtualMachine",
-	"PowerOnVM_Task": "VirtualMachine", "CancelTask": "Task",
+	"PowerOnVM_Task": "VirtualMachine", "PowerOffVM_Task": "VirtualMachine", "CancelTask": "Task",
 }
 
 var methodRe = regexp.MustCompile(`<(?:\w+:)?(\w+) xmlns="urn:vim25"><_this[^>]*? type="(\w+)"[^>]*>([^<]*)</_this>`)
@@ -446,6 +510,10 @@ func front(next http.Handler) http.Handler {
 			if m := methodRe.FindSubmatchIndex(body); m != nil {
 				method, typ := string(body[m[2]:m[3]]), string(body[m[4]:m[5]])
 				value := string(body[m[6]:m[7]])
+				if method == "HasPrivilegeOnEntity" && *denyPrivs != "" {
+					hasPrivilegeOnEntity(w, body)
+					return
+				}
 				ref := types.ManagedObjectReference{Type: "Ext" + typ, Value: value}
 				if overridden[method] == typ && simulator.Map.Get(ref) != nil {
 					body = append(append(append([]byte{}, body[:m[4]]...), []byte("Ext"+typ)...), body[m[5]:]...)
@@ -654,6 +722,15 @@ func main() {
 			enabled := true
 			cfg.DrsConfig.Enabled = &enabled
 			cfg.DrsConfig.DefaultVmBehavior = types.DrsBehaviorFullyAutomated
+		}
+	}
+
+	if *freeESXi {
+		if e := simulator.Map.Get(types.ManagedObjectReference{Type: "LicenseManager", Value: "LicenseManager"}); e != nil {
+			lm := e.(*simulator.LicenseManager)
+			lm.Licenses = []types.LicenseManagerLicenseInfo{{
+				LicenseKey: "00000-00000-00000-00000-00000", EditionKey: "esxBasic",
+				Name: "VMware vSphere 7 Hypervisor", Total: 0, Used: 1, CostUnit: "cpuPackage"}}
 		}
 	}
 

@@ -333,9 +333,28 @@ class SlaveDaemon:
                   ups=", ".join(self.monitors) or "none",
                   hosts=", ".join(h.name for h in config.plan.hosts) or "no host",
                   dry=" (dry run: no action is taken)" if config.dry_run else "")
+        for each in {id(b): b for b in parts.backends.values()}.values():
+            self._connect(each)
+        for name in parts.engine.ours():
+            backend = parts.backends.get(name)
+            if backend is not None:
+                backend.remember_maintenance(name)
         self.executor.start()
         for monitor in self.monitors.values():
             monitor.start()
+
+    def _connect(self, backend: Backend) -> None:
+        """Log the backend in now, so that what cannot work (a refused login, a free ESXi)
+        is logged at the start rather than at the first power failure."""
+        def logged(result: Result) -> None:
+            if not result.ok:
+                _log.error("{kind} backend: {detail}", kind=backend.kind or "a",
+                           detail=result.detail)
+
+        def failed(failure: Any) -> None:
+            _log.error("{kind} backend: cannot connect: {error}", kind=backend.kind or "a",
+                       error=failure.getErrorMessage())
+        backend.connect().addCallbacks(logged, failed)
 
     # -- parts ---------------------------------------------------------------------------
 

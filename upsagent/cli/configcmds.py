@@ -11,7 +11,9 @@ slave part (``[slave]``/``[[host]]``, or an ``upsmon.conf`` in the NUT directory
 checked too (:func:`upsagent.config.slavecheck.plan_problems`): warnings are printed, errors
 exit 1, a ``runtime trigger: ...`` line per host says at which runtime the agent acts at
 once (:func:`upsagent.config.slavecheck.runtime_triggers`), and a second line says
-``OK: slave: <n> monitored UPS, <m> hosts``.
+``OK: slave: <n> monitored UPS, <m> hosts``.  ``--connect`` then logs in to every manager of
+the slave's hosts and looks, changing nothing (:mod:`upsagent.cli.connectcheck`): a problem
+line per finding, naming the manager and the host, and exit 1 on any.
 
 import-nut reads a NUT configuration directory (ups.conf, upsd.conf, upsd.users and, when
 present, upsmon.conf for the ``[slave]`` part) and prints the equivalent upsagent.toml on
@@ -63,6 +65,9 @@ def check_config(argv: list[str]) -> int:
     parser.add_argument("--nut-drivers", action="store_true",
                         help="as upsagent master --nut-drivers: every UPS served from NUT's "
                              "own running driver")
+    parser.add_argument("--connect", action="store_true",
+                        help="also log in to every vCenter, pool and SSH host of the slave's "
+                             "hosts and check them (hosts exist, privileges), changing nothing")
     args = _parse(parser, argv)
     if isinstance(args, int):
         return args
@@ -102,7 +107,14 @@ def check_config(argv: list[str]) -> int:
         hosts = len(config.slave.plan.hosts)
         print(f"OK: slave: {len(config.slave.monitors)} monitored UPS, {hosts} "
               f"host{'' if hosts == 1 else 's'}")
-    return 1 if errors else 0
+    if errors:
+        return 1
+    if args.connect and config.slave is not None:
+        sys.stdout.flush()
+        from upsagent.cli.connectcheck import run_connect_checks
+
+        return run_connect_checks(config.slave)
+    return 0
 
 
 def serving_lines(upses: tuple[UpsConfig, ...]) -> list[str]:
@@ -139,6 +151,9 @@ def import_nut(argv: list[str]) -> int:
                         help=f"NUT's configuration directory (default {DEFAULT_NUT_DIR})")
     parser.add_argument("-o", "--output", metavar="FILE",
                         help="write to FILE, created with mode 0600 (it must not exist yet)")
+    parser.add_argument("--connect", action="store_true",
+                        help="also log in to every vCenter, pool and SSH host of the slave's "
+                             "hosts and check them (hosts exist, privileges), changing nothing")
     args = _parse(parser, argv)
     if isinstance(args, int):
         return args

@@ -28,7 +28,7 @@ and a slave that drives only its own machine never imports another kind's module
 from __future__ import annotations
 
 import importlib
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, ClassVar
 
@@ -70,6 +70,19 @@ class Backend:
     def connect(self) -> Deferred[Result]:
         """Log in / check that the manager answers."""
         return succeed(Result(Outcome.OK, "connected"))
+
+    def check(self, hosts: Sequence[str]) -> Deferred[list[str]]:
+        """``upsagent check-config --connect``: log in, look, change nothing; return one
+        problem line per finding (the manager cannot be reached, a host of ``hosts`` does
+        not exist, a privilege the plan needs is missing...), ``[]`` when all is well.
+        A line names the host it is about (``host esx1: not found``); the caller prefixes
+        the manager.  Never fails: a problem is a line.  The default (this OS) has nothing to look at."""
+        return succeed([])
+
+    def remember_maintenance(self, host: str) -> None:
+        """The agent's saved state says this agent put ``host`` into maintenance before a
+        restart: a backend that takes out of maintenance only the hosts it put there
+        (vsphere) counts ``host`` as one of them.  The default remembers nothing."""
 
     def hosts(self) -> Deferred[list[HostInfo]]:
         """The managed hosts and their connection state (the agent logs them every 30 s)."""

@@ -18,8 +18,10 @@ Every operation:
   a network error is ``unreachable``, a fault ``failed``, DRS unable to place the VMs
   ``no-target``.
 
-``exit_maintenance`` acts only on hosts this backend put into maintenance, and only after
-an enter operation still running on that host has ended (power back mid-migration).
+``exit_maintenance`` acts only on hosts this backend put into maintenance (or that the
+agent's saved state says it did, :meth:`VsphereBackend.remember_maintenance`, after a
+restart), and only after an enter operation still running on that host has ended (power
+back mid-migration).
 ``connect`` logs in and starts the keep-alive (a cheap call every :data:`KEEPALIVE`
 seconds, logging in again when the session expired).
 """
@@ -27,7 +29,7 @@ seconds, logging in again when the session expired).
 from __future__ import annotations
 
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING, Any, TypeVar, cast
 
 from twisted.internet.defer import Deferred
@@ -36,7 +38,7 @@ from twisted.logger import Logger
 from twisted.python.failure import Failure
 
 from upsagent.hypervisors.base import Backend, HostInfo
-from upsagent.hypervisors.vsphere_client import Cancelled, VsphereClient
+from upsagent.hypervisors.vsphere_client import FREE_ESXI_HINT, Cancelled, VsphereClient
 from upsagent.system.runner import Outcome, Result, Runner
 
 if TYPE_CHECKING:
@@ -127,6 +129,9 @@ class VsphereBackend(Backend):
             except (OSError, ConnectionError) as exc:
                 return Result(Outcome.UNREACHABLE, f"vcenter {self.config.name}: {exc}")
             except Exception as exc:  # noqa: BLE001 - a fault is a result, not a crash
+                if type(exc).__name__.endswith("RestrictedVersion"):
+                    return Result(Outcome.FAILED, f"vcenter {self.config.name}: "
+                                  f"{FREE_ESXI_HINT}")
                 return Result(Outcome.FAILED, f"{type(exc).__name__}: {_msg(exc)}")
 
         def done(result: Result | Failure) -> None:
@@ -151,9 +156,15 @@ class VsphereBackend(Backend):
     # -- the contract ------------------------------------------------------------------
 
     def connect(self) -> Deferred[Result]:
-        """Log in, and keep the session alive from now on."""
+        """Log in, and keep the session alive from now on.  A free ESXi (its licence says
+        so) is ``failed``, naming the ssh backend: the API would refuse every step."""
         def work(_: threading.Event) -> Result:
-            return Result(Outcome.OK, f"connected to {self.client.connect()}")
+            about = self.client.connect()
+            free = self.client.free_esxi()
+            if free is not None:
+                return Result(Outcome.FAILED, f"vcenter {self.config.name} is {free}: "
+                              f"{FREE_ESXI_HINT}")
+            return Result(Outcome.OK, f"connected to {about}")
         d = self._run("connect", 60.0, work)
 
         def started(result: Result) -> Result:
@@ -163,6 +174,28 @@ class VsphereBackend(Backend):
                 self._loop.start(self.keepalive, now=False)
             return result
         return d.addCallback(started)
+
+    def remember_maintenance(self, host: str) -> None:
+        """``host`` was put into maintenance by this agent before its restart: exit it on
+        power return as one entered now."""
+        self.client.owned.add(host)
+
+    def check(self, hosts: Sequence[str]) -> Deferred[list[str]]:
+        """Log in, look, change nothing (:meth:`VsphereClient.check`); logs out after."""
+        found: list[list[str]] = []
+
+        def work(_: threading.Event) -> Result:
+            try:
+                found.append(self.client.check(list(hosts)))
+            finally:
+                self.client.disconnect()
+            return Result(Outcome.OK)
+
+        def lines(result: Result) -> list[str]:
+            if found:
+                return found[0]
+            return [result.detail]
+        return self._run("check", 60.0, work).addCallback(lines)
 
     def _keep_alive(self) -> None:
         def work(_: threading.Event) -> Result:

@@ -53,6 +53,15 @@ __all__ = ["HostState", "VsphereClient", "ssl_context"]
 _log = Logger(namespace="upsagent.vsphere")
 _T = TypeVar("_T")
 
+#: the privileges the agent's steps need on each host (man upsagent-slave(8), the role)
+PRIVILEGES = ("System.View", "System.Read", "Host.Config.Maintenance",
+              "VirtualMachine.Interact.PowerOff")
+#: what free ESXi (the vSphere Hypervisor licence) is told apart by: its edition
+FREE_EDITIONS = ("esxBasic",)
+#: what every free-ESXi finding says to do instead
+FREE_ESXI_HINT = ("free ESXi refuses every change through the API (RestrictedVersion): "
+                  "protect this host with backend = \"ssh\" instead")
+
 #: how often a running task or a VM's power state is looked at
 POLL = 0.25
 #: what a task is given beyond its own timeout before we stop waiting for it
@@ -131,6 +140,51 @@ class VsphereClient:
                 pass
         about = si.content.about
         return f"{about.apiType} {about.version} ({about.fullName})"
+
+    def free_esxi(self) -> str | None:
+        """The free-ESXi licence this endpoint runs under ("VMware vSphere 7 Hypervisor
+        (esxBasic)"), or None: its writes would all be refused with RestrictedVersion."""
+        def read() -> str | None:
+            manager = self.si.content.licenseManager
+            for info in (manager.licenses or []) if manager is not None else []:
+                if any(str(info.editionKey or "").startswith(e) for e in FREE_EDITIONS):
+                    return f"{info.name} ({info.editionKey})"
+            return None
+        return self.call(read)
+
+    def check(self, hosts: list[str]) -> list[str]:
+        """Log in, look, change nothing: one problem line per finding (free ESXi, a host
+        vCenter does not know, a privilege of :data:`PRIVILEGES` the session lacks on a
+        host)."""
+        try:
+            self.connect()
+        except Exception as exc:  # noqa: BLE001 - a failed login is a finding
+            return [f"cannot log in to {self.config.url} as {self.config.user}: "
+                    f"{type(exc).__name__}: {_fault(exc)}"]
+        problems: list[str] = []
+        free = self.free_esxi()
+        if free is not None:
+            problems.append(f"{free}: {FREE_ESXI_HINT}")
+        known = {name: obj for obj, p in self._view(vim.HostSystem, ["name"])
+                 for name in [p.get("name")] if name}
+        session = self.si.content.sessionManager.currentSession.key
+        authorization = self.si.content.authorizationManager
+        for name in hosts:
+            obj = known.get(name)
+            if obj is None:
+                problems.append(f"host {name}: not found (vCenter has: "
+                                f"{', '.join(sorted(known)) or 'no hosts'})")
+                continue
+            granted = list(authorization.HasPrivilegeOnEntity(obj, session, list(PRIVILEGES)))
+            if len(granted) != len(PRIVILEGES):
+                problems.append(f"host {name}: cannot read the user's privileges (asked "
+                                f"{len(PRIVILEGES)}, answered {len(granted)})")
+                continue
+            missing = [p for p, ok in zip(PRIVILEGES, granted) if not ok]
+            if missing:
+                problems.append(f"host {name}: the user {self.config.user} lacks "
+                                f"{', '.join(missing)} (see the role in upsagent-slave(8))")
+        return problems
 
     def disconnect(self) -> None:
         """Log out (vCenter limits concurrent sessions)."""

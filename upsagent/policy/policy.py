@@ -132,6 +132,12 @@ class PolicyEngine(Stages):
         """The operations started and not yet finished."""
         return [action for action, _ in self._ops.values()]
 
+    def ours(self) -> list[str]:
+        """The hosts this agent put into maintenance and has not taken out (remembered
+        across a restart: the daemon tells their backends, :meth:`Backend.remember_maintenance
+        <upsagent.hypervisors.base.Backend.remember_maintenance>`)."""
+        return [name for name, rec in self._hosts.items() if rec.ours]
+
     def snapshot(self) -> dict[str, object]:
         """The whole state as a JSON-able dict (see :meth:`restore`)."""
         return dump_state(self._now, self._seq, self._ups, self._hosts,
