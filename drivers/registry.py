@@ -41,7 +41,8 @@ _REPLAY = "upsagent.drivers.replay:ReplayDriver"
 DRIVERS: dict[str, DriverEntry] = {
     "replay": DriverEntry(_REPLAY, "NUT .dev/.seq dump player"),
     "dummy-ups": DriverEntry(_REPLAY, "NUT .dev/.seq dump player"),
-    "usbhid-ups": DriverEntry(None, "USB HID"),
+    "usbhid-ups": DriverEntry("upsagent.drivers.usbhid.driver:UsbHidDriver",
+                              "USB HID Power Device"),
     "nutdrv_qx": DriverEntry(None, "Megatec/Voltronic Q1"),
     "blazer_ser": DriverEntry(None, "Megatec Q1 over serial"),
     "blazer_usb": DriverEntry(None, "Megatec Q1 over USB"),

@@ -47,9 +47,10 @@ def test_start_listens_and_serves_driver_data(tmp_path: Path) -> None:
 
 
 def test_unsupported_driver_is_not_connected(tmp_path: Path) -> None:
-    """A NUT driver family we do not have yet answers DRIVER-NOT-CONNECTED."""
+    """A NUT driver we do not have answers DRIVER-NOT-CONNECTED (usbhid-ups, which this test
+    used, now has a driver: see tests/test_usbhid_driver.py)."""
     reactor = MemoryReactorClock()
-    conf = replace(config(tmp_path), ups=(UpsConfig("usb", "usbhid-ups", port="auto"),))
+    conf = replace(config(tmp_path), ups=(UpsConfig("usb", "bcmxcp_usb", port="auto"),))
     master = Master(conf, reactor)
     master.start()
     assert talk(master, "GET VAR usb ups.status", "GET UPSDESC usb") == [

@@ -525,8 +525,9 @@ def test_registry_table() -> None:
     assert registry.driver_class("replay") is ReplayDriver
     assert registry.driver_class("dummy-ups") is ReplayDriver
     assert registry.describe("usbhid-ups") == (
-        "NUT driver 'usbhid-ups' (USB HID) is not supported by this upsagent version yet; "
-        "the UPS is reported as not connected")
+        "driver 'usbhid-ups': USB HID Power Device "
+        "(upsagent.drivers.usbhid.driver.UsbHidDriver)")
+    assert registry.available("usbhid-ups")
     assert "unknown driver 'nosuch'" in registry.describe("nosuch")
     assert registry.available("replay") and not registry.available("nutdrv_qx")
     assert "dump player" in registry.describe("dummy-ups")
