@@ -32,6 +32,8 @@ SUBCOMMANDS: dict[str, tuple[str, str]] = {
     "simulate": ("upsagent.cli.simulate:main", "print the timeline of a scripted power failure"),
     "decode": ("upsagent.cli.decode:main",
                "print what a driver would publish from recorded device data (upsc format)"),
+    "scan": ("upsagent.cli.scan:main",
+             "find attached UPSes and print the configuration to paste (scan usb)"),
     "killpower": ("upsagent.cli.killpower:main",
                   "at the end of the OS shutdown: switch the UPS output off if the "
                   "power-down flag is set"),
