@@ -380,3 +380,44 @@ def test_upsagent_killpower_reaches_a_usb_ups(monkeypatch: pytest.MonkeyPatch) -
     reactor.advance(0.125)
     assert results == [[("usb", True, "shutdown.return acknowledged")]]
     assert dev.writes == [b"\x04\x1e\x00", b"\x03\x14\x00"] and module.opened[-1].closed
+
+
+@pytest.mark.parametrize("source", ["ups.conf", "upsagent.toml"])
+def test_configured_from_nut_files_or_native(source: str, tmp_path: Any,
+                                             monkeypatch: pytest.MonkeyPatch) -> None:
+    """``driver = usbhid-ups`` with NUT's options, from ups.conf or upsagent.toml."""
+    from twisted.internet.testing import MemoryReactorClock
+
+    from upsagent.config.native import load_toml
+    from upsagent.config.nutconf import load_nut_dir
+    from upsagent.master.service import Master
+    from upsagent.nut.server import ServerSession
+
+    if source == "ups.conf":
+        (tmp_path / "ups.conf").write_text("[rack]\n\tdriver = usbhid-ups\n\tport = auto\n"
+                                           "\tvendorid = 051D\n\tpollonly\n")
+        (tmp_path / "upsd.conf").write_text("LISTEN 127.0.0.1 3493\n")
+        (tmp_path / "upsd.users").write_text("[admin]\n password = x\n actions = SET\n")
+        (tmp_path / "upsd.users").chmod(0o600)
+        config = load_nut_dir(tmp_path)
+    else:
+        (tmp_path / "upsagent.toml").write_text(
+            '[master]\nlisten = ["127.0.0.1:3493"]\n[[ups]]\nname = "rack"\n'
+            'driver = "usbhid-ups"\nport = "auto"\nflags = ["pollonly"]\n'
+            '[ups.options]\nvendorid = "051D"\n')
+        (tmp_path / "upsagent.toml").chmod(0o600)
+        config = load_toml(tmp_path / "upsagent.toml")
+    dev = backups()
+    module = FakeHidModule(dev)
+    monkeypatch.setattr(transport, "backend",
+                        lambda choice="auto": transport.HidapiBackend(module))
+    reactor = MemoryReactorClock()
+    master = Master(config.master, reactor)
+    for conf in config.master.ups:             # the drivers as start() adds them, no sockets
+        master._add_ups(conf)
+    session = ServerSession(master.state, "127.0.0.1")
+    session.receive_data(b"GET VAR rack ups.status\nGET VAR rack driver.parameter.vendorid\n")
+    assert session.data_to_send().decode().splitlines() == [
+        'VAR rack ups.status "OL"', 'VAR rack driver.parameter.vendorid "051D"']
+    reactor.advance(2)
+    assert dev.interrupt_reads == 0            # pollonly
