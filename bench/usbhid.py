@@ -39,7 +39,7 @@ HERE = Path(__file__).resolve().parent
 REPO = HERE.parent
 sys.path.insert(0, str(REPO))
 
-from bench.servers import ProcStats, free_port, start_nut, write_config  # noqa: E402
+from bench.servers import free_port, start_nut, write_config  # noqa: E402
 from tests.fakehid import FakeHidModule, FakeUps  # noqa: E402
 from tests.usbhidkit import BACKUPS, SANTAK, descriptor_bytes, recorded_reports  # noqa: E402
 
