@@ -22,7 +22,10 @@ Scenarios (all clients use plain default sockets: Nagle on, delayed ACK on, as `
     10,000 connections, opened ``--concurrency`` at a time; each logs in as upsmon does
     (``USERNAME``, ``PASSWORD``, ``LOGIN bench``, waiting for each ``OK``) and then sends
     ``GET VAR bench ups.status`` every 5 s, the clients' phases spread evenly over the 5 s.
-    Measured: errors, late replies and timeouts the clients saw, reply latency.
+    Measured: errors, late replies and timeouts the clients saw, reply latency.  The
+    clients come from ``--sources`` loopback addresses in turn (127.0.0.1, 127.0.0.2, ...;
+    default 8, 1,250 clients each), as 10,000 upsmons would come from many hosts: our master
+    refuses more than a quarter of MAXCONN (here 5,000) from one address.
 
 Every reply is checked: a list or GET reply whose length differs from the first one the
 server gave, or any ``ERR``, counts as an error.  At the end connections are reset
@@ -259,8 +262,10 @@ class IdleClient(asyncio.Protocol):
 
 
 async def idle(host: str, port: int, clients: int, duration: float, period: float,
-               concurrency: int, user: str, password: str) -> dict[str, Any]:
-    """Open and log in ``clients`` connections, then poll each every ``period`` seconds."""
+               concurrency: int, user: str, password: str,
+               sources: int = 1) -> dict[str, Any]:
+    """Open and log in ``clients`` connections (from ``sources`` loopback addresses in
+    turn), then poll each every ``period`` seconds."""
     loop = asyncio.get_running_loop()
     run = IdleRun()
     protos: list[IdleClient] = []
@@ -268,12 +273,13 @@ async def idle(host: str, port: int, clients: int, duration: float, period: floa
     failed_connect = 0
     ub, pb = user.encode(), password.encode()
 
-    async def open_one() -> None:
+    async def open_one(index: int) -> None:
         nonlocal failed_connect
+        source = (f"127.0.0.{1 + index % sources}", 0)
         async with gate:
             try:
-                _, proto = await asyncio.wait_for(
-                    loop.create_connection(lambda: IdleClient(run, ub, pb), host, port), 15)
+                _, proto = await asyncio.wait_for(loop.create_connection(
+                    lambda: IdleClient(run, ub, pb), host, port, local_addr=source), 15)
             except (OSError, asyncio.TimeoutError) as exc:
                 failed_connect += 1
                 run.first_error = run.first_error or f"connect: {exc!r}"
@@ -285,7 +291,7 @@ async def idle(host: str, port: int, clients: int, duration: float, period: floa
                 run.error("login timed out")
 
     ramp0 = time.perf_counter()
-    await asyncio.gather(*(open_one() for _ in range(clients)))
+    await asyncio.gather(*(open_one(i) for i in range(clients)))
     ramp = time.perf_counter() - ramp0
     logged_in = sum(1 for p in protos if p.logged_in.done() and p.logged_in.result())
     print("READY", flush=True)
@@ -600,6 +606,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--period", type=float, default=5.0, help="idle-10k poll period")
     parser.add_argument("--concurrency", type=int, default=64,
                         help="idle-10k: connections being opened at once")
+    parser.add_argument("--sources", type=int, default=8,
+                        help="idle-10k: loopback addresses the clients come from, in turn")
     parser.add_argument("--user", default="monuser")
     parser.add_argument("--password", default="secret")
     parser.add_argument("--cpu", type=int, default=None, help="pin to this CPU")
@@ -623,7 +631,8 @@ def main(argv: list[str] | None = None) -> int:
                            args.admin_password, args.ok_applies)
     elif args.scenario == "idle-10k":
         result = asyncio.run(idle(args.host, args.port, args.clients or 10_000, args.duration,
-                                  args.period, args.concurrency, args.user, args.password))
+                                  args.period, args.concurrency, args.user, args.password,
+                                  args.sources))
     else:
         request, term = ((f"LIST VAR {UPS}\n".encode(), f"END LIST VAR {UPS}\n".encode())
                          if args.scenario == "list-var-100"

@@ -10,7 +10,8 @@ verbatim, with a note saying which run it was written for; ``analysis-event-1000
 after the event-1000 table.
 
 event-1000 has three measurements instead of two (NUT polled, ours polled, ours pushing);
-its latencies are pooled over the events of a run (every client, every event).
+its latencies are pooled over the events of a run (every client, every event).  slave-rss
+compares watchers, not servers (:mod:`slaverss` writes its table).
 """
 
 from __future__ import annotations
@@ -20,6 +21,7 @@ from statistics import median
 from typing import Any
 
 from hotspots import Profile
+from slaverss import table as slave_table
 
 HERE = Path(__file__).resolve().parent
 TARGETS = {"list-var-100": 10.0, "get-var-100": 0.5}
@@ -344,7 +346,8 @@ def markdown(command: str, info: dict[str, Any], results: list[dict[str, Any]],
              "- data: `bench/data/` CyberPower CP1500PFCLCD dump (40 variables, see "
              "`bench/data/SOURCES.md`), served by `dummy-ups` to upsd and by our replay "
              "driver to our master, from the same `ups.conf`/`upsd.conf`/`upsd.users`",
-             "- clients: default sockets (Nagle and delayed ACK on), real TCP on 127.0.0.1;"
+             "- clients: default sockets (Nagle and delayed ACK on), real TCP to 127.0.0.1"
+             " (idle-10k: from 8 loopback addresses in turn, 127.0.0.1-8);"
              " servers restarted for each scenario", ""]
     for r in results:
         name = r["scenario"]
@@ -359,13 +362,17 @@ def markdown(command: str, info: dict[str, Any], results: list[dict[str, Any]],
                          if ri["dirty"] else "")
                       + "; load average before: "
                       + ", ".join(f"{x:.2f}" for x in ri["load_avg_before"]) + ".", ""]
-        if r["var_differences"]:
+        if name == "slave-rss":
+            pass                                # one server, no LIST VAR to compare
+        elif r["var_differences"]:
             lines += ["LIST VAR differences between the servers (checked before measuring): "
                       + "; ".join(f"`{d}`" for d in r["var_differences"]), ""]
         else:
             lines += [f"Both servers listed the same {r['nut_vars']} variables with the same "
                       "values before measuring.", ""]
-        if name == "event-1000":
+        if name == "slave-rss":
+            lines += slave_table(r)
+        elif name == "event-1000":
             lines += _event_table(r)
         elif name == "idle-10k":
             lines += _idle_table(r)

@@ -23,6 +23,10 @@ Writes ``bench/RESULTS.md`` (and ``bench/results.json``) after a full run of eve
 that adds (or replaces) the scenarios just run in a saved ``results.json`` and rewrites it
 and the ``RESULTS.md`` beside it, keeping the other scenarios' saved numbers.
 
+``slave-rss`` measures the other side: the idle memory of one ``upsagent slave`` watching
+one UPS, installed with and without the ``tls`` extra, next to Debian's upsmon on the same
+upsd (:mod:`slaverss`; goal: <= 30 MB without TLS).
+
 ``event-1000`` runs three ways on the same pair of servers: NUT's upsd polled, our master
 polled (both as 1,000 upsmons: ``GET VAR`` every POLLFREQ = 5 s, phases spread evenly), and
 our master pushing (1,000 ``WATCH``); see :func:`load.event_run` for what is timed.
@@ -49,13 +53,14 @@ HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
 
 import report  # noqa: E402
+import slaverss  # noqa: E402
 from hotspots import Profile, record  # noqa: E402
 from servers import (GENERATOR_CPU, REPO, Server, Sampler, free_port,  # noqa: E402
                      have_pyspy, nut_version, start_nut, start_ours, system_busy_seconds,
                      write_config)
 
 DEV_FILE = HERE / "data" / "Cyber_Power_Systems__CP1500PFCLCD__usbhid-ups__2.7.4__01.dev"
-SCENARIOS = ("list-var-100", "get-var-100", "idle-10k", "event-1000")
+SCENARIOS = ("list-var-100", "get-var-100", "idle-10k", "event-1000", "slave-rss")
 #: seconds of measurement per run (full, quick) and how many runs per server
 DURATION = {"list-var-100": (10.0, 3.0), "get-var-100": (10.0, 3.0), "idle-10k": (60.0, 30.0),
             "event-1000": (0.0, 0.0)}
@@ -244,6 +249,8 @@ def run_events(args: argparse.Namespace, servers: dict[str, Server], tmp: Path,
 
 def run_scenario(name: str, args: argparse.Namespace, tmp: Path) -> dict[str, Any]:
     """Start both servers, check them, measure each, profile ours if asked."""
+    if name == "slave-rss":
+        return slaverss.run(args, tmp, tmp / DEV_FILE.name)
     seconds = args.seconds or DURATION[name][1 if args.quick else 0]
     repeat = args.repeat or REPEAT[name][1 if args.quick else 0]
     warmup = 0.5 if args.quick else 1.0

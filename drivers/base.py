@@ -54,6 +54,10 @@ class Driver:
     usb_ids: ClassVar[tuple[tuple[int, int], ...]] = ()
     #: version string published as driver.version.internal
     version: ClassVar[str] = "0.1"
+    #: :meth:`killpower` talks to the device through this driver, so ``upsagent
+    #: killpower`` waits for :meth:`start` to reach it first; False for a driver that hands
+    #: the order to another program (NUT's driver ``-k``)
+    killpower_needs_device: ClassVar[bool] = True
 
     log = Logger()
 
@@ -61,6 +65,12 @@ class Driver:
         self.config = config
         self.ups = ups
         self.reactor = reactor
+
+    @classmethod
+    def implements(cls, config: "UpsConfig") -> bool:
+        """Whether this driver can serve ``config`` (a mode it lacks says no: with
+        ``serve = "auto"`` the UPS is then served from NUT's own driver)."""
+        return True
 
     def start(self) -> "Deferred[None]":
         """Begin reading the device; fires after the first successful read."""
@@ -77,6 +87,27 @@ class Driver:
     def setvar(self, name: str, value: str) -> "Deferred[Result]":
         """Write a variable the UPS flagged writable."""
         return succeed(Result.UNKNOWN)
+
+    def request(self, kind: str, name: str, value: str | None,
+                tracking: str | None) -> "Deferred[Result]":
+        """A client's SET VAR (``kind="set"``) or INSTCMD, as the master hands it over.
+
+        ``tracking`` is the id the client was given when it asked for tracking (None
+        otherwise); the Deferred's result is what ``GET TRACKING`` reports for it.  The
+        default calls :meth:`setvar` or :meth:`instcmd`; a driver that forwards the id
+        itself (NUT's driver socket) overrides this.
+        """
+        if kind == "set":
+            return self.setvar(name, value or "")
+        return self.instcmd(name, value)
+
+    def poke(self) -> None:
+        """The master has heard nothing from this driver for a third of MAXAGE.
+
+        upsd then pings its driver (server/sstate.c); a driver whose device can answer
+        such a question may do so here.  The default does nothing: in-process drivers
+        report on their own schedule, and MAXAGE catches one that stopped.
+        """
 
     def killpower(self) -> "Deferred[Result]":
         """Cut the UPS output after its delay, to return with mains (``shutdown.return``)."""

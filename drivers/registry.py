@@ -1,11 +1,21 @@
 # -*- test-case-name: tests.test_replay -*-
-"""Which driver serves a ``driver = ...`` name: one table, modules imported when used.
+"""Who serves a UPS: upsagent's own driver for its ``driver = ...`` name, or NUT's driver.
 
 Names are those of ``ups.conf`` (NUT's program names, case-sensitive as NUT's are) and our
-native ones.  A name in the table whose family is not implemented yet, and a name not in
-the table at all, still give a driver: an :class:`~upsagent.drivers.base.UnavailableDriver`
-that keeps the UPS ``NOT_CONNECTED`` and says why, so one bad section never stops the
-daemon.  The config validator asks :func:`known_driver` and :func:`describe`.
+native ones.  :func:`create_driver` chooses by the UPS's ``serve`` setting
+(:data:`upsagent.config.schema.SERVE_CHOICES`):
+
+* ``nut-driver``: NUT's own driver program, running on its own (NUT's driver units,
+  ``upsdrvctl``), read through its socket ``<statepath>/<driver>-<ups>``
+  (:class:`~upsagent.drivers.nutsock.NutSocketDriver`), exactly as upsd reads it;
+* ``upsagent``: our driver for that name; a name in the table whose family is not
+  implemented yet, or one not in the table at all, gets an
+  :class:`~upsagent.drivers.base.UnavailableDriver` that keeps the UPS ``NOT_CONNECTED``
+  and says why, so one bad section never stops the daemon;
+* ``auto`` (the default): ours when we have one, NUT's driver socket otherwise.
+
+The config validator asks :func:`known_driver` and :func:`describe`; check-config asks
+:func:`serving`.
 """
 
 from __future__ import annotations
@@ -22,8 +32,8 @@ if TYPE_CHECKING:
     from upsagent.config.schema import UpsConfig
     from upsagent.model import UPS
 
-__all__ = ["DRIVERS", "DriverEntry", "available", "create_driver", "describe",
-           "driver_class", "known_driver"]
+__all__ = ["DRIVERS", "NUT_SOCKET", "DriverEntry", "available", "create_driver", "describe",
+           "driver_class", "known_driver", "served_by_nut", "serving"]
 
 
 @dataclass(frozen=True)
@@ -36,6 +46,8 @@ class DriverEntry:
 
 
 _REPLAY = "upsagent.drivers.replay:ReplayDriver"
+#: the driver that reads a NUT driver's socket
+NUT_SOCKET = "upsagent.drivers.nutsock:NutSocketDriver"
 
 #: driver name -> entry
 DRIVERS: dict[str, DriverEntry] = {
@@ -62,15 +74,46 @@ def available(name: str) -> bool:
 
 
 def describe(name: str) -> str:
-    """One sentence about ``name``: what serves it, or why nothing does."""
+    """One sentence about ``name``: what serves it, or why upsagent itself cannot."""
     entry = DRIVERS.get(name)
     if entry is None:
-        return (f"unknown driver {name!r}; known drivers: {', '.join(sorted(DRIVERS))}; "
-                "the UPS is reported as not connected")
+        return f"unknown driver {name!r}; known drivers: {', '.join(sorted(DRIVERS))}"
     if entry.target is None:
         return (f"NUT driver {name!r} ({entry.family}) is not supported by this upsagent "
-                "version yet; the UPS is reported as not connected")
+                "version yet")
     return f"driver {name!r}: {entry.family} ({entry.target.replace(':', '.')})"
+
+
+def served_by_nut(config: "UpsConfig") -> bool:
+    """Whether NUT's own driver serves this UPS (through its socket), by ``serve``: with
+    ``auto`` when upsagent has no driver for the name, or its driver lacks what the UPS
+    asks for (dummy-ups' repeater mode)."""
+    if config.serve == "nut-driver":
+        return True
+    if config.serve == "upsagent":
+        return False
+    try:
+        cls = driver_class(config.driver)
+    except ImportError:
+        return True
+    return cls is None or not cls.implements(config)
+
+
+def serving(config: "UpsConfig") -> str:
+    """Who will serve the UPS and how, in one sentence (for check-config)."""
+    if served_by_nut(config):
+        from upsagent.drivers.nutsock import socket_path
+
+        why = "" if config.serve == "nut-driver" else (
+            f"; upsagent has no driver of its own for {config.driver!r}"
+            if not available(config.driver) else
+            f"; upsagent's driver for {config.driver!r} cannot serve this UPS's settings")
+        return (f"NUT's driver {config.driver} through its socket {socket_path(config)} "
+                f"(NUT's driver must be running){why}")
+    if available(config.driver):
+        entry = DRIVERS[config.driver]
+        return f"upsagent's driver for {config.driver} ({entry.family})"
+    return f"nobody: {describe(config.driver)}; the UPS will be reported as not connected"
 
 
 def driver_class(name: str) -> type[Driver] | None:
@@ -78,19 +121,25 @@ def driver_class(name: str) -> type[Driver] | None:
     entry = DRIVERS.get(name)
     if entry is None or entry.target is None:
         return None
-    module, _, attr = entry.target.partition(":")
-    cls: type[Driver] = getattr(importlib.import_module(module), attr)
-    return cls
+    return _load(entry.target)
 
 
 def create_driver(config: "UpsConfig", ups: "UPS", reactor: "IReactorTime") -> Driver:
-    """The driver for ``config.driver``; an UnavailableDriver saying why if there is none."""
+    """The driver serving ``config`` (see the module docstring); never fails: an
+    UnavailableDriver saying why if there is none."""
+    name = config.driver
     try:
-        cls = driver_class(config.driver)
+        cls = _load(NUT_SOCKET) if served_by_nut(config) else driver_class(name)
     except ImportError as exc:
         return UnavailableDriver(config, ups, reactor, why=(
-            f"driver {config.driver!r} cannot be loaded ({exc}); "
-            "the UPS is reported as not connected"))
+            f"driver {name!r} cannot be loaded ({exc}); the UPS is reported as not connected"))
     if cls is None:
-        return UnavailableDriver(config, ups, reactor, why=describe(config.driver))
+        return UnavailableDriver(config, ups, reactor, why=(
+            f"{describe(name)}; the UPS is reported as not connected"))
     return cls(config, ups, reactor)
+
+
+def _load(target: str) -> type[Driver]:
+    module, _, attr = target.partition(":")
+    cls: type[Driver] = getattr(importlib.import_module(module), attr)
+    return cls

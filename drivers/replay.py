@@ -15,7 +15,9 @@ when it changes (mtime, size or inode); ``dummy-loop`` (or ``dummy``) plays it a
 again, ``pollinterval`` seconds after each end of file.  Without ``mode`` the name
 decides, as in dummy-ups: ``*.seq`` loops, ``*.dev`` is read once, a port with ``@`` means
 repeater mode, anything else loops (published as ``driver.parameter.mode = dummy``).
-Repeater mode is not supported: the UPS stays not connected and the log says why.
+Repeater mode is not supported: with ``serve = "auto"`` (the default) such a UPS is
+served from NUT's own dummy-ups through its socket (:meth:`ReplayDriver.implements`);
+with ``serve = "upsagent"`` it stays not connected and the log says why.
 
 **Playback**: ``TIMER n`` pauses n seconds (``reactor.callLater``).  Changes are committed
 at each TIMER and at the end of the file, so clients never see half a step.  A fresh read
@@ -149,6 +151,13 @@ class ReplayDriver(Driver):
         self._logged_signature: tuple[int, int, int] | None = None
 
     # -- the Driver contract ---------------------------------------------------------
+
+    @classmethod
+    def implements(cls, config: UpsConfig) -> bool:
+        """Everything but dummy-ups' repeater mode (NUT's dummy-ups serves that)."""
+        options = config.options
+        return _mode(options.get("mode"), config.port or options.get("port") or "") != \
+            "repeater"
 
     def start(self) -> "Deferred[None]":
         """Publish driver.*, then read the file; fires after the first successful read."""

@@ -334,12 +334,14 @@ def test_sections_upsd_would_skip_are_warnings(tmp_path: Path) -> None:
 
 
 def test_unknown_nut_driver_is_a_warning(tmp_path: Path) -> None:
-    """upsd serves a UPS whose driver is missing as not connected; we warn, not refuse."""
+    """A driver upsagent does not have is NUT's (upsd reads its socket): a warning saying
+    so, not a refusal."""
     config = load_nut_dir(nut_dir(tmp_path, ups="[a]\n driver = dummy_ups\n port = x\n"))
     assert config.master.ups[0].driver == "dummy_ups"
     assert config.warnings == (f'{tmp_path}/ups.conf:2: [a] driver: upsagent has no driver '
-                               'called "dummy_ups" (did you mean "dummy-ups"?); the UPS will '
-                               "be reported as not connected",)
+                               'called "dummy_ups" (did you mean "dummy-ups"?); NUT\'s own '
+                               "dummy_ups will be read through its socket (NUT's driver must "
+                               "run)",)
 
 
 def test_missing_ups_conf_or_directory(tmp_path: Path) -> None:
@@ -354,7 +356,8 @@ def test_missing_ups_conf_or_directory(tmp_path: Path) -> None:
 
 
 def test_upsd_conf_directives(tmp_path: Path) -> None:
-    """Every upsd.conf directive of 2.8.0 is accepted; unused ones are noted."""
+    """Every upsd.conf directive of 2.8.0 is accepted; unused ones are noted; STATEPATH is
+    where NUT's driver sockets are, copied into every UPS."""
     upsd = ("LISTEN 0.0.0.0\nLISTEN ::1 3494\nLISTEN 0.0.0.0 3493\nMAXCONN 10\nMAXAGE 30\n"
             "TRACKINGDELAY 60\nCERTFILE /etc/nut/upsd.pem\nALLOW_NO_DEVICE yes\n"
             "DISABLE_WEAK_SSL on\nSTATEPATH /run/nut\nDATAPATH /usr/share/nut\ndebug_min 2\n"
@@ -364,9 +367,10 @@ def test_upsd_conf_directives(tmp_path: Path) -> None:
     assert config.master == MasterConfig(
         listen=(ListenAddress("0.0.0.0"), ListenAddress("::1", 3494)), maxconn=10, maxage=30,
         tracking_delay=60, certfile="/etc/nut/upsd.pem", allow_no_device=True,
-        disable_weak_ssl=True, ups=config.master.ups)
+        disable_weak_ssl=True, statepath="/run/nut", ups=config.master.ups)
+    assert [ups.statepath for ups in config.master.ups] == ["/run/nut"]
     lines = [int(w.split(":")[1]) for w in config.warnings]
-    assert lines == [3, 10, 11, 12, 13, 14, 15, 16, 17, 18]
+    assert lines == [3, 11, 12, 13, 14, 15, 16, 17, 18]
     assert "upsagent uses CERTFILE" in config.warnings[4]
     assert "no longer supported" in config.warnings[7]
 
@@ -395,6 +399,21 @@ def test_upsd_conf_errors_name_file_line_key_reason(tmp_path: Path, upsd: str,
     assert message.startswith(f"{tmp_path}/upsd.conf:{line}{expected}"), message
 
 
+@pytest.mark.parametrize(("maxconn", "per_address", "reserved"), [
+    (1024, 256, 8), (20, 5, 5), (40, 10, 8), (3, 1, 0), (1, 1, 0), (20000, 5000, 8)])
+def test_connection_slot_defaults_follow_maxconn(tmp_path: Path, maxconn: int,
+                                                 per_address: int, reserved: int) -> None:
+    """upsd.conf has no say in them: max_conn_per_address is a quarter of MAXCONN (at
+    least 1) and reserved_monitor_slots 8, or a quarter of MAXCONN when fewer."""
+    config = load_nut_dir(nut_dir(tmp_path, upsd=f"MAXCONN {maxconn}\n"))
+    master = config.master
+    assert (master.max_conn_per_address, master.reserved_monitor_slots) == (None, None)
+    assert (master.conn_per_address, master.monitor_slots) == (per_address, reserved)
+    explicit = MasterConfig(maxconn=maxconn, max_conn_per_address=maxconn,
+                            reserved_monitor_slots=0)
+    assert (explicit.conn_per_address, explicit.monitor_slots) == (maxconn, 0)
+
+
 # -- upsagent.toml -------------------------------------------------------------------------
 
 FULL_TOML = """\
@@ -408,6 +427,8 @@ tracking_delay = 600
 idle_timeout = 120
 max_line_length = 65536
 max_send_buffer = 262144
+max_conn_per_address = 10
+reserved_monitor_slots = 4
 powerdown_flag = "/etc/killpower"
 allow_no_device = false
 disable_weak_ssl = true
@@ -467,7 +488,8 @@ def test_native_full_example(tmp_path: Path) -> None:
                 ListenAddress("localhost", 3495), ListenAddress("::1")),
         maxconn=50, certfile="/etc/upsagent/cert.pem", keyfile="/etc/upsagent/key.pem",
         maxage=20, tracking_delay=600, idle_timeout=120, max_line_length=65536,
-        max_send_buffer=262144, powerdown_flag="/etc/killpower", disable_weak_ssl=True,
+        max_send_buffer=262144, max_conn_per_address=10, reserved_monitor_slots=4,
+        powerdown_flag="/etc/killpower", disable_weak_ssl=True,
         ups=(UpsConfig("ups", "usbhid-ups", "auto", "Rack UPS — ünïcode",
                        {"port": "auto", "vendorid": "0764", "pollinterval": "5",
                         "override.battery.charge.low": "30"},
@@ -496,6 +518,19 @@ def test_native_minimal_file_uses_defaults(tmp_path: Path) -> None:
     ("[master]\nmaxconn = 0\n", "master.maxconn: 0 is below the minimum of 1"),
     ("[master]\nmax_line_length = 100\n",
      "master.max_line_length: 100 is below the minimum of 512"),
+    ("[master]\nmax_conn_per_address = 0\n",
+     "master.max_conn_per_address: 0 is below the minimum of 1"),
+    ("[master]\nmaxconn = 20\nmax_conn_per_address = 21\n",
+     "master.max_conn_per_address: 21 is more than maxconn (20), so it would limit nothing"),
+    ('[master]\nmax_conn_per_address = "8"\n',
+     "master.max_conn_per_address: must be a whole number, not a string"),
+    ("[master]\nreserved_monitor_slots = -1\n",
+     "master.reserved_monitor_slots: -1 is below the minimum of 0"),
+    ("[master]\nmaxconn = 20\nreserved_monitor_slots = 20\n",
+     "master.reserved_monitor_slots: 20 is not below maxconn (20): no slot would be left "
+     "for clients that do not log in"),
+    ("[master]\nreserved_monitor_slots = 2.5\n",
+     "master.reserved_monitor_slots: must be a whole number, not a float"),
     ('[master]\nkeyfile = "/k.pem"\n', "master.keyfile: a keyfile needs a certfile"),
     ('[master]\nlisten = ["1.2.3.4:70000"]\n',
      'master.listen[1]: port "70000" is not a port number (1-65535)'),
@@ -552,6 +587,42 @@ def test_native_slave_sections_are_checked(tmp_path: Path) -> None:
     with pytest.raises(ConfigError, match=r"slave\.x: unknown key"):
         load_toml(toml_file(tmp_path, '[slave]\nx = 1\n[[host]]\n[[ups]]\nname = "u"\n'
                                       'driver = "replay"\n'))
+
+
+def test_serve_and_statepath_in_upsagent_toml(tmp_path: Path) -> None:
+    """[[ups]] serve says who serves the UPS (with nut-driver any NUT driver name will do);
+    [master] statepath, where NUT's driver sockets are, is copied into every UPS; both are
+    written back by to_toml."""
+    config = load_toml(toml_file(tmp_path, '[master]\nstatepath = "/srv/nut"\n'
+                                 '[[ups]]\nname = "u"\ndriver = "apcsmart"\n'
+                                 'serve = "nut-driver"\n'
+                                 '[[ups]]\nname = "v"\ndriver = "replay"\nserve = "upsagent"\n'
+                                 '[[ups]]\nname = "w"\ndriver = "replay"\n'))
+    assert config.warnings == ()
+    assert config.master.statepath == "/srv/nut"
+    assert [(u.serve, u.statepath) for u in config.master.ups] == [
+        ("nut-driver", "/srv/nut"), ("upsagent", "/srv/nut"), ("auto", "/srv/nut")]
+    assert loads_toml(to_toml(config)).master == config.master
+    assert toml_error(tmp_path, BASE + 'serve = "nut-drivers"\n') == (
+        'ups[1].serve: "nut-drivers" is not one of "auto", "upsagent", "nut-driver" '
+        '(did you mean "nut-driver"?)')
+    assert toml_error(tmp_path, '[[ups]]\nname = "u"\ndriver = "a/b"\nserve = "nut-driver"\n'
+                      ) == ('ups[1].driver: "a/b": a NUT driver\'s socket is named '
+                            '<driver>-<ups>, so the driver name cannot hold /')
+
+
+def test_nut_drivers_flag_serves_every_ups_from_nut(tmp_path: Path) -> None:
+    """upsagent master --nut-config DIR --nut-drivers: every UPS is NUT's driver's."""
+    from upsagent.cli import master as master_cli
+
+    nut = nut_dir(tmp_path, ups=UPS_DUMMY + "[usb]\n driver = usbhid-ups\n port = auto\n",
+                  upsd="STATEPATH /srv/nut\n")
+    plain = master_cli.load(master_cli.build_parser().parse_args(["--nut-config", str(nut)]))
+    assert [u.serve for u in plain.master.ups] == ["auto", "auto"]
+    args = master_cli.build_parser().parse_args(["--nut-config", str(nut), "--nut-drivers"])
+    config = master_cli.load(args)
+    assert [(u.serve, u.statepath) for u in config.master.ups] == [
+        ("nut-driver", "/srv/nut"), ("nut-driver", "/srv/nut")]
 
 
 def test_missing_toml_file(tmp_path: Path) -> None:
@@ -767,7 +838,13 @@ def test_known_but_unavailable_driver_is_a_warning(tmp_path: Path,
     monkeypatch.setattr(validate, "driver_unavailable",
                         lambda name: "not supported yet" if name == "usbhid-ups" else None)
     config = load_toml(toml_file(tmp_path, '[[ups]]\nname = "u"\ndriver = "usbhid-ups"\n'))
-    assert config.warnings == (f"{tmp_path}/upsagent.toml: ups[1].driver: not supported yet",)
+    assert config.warnings == (f"{tmp_path}/upsagent.toml: ups[1].driver: not supported yet; "
+                               "NUT's own usbhid-ups will be read through its socket (NUT's "
+                               "driver must run)",)
+    config = load_toml(toml_file(tmp_path, '[[ups]]\nname = "u"\ndriver = "usbhid-ups"\n'
+                                           'serve = "upsagent"\n'))
+    assert config.warnings == (f"{tmp_path}/upsagent.toml: ups[1].driver: not supported yet; "
+                               "the UPS will be reported as not connected",)
 
 
 def test_real_registry_knows_replay_and_dummy_ups(tmp_path: Path,
@@ -779,7 +856,8 @@ def test_real_registry_knows_replay_and_dummy_ups(tmp_path: Path,
                                            '[[ups]]\nname = "b"\ndriver = "dummy-ups"\n'))
     assert config.warnings == ()
     assert toml_error(tmp_path, '[[ups]]\nname = "a"\ndriver = "dummyups"\n') == (
-        'ups[1].driver: upsagent has no driver called "dummyups" (did you mean "dummy-ups"?)')
+        'ups[1].driver: upsagent has no driver called "dummyups" (did you mean "dummy-ups"?) '
+        '(or set serve = "nut-driver" to read NUT\'s own driver of that name)')
 
 
 def test_driver_parameters_follow_nut_main_c() -> None:
@@ -814,13 +892,20 @@ def run(func: Callable[[list[str]], int], *argv: str) -> tuple[int, str, str]:
 
 def test_check_config_ok_with_nut_files(tmp_path: Path) -> None:
     """check-config prints the warnings, then one OK line with counts and addresses."""
-    nut = nut_dir(tmp_path, upsd="LISTEN 0.0.0.0\nSTATEPATH /run/nut\n",
+    nut = nut_dir(tmp_path, upsd="LISTEN 0.0.0.0\nSTATEPATH /run/nut\nDATAPATH /x\n",
                   users="[a]\n password = b\n")
     status, out, err = run(cli_main, "check-config", "--nut-config", str(nut))
     assert (status, err) == (0, "")
     assert out.splitlines() == [
-        f"warning: {tmp_path}/upsd.conf:2: STATEPATH is not used by upsagent (its drivers "
+        f"warning: {tmp_path}/upsd.conf:3: DATAPATH is not used by upsagent (its drivers "
         "run in-process and it logs as its command line says); ignored",
+        "UPS dummy: served by upsagent's driver for dummy-ups (NUT .dev/.seq dump player)",
+        "OK: 1 UPS, 1 user, listening on 0.0.0.0:3493"]
+    status, out, err = run(cli_main, "check-config", "--nut-config", str(nut), "--nut-drivers")
+    assert (status, err) == (0, "")
+    assert out.splitlines()[1:] == [
+        "UPS dummy: served by NUT's driver dummy-ups through its socket "
+        "/run/nut/dummy-ups-dummy (NUT's driver must be running)",
         "OK: 1 UPS, 1 user, listening on 0.0.0.0:3493"]
 
 
@@ -828,8 +913,9 @@ def test_check_config_ok_with_toml(tmp_path: Path) -> None:
     """check-config --config FILE checks upsagent.toml."""
     status, out, _ = run(configcmds.check_config, "--config",
                          str(toml_file(tmp_path, FULL_TOML)))
-    assert (status, out) == (0, "OK: 2 UPS, 2 users, listening on 0.0.0.0:3493, [::]:3494, "
-                                "localhost:3495, [::1]:3493\n")
+    assert (status, out.splitlines()[-1]) == (
+        0, "OK: 2 UPS, 2 users, listening on 0.0.0.0:3493, [::]:3494, localhost:3495, "
+           "[::1]:3493")
 
 
 def test_check_config_error(tmp_path: Path) -> None:

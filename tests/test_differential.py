@@ -7,13 +7,19 @@ against two servers started from the *same* ``ups.conf``, ``upsd.users`` and dat
 * **NUT**: Debian's ``upsd`` with ``dummy-ups`` for ``dummy`` and ``stale``, through
   :mod:`tests.nutreal`.  ``nodriver`` is declared in ups.conf but its driver is never
   started (its port file does not exist either), so upsd answers DRIVER-NOT-CONNECTED.
-* **ours**: ``python -m upsagent master --nut-config DIR`` through :mod:`tests.ourmaster`.
-  Its replay driver stands in for dummy-ups; for ``nodriver`` the missing port file keeps
-  the UPS not connected.
+* **ours**: ``python -m upsagent master --nut-config DIR`` through :mod:`tests.ourmaster`,
+  in two modes (every case runs in both):
+
+  - ``replay``: its replay driver stands in for dummy-ups; for ``nodriver`` the missing
+    port file keeps the UPS not connected;
+  - ``nut-drivers``: ``--nut-drivers`` with ``STATEPATH`` at NUT's directory, so that both
+    servers read the *same* dummy-ups processes through their sockets (a driver serves
+    several socket clients), as a user keeping NUT's driver units would run it.
 
 ``stale`` goes stale the way that fits each side: NUT's driver is frozen with SIGSTOP
 (``MAXAGE 5`` in upsd.conf, so upsd calls the data stale about five seconds later); ours
-loses its data file, which the replay driver notices on its next poll.  Cases that need
+loses its data file, which the replay driver notices on its next poll (``nut-drivers``
+mode: the same frozen driver, frozen once both servers have its dump).  Cases that need
 it stale start with ``@stale``, which waits until the server answers ``ERR DATA-STALE``;
 they sit late in the file so that the wait is normally over before they run.
 
@@ -345,8 +351,14 @@ class Runner:
         self.port = port
         self.start_driver = start_driver
 
-    def run(self, case: Case) -> tuple[list[str], list[str]]:
-        """Play ``case``; return its transcript and the problems seen on the way."""
+    def run(self, case: Case,
+            lockstep: threading.Barrier | None = None) -> tuple[list[str], list[str]]:
+        """Play ``case``; return its transcript and the problems seen on the way.
+
+        With ``lockstep`` (servers sharing driver processes) each step starts only once the
+        other runner has finished the step before, so that neither changes the drivers'
+        data under the other's feet.
+        """
         self.lines: list[str] = []
         self.problems: list[str] = []
         self.tracking = ""
@@ -354,9 +366,15 @@ class Runner:
         self.current = self._connect("main")
         try:
             for step in case.steps:
+                if lockstep is not None:
+                    lockstep.wait(CONDITION_TIMEOUT + REPLY_TIMEOUT)
                 getattr(self, f"_op_{step.op}")(step)
             for conn in list(self.conns.values()):
                 self._close(conn)
+        except BaseException:
+            if lockstep is not None:
+                lockstep.abort()  # the other runner must not wait for this one
+            raise
         finally:
             for conn in self.conns.values():
                 conn.close()
@@ -587,12 +605,40 @@ def _our_side(ups_conf: str, users: str) -> Iterator[OurMaster]:
         yield master
 
 
+@contextlib.contextmanager
+def _shared_sides(ups_conf: str,
+                  users: str) -> Iterator[tuple[nutreal.NutServer, OurMaster]]:
+    """``nut-drivers`` mode: upsd and our master (``--nut-drivers``) on the same dummy-ups
+    processes; ``stale`` is frozen once both have its dump."""
+    with nutreal.nut_server(ups_conf, upsd_conf=UPSD_CONF, upsd_users=users,
+                            files=_data_files(), drivers=["dummy", "stale"],
+                            extra_listen=["::1"]) as nut:
+        master = OurMaster(ups_conf, users, args=("--nut-drivers",))
+        (master.dir / "upsd.conf").write_text(
+            f"LISTEN 127.0.0.1 {master.port}\nLISTEN ::1 {master.port}\n{UPSD_CONF}"
+            f"STATEPATH {nut.directory}\n")
+        with master:
+            def served(ups: str) -> bool:
+                reply = _side_request(master.port, [f"GET VAR {ups} ups.status"])
+                return reply[:1] != [] and reply[0].startswith("VAR ")
+
+            nutreal.wait_for(lambda: served("dummy") and served("stale"), 20,
+                             "our master never served dummy and stale from NUT's drivers\n"
+                             + master.log())
+            nut.freeze_driver("stale")
+            yield nut, master
+
+
 def _nut_starter(nut: nutreal.NutServer) -> Callable[[str], None]:
     """NUT: write the UPS's port file, start its dummy-ups; upsd connects on its own."""
     def start(ups: str) -> None:
         (nut.directory / f"{ups.lower()}.dev").write_text((DATA / "late.dev").read_text())
         nut.start_driver(ups)
     return start
+
+
+def _shared_starter(ups: str) -> None:
+    """Ours in ``nut-drivers`` mode: NUT's runner starts the driver both servers read."""
 
 
 def _our_starter(master: OurMaster) -> Callable[[str], None]:
@@ -608,6 +654,8 @@ class Pair:
 
     nut: Runner
     ours: Runner
+    #: both servers read the same driver processes: the runners go in lockstep
+    shared: bool = False
 
 
 class Pairs:
@@ -620,12 +668,24 @@ class Pairs:
         self._failed: dict[str, BaseException] = {}
         self._lock = threading.Lock()
 
-    def get(self, name: str) -> Pair:
-        """The pair called ``name``, started now if this is its first use."""
+    def get(self, name: str, mode: str = "replay") -> Pair:
+        """The pair called ``name`` in ``mode``, started now if this is its first use."""
+        key = f"{name}/{mode}"
         with self._lock:
-            if name in self._failed:
-                raise RuntimeError(f"server pair {name!r} did not start") from self._failed[name]
-            if name not in self._pairs:
+            if key in self._failed:
+                raise RuntimeError(f"server pair {key!r} did not start") from self._failed[key]
+            if key not in self._pairs and mode == "nut-drivers":
+                stack = self._stack.enter_context(contextlib.ExitStack())
+                try:
+                    nut, ours = stack.enter_context(_shared_sides(
+                        _config("ups.conf", name), _config("upsd.users", name)))
+                except BaseException as exc:
+                    self._failed[key] = exc
+                    raise
+                self._pairs[key] = Pair(Runner("NUT", nut.port, _nut_starter(nut)),
+                                        Runner("ours", ours.port, _shared_starter),
+                                        shared=True)
+            if key not in self._pairs:
                 # One exit stack per side, registered before starting, so that a side
                 # that did start is stopped even when the other one fails.
                 nut_stack = self._stack.enter_context(contextlib.ExitStack())
@@ -637,11 +697,11 @@ class Pairs:
                     try:
                         nut, ours = nut_future.result(), our_future.result()
                     except BaseException as exc:
-                        self._failed[name] = exc
+                        self._failed[key] = exc
                         raise
-                self._pairs[name] = Pair(Runner("NUT", nut.port, _nut_starter(nut)),
-                                         Runner("ours", ours.port, _our_starter(ours)))
-            return self._pairs[name]
+                self._pairs[key] = Pair(Runner("NUT", nut.port, _nut_starter(nut)),
+                                        Runner("ours", ours.port, _our_starter(ours)))
+            return self._pairs[key]
 
 
 @pytest.fixture(scope="session")
@@ -675,16 +735,22 @@ def _params() -> list[Any]:
 _POOL = concurrent.futures.ThreadPoolExecutor(2, thread_name_prefix="nutdiff")
 
 
+#: how our master gets its data: its own replay driver, or NUT's dummy-ups processes
+MODES = ("replay", "nut-drivers")
+
+
+@pytest.mark.parametrize("mode", MODES)
 @pytest.mark.parametrize("case", _params())
-def test_case(case: Case, pairs: Pairs) -> None:
+def test_case(case: Case, mode: str, pairs: Pairs) -> None:
     """The case's transcript from our master equals NUT's, byte for byte (after masks)."""
-    pair = pairs.get(case.pair)
-    nut_future = _POOL.submit(pair.nut.run, case)
-    our_future = _POOL.submit(pair.ours.run, case)
+    pair = pairs.get(case.pair, mode)
+    lockstep = threading.Barrier(2) if pair.shared else None
+    nut_future = _POOL.submit(pair.nut.run, case, lockstep)
+    our_future = _POOL.submit(pair.ours.run, case, lockstep)
     (nut_lines, nut_problems), (our_lines, _) = nut_future.result(), our_future.result()
     if DUMP_DIR:
         for side, lines in (("nut", nut_lines), ("ours", our_lines)):
-            path = Path(DUMP_DIR) / f"{case.name}.{side}.txt"
+            path = Path(DUMP_DIR) / f"{case.name}.{mode}.{side}.txt"
             path.parent.mkdir(parents=True, exist_ok=True)
             path.write_text("\n".join(lines) + "\n")
     if nut_problems:

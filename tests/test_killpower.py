@@ -110,7 +110,7 @@ def test_kill_all_reports_each_ups(tmp_path: Path, monkeypatch: pytest.MonkeyPat
     upses = [UpsConfig("ok", "replay", str(dev), options={"port": str(dev)}),
              UpsConfig("gone", "replay", str(tmp_path / "missing.dev"),
                        options={"port": str(tmp_path / "missing.dev")}),
-             UpsConfig("usb", "bcmxcp_usb", "auto"),
+             UpsConfig("usb", "bcmxcp_usb", "auto", serve="upsagent"),
              UpsConfig("old", "refusing")]
     results: list[list[tuple[str, bool, str]]] = []
     killpower.kill_all(reactor, upses, timeout=2).addCallback(results.append)

@@ -47,8 +47,8 @@ def test_start_listens_and_serves_driver_data(tmp_path: Path) -> None:
 
 
 def test_unsupported_driver_is_not_connected(tmp_path: Path) -> None:
-    """A NUT driver we do not have answers DRIVER-NOT-CONNECTED (usbhid-ups, which this test
-    used, now has a driver: see tests/test_usbhid_driver.py)."""
+    """A NUT driver family we do not have is read from NUT's driver socket; while that is
+    not there, DRIVER-NOT-CONNECTED."""
     reactor = MemoryReactorClock()
     conf = replace(config(tmp_path), ups=(UpsConfig("usb", "bcmxcp_usb", port="auto"),))
     master = Master(conf, reactor)
@@ -96,6 +96,22 @@ def test_reload_keeps_clients_latch_and_applies_changes(tmp_path: Path) -> None:
         'VAR c ups.status "OL"']
     assert talk(master, "USERNAME mon", "PASSWORD pw", "PRIMARY a") == [
         "OK", "OK", "ERR ACCESS-DENIED"]
+
+
+def test_connection_slot_limits_from_the_configuration(tmp_path: Path) -> None:
+    """The factory gets maxconn and the per-address and monitor-slot limits (their
+    defaults from maxconn when not set); a reload applies new ones."""
+    reactor = MemoryReactorClock()
+    master = Master(config(tmp_path, "a", maxconn=40), reactor)
+    master.start()
+    factory = master.factory
+    assert (factory.maxconn, factory.max_conn_per_address,
+            factory.reserved_monitor_slots) == (40, 10, 8)
+    master.reload(replace(master.config, maxconn=100, max_conn_per_address=7,
+                          reserved_monitor_slots=0))
+    assert (factory.maxconn, factory.max_conn_per_address,
+            factory.reserved_monitor_slots) == (100, 7, 0)
+    assert factory.admission.regular_slots == 100
 
 
 def test_reload_restarts_a_changed_driver(tmp_path: Path) -> None:

@@ -8,6 +8,7 @@ returns.  No reactor, no sleeping; where a reactor is needed, ``task.Clock``.
 from __future__ import annotations
 
 import json
+from dataclasses import replace
 from collections.abc import Iterable
 from pathlib import Path
 from typing import Any, cast
@@ -25,7 +26,7 @@ from upsagent.policy.actions import (
     SetFsd, ShutdownHost, ShutdownVms, WarnUsers,
 )
 from upsagent.policy.events import CommLost, CommOk, Event, UpsState
-from upsagent.agent.executor import Executor, MonitorFsd
+from upsagent.engine.executor import Executor, MonitorFsd
 from upsagent.policy.plan import (
     HostPlan, Plan, Supply, UpsCountdown, UpsPlan, upsmon_plan, validate,
 )
@@ -387,6 +388,27 @@ def test_redundant_supplies_are_short_only_when_both_fail() -> None:
     assert d.steps(since=570) == [(570, "h", "cancel shut down")]
 
 
+def test_power_back_names_the_supplies_that_came_back() -> None:
+    """Both supplies failed; UPS1 returns and the steps are cancelled: the reason names
+    UPS1, not UPS2, which is still on battery; the later exit from maintenance too."""
+    plan = Plan(ups=(UpsPlan("UPS1"), UpsPlan("UPS2")), hosts=(HostPlan(
+        "h", "vsphere", (Supply("UPS1"), Supply("UPS2")), maintenance_after=60,
+        shutdown_after=120),))
+    d = Drive(plan)
+    started(d)
+    d.event(0, state("UPS1", "OB"))
+    d.event(10, state("UPS2", "OB"))
+    d.until(70)
+    enter = d.last(EnterMaintenance)
+    d.done(75, enter)
+    d.event(90, state("UPS1", "OL"))
+    assert [(t, a.step, a.reason) for t, a in d.of(Cancel)] == [
+        (90, "shut down", "UPS1 back on line after 80 s, before the step due at 120 s")]
+    assert d.last(ExitMaintenance).reason == "UPS1 back on line after 80 s"
+    d.event(95, state("UPS2", "OL"))
+    assert d.steps(since=91) == []
+
+
 def test_power_values_and_min_supplies() -> None:
     """min_supplies 2 on two supplies: one UPS on battery is enough to be short."""
     plan = Plan(ups=(UpsPlan("UPS1"), UpsPlan("UPS2")), hosts=(HostPlan(
@@ -415,7 +437,43 @@ def test_runtime_below_what_the_steps_need_acts_early() -> None:
     d.until(5)
     run = d.last(RunCommand)
     assert (run.reason, run.argv, run.budget) == (
-        "UPS1 runtime 80 s < 90 s the remaining steps need", ("/bin/x",), 30)
+        "UPS1 runtime 80 s <= 122.5 s (90 s the remaining steps need + 32.5 s margin)",
+        ("/bin/x",), 30)
+
+
+def test_runtime_trigger_leaves_a_margin_for_the_polls_and_the_estimate() -> None:
+    """R4b: act when the runtime is at most need + margin, the margin two polls (the age of
+    the reading, the wait for the next) plus runtime_margin of the need (the estimate's
+    error).  Need 120 s (OS), default poll 5 s and share 0.25: 120 + 10 + 30 = 160 s."""
+    host = HostPlan("h", "ssh", (Supply("UPS1"),), shutdown_after=600, shutdown_duration=120)
+    d = Drive(Plan(ups=(UpsPlan("UPS1"),), hosts=(host,)))
+    started(d, 0, "UPS1")
+    d.event(0, state("UPS1", "OB", runtime=900))
+    d.event(10, state("UPS1", "OB", runtime=161))
+    assert d.of(ShutdownHost) == []
+    d.event(15, state("UPS1", "OB", runtime=160))
+    assert d.steps() == [(15, "h", "shut down")]
+    assert d.last(ShutdownHost).reason == (
+        "UPS1 runtime 160 s <= 160 s (120 s the remaining steps need + 40 s margin)")
+    # slower polls and a larger share: 120 + 2 x 15 + 0.5 x 120 = 210 s
+    d = Drive(Plan(ups=(UpsPlan("UPS1"),), hosts=(host,), poll=15, runtime_margin=0.5))
+    started(d, 0, "UPS1")
+    d.event(0, state("UPS1", "OB", runtime=900))
+    d.event(15, state("UPS1", "OB", runtime=211))
+    assert d.of(ShutdownHost) == []
+    d.event(30, state("UPS1", "OB", runtime=210))
+    assert d.last(ShutdownHost).reason == (
+        "UPS1 runtime 210 s <= 210 s (120 s the remaining steps need + 90 s margin)")
+
+
+def test_runtime_margin_outside_zero_to_one_is_a_plan_error() -> None:
+    """runtime_margin is a share of the need: 25 (meant as 25 %) is refused, not taken as
+    25 times the need."""
+    host = HostPlan("h", "ssh", (Supply("UPS1"),), shutdown_after=600)
+    [problem] = validate(Plan(ups=(UpsPlan("UPS1"),), hosts=(host,), runtime_margin=25))
+    assert (problem.step, str(problem)) == (
+        "runtime_margin", "runtime_margin (25) must be a share of the need from 0 to 1 "
+                          "(0.25 adds 25 %)")
 
 
 def test_low_battery_on_a_primary_is_critical_at_once() -> None:
@@ -518,6 +576,63 @@ def test_contact_lost_while_on_line_is_never_critical() -> None:
     d.event(1001, CommOk("u"))
     d.event(1001, state("u", "OL"))
     assert [a.type for t, a in d.of(Notify) if t == 1001] == ["COMMOK"]
+
+
+def test_on_battery_limit_counts_without_a_break() -> None:
+    """R2d: OB for ``on_battery_limit`` s without a break is critical (PowerAct Pro's wait
+    time, the master's on_battery_for); power back resets the count; the engine's deadline
+    says when to look again."""
+    plan = upsmon_plan([("u", 1, "primary")], final_delay=0)
+    d = Drive(replace(plan, ups=(replace(plan.ups[0], on_battery_limit=600),)))
+    d.event(0, state("u", "OB DISCHRG"))
+    assert d.engine.next_deadline() == 600
+    d.event(300, state("u", "OL"))
+    assert d.engine.next_deadline() is None
+    d.event(400, state("u", "OB DISCHRG"))
+    d.until(999.9)
+    assert d.of(SetFsd) == []
+    d.until(1000)
+    assert d.of(SetFsd) == [(1000, d.last(SetFsd))]
+    assert d.last(SetFsd).reason == ("u on battery for 600 s (on_battery_for 600 s): this "
+                                     "agent is the primary")
+
+
+def test_on_battery_limit_is_not_counted_while_contact_is_lost() -> None:
+    """R2d: without contact the limit does not fire (DEADTIME is for that); contact back
+    while still on battery, the count never stopped."""
+    plan = upsmon_plan([("u", 1, "primary")], final_delay=0, deadtime=5000)
+    d = Drive(replace(plan, ups=(replace(plan.ups[0], on_battery_limit=600),)))
+    d.event(0, state("u", "OB"))
+    d.event(100, CommLost("u", "timeout"))
+    d.until(900)
+    assert d.of(SetFsd) == []
+    d.event(901, CommOk("u"))
+    d.event(901, state("u", "OB"))
+    assert d.last(SetFsd).reason.startswith("u on battery for 901 s")
+
+
+def test_a_ups_whose_latch_this_agent_holds_gets_fsd_when_critical() -> None:
+    """R2e (the master's own UPSes): a critical UPS gets FSD at once, without a wait and
+    once, whether its host shuts down or not; OB+LB is critical at once even where this
+    agent's host's shutdown does not set FSD (role secondary); the host's own shutdown
+    then sets FSD and waits on its primaries only."""
+    plan = upsmon_plan([("a", 1, "primary"), ("b", 1, "primary")], final_delay=0)
+    d = Drive(replace(plan, ups=tuple(replace(u, holds_latch=True) for u in plan.ups)
+                      + (UpsPlan("far", holds_latch=True),)))
+    for name in ("a", "b", "far"):
+        d.event(0, state(name, "OL"))
+    d.event(10, state("far", "OB LB"))
+    fsd = d.last(SetFsd)
+    assert (fsd.ups, fsd.wait, fsd.host, fsd.reason) == (
+        "far", 0, "localhost", "far on battery and low battery")
+    d.event(11, state("a", "OB LB"))
+    d.event(12, state("far", "FSD OB LB"))     # our FSD, served back
+    assert [(t, a.ups, a.wait) for t, a in d.of(SetFsd)] == [(10, "far", 0), (11, "a", 0)]
+    assert d.engine.phase("localhost") is Phase.IDLE     # b still feeds the host
+    d.event(20, state("b", "OB LB"))
+    assert [(a.ups, a.wait) for _, a in d.of(SetFsd, since=20)] == [
+        ("b", 0), ("a", 15), ("b", 15)]
+    assert d.engine.phase("localhost") is Phase.FSD
 
 
 def test_upsmon_notifications_and_their_texts() -> None:

@@ -106,7 +106,11 @@ def test_pushes_never_split_a_list_block() -> None:
     slot = state.find("dummy")
     assert slot is not None
 
+    from upsagent.drivers.base import Driver
+
     class ApplyingDriver:
+        request = Driver.request  # the contract's default: setvar / instcmd
+
         def setvar(self, name: str, value: str) -> object:
             slot.ups.set(name, value)  # type: ignore[union-attr]
             slot.ups.commit()  # type: ignore[union-attr]

@@ -534,13 +534,44 @@ def test_registry_table() -> None:
 
 
 def test_create_driver_gives_unavailable_driver_with_reason(tmp_path: Path) -> None:
-    """create_driver never fails: unsupported and unknown names stay NOT_CONNECTED."""
+    """create_driver never fails: with serve = "upsagent", unsupported and unknown names
+    stay NOT_CONNECTED, saying why."""
     for name in ("snmp-ups", "nosuch"):
         ups = UPS("u")
-        driver = registry.create_driver(UpsConfig("u", name), ups, Clock())
+        driver = registry.create_driver(UpsConfig("u", name, serve="upsagent"), ups, Clock())
         assert isinstance(driver, UnavailableDriver)
         driver.start()
         assert avail(ups) is Availability.NOT_CONNECTED
-        assert ups.reason == registry.describe(name)
+        assert ups.reason == registry.describe(name) + "; the UPS is reported as not connected"
     config = UpsConfig("u", "replay", port=str(tmp_path / "u.dev"))
     assert isinstance(registry.create_driver(config, UPS("u"), Clock()), ReplayDriver)
+
+
+def test_create_driver_chooses_who_serves(monkeypatch: pytest.MonkeyPatch) -> None:
+    """serve: auto takes ours when we have one and NUT's driver socket otherwise;
+    nut-driver always NUT's; upsagent always ours.  usbhid-ups is ours only with a USB
+    library to reach the device (otherwise auto keeps NUT's usbhid-ups)."""
+    from upsagent.drivers.nutsock import NutSocketDriver
+    from upsagent.drivers.usbhid import transport
+    from upsagent.drivers.usbhid.driver import UsbHidDriver
+
+    def no_library(choice: str = "auto") -> object:
+        raise transport.MissingLibrary("no hidapi, no pyusb")
+
+    monkeypatch.setattr(transport, "backend", no_library)
+
+    def made(driver: str, serve: str = "auto") -> type:
+        return type(registry.create_driver(UpsConfig("u", driver, serve=serve), UPS("u"),
+                                           Clock()))
+
+    assert made("dummy-ups") is ReplayDriver
+    assert made("usbhid-ups") is NutSocketDriver
+    assert made("apcsmart") is NutSocketDriver
+    assert made("dummy-ups", "nut-driver") is NutSocketDriver
+    assert made("usbhid-ups", "upsagent") is UsbHidDriver
+    monkeypatch.setattr(transport, "backend", lambda choice="auto": object())
+    assert made("usbhid-ups") is UsbHidDriver
+    assert made("dummy-ups", "upsagent") is ReplayDriver
+    repeater = UpsConfig("u", "dummy-ups", port="ups@host", options={"port": "ups@host"})
+    assert type(registry.create_driver(repeater, UPS("u"), Clock())) is NutSocketDriver
+    assert "cannot serve this UPS's settings" in registry.serving(repeater)

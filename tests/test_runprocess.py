@@ -20,6 +20,7 @@ from pathlib import Path
 from typing import Any, TypeVar, cast
 
 import pytest
+import twisted
 from twisted.internet.defer import CancelledError, Deferred
 from twisted.internet.epollreactor import EPollReactor
 from twisted.internet.error import ProcessDone, ProcessTerminated
@@ -28,6 +29,7 @@ from twisted.internet.task import Clock
 from twisted.logger import ILogObserver, Logger
 from twisted.python.failure import Failure
 
+from upsagent.system import runprocess
 from upsagent.system.runprocess import ProcessResult, ProcessRunner
 
 T = TypeVar("T")
@@ -308,15 +310,33 @@ def gone(pid: int, wait: float = 2.0) -> bool:
 
 
 SLEEP = "import time; time.sleep(10)"
+#: how a real command becomes a session leader: Twisted's posix_spawn step overridden (on
+#: the tested Twisted versions) or the public spawnProcess through setsid(1) (elsewhere)
+SPAWN_MODES = pytest.mark.parametrize("session_spawn", [True, False],
+                                      ids=["posix-spawn-setsid", "setsid-1"], indirect=True)
+
+
+@pytest.fixture
+def session_spawn(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> bool:
+    """Run the test with the spawn mode of its parameter."""
+    mode: bool = request.param
+    if mode and not runprocess._tested(twisted.__version__):
+        pytest.skip(f"Twisted {twisted.__version__} is not a tested version")
+    monkeypatch.setattr(runprocess, "SESSION_SPAWN", mode)
+    return mode
+
+
 TRAP_TERM = ("import signal, time\n"
              "signal.signal(signal.SIGTERM, lambda *a: print('TERM', flush=True))\n"
              "print('ready', flush=True)\n"
              "while True: time.sleep(1)\n")
 
 
-def test_real_exit_output_env_and_session() -> None:
+@SPAWN_MODES
+def test_real_exit_output_env_and_session(session_spawn: bool) -> None:
     """A real child: exit code, stdout and stderr apart, env passed, and the child leads
-    its own session and process group (guards the posix_spawn setsid override)."""
+    its own session and process group (guards the posix_spawn setsid override, and the
+    setsid(1) fallback)."""
     code = ("import os, sys; print(os.environ['UPSNAME']); "
             "print(os.getpid(), os.getpgid(0), os.getsid(0)); "
             "sys.stderr.write('warned'); sys.exit(0)")
@@ -345,7 +365,8 @@ def test_real_output_truncated() -> None:
     assert result.ok
 
 
-def test_real_budget_term_honoured() -> None:
+@SPAWN_MODES
+def test_real_budget_term_honoured(session_spawn: bool) -> None:
     """At the end of the budget the sleeper gets TERM and dies of it; no KILL."""
     result = drive(lambda r: r.run(py(SLEEP), 0.5))
     assert (result.signal, result.timed_out, result.killed) == (signal.SIGTERM, True, False)
@@ -360,7 +381,8 @@ def test_real_term_ignored_then_kill() -> None:
     assert 1.0 <= result.duration < 1.5
 
 
-def test_real_grandchildren_killed_with_the_group() -> None:
+@SPAWN_MODES
+def test_real_grandchildren_killed_with_the_group(session_spawn: bool) -> None:
     """TERM goes to the whole group: the sleeper the command started dies too."""
     code = ("import subprocess, sys, time\n"
             f"p = subprocess.Popen([sys.executable, '-c', {SLEEP!r}])\n"
@@ -382,7 +404,8 @@ def test_real_budget_covers_what_holds_the_output() -> None:
     assert gone(int(result.stdout)) and not result.ok
 
 
-def test_real_found_on_the_childs_path(tmp_path: Path) -> None:
+@SPAWN_MODES
+def test_real_found_on_the_childs_path(tmp_path: Path, session_spawn: bool) -> None:
     """argv[0] is looked up on the PATH given to the child, not on ours."""
     tool = tmp_path / "upsagent-test-tool"
     tool.write_text('#!/bin/sh\necho "$0 $1"\n')
@@ -391,7 +414,8 @@ def test_real_found_on_the_childs_path(tmp_path: Path) -> None:
     assert result.ok and result.stdout == f"{tool} -x\n".encode()
 
 
-def test_real_cannot_start(tmp_path: Path) -> None:
+@SPAWN_MODES
+def test_real_cannot_start(tmp_path: Path, session_spawn: bool) -> None:
     """Not found (ENOENT) and not executable (EACCES) are results, not exceptions."""
     script = tmp_path / "script.sh"
     script.write_text("#!/bin/sh\necho hi\n")

@@ -318,7 +318,7 @@ def test_twenty_simulated_minutes_take_well_under_a_second() -> None:
 
 
 def test_scenarios_are_package_data(tmp_path: Path) -> None:
-    """setup.cfg ships scenarios/*.toml with upsagent.slave, and a built copy finds them."""
+    """setup.cfg ships scenarios/*.toml with upsagent.simulator, and a built copy finds them."""
     build = tmp_path / "lib"
     subprocess.run([sys.executable, "-c", "from setuptools import setup; setup()", "-q",
                     "build_py", "--build-lib", str(build)], cwd=ROOT, check=True,
@@ -457,11 +457,51 @@ vms = ["vm1"]
 """ + events('t = 0\nups = "UPS1"\nstatus = "OB"')
     entries = run(text)
     order = [e for e in entries if e.subject == "esx" and e.event == "shut down VMs"]
-    # the monitors read every 5 s: 120 s left at 180 s is enough, 115 s at 185 s is not
+    # 120 s of steps + a margin of two 5 s polls + 0.25 x 120 s: at 160 s left, at 140 s
     assert [(e.t, e.detail) for e in order] == [
-        (185, "UPS1 runtime 115 s < 120 s the remaining steps need")]
+        (140, "UPS1 runtime 160 s <= 160 s (120 s the remaining steps need + 40 s margin)")]
     assert (300, "UPS1", "output off") in actions(entries)
     assert not [e for e in entries if e.event == "crashed"]
+
+
+RUNTIME_120 = """
+[[ups]]
+name = "UPS1"
+runtime = 300
+[[host]]
+name = "pc"
+agent = "pc"
+powered_by = ["UPS1"]
+shutdown_after = 600
+shutdown_duration = 120
+""" + events('t = 0\nups = "UPS1"\nstatus = "OB"')
+
+
+def test_runtime_trigger_leaves_room_for_the_polls_and_the_estimate() -> None:
+    """A host whose shutdown needs 120 s on a UPS with 300 s of runtime: acting at the last
+    reading below 120 s (115 s at 185 s) lost the host 5 s before it was down.  The margin
+    (two 5 s polls + 0.25 x 120 s) makes it act at 160 s left: down at 260 s, 40 s before
+    the battery is empty."""
+    entries = run(RUNTIME_120)
+    assert actions(entries) == [
+        (0, "UPS1", "power failed"), (140, "pc", "shut down"), (140, "pc", "shutting down"),
+        (260, "pc", "down"), (300, "UPS1", "output off")]
+    [order] = [e for e in entries if e.event == "shut down"]
+    assert order.detail == ("UPS1 runtime 160 s <= 160 s (120 s the remaining steps need + "
+                            "40 s margin)")
+
+
+def test_runtime_margin_and_poll_of_a_scenario() -> None:
+    """An [[agent]]'s runtime_margin and the scenario's poll set the margin: 120 s + two
+    10 s polls + 0.5 x 120 s = 200 s left, read at 100 s; a share above 1 is refused."""
+    text = "poll = 10\n" + RUNTIME_120 + '\n[[agent]]\nname = "pc"\nruntime_margin = 0.5\n'
+    entries = run(text)
+    assert actions(entries, "pc")[:1] == [(100, "pc", "shut down")]
+    assert [e.detail for e in entries if e.event == "shut down"] == [
+        "UPS1 runtime 200 s <= 200 s (120 s the remaining steps need + 80 s margin)"]
+    with pytest.raises(ScenarioError, match=r"agent\[0\]: runtime_margin must be a share of "
+                                            r"the need from 0 to 1 \(0.25 adds 25 %\)"):
+        loads(text.replace("runtime_margin = 0.5", "runtime_margin = 25"))
 
 
 def test_low_battery_reported_by_the_ups() -> None:
@@ -534,13 +574,52 @@ def test_agent_restart_mid_sequence() -> None:
     assert resumed == "resumed after a restart: UPS1 on battery for 60 s"
 
 
-def test_power_back_before_the_countdown_leaves_a_shut_down_host_off() -> None:
+def test_power_back_before_the_countdown_leaves_a_shut_down_host_off(
+        tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     """host1 is down at 180 s; mains return at 170 s, before UPS1's countdown starts: the
-    UPS never cycles, nothing switches host1 on again, and the timeline says so."""
-    entries = run(CLUSTER + events('t = 0\nups = "UPS1"\nstatus = "OB"',
-                                   't = 170\nups = "UPS1"\nstatus = "OL"'))
-    assert (180, "host1", "stays off") in actions(entries)
+    UPS never cycles, nothing switches host1 on again, and the timeline says so at the end
+    of the run (770 s), when that is what happened.  The host was shut down safely: not a
+    failure of the policy (exit status 1) but a host left off (exit status 3)."""
+    text = CLUSTER + events('t = 0\nups = "UPS1"\nstatus = "OB"',
+                            't = 170\nups = "UPS1"\nstatus = "OL"')
+    entries = run(text)
+    assert actions(entries)[-1] == (770, "host1", "stays off")
+    assert entries[-1].detail == ("down since 180 s with power present: UPS1 did not cycle "
+                                  "its output, and nothing switches host1 on again")
     assert (180, "UPS1", "countdown started") not in actions(entries)
+    path = tmp_path / "left-off.toml"
+    path.write_text(text)
+    assert main([str(path)]) == 3
+    assert capsys.readouterr().out.splitlines()[-1] == (
+        "# LEFT OFF: no host or VM lost power while running, but 1 host stays off: host1")
+
+
+def test_hosts_down_before_a_killpower_are_not_reported_off(
+        tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """Scenario 5 with the mains back at 650 s, after FSD: the SSH hosts are down at 630 s
+    while the primary still waits for the ESXi slave; its killpower then cycles the UPS
+    (830 s) and every host boots (890 s).  Nothing is reported "stays off", exit status 0."""
+    text = (ROOT / "upsagent/simulator/scenarios/5-poweract.toml").read_text()
+    path = tmp_path / "back-at-650.toml"
+    path.write_text(text.replace("t = 1000", "t = 650"))
+    assert main([str(path)]) == 0
+    out = capsys.readouterr().out.splitlines()
+    assert not [line for line in out if "stays off" in line]
+    assert "830 s  UPS     output off: killpower: 30 s after master stopped" in out
+    assert "890 s  linux1  booted" in out and "890 s  linux2  booted" in out
+    assert out[-1] == "# OK: no host or VM lost power while running"
+
+
+def test_exit_status_is_documented_in_help(capsys: pytest.CaptureFixture[str]) -> None:
+    """--help states the exit codes: 0 safe, 1 policy failure, 2 usage, 3 left off."""
+    with pytest.raises(SystemExit) as info:
+        main(["--help"])
+    assert info.value.code == 0
+    text = " ".join(capsys.readouterr().out.split())
+    for words in ("0 every host came through", "1 a policy failure",
+                  "2 a usage error or a scenario that cannot be read",
+                  "3 no policy failure, but a host stays off"):
+        assert words in text
 
 
 def test_nut_default_hostsync_cuts_the_slave(tmp_path: Path,

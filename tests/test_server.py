@@ -10,7 +10,7 @@ from twisted.internet.defer import Deferred, succeed
 from twisted.internet.task import Clock
 
 from upsagent.config.schema import UpsConfig, UserConfig
-from upsagent.drivers.base import Result
+from upsagent.drivers.base import Driver, Result
 from upsagent.nut.server import ServerSession
 from upsagent.master.driverport import DriverAdapter, new_tracking_id
 from upsagent.nut.state import Descriptions, ServerState
@@ -24,6 +24,8 @@ class FakeDriver:
     def __init__(self) -> None:
         self.calls: list[tuple[str, str, str | None]] = []
         self.pending: list[Deferred[Result]] = []
+
+    request = Driver.request  # the contract's default: setvar / instcmd
 
     def setvar(self, name: str, value: str) -> Deferred[Result]:
         self.calls.append(("set", name, value))

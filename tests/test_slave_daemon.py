@@ -29,7 +29,7 @@ import pytest
 from twisted.internet.defer import Deferred, succeed
 from twisted.internet.task import Clock
 
-from upsagent.config import loads_toml
+from upsagent.config import loads_toml, to_toml
 from upsagent.config.schema import ConfigError
 from upsagent.config.slaveconf import MonitorConfig, SlaveConfig, from_upsmon
 from upsagent.config.slavecheck import plan_problems
@@ -41,6 +41,11 @@ from tests import nutreal
 from tests.ourmaster import DEFAULT_USERS, OurMaster, ask, wait_for
 
 # -- (a) the mapping -------------------------------------------------------------------
+
+
+#: a [[slave.vcenter]] that vsphere hosts name with vcenter = "vc1"
+VCENTER = ('[[slave.vcenter]]\nname = "vc1"\nurl = "https://vc1.example/sdk"\nuser = "u"\n'
+           'password = "p"\n')
 
 
 def test_native_slave_maps_onto_a_plan(tmp_path: Path) -> None:
@@ -69,10 +74,11 @@ shutdown_duration = 30
 [[host]]
 name = "esx1"
 backend = "vsphere"
+vcenter = "vc1"
 maintenance_after = 30
 shutdown_after = 90
 shutdown_duration = 60
-""", source="t.toml")
+{VCENTER}""", source="t.toml")
     slave = config.slave
     assert slave is not None
     assert slave.plan.ups == (UpsPlan("ups1@nas:3493", "primary",
@@ -100,11 +106,53 @@ shutdown_duration = 60
     ('[[host]]\nname = "h"\nbackend = "vsfere"\n', "host[1].backend: unknown backend"),
     ('[[host]]\nname = "h"\nbackend = "xenserver"\n', 'host[1].backend: unknown backend '
      '"xenserver" (did you mean "xen"?); the kinds are local, ssh, vsphere, xen, simulated'),
+    ('[slave]\nruntime_margin = 25\n', "slave.runtime_margin: must be a share of the need "
+     "from 0 to 1 (0.25 adds 25 %), not 25"),
+    ('[slave]\nruntime_margin = -0.1\n', "slave.runtime_margin: must be a share of the need "
+     "from 0 to 1 (0.25 adds 25 %), not -0.1"),
+    ('[slave]\nruntime_margin = "25%"\n', "slave.runtime_margin: must be a number (a share "
+     "of the need, such as 0.25), not a string"),
 ])
 def test_native_slave_errors_name_the_key(text: str, message: str) -> None:
     with pytest.raises(Exception) as info:
         loads_toml(text, source="t.toml")
     assert f"t.toml: {message}" in str(info.value)
+
+
+def test_runtime_margin_and_pollfreq_alert_make_the_runtime_trigger(
+        tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """[slave] runtime_margin and pollfreq_alert reach the plan (R4b's margin: two polls +
+    the share of the need), and check-config prints, per host, the runtime at which it
+    acts, with the parts."""
+    from upsagent.cli.configcmds import check_config
+
+    text = (f'[slave]\nstate_file = "{tmp_path}/s"\ndry_run = true\npollfreq_alert = 10\n'
+            'runtime_margin = 0.5\n[[slave.monitor]]\nups = "u@h"\nuser = "m"\n'
+            'password = "p"\n[[host]]\nname = "me"\nshutdown_after = 300\n'
+            'shutdown_duration = 40\n[[host]]\nname = "esx1"\nbackend = "vsphere"\n'
+            'vcenter = "vc1"\nmaintenance_after = 60\nshutdown_after = 120\n' + VCENTER)
+    path = tmp_path / "u.toml"
+    path.write_text(text)
+    os.chmod(path, 0o600)
+    config = loads_toml(text, source=str(path))
+    slave = config.slave
+    assert slave is not None
+    assert (slave.plan.runtime_margin, slave.plan.poll) == (0.5, 10)
+    again = loads_toml(to_toml(config), source=str(path)).slave     # import-nut's writer
+    assert again is not None and again.plan == slave.plan
+    default = loads_toml(OWN_HOST, source="t.toml").slave
+    assert default is not None and (default.plan.runtime_margin, default.plan.poll) == (0.25, 5)
+    assert check_config(["--config", str(path)]) == 0
+    out = capsys.readouterr().out.splitlines()
+    assert [line for line in out if line.startswith("runtime trigger: ")] == [
+        f'runtime trigger: {path}: host[1] ("me"): shuts down at once when the runtime left '
+        "is at most 80 s = 40 s the steps need (OS 40 s) + 40 s margin (2 polls of 10 s "
+        "(pollfreq_alert) + 0.5 (runtime_margin) x 40 s)",
+        f'runtime trigger: {path}: host[2] ("esx1"): shuts down at once when the runtime left '
+        "is at most 200 s = 120 s the steps need (VMs 60 s + OS 60 s) + 80 s margin (2 polls "
+        "of 10 s (pollfreq_alert) + 0.5 (runtime_margin) x 120 s); in maintenance at most "
+        "110 s = 60 s the steps need (OS 60 s) + 50 s margin (2 polls of 10 s "
+        "(pollfreq_alert) + 0.5 (runtime_margin) x 60 s)"]
 
 
 def test_plan_errors_are_check_config_errors(tmp_path: Path) -> None:
@@ -119,6 +167,30 @@ def test_plan_errors_are_check_config_errors(tmp_path: Path) -> None:
     assert check_config(["--config", str(path)]) == 1
 
 
+def test_plan_errors_about_a_host_key_name_the_key(
+        tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """A plan error about one of a [[host]]'s keys names it as host[N].key, as the backend
+    error beside it does; an error about a step (not a key) still names the host."""
+    from upsagent.cli.configcmds import check_config
+
+    path = tmp_path / "u.toml"
+    path.write_text(f'[slave]\ndry_run = true\nstate_file = "{tmp_path}/s"\n'
+                    '[[slave.monitor]]\nups = "u@h"\nuser = "m"\npassword = "p"\n'
+                    'warning_period = 100\nshutdown_delay = 20\n'
+                    '[[host]]\nname = "me"\nshutdown_after = 100\n'
+                    '[[host]]\nname = "esx1"\nbackend = "vsphere"\nvcenter = "vc1"\n'
+                    'maintenance_after = 90\nshutdown_after = 60\nvm_shutdown_timeout = 0\n'
+                    'shutdown_duration = 30\n' + VCENTER)
+    os.chmod(path, 0o600)
+    assert check_config(["--config", str(path)]) == 1
+    errors = capsys.readouterr().err.splitlines()
+    assert errors == [
+        f'upsagent: {path}: host "me": shutdown: host me: shutdown finishes at 160 s, 40 s '
+        "after u@h cuts its output at 120 s (shutdown at 100 s + OS 60 s)",
+        f'upsagent: {path}: host[2].shutdown_after (host "esx1"): shutdown_after (60 s) '
+        "must be greater than maintenance_after (90 s)"]
+
+
 BACKEND_PLAN = """
 [[slave.monitor]]
 ups = "u@h"
@@ -131,7 +203,17 @@ shutdown_after = 60
 name = "esx1"
 backend = "{kind}"
 shutdown_after = 30
-"""
+{manager}"""
+
+#: what each kind's host needs besides its backend: the manager it names (and defines)
+MANAGER_OF = {
+    "vsphere": 'vcenter = "vc1"\n' + VCENTER,
+    "xen": 'pool = "p1"\n[[slave.xenpool]]\nname = "p1"\nurl = "https://xen1"\n'
+           'user = "root"\npassword = "p"\n',
+    "ssh": '[host.ssh]\naddress = "192.0.2.10"\nuser = "upsagent"\npassword = "p"\n'
+           'known_hosts = "{known_hosts}"\n',
+    "simulated": "",
+}
 
 
 @pytest.mark.parametrize("kind, why", [
@@ -148,7 +230,10 @@ def test_backend_the_agent_cannot_drive_is_a_check_config_error(
     from upsagent.cli.configcmds import check_config
 
     path = tmp_path / "u.toml"
-    path.write_text(BACKEND_PLAN.format(kind=kind) + f'[slave]\nstate_file = "{tmp_path}/s"\n')
+    (tmp_path / "known_hosts").write_text("")
+    manager = MANAGER_OF[kind].format(known_hosts=tmp_path / "known_hosts")
+    path.write_text(BACKEND_PLAN.format(kind=kind, manager=manager) +
+                    f'[slave]\nstate_file = "{tmp_path}/s"\n')
     os.chmod(path, 0o600)
     line = f'{path}: host[2].backend: {kind} (host "esx1"): {why}; available: local'
     assert check_config(["--config", str(path)]) == 1
@@ -179,7 +264,7 @@ OWN_HOST = ('[[slave.monitor]]\nups = "u@h"\nuser = "m"\npassword = "p"\n'
     ("minsupplies = 2", "min_supplies = 1", "slave.minsupplies: is 2, but with [[host]] tables "
      'the agent\'s own host, host[1] ("me"), has min_supplies = 1, and that is what counts: '
      "write min_supplies = 2 in host[1] and remove minsupplies from [slave]"),
-    ("minsupplies = 1", 'backend = "vsphere"', 'slave.minsupplies: applies to the agent\'s own '
+    ("minsupplies = 1", 'backend = "vsphere"\nvcenter = "vc1"\n' + VCENTER, 'slave.minsupplies: applies to the agent\'s own '
      'host, and with [[host]] tables that is the one with backend "local", which this file '
      "does not have: each [[host]] has its own min_supplies; remove minsupplies from [slave]"),
 ])

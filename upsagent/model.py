@@ -187,9 +187,14 @@ class UPS:
         self._set_availability(Availability.OK, "")
         self.commit()
 
-    def data_stale(self, reason: str) -> None:
-        """Contact with the device is lost: stop serving values until ``data_ok``."""
-        if self._availability is Availability.NOT_CONNECTED:
+    def data_stale(self, reason: str, *, connected: bool = False) -> None:
+        """Contact with the device is lost: stop serving values until ``data_ok``.
+
+        A UPS that is not connected stays so (its driver never had data), unless
+        ``connected``: the driver is there and says itself that its data is stale (a NUT
+        driver's ``DATASTALE`` in its dump), which upsd reports as ``DATA-STALE``.
+        """
+        if self._availability is Availability.NOT_CONNECTED and not connected:
             self.reason = reason
             return
         self._set_availability(Availability.STALE, reason)

@@ -143,6 +143,18 @@ class UsbHidDriver(Driver):
 
     # -- the Driver contract -----------------------------------------------------------
 
+    @classmethod
+    def implements(cls, config: UpsConfig) -> bool:
+        """Only with a USB library to reach the device: without hidapi and pyusb, ``serve =
+        "auto"`` keeps reading NUT's own usbhid-ups through its socket (as before this
+        driver existed); ``serve = "upsagent"`` gets this driver, which then says to
+        install upsagent[usb]."""
+        try:
+            transport.backend(config.options.get("backend", "auto"))
+        except transport.MissingLibrary:
+            return False
+        return True
+
     def start(self) -> "Deferred[None]":
         self.publish_driver_info()
         if self._backend is None:

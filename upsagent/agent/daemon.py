@@ -5,17 +5,21 @@ A :class:`SlaveDaemon` runs the agent one :class:`~upsagent.config.slaveconf.Sla
 describes, on a reactor:
 
 * one :class:`~upsagent.agent.monitor.UpsMonitor` per monitored UPS; every event goes to the
-  :class:`~upsagent.agent.executor.Executor`, which drives the
+  :class:`~upsagent.engine.executor.Executor`, which drives the
   :class:`~upsagent.policy.policy.PolicyEngine`;
 * the :class:`~upsagent.system.runprocess.ProcessRunner` runs every command (shutdown,
   notifications, a host's script); the :class:`~upsagent.agent.notify.Notifier` sends
-  upsmon's notifications; the local backend shuts this machine down; a primary sets FSD and
-  waits for the secondaries through its monitors (:class:`~upsagent.agent.executor.MonitorFsd`);
-* hosts of other backend kinds get their backend from ``backend_factory(kind, hosts)``
-  (default: the registry, :data:`upsagent.hypervisors.base.BACKENDS`, constructed without
-  arguments; a kind the agent cannot drive is refused first, with ``check-config``'s line,
-  :func:`~upsagent.config.slavecheck.backend_problems`); a kind that cannot be built stops
-  the start, unless in a dry run.
+  upsmon's notifications; a primary sets FSD and waits for the secondaries through its
+  monitors (:class:`~upsagent.engine.executor.MonitorFsd`);
+* one backend per manager (:meth:`~upsagent.config.slaveconf.SlaveConfig.managers`): the
+  hosts naming one ``[[slave.vcenter]]`` or ``[[slave.xenpool]]`` share its backend, each
+  ``ssh`` host has its own, and the local host's is this OS
+  (:class:`~upsagent.hypervisors.local.LocalBackend`, from ``[slave]``'s shutdown
+  settings).  Each is built by ``backend_factory(config, reactor, runner)`` -- default
+  :func:`~upsagent.hypervisors.base.build_backend`, the registry's ``Backend.build``; a
+  kind the agent cannot drive is refused first, with ``check-config``'s line
+  (:func:`~upsagent.config.slavecheck.backend_problems`); a backend that cannot be built
+  stops the start, unless in a dry run.
 
 **Start and reload.**  Both first build and check everything a configuration needs
 (:meth:`SlaveDaemon._prepare`: the plan and settings as ``check-config`` checks them, the
@@ -63,16 +67,16 @@ from twisted.internet.defer import Deferred, DeferredList, succeed
 from twisted.logger import Logger
 
 from upsagent.config.schema import ConfigError
+from upsagent.config.validate import show
 from upsagent.config.slavecheck import agent_backends, countdown_problems, plan_problems
 from upsagent.config.slaveconf import DELAY_VARIABLE, SlaveConfig
-from upsagent.hypervisors.base import Backend, backend_class
-from upsagent.hypervisors.local import LocalBackend
+from upsagent.config.managers import MANAGED_KINDS, ManagerConfig
+from upsagent.hypervisors.base import Backend, build_backend
 from upsagent.system.powerdown import clear_stale_flag
 from upsagent.policy.actions import Action, Outcome, Result, ShutdownHost
 from upsagent.policy.events import CommLost, Event, UpsState
-from upsagent.agent.executor import Executor, MonitorFsd
+from upsagent.engine.executor import Executor, MonitorFsd
 from upsagent.agent.notify import Notifier
-from upsagent.policy.plan import TRAITS
 from upsagent.policy.policy import PolicyEngine
 
 __all__ = ["BackendFactory", "MonitorFactory", "SlaveDaemon", "VariableReader", "read_variable",
@@ -85,8 +89,9 @@ _log = Logger(namespace="upsagent.slave")
 
 #: (settings, on_event) -> an object with start(), stop(logout), set_fsd(), numlogins()
 MonitorFactory = Callable[[Any, Callable[[Event], None]], Any]
-#: (kind, host names) -> the backend for those hosts
-BackendFactory = Callable[[str, list[str]], Backend]
+#: (manager config, reactor, runner) -> the backend of that manager (``Backend.build``'s
+#: signature, so a backend class's ``build`` is one)
+BackendFactory = Callable[[ManagerConfig, Any, Any], Backend]
 #: (monitor settings, variable) -> its value on the server, None when it has none
 VariableReader = Callable[[Any, str], "Deferred[str | None]"]
 
@@ -169,6 +174,12 @@ def read_variable(reactor: Any, settings: Any, name: str,
     return Deferred.fromCoroutine(session())
 
 
+def _manager_name(manager: ManagerConfig) -> str:
+    """``(vcenter "vc1") `` for a manager section, nothing for a host's own manager."""
+    key = getattr(manager, "host_key", None)
+    return f"({key} {show(manager.name)}) " if key else ""
+
+
 def _comparable(snapshot: Mapping[str, object]) -> str:
     return json.dumps({k: v for k, v in snapshot.items() if k != "now"}, sort_keys=True)
 
@@ -177,7 +188,9 @@ class SlaveDaemon:
     """One slave agent on ``reactor`` (the real reactor, or a ``MemoryReactorClock``).
 
     ``runner`` defaults to a :class:`ProcessRunner`; ``monitor_factory`` to
-    :class:`UpsMonitor`; tests pass fakes.
+    :class:`UpsMonitor`; ``backend_factory(manager config, reactor, runner)`` to
+    :func:`~upsagent.hypervisors.base.build_backend` (a given one builds every kind that has
+    a manager, :data:`~upsagent.config.managers.MANAGED_KINDS`); tests pass fakes.
     """
 
     def __init__(self, config: SlaveConfig, reactor: Any, *, runner: Any = None,
@@ -191,8 +204,9 @@ class SlaveDaemon:
             runner = ProcessRunner(reactor)
         self.runner = runner
         self._monitor_factory = monitor_factory or self._default_monitor
-        self._backend_factory = backend_factory or self._registry_backend
-        #: a given factory decides which kinds it builds; the registry's are checked first
+        self._backend_factory: BackendFactory = backend_factory or build_backend
+        #: a given factory builds every kind that has a manager (the tests' fakes); the
+        #: registry's kinds are checked first
         self._custom_backends = backend_factory is not None
         self.monitors: dict[str, Any] = {}
         self.executor: Executor | None = None
@@ -270,7 +284,7 @@ class SlaveDaemon:
         refused thing, one per ``;``) when something is refused.  Nothing running is
         touched.  ``snapshot``: the running engine's state, restored into the new plan (a
         reload); without it the state file is read (a start)."""
-        available = TRAITS if self._custom_backends else None
+        available = MANAGED_KINDS if self._custom_backends else None
         errors, warnings = plan_problems(config, available)
         if errors:
             raise ConfigError("; ".join(errors))
@@ -329,37 +343,26 @@ class SlaveDaemon:
         from upsagent.agent.monitor import UpsMonitor
         return UpsMonitor(settings, on_event, reactor=self.reactor)
 
-    def _registry_backend(self, kind: str, hosts: list[str]) -> Backend:
-        try:
-            return backend_class(kind)()
-        except Exception as exc:
-            raise ConfigError(f"backend {kind} for {', '.join(hosts)}: cannot be used by "
-                              f"the agent: {exc}") from None
-
     def _backends(self, config: SlaveConfig) -> dict[str, Backend]:
+        """Host name -> its backend: one built per manager, shared by its hosts."""
         backends: dict[str, Backend] = {}
-        kinds: dict[str, list[str]] = {}
-        for host in config.plan.hosts:
-            if host.backend == "local":
-                backends[host.name] = LocalBackend(
-                    self.runner, host.name, config.shutdown_command,
-                    config.shutdown_budget, config.powerdown_flag)
-            else:
-                kinds.setdefault(host.backend, []).append(host.name)
-        usable = TRAITS if self._custom_backends else agent_backends()
-        for kind, names in kinds.items():
-            if kind not in usable:       # a dry run (plan_problems warned), else refused
+        usable = MANAGED_KINDS if self._custom_backends else agent_backends()
+        for manager, names in config.managers():
+            if manager.kind not in usable:   # a dry run (plan_problems warned), else refused
                 continue
             try:
-                backend = self._backend_factory(kind, names)
+                backend = self._backend_factory(manager, self.reactor, self.runner)
             except Exception as exc:
-                if not isinstance(exc, ConfigError):
-                    exc = ConfigError(f"backend {kind} for {', '.join(names)}: cannot be "
-                                      f"used by the agent: {exc}")
+                if isinstance(exc, ConfigError):
+                    error = exc
+                else:
+                    error = ConfigError(f"{config.source}: backend {manager.kind} "
+                                        f"{_manager_name(manager)}for {', '.join(names)}: "
+                                        f"cannot be used by the agent: {exc}")
                 if not config.dry_run:
-                    raise exc from None
-                _log.warn("dry run: no {kind} backend for {hosts}", kind=kind,
-                          hosts=", ".join(names))
+                    raise error from None
+                _log.warn("dry run: no {kind} backend for {hosts} ({error})",
+                          kind=manager.kind, hosts=", ".join(names), error=error)
                 continue
             backends.update(dict.fromkeys(names, backend))
         return backends

@@ -1,12 +1,17 @@
 # -*- test-case-name: tests.test_config -*-
 """``upsagent check-config`` and ``upsagent import-nut``.
 
-check-config loads a configuration exactly as the master would and prints one line,
-``OK: <n> UPS, <m> users, listening on <addresses>``, after any warnings (all on stdout); on an
+check-config loads a configuration exactly as the master would and prints, after any
+warnings, one line per UPS saying who will serve it (``UPS <name>: served by upsagent's
+driver for dummy-ups (...)``, or ``served by NUT's driver usbhid-ups through its socket
+/run/nut/usbhid-ups-<name> ...``; ``--nut-drivers`` as for the master), then one line
+``OK: <n> UPS, <m> users, listening on <addresses>`` (all on stdout); on an
 error it prints ``upsagent: <error>`` on stderr and exits 1.  When the configuration has a
 slave part (``[slave]``/``[[host]]``, or an ``upsmon.conf`` in the NUT directory) its plan is
 checked too (:func:`upsagent.config.slavecheck.plan_problems`): warnings are printed, errors
-exit 1, and a second line says ``OK: slave: <n> monitored UPS, <m> hosts``.
+exit 1, a ``runtime trigger: ...`` line per host says at which runtime the agent acts at
+once (:func:`upsagent.config.slavecheck.runtime_triggers`), and a second line says
+``OK: slave: <n> monitored UPS, <m> hosts``.
 
 import-nut reads a NUT configuration directory (ups.conf, upsd.conf, upsd.users and, when
 present, upsmon.conf for the ``[slave]`` part) and prints the equivalent upsagent.toml on
@@ -24,8 +29,8 @@ from dataclasses import replace
 
 from upsagent.config import (
     DEFAULT_CONFIG_PATH, DEFAULT_NUT_DIR, ConfigError, load_config, load_nut_dir, to_toml)
-from upsagent.config.schema import Config, ListenAddress
-from upsagent.config.slavecheck import plan_problems
+from upsagent.config.schema import Config, ListenAddress, UpsConfig
+from upsagent.config.slavecheck import plan_problems, runtime_triggers
 from upsagent.config.slaveconf import load_upsmon_dir
 
 __all__ = ["check_config", "import_nut"]
@@ -55,11 +60,18 @@ def check_config(argv: list[str]) -> int:
                         help=f"upsagent.toml to check (default {DEFAULT_CONFIG_PATH})")
     source.add_argument("--nut-config", metavar="DIR",
                         help="check NUT's ups.conf, upsd.conf and upsd.users in DIR instead")
+    parser.add_argument("--nut-drivers", action="store_true",
+                        help="as upsagent master --nut-drivers: every UPS served from NUT's "
+                             "own running driver")
     args = _parse(parser, argv)
     if isinstance(args, int):
         return args
     try:
         config = _load_with_upsmon(args.config, args.nut_config)
+        if args.nut_drivers:
+            from upsagent.cli.master import with_nut_drivers
+
+            config = with_nut_drivers(config)
     except ConfigError as exc:
         hint = ""
         if args.config is None and args.nut_config is None and \
@@ -77,7 +89,11 @@ def check_config(argv: list[str]) -> int:
             print(f"warning: {warning}")
         for error in errors:
             print(f"upsagent: {error}", file=sys.stderr)
+        for line in runtime_triggers(config.slave):
+            print(f"runtime trigger: {line}")
     master = config.master
+    for line in serving_lines(master.ups):
+        print(line)
     if config.master.ups or config.slave is None:
         users = f"{len(master.users)} user{'' if len(master.users) == 1 else 's'}"
         listen = ", ".join(_address(address) for address in master.listen)
@@ -87,6 +103,15 @@ def check_config(argv: list[str]) -> int:
         print(f"OK: slave: {len(config.slave.monitors)} monitored UPS, {hosts} "
               f"host{'' if hosts == 1 else 's'}")
     return 1 if errors else 0
+
+
+def serving_lines(upses: tuple[UpsConfig, ...]) -> list[str]:
+    """One line per UPS: who will serve it, and where NUT's driver socket is expected."""
+    try:
+        from upsagent.drivers.registry import serving
+    except ImportError:  # a build without drivers: nothing to say
+        return []
+    return [f"UPS {ups.name}: served by {serving(ups)}" for ups in upses]
 
 
 def _has_upsmon(directory: str) -> bool:

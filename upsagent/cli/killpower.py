@@ -5,7 +5,8 @@
 Run by the shutdown hook (``contrib/systemd/upsagent-killpower`` in
 ``/lib/systemd/system-shutdown/``) when everything else has stopped::
 
-    upsagent killpower [--config FILE | --nut-config DIR] [--force] [--timeout S] [-D]
+    upsagent killpower [--config FILE | --nut-config DIR] [--nut-drivers] [--force]
+                       [--timeout S] [-D]
 
 Rules:
 
@@ -21,6 +22,9 @@ Rules:
   every configured UPS) is started, all at once; as soon as one has reached its UPS (its
   first successful read) it is told :meth:`~upsagent.drivers.base.Driver.killpower`
   (``shutdown.return``: output off after the UPS's own delay, back on when mains returns).
+  A UPS served by NUT's own driver is told through NUT's usual way, ``upsdrvctl shutdown
+  <ups>`` (the driver's ``-k``), without waiting for the running driver, which is usually
+  stopped by then; ``--nut-drivers`` treats every UPS so, as the master's option does.
   ``--timeout`` (default 30 s) bounds each UPS's start and its answer.
 * One line per UPS on stdout (``<ups>: shutdown.return acknowledged`` or
   ``<ups>: FAILED: <why>``); driver logs on stderr.
@@ -40,7 +44,8 @@ import os
 import sys
 from typing import Any
 
-from twisted.internet.defer import Deferred, DeferredList, TimeoutError, maybeDeferred
+from twisted.internet.defer import (
+    Deferred, DeferredList, TimeoutError, maybeDeferred, succeed)
 
 from upsagent.config.schema import ConfigError, MasterConfig, UpsConfig
 from upsagent.system.powerdown import FlagState, boot_time, check_flag, remove_flag
@@ -63,6 +68,9 @@ def build_parser() -> argparse.ArgumentParser:
                         help=f"native TOML configuration (default {DEFAULT_CONFIG})")
     source.add_argument("--nut-config", metavar="DIR",
                         help="read NUT's ups.conf, upsd.conf and upsd.users from DIR")
+    parser.add_argument("--nut-drivers", action="store_true",
+                        help="as upsagent master --nut-drivers: every UPS is NUT's driver's, "
+                             "switched off with upsdrvctl shutdown")
     parser.add_argument("--force", action="store_true",
                         help="act even without a valid power-down flag")
     parser.add_argument("--timeout", type=float, default=30.0, metavar="S",
@@ -121,8 +129,11 @@ def _kill_one(reactor: Any, conf: UpsConfig,
     def stop(outcome: tuple[str, bool, str]) -> "Deferred[tuple[str, bool, str]]":
         return maybeDeferred(driver.stop).addBoth(lambda _: outcome)
 
-    first: Deferred[Any] = maybeDeferred(driver.start)
-    first.addTimeout(timeout, reactor)
+    if driver.killpower_needs_device:
+        first: Deferred[Any] = maybeDeferred(driver.start)
+        first.addTimeout(timeout, reactor)
+    else:  # the order goes to another program (NUT's driver -k), not through this driver
+        first = succeed(None)
     first.addCallback(started)
     return first.addCallbacks(answered, failed).addCallback(stop)
 
@@ -185,6 +196,10 @@ def main(argv: list[str]) -> int:
     except ConfigError as exc:
         print(f"upsagent killpower: {exc}", file=sys.stderr)
         return EXIT_USAGE
+    if args.nut_drivers:
+        from upsagent.cli.master import with_nut_drivers
+
+        config = with_nut_drivers(config)
     master = config.master
     if master.powerdown_flag is None and args.nut_config:
         from dataclasses import replace

@@ -3,6 +3,9 @@
 
 Configuration comes from the native TOML file (``--config``, default
 ``/etc/upsagent/upsagent.toml``) or from a NUT directory (``--nut-config /etc/nut``).
+``--nut-drivers`` serves every UPS from NUT's own running drivers through their sockets
+(``serve = "nut-driver"`` for each), as upsd would: ``upsagent master --nut-config /etc/nut
+--nut-drivers`` stands in for upsd while NUT's driver units keep running.
 SIGHUP re-reads it without dropping clients; a reload that fails validation keeps the running
 configuration and says why.  SIGTERM/SIGINT stop cleanly.
 """
@@ -17,7 +20,7 @@ from upsagent.cli.foreground import serve
 from upsagent.cli.logs import start_logging
 from upsagent.config.schema import Config, ConfigError
 
-__all__ = ["main"]
+__all__ = ["main", "with_nut_drivers"]
 
 DEFAULT_CONFIG = "/etc/upsagent/upsagent.toml"
 
@@ -31,6 +34,9 @@ def build_parser() -> argparse.ArgumentParser:
                         help=f"native TOML configuration (default {DEFAULT_CONFIG})")
     source.add_argument("--nut-config", metavar="DIR",
                         help="read NUT's ups.conf, upsd.conf and upsd.users from DIR")
+    parser.add_argument("--nut-drivers", action="store_true",
+                        help="serve every UPS from NUT's own running drivers, through their "
+                             "sockets, exactly as upsd would (for keeping NUT's driver units)")
     parser.add_argument("-l", "--listen", metavar="HOST:PORT", action="append",
                         help="listen here instead of the configured addresses "
                              "(repeatable; [::1]:3493 for IPv6)")
@@ -45,12 +51,22 @@ def load(args: argparse.Namespace) -> Config:
     config: Config = load_config(path=args.config or (None if args.nut_config
                                                       else DEFAULT_CONFIG),
                                  nut_dir=args.nut_config)
+    if args.nut_drivers:
+        config = with_nut_drivers(config)
     if args.listen:
         from dataclasses import replace
 
         listen = tuple(_parse_listen(item) for item in args.listen)
         config = replace(config, master=replace(config.master, listen=listen))
     return config
+
+
+def with_nut_drivers(config: Config) -> Config:
+    """``--nut-drivers``: every UPS served from NUT's own driver (``serve = "nut-driver"``)."""
+    from dataclasses import replace
+
+    upses = tuple(replace(ups, serve="nut-driver") for ups in config.master.ups)
+    return replace(config, master=replace(config.master, ups=upses))
 
 
 def _parse_listen(text: str) -> Any:

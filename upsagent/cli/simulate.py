@@ -7,29 +7,58 @@ hypervisors, and prints the timeline: seconds since the first power failure, the
 what happened and why.  ``--json`` prints one JSON object per line instead (keys ``t``,
 ``subject``, ``event``, ``detail``).
 
-Exit status: 0 when every host came through; 1 when the timeline shows a failure (a host
-or VM lost power while running, a host left off) or a plan has a configuration error;
-2 for a usage error or a scenario that cannot be read.
+Exit status (:data:`EXIT_STATUS`): 0 when every host came through; 1 for a failure of the
+policy (the timeline shows a host or VM that lost power while running or before its
+shutdown finished, or a plan has a check-config error); 2 for a usage error or a scenario
+that cannot be read; 3 when nothing failed but a host stays off (shut down safely, and its
+power came back without its UPS cycling the output: nothing switches it on again).  A host
+still off at the end because its UPS's output is off (the mains did not come back within
+the scenario) is the normal outcome of a shutdown: 0.
 """
 
 from __future__ import annotations
 
 import argparse
 import sys
+import textwrap
 from pathlib import Path
 
 from upsagent.simulator.scenario import Scenario, ScenarioError, builtin, builtin_names, load
-from upsagent.simulator.simulation import FAILURES, simulate
+from upsagent.simulator.simulation import FAILURES, LEFT_OFF, simulate
 from upsagent.policy.timeline import format_json, format_text
 
-__all__ = ["main"]
+__all__ = ["EXIT_FAILURE", "EXIT_LEFT_OFF", "EXIT_OK", "EXIT_STATUS", "EXIT_USAGE", "main"]
+
+EXIT_OK = 0
+EXIT_FAILURE = 1
+EXIT_USAGE = 2
+EXIT_LEFT_OFF = 3
+
+#: the exit codes and what they mean, as ``--help`` prints them
+EXIT_STATUS = (
+    (EXIT_OK, "every host came through: no host or VM lost power while running or "
+              "shutting down (a host still off at the end because its UPS's output is off, "
+              "the mains not back within the scenario, is the normal outcome of a "
+              "shutdown)"),
+    (EXIT_FAILURE, "a policy failure: a host or VM lost power while running or before its "
+                   "shutdown finished (crashed), or a plan has a check-config error"),
+    (EXIT_USAGE, "a usage error or a scenario that cannot be read"),
+    (EXIT_LEFT_OFF, "no policy failure, but a host stays off: it was shut down and its power "
+                    "came back without its UPS cycling the output, so nothing switches it "
+                    "on again"),
+)
 
 
 def _parser() -> argparse.ArgumentParser:
+    epilog = "exit status:\n" + "\n".join(
+        "\n".join(textwrap.wrap(f"{code}  {text}", 78, initial_indent="  ",
+                                 subsequent_indent="     "))
+        for code, text in EXIT_STATUS)
     parser = argparse.ArgumentParser(
         prog="upsagent simulate",
         description="Play a power-failure scenario through the real policy engine on a "
-                    "simulated clock and print the timeline.")
+                    "simulated\nclock and print the timeline.",
+        epilog=epilog, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("scenario", nargs="?", metavar="NAME|FILE",
                         help="a built-in scenario (see --list) or a scenario TOML file")
     parser.add_argument("--json", action="store_true",
@@ -54,16 +83,16 @@ def main(argv: list[str]) -> int:
     if args.list:
         for name in builtin_names():
             print(f"{name:<28} {builtin(name).description}")
-        return 0
+        return EXIT_OK
     if args.scenario is None:
         parser.print_usage(sys.stderr)
         sys.stderr.write("upsagent simulate: name a scenario, or --list\n")
-        return 2
+        return EXIT_USAGE
     try:
         scenario = _find(args.scenario)
     except ScenarioError as exc:
         sys.stderr.write(f"upsagent simulate: {exc}\n")
-        return 2
+        return EXIT_USAGE
     entries = simulate(scenario)
     lines = format_json(entries) if args.json else format_text(entries)
     if not args.json:
@@ -73,10 +102,14 @@ def main(argv: list[str]) -> int:
         print(line)
     failed = [e for e in entries
               if e.event in FAILURES or e.event == "check-config error"]
+    left = [e.subject for e in entries if e.event in LEFT_OFF]
     if not args.json:
         if failed:
             print(f"# FAILED: {len(failed)} problem(s): "
                   + "; ".join(f"{e.subject} {e.event}" for e in failed))
+        elif left:
+            print(f"# LEFT OFF: no host or VM lost power while running, but {len(left)} "
+                  f"host{' stays' if len(left) == 1 else 's stay'} off: {', '.join(left)}")
         else:
             print("# OK: no host or VM lost power while running")
-    return 1 if failed else 0
+    return EXIT_FAILURE if failed else EXIT_LEFT_OFF if left else EXIT_OK

@@ -16,9 +16,11 @@ an equal Config (:func:`upsagent.config.native.loads_toml`):
   ``"secondary"`` (login) plus the remaining ``actions``; passwords are written inline, so the
   output starts with a comment saying it holds secrets and must be saved with mode 0600;
 * the slave part (:class:`~upsagent.config.slaveconf.SlaveConfig`) is written as
-  ``[slave]`` with its ``[[slave.monitor]]`` tables; ``[[host]]`` tables only when the plan
-  is not the upsmon-like default (one local host fed by every monitored UPS).  upsmon.conf's
-  shell lines become ``["/bin/sh", "-c", ...]`` argument lists.
+  ``[slave]`` with its ``[[slave.monitor]]``, ``[[slave.vcenter]]`` and
+  ``[[slave.xenpool]]`` tables (passwords inline, as the users'); ``[[host]]`` tables only
+  when the plan is not the upsmon-like default (one local host fed by every monitored
+  UPS), each with the ``vcenter`` or ``pool`` it names or its ``[host.ssh]`` table.
+  upsmon.conf's shell lines become ``["/bin/sh", "-c", ...]`` argument lists.
 """
 
 from __future__ import annotations
@@ -29,6 +31,7 @@ from dataclasses import fields
 
 from upsagent.config.schema import (
     Config, ListenAddress, MasterConfig, ShutdownConfig, UpsConfig, UserConfig)
+from upsagent.config.managers import ApiManagerConfig, SshTargetConfig
 from upsagent.config.slavecheck import upsmon_like
 from upsagent.config.slaveconf import DEFAULT_STATE_FILE, ArgvLine, SlaveConfig, TlsOptions
 from upsagent.policy.plan import HostPlan, Plan
@@ -42,8 +45,9 @@ _NEEDS_ESCAPE = re.compile(r'[\\"\x00-\x1f\x7f]')
 _PRIMARY = frozenset({"login", "master", "fsd"})
 #: the [master] settings in the order they are written (listen first, always)
 _MASTER_ORDER = ("maxconn", "maxage", "tracking_delay", "certfile", "keyfile", "idle_timeout",
-                 "max_line_length", "max_send_buffer", "powerdown_flag", "allow_no_device",
-                 "disable_weak_ssl")
+                 "max_line_length", "max_send_buffer", "max_conn_per_address",
+                 "reserved_monitor_slots", "powerdown_flag", "allow_no_device",
+                 "disable_weak_ssl", "statepath")
 
 
 def toml_string(value: str) -> str:
@@ -109,7 +113,8 @@ def _slave(slave: SlaveConfig) -> list[str]:
     defaults = Plan()
     for key, value in (("deadtime", plan.deadtime), ("hostsync", plan.hostsync),
                        ("nocommwarntime", plan.nocommwarntime),
-                       ("rbwarntime", plan.rbwarntime)):
+                       ("rbwarntime", plan.rbwarntime),
+                       ("runtime_margin", plan.runtime_margin)):
         if value != getattr(defaults, key):
             lines.append(f"{key} = {_value(value)}")
     lines.append(f"pollfreq = {_value(slave.poll_freq)}")
@@ -154,9 +159,42 @@ def _slave(slave: SlaveConfig) -> list[str]:
                 value = getattr(monitor.tls, f.name)
                 if value != f.default:
                     lines.append(f"{f.name} = {_value(value)}")
+    for section in (*slave.vcenters, *slave.xenpools):
+        lines += [""] + _api_manager(section)
     if simple is None:
         for host in plan.hosts:
             lines += [""] + _host(host)
+            manager = slave.host_managers.get(host.name)
+            if isinstance(manager, ApiManagerConfig):
+                lines.append(f"{manager.host_key} = {_value(manager.name)}")
+            elif isinstance(manager, SshTargetConfig):
+                lines += _ssh(manager)
+    return lines
+
+
+def _api_manager(manager: ApiManagerConfig) -> list[str]:
+    lines = [f"[[{manager.section}]]", f"name = {_value(manager.name)}",
+             f"url = {_value(manager.url)}", f"user = {_value(manager.user)}",
+             f"password = {_value(manager.password)}"]
+    for key in ("ca_file", "thumbprint"):
+        value = getattr(manager, key)
+        if value is not None:
+            lines.append(f"{key} = {_value(value)}")
+    if manager.insecure:
+        lines.append("insecure = true")
+    return lines
+
+
+def _ssh(target: SshTargetConfig) -> list[str]:
+    lines = ["[host.ssh]", f"address = {_value(target.address)}"]
+    if target.port != 22:
+        lines.append(f"port = {target.port}")
+    lines += [f"user = {_value(target.user)}", f"known_hosts = {_value(target.known_hosts)}"]
+    if target.key_file is not None:
+        lines.append(f"key_file = {_value(target.key_file)}")
+    if target.password is not None:
+        lines.append(f"password = {_value(target.password)}")
+    lines.append(f"command = {_value(list(target.command))}")
     return lines
 
 
@@ -207,6 +245,8 @@ def _ups(ups: UpsConfig) -> list[str]:
     for key in ("lowbatt_charge", "lowbatt_runtime"):
         if getattr(ups, key) is not None:
             lines.append(f"{key} = {_value(getattr(ups, key))}")
+    if ups.serve != "auto":
+        lines.append(f"serve = {_value(ups.serve)}")
     options = {key: value for key, value in ups.options.items() if key != "port"}
     if options:
         lines.append("[ups.options]")

@@ -5,11 +5,13 @@ line of upsmon.conf, a ``[[slave.monitor]]`` table) and as the agent's monitor u
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from upsagent.config.upsmonconf import Monitor, UpsmonConf
 from upsagent.nut.target import split_name
 from upsagent.transport.nutproto import TlsSettings
+
+if TYPE_CHECKING:
+    from upsagent.config.upsmonconf import Monitor, UpsmonConf
 
 __all__ = ["MonitorSettings", "TlsSettings"]
 

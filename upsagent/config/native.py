@@ -1,11 +1,13 @@
 # -*- test-case-name: tests.test_config -*-
 """The native configuration file, ``/etc/upsagent/upsagent.toml`` (see upsagent.toml(5)).
 
-Layout: a ``[master]`` table (listeners, limits, TLS, ``secrets_file``, ``powerdown_flag``)
+Layout: a ``[master]`` table (listeners, limits, TLS, ``secrets_file``, ``powerdown_flag``,
+``statepath``: the directory of NUT's driver sockets, copied into every UPS)
 with an optional ``[master.shutdown]`` table (the primary's end of the sequence), one
 ``[[ups]]`` table per UPS (``name``, ``driver``, ``port``, ``desc``, ``aliases``, ``flags``,
-``confdir``, ``lowbatt_charge``, ``lowbatt_runtime`` and a ``[ups.options]`` table of NUT
-driver options) and one ``[[user]]`` table per network user
+``confdir``, ``lowbatt_charge``, ``lowbatt_runtime``, ``serve`` -- ``"auto"``,
+``"upsagent"`` or ``"nut-driver"``, see :data:`~upsagent.config.schema.SERVE_CHOICES` --
+and a ``[ups.options]`` table of NUT driver options) and one ``[[user]]`` table per network user
 (``name``, ``password`` or ``password_file``, ``actions``, ``instcmds``, ``upsmon``).  The
 slave agent's ``[slave]``, ``[[slave.monitor]]`` and ``[[host]]`` tables are mapped by
 :mod:`upsagent.config.slaveconf` into ``Config.slave``.
@@ -37,11 +39,14 @@ from __future__ import annotations
 import os
 import re
 import tomllib
-from typing import Any
+from dataclasses import replace
+from typing import Any, BinaryIO
 
 from upsagent.config.schema import (
-    DEFAULT_PORT, Config, ConfigError, ListenAddress, MasterConfig, ShutdownConfig, UpsConfig,
-    UserConfig)
+    DEFAULT_PORT, SERVE_CHOICES, Config, ConfigError, ListenAddress, MasterConfig,
+    ShutdownConfig, UpsConfig, UserConfig)
+from upsagent.config.reader import Reader, key_path
+from upsagent.config.reader import kind_of as _kind
 from upsagent.config.slaveconf import SlaveConfig, build_slave
 from upsagent.config.validate import (
     KNOWN_ACTIONS, control_problem, readable_problem, show, suggest, validate_master)
@@ -52,13 +57,13 @@ DEFAULT_CONFIG_PATH = "/etc/upsagent/upsagent.toml"
 
 _TOP = ("master", "ups", "user", "slave", "host")
 _MASTER_INT = ("maxconn", "maxage", "tracking_delay", "idle_timeout", "max_line_length",
-               "max_send_buffer")
-_MASTER_STR = ("certfile", "keyfile", "powerdown_flag")
+               "max_send_buffer", "max_conn_per_address", "reserved_monitor_slots")
+_MASTER_STR = ("certfile", "keyfile", "powerdown_flag", "statepath")
 _MASTER_BOOL = ("allow_no_device", "disable_weak_ssl")
 _MASTER_KEYS = ("listen", *_MASTER_INT, *_MASTER_STR, *_MASTER_BOOL, "secrets_file",
                 "shutdown")
 _UPS_KEYS = ("name", "driver", "port", "desc", "aliases", "options", "flags", "confdir",
-             "lowbatt_charge", "lowbatt_runtime")
+             "lowbatt_charge", "lowbatt_runtime", "serve")
 _SHUTDOWN_INT = ("minsupplies", "on_battery_for", "deadtime", "hostsync", "finaldelay")
 _SHUTDOWN_BOOL = ("enabled", "dry_run")
 _SHUTDOWN_KEYS = (*_SHUTDOWN_BOOL, "ups", *_SHUTDOWN_INT, "shutdown_command")
@@ -67,7 +72,6 @@ _UPSMON = {"primary": ("login", "master", "fsd"), "master": ("login", "master", 
            "secondary": ("login",), "slave": ("login",)}
 #: driver options that hold pass phrases (snmp-ups v3, netxml-ups)
 SECRET_OPTIONS = frozenset({"authpassword", "privpassword", "password"})
-_BARE = re.compile(r"[A-Za-z0-9_-]+")
 
 
 def load_toml(path: str | os.PathLike[str] = DEFAULT_CONFIG_PATH) -> Config:
@@ -105,10 +109,6 @@ def _read(path: str) -> tuple[bytes, int]:
         raise ConfigError(f"{path}: cannot read it: {exc.strerror}") from None
 
 
-def _key_path(prefix: str, key: str) -> str:
-    return f"{prefix}.{key}" if _BARE.fullmatch(key) else f"{prefix}.{show(key)}"
-
-
 class _Builder:
     """Turns a parsed TOML document into a validated :class:`Config`."""
 
@@ -131,22 +131,18 @@ class _Builder:
         where = section if index is None else f"{section}[{index + 1}]"
         if key is not None:
             if key.startswith("options."):
-                where = _key_path(f"{where}.options", key[len("options."):])
+                where = key_path(f"{where}.options", key[len("options."):])
             else:
                 where = f"{where}.{key}"
         return f"{self.source}: {where}"
 
     def table(self, value: object, where: str) -> dict[str, Any]:
         """``value``, which must be a TOML table."""
-        if not isinstance(value, dict):
-            raise self.fail(where, f"must be a table, not {_kind(value)}")
-        return value
+        return Reader(self.fail).table(value, where)
 
     def known_keys(self, table: dict[str, Any], allowed: tuple[str, ...], where: str) -> None:
         """Refuse a key not in ``allowed``, suggesting the closest one."""
-        for key in table:
-            if key not in allowed:
-                raise self.fail(_key_path(where, key), f"unknown key{suggest(key, allowed)}")
+        Reader(self.fail).keys(table, allowed, where)
 
     def string(self, table: dict[str, Any], key: str, where: str,
                required: bool = False) -> str | None:
@@ -211,9 +207,20 @@ class _Builder:
         for i, monitor in enumerate(monitors if isinstance(monitors, list) else []):
             if isinstance(monitor, dict) and "password" in monitor:
                 self.inline_secrets.append(f"slave.monitor[{i + 1}].password")
+        for section in ("vcenter", "xenpool"):
+            managers = slave_table.get(section, []) if isinstance(slave_table, dict) else []
+            for i, manager in enumerate(managers if isinstance(managers, list) else []):
+                if isinstance(manager, dict) and "password" in manager:
+                    self.inline_secrets.append(f"slave.{section}[{i + 1}].password")
+        hosts = document.get("host", [])
+        for i, host in enumerate(hosts if isinstance(hosts, list) else []):
+            ssh = host.get("ssh") if isinstance(host, dict) else None
+            if isinstance(ssh, dict) and "password" in ssh:
+                self.inline_secrets.append(f"host[{i + 1}].ssh.password")
         return build_slave(
             document, source=self.source, fail=self.fail, secret=self.password_file,
-            secrets=lambda path, where: self.secrets(path, where), path=self.path)
+            secrets=lambda path, where: self.secrets(path, where), path=self.path,
+            private=self.check_private, readable=self.check_readable)
 
     def array(self, document: dict[str, Any], key: str) -> list[dict[str, Any]]:
         """An array of tables (``[[ups]]``, ``[[user]]``)."""
@@ -253,6 +260,9 @@ class _Builder:
             if len(set(listen)) != len(listen):
                 raise self.fail("master.listen", "lists the same address and port twice")
             settings["listen"] = tuple(listen)
+        if settings.get("statepath") is not None:
+            settings["ups"] = tuple(replace(ups, statepath=settings["statepath"])
+                                    for ups in upses)
         return MasterConfig(**settings)
 
     def whole(self, table: dict[str, Any], key: str, where: str) -> int | None:
@@ -327,7 +337,7 @@ class _Builder:
         options: dict[str, str] = {} if port is None else {"port": port}
         raw = self.table(table.get("options", {}), f"{where}.options")
         for key, value in raw.items():
-            key_where = _key_path(f"{where}.options", key)
+            key_where = key_path(f"{where}.options", key)
             if key in ("port", "driver", "desc"):
                 raise self.fail(key_where, f"write {key} in the [[ups]] table itself")
             if isinstance(value, int) and not isinstance(value, bool):
@@ -345,7 +355,11 @@ class _Builder:
                                    or not isinstance(charge, (int, float))):
             raise self.fail(f"{where}.lowbatt_charge",
                             f"must be a number (percent), not {_kind(charge)}")
-        return UpsConfig(name=name, driver=driver, port=port,
+        serve = self.string(table, "serve", where) or "auto"
+        if serve not in SERVE_CHOICES:
+            raise self.fail(f"{where}.serve", f"{show(serve)} is not one of "
+                            f"{', '.join(map(show, SERVE_CHOICES))}{suggest(serve, SERVE_CHOICES)}")
+        return UpsConfig(name=name, driver=driver, port=port, serve=serve,
                          desc=self.string(table, "desc", where), options=options,
                          flags=tuple(self.strings(table, "flags", where)),
                          aliases=tuple(self.strings(table, "aliases", where)), confdir=confdir,
@@ -387,20 +401,45 @@ class _Builder:
 
     # -- secret files ----------------------------------------------------------------
 
-    def private_file(self, path: str, where: str) -> str:
-        """The text of a secret file that only its owner may read."""
+    def open_private(self, path: str, where: str,
+                     holds: str = "the passwords it holds") -> BinaryIO:
+        """A secret file, open for reading, once checked that only its owner may read it
+        (the one check of every secret file: ``secrets_file``, ``password_file``, an SSH
+        ``key_file``); ``where`` is the key that names it, ``holds`` what it holds."""
         try:
-            with open(path, "rb") as handle:
-                mode = os.fstat(handle.fileno()).st_mode
-                data = handle.read()
+            handle = open(path, "rb")
         except OSError as exc:
             raise self.fail(where, f"cannot read {path}: {exc.strerror}") from None
+        mode = os.fstat(handle.fileno()).st_mode
         if mode & 0o077:
-            raise ConfigError(readable_problem(path, mode, 0o077, "600"))
+            handle.close()
+            raise ConfigError(readable_problem(path, mode, 0o077, "600", holds))
+        return handle
+
+    def private_file(self, path: str, where: str) -> str:
+        """The text of a secret file that only its owner may read."""
+        with self.open_private(path, where) as handle:
+            try:
+                data = handle.read()
+            except OSError as exc:
+                raise self.fail(where, f"cannot read {path}: {exc.strerror}") from None
         try:
             return data.decode("utf-8")
         except UnicodeDecodeError:
             raise self.fail(where, f"{path} is not UTF-8 text") from None
+
+    def check_private(self, path: str, where: str, holds: str) -> None:
+        """Refuse a secret file the agent cannot read or others than its owner can (its
+        content is not read: an SSH key is the backend's to use)."""
+        self.open_private(path, where, holds).close()
+
+    def check_readable(self, path: str, where: str) -> None:
+        """Refuse a file (a CA certificate, known_hosts) the agent cannot read."""
+        try:
+            with open(path, "rb"):
+                pass
+        except OSError as exc:
+            raise self.fail(where, f"cannot read {path}: {exc.strerror}") from None
 
     def password_file(self, path: str, where: str) -> str:
         """The password in a private file, one trailing newline removed."""
@@ -425,15 +464,3 @@ class _Builder:
                 raise ConfigError(f"{path}: {show(name)}: must be a password string "
                                   f"(user name = \"password\"), not {_kind(value)}")
         return dict(document)
-
-
-def _kind(value: object) -> str:
-    """A TOML-ish name for the type of ``value``, for messages."""
-    if isinstance(value, bool):
-        return "a boolean"
-    names = {int: "an integer", float: "a float", str: "a string", list: "an array",
-             dict: "a table"}
-    for kind, name in names.items():
-        if isinstance(value, kind):
-            return name
-    return "a date or time"

@@ -23,7 +23,9 @@ upsd.conf [server/conf.c]
   Directives are case-sensitive (except ``DEBUG_MIN``).  ``LISTEN addr [port]`` repeats (none
   at all means 127.0.0.1 and ::1), ``MAXAGE``, ``MAXCONN``, ``TRACKINGDELAY`` take whole
   numbers, ``ALLOW_NO_DEVICE`` and ``DISABLE_WEAK_SSL`` booleans, ``CERTFILE`` a PEM holding
-  certificate and key.  ``STATEPATH``, ``DATAPATH`` and ``DEBUG_MIN`` are accepted and ignored,
+  certificate and key, ``STATEPATH`` the directory of NUT's driver sockets (for the UPSes
+  served from NUT's own drivers; copied into every UPS).  ``DATAPATH`` and ``DEBUG_MIN``
+  are accepted and ignored,
   NSS's ``CERTPATH``/``CERTIDENT``/``CERTREQUEST`` accepted with a warning (upsagent uses
   CERTFILE), ``ACCEPT``/``REJECT``/``ACL`` warned about and ignored, as upsd does.  upsd only
   logs an unknown directive or a bad value; we refuse them, naming file, line, key and reason.
@@ -42,8 +44,9 @@ upsd.users [server/user.c]
   ``nut``, can read them.
 
 A parse error (``#`` inside quotes) is an error here too, while upsd logs it and goes on.  A
-driver name upsagent does not know is a warning (upsd, too, starts and reports that UPS as not
-connected); in upsagent.toml it is an error.
+driver name upsagent does not know is a warning: that UPS is read from NUT's own driver
+through its socket, as upsd reads it (``serve`` is ``auto``; ``--nut-drivers`` makes it
+``nut-driver`` for every UPS); in upsagent.toml an unknown name is an error.
 """
 
 from __future__ import annotations
@@ -73,13 +76,15 @@ _DIRECTIVES = ("LISTEN", "MAXAGE", "MAXCONN", "TRACKINGDELAY", "ALLOW_NO_DEVICE"
 #: canonical MasterConfig key -> upsd.conf directive, for messages
 _DIRECTIVE_OF = {"listen": "LISTEN", "maxage": "MAXAGE", "maxconn": "MAXCONN",
                  "tracking_delay": "TRACKINGDELAY", "allow_no_device": "ALLOW_NO_DEVICE",
-                 "certfile": "CERTFILE", "disable_weak_ssl": "DISABLE_WEAK_SSL"}
+                 "certfile": "CERTFILE", "disable_weak_ssl": "DISABLE_WEAK_SSL",
+                 "statepath": "STATEPATH"}
 _KEY_OF = {directive: key for key, directive in _DIRECTIVE_OF.items()}
 
 _GLOBAL_NOTES = {
     **dict.fromkeys(("maxretry", "retrydelay", "maxstartdelay", "nowait", "driverpath"),
                     "upsdrvctl's setting for starting driver programs; upsagent runs its "
-                    "drivers in-process and retries them itself"),
+                    "own drivers in-process and retries them itself, and NUT's drivers are "
+                    "started by NUT"),
     **dict.fromkeys(("user", "group", "chroot"),
                     "upsagent runs as the user and in the root its service sets"),
     "synchronous": "concerns a driver's socket to upsd, which upsagent does not have",
@@ -210,6 +215,8 @@ class _Reader:
         settings = self._upsd_conf()
         upses = self._ups_conf()
         users = self._upsd_users()
+        if settings.get("statepath") is not None:
+            upses = tuple(replace(ups, statepath=settings["statepath"]) for ups in upses)
         return replace(MasterConfig(ups=upses, users=users), **settings)
 
     # -- upsd.conf -------------------------------------------------------------------
@@ -266,7 +273,9 @@ class _Reader:
                           "with pk12util, convert with openssl pkcs12 -nodes); ignored")
             elif directive == "DEBUG_MIN" and not _WHOLE.fullmatch(value):
                 self.warn(path, line, f"{word}: {show(value)} is not a whole number; ignored")
-            else:  # STATEPATH, DATAPATH, DEBUG_MIN
+            elif directive == "STATEPATH":
+                settings["statepath"] = value
+            else:  # DATAPATH, DEBUG_MIN
                 self.warn(path, line, f"{word} is not used by upsagent (its drivers run "
                           "in-process and it logs as its command line says); ignored")
         if listen:

@@ -24,9 +24,13 @@ __all__ = [
     "UpsConfig",
     "UserConfig",
     "DEFAULT_PORT",
+    "SERVE_CHOICES",
 ]
 
 DEFAULT_PORT = 3493
+
+#: the values of ``UpsConfig.serve``
+SERVE_CHOICES = ("auto", "upsagent", "nut-driver")
 
 #: what the master runs to shut its own host down (upsmon.conf's usual SHUTDOWNCMD)
 DEFAULT_SHUTDOWN_COMMAND = ("/sbin/shutdown", "-h", "+0")
@@ -88,6 +92,14 @@ class UpsConfig:
     lowbatt_charge: float | None = None
     #: on battery with ``battery.runtime`` below this many seconds, the master adds ``LB``
     lowbatt_runtime: int | None = None
+    #: who serves the UPS (one of :data:`SERVE_CHOICES`): ``auto`` (upsagent's own driver
+    #: when it has one for ``driver`` and these settings, else NUT's driver through its
+    #: socket), ``upsagent``
+    #: (upsagent's own driver only), ``nut-driver`` (NUT's running driver, through its socket)
+    serve: str = "auto"
+    #: NUT's state directory, where NUT's drivers put their sockets (upsd.conf STATEPATH,
+    #: ``[master] statepath``); None: ``$NUT_STATEPATH``, else NUT's default (/run/nut)
+    statepath: str | None = None
 
     def driver_parameters(self) -> dict[str, str]:
         """The options NUT 2.8.0 publishes as ``driver.parameter.*`` (drivers/main.c).
@@ -113,7 +125,8 @@ class ShutdownConfig:
     A served UPS is critical when its FSD latch is set (or its status says FSD), when it is
     on battery with low battery (``OB`` + ``LB``, not during ``CAL``), with
     ``on_battery_for`` when it has been on battery that long, or when its data has been
-    unavailable for ``deadtime`` seconds while it was last seen on battery.
+    unavailable for ``deadtime`` seconds while it was last seen on battery: the slave's
+    rules (R2 in upsagent/policy/rules.py), which the master's sequence runs.
     """
 
     enabled: bool = False
@@ -157,6 +170,12 @@ class MasterConfig:
     #: bytes of unsent replies a client may leave unread before we stop reading its
     #: requests (flow control: it is throttled, not dropped; the idle cut ends it)
     max_send_buffer: int = 64 * 1024
+    #: the most connections at once from one source address (an IPv6 address counts as its
+    #: /64); None: the default, see :attr:`conn_per_address`
+    max_conn_per_address: int | None = None
+    #: how many of the ``maxconn`` slots keep only clients that log in (as upsmon does)
+    #: within a few seconds; None: the default, see :attr:`monitor_slots`
+    reserved_monitor_slots: int | None = None
     ups: tuple[UpsConfig, ...] = ()
     users: tuple[UserConfig, ...] = ()
     #: where ``upsagent killpower`` finds the request to cut the UPS output (written by the
@@ -168,6 +187,24 @@ class MasterConfig:
     allow_no_device: bool = False
     #: refuse TLS protocol versions below 1.2 and weak ciphers (upsd.conf DISABLE_WEAK_SSL)
     disable_weak_ssl: bool = False
+    #: NUT's state directory, where NUT's drivers put their sockets (upsd.conf STATEPATH);
+    #: every UpsConfig carries a copy, for its driver
+    statepath: str | None = None
+
+    @property
+    def conn_per_address(self) -> int:
+        """``max_conn_per_address``, by default a quarter of ``maxconn`` (at least 1)."""
+        if self.max_conn_per_address is not None:
+            return self.max_conn_per_address
+        return max(1, self.maxconn // 4)
+
+    @property
+    def monitor_slots(self) -> int:
+        """``reserved_monitor_slots``, by default 8, or a quarter of ``maxconn`` (rounded
+        down) when that is fewer."""
+        if self.reserved_monitor_slots is not None:
+            return self.reserved_monitor_slots
+        return min(8, self.maxconn // 4)
 
 
 @dataclass(frozen=True)

@@ -9,8 +9,12 @@ lines (``<source>: <key or host>: <reason>``), the same at start, on SIGHUP and 
   host's backend exists in this version (:func:`backend_problems`; the plan knows more
   kinds, :data:`~upsagent.policy.plan.TRAITS`, than the agent can drive,
   :data:`~upsagent.hypervisors.base.BACKENDS` less the simulated one).
+* :func:`tls_problems`: a monitor that requires TLS where pyOpenSSL (the ``tls`` extra) is
+  not installed, a warning that says what to install.
 * :func:`countdown_problems`: what a UPS's own ``ups.delay.shutdown``, read once connected,
   adds to the plan check.
+* :func:`runtime_triggers`: per host, the runtime at which the engine acts (R4b), with
+  its parts, for ``check-config`` to print.
 * :func:`upsmon_like`: whether ``[slave]`` alone describes the plan (``import-nut``).
 """
 
@@ -19,12 +23,14 @@ from __future__ import annotations
 from collections.abc import Collection, Mapping
 
 from upsagent.config.slaveconf import (
-    DELAY_VARIABLE, SIMULATION_ONLY, SlaveConfig, _replace)
+    _HOST_KEYS, DELAY_VARIABLE, SIMULATION_ONLY, SlaveConfig, _replace)
 from upsagent.config.validate import show
-from upsagent.policy.plan import HostPlan, Problem, UpsCountdown, is_upsmon_host, validate
+from upsagent.policy.plan import (
+    HostPlan, Problem, UpsCountdown, is_upsmon_host, runtime_trigger, validate)
 
 __all__ = ["agent_backends", "backend_problems", "countdown_problems", "plan_problems",
-           "settings_problems", "upsmon_like", "with_ups_delays"]
+           "runtime_triggers", "settings_problems", "tls_problems", "upsmon_like",
+           "with_ups_delays"]
 
 
 def upsmon_like(slave: SlaveConfig) -> HostPlan | None:
@@ -61,6 +67,7 @@ def plan_problems(slave: SlaveConfig, available: Collection[str] | None = None,
                 f"checked against {monitor.system}'s countdown (warning_period "
                 f"{monitor.delay_from_ups:g} s + the UPS's {DELAY_VARIABLE}) only when the "
                 "agent has read it; it logs what does not fit then")
+    warnings += tls_problems(slave)
     for line in backend_problems(slave, available):
         if slave.dry_run:
             warnings.append(f"{line} (a dry run goes on without it; a real run refuses "
@@ -68,6 +75,33 @@ def plan_problems(slave: SlaveConfig, available: Collection[str] | None = None,
         else:
             errors.append(line)
     return errors, warnings
+
+
+def runtime_triggers(slave: SlaveConfig) -> list[str]:
+    """Per host, the runtime at which the engine acts at once (R4b), with the parts: what
+    the steps need and the margin (two polls of ``pollfreq_alert`` + ``runtime_margin`` of
+    the need); for a host that enters maintenance, the point once it is in maintenance too
+    (its VMs gone).  No line for a plan that reads no runtime (no timed step: upsmon's
+    way), for a pool master, or for a host that is neither shut down nor put into
+    maintenance."""
+    plan = slave.plan
+    if not plan.reads_battery:
+        return []
+    poll = slave.key("slave.pollfreq_alert", "POLLFREQALERT").rpartition(".")[2]
+    lines = []
+    for i, host in enumerate(plan.hosts):
+        if host.is_pool_master or not (host.shuts_down or host.enters_maintenance):
+            continue
+        trigger = runtime_trigger(host, plan)
+        verb = "shuts down" if host.shuts_down else "enters maintenance"
+        line = (f"{slave.source}: host[{i + 1}] ({show(host.name)}): {verb} at once when "
+                f"the runtime left is {trigger.explain(poll)}")
+        if host.shuts_down and host.enters_maintenance:
+            done = runtime_trigger(host, plan, in_maintenance=True)
+            if done != trigger:
+                line += f"; in maintenance {done.explain(poll)}"
+        lines.append(line)
+    return lines
 
 
 def with_ups_delays(slave: SlaveConfig, delays: Mapping[str, float]) -> SlaveConfig:
@@ -127,6 +161,30 @@ def backend_problems(slave: SlaveConfig, available: Collection[str] | None = Non
     return lines
 
 
+def tls_problems(slave: SlaveConfig) -> list[str]:
+    """One warning per monitor that requires TLS (``required``/FORCESSL, ``verify``/
+    CERTVERIFY) where pyOpenSSL, the ``tls`` extra, cannot be imported: the agent runs, but
+    that UPS's contact is lost at every connection the server accepts STARTTLS on (as the
+    monitor reports it), until ``upsagent[tls]`` is installed.  An optional STARTTLS needs
+    nothing: it is simply not attempted."""
+    required = [(i, m) for i, m in enumerate(slave.monitors)
+                if m.tls.required or m.tls.verify]
+    if not required:
+        return []
+    from upsagent.transport.nutproto import tls_available
+    if tls_available():
+        return []
+    lines = []
+    for i, monitor in required:
+        native, word = (("verify", "CERTVERIFY") if monitor.tls.verify else
+                        ("required", "FORCESSL"))
+        key = slave.key(f"slave.monitor[{i + 1}].tls.{native}", f"{word} ({monitor.system})")
+        lines.append(f"{slave.source}: {key}: TLS is required, but pyOpenSSL is not "
+                     f"installed: install upsagent[tls]; until then contact with "
+                     f"{monitor.system} is lost at every connection")
+    return lines
+
+
 def settings_problems(slave: SlaveConfig) -> list[str]:
     """What the runner and the monitors would refuse: poll intervals and time limits that
     are not above 0, an empty shutdown command, a monitor's settings (each line names the
@@ -163,6 +221,21 @@ def settings_problems(slave: SlaveConfig) -> list[str]:
     return lines
 
 
+#: a :class:`~upsagent.policy.plan.Problem`'s step that is a HostPlan field, by its key
+#: in a ``[[host]]`` table when the two differ
+_STEP_KEYS = {"is_pool_master": "pool_master"}
+
+
 def _problem_line(slave: SlaveConfig, problem: Problem) -> str:
+    """check-config's line for ``problem``: a finding about one of a ``[[host]]``'s keys
+    names the key (``host[2].shutdown_after (host "esx1"): ...``), as the backend line
+    does; any other names the host (or ``slave``) and the step."""
+    key = _STEP_KEYS.get(problem.step, problem.step)
+    names = [host.name for host in slave.plan.hosts]
+    if (problem.host and slave.origin == "toml" and key in _HOST_KEYS and key != "name"
+            and problem.host in names):
+        index = names.index(problem.host) + 1
+        message = problem.message.removeprefix(f"host {problem.host}: ")
+        return f"{slave.source}: host[{index}].{key} (host {show(problem.host)}): {message}"
     where = f"host {show(problem.host)}" if problem.host else "slave"
     return f"{slave.source}: {where}: {problem.step}: {problem.message}"

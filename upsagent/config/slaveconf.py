@@ -27,8 +27,16 @@ Rules (upsagent.toml(5) documents every key):
   every monitored UPS with its power value; ``minsupplies`` and ``finaldelay`` are then
   an error unless they equal the agent's own host's ``min_supplies`` and
   ``shutdown_delay`` (which are what counts): a safety setting is never silently ignored.
+* ``runtime_margin`` (a share from 0 to 1, default
+  :data:`~upsagent.policy.plan.DEFAULT_RUNTIME_MARGIN`) and ``pollfreq_alert`` make the
+  runtime trigger's margin (:attr:`Plan.runtime_margin`, :attr:`Plan.poll`); a value
+  above 1 (25 meant as 25 %) is refused.
 * upsmon.conf without SHUTDOWNCMD is a warning saying what happens: the agent runs
   :data:`~upsagent.policy.plan.DEFAULT_SHUTDOWN_COMMAND` (upsmon would run nothing).
+* ``[[slave.vcenter]]``, ``[[slave.xenpool]]`` and a host's ``vcenter``, ``pool`` and
+  ``[host.ssh]`` are the managers of the ``vsphere``, ``xen`` and ``ssh`` hosts, read by
+  :mod:`upsagent.config.managers`; :meth:`SlaveConfig.managers` groups the hosts by
+  manager, one backend each.
 * Commands are argument lists (``shutdown_command``, ``notify_command``, a host's
   ``command``); a string is refused.  From upsmon.conf, SHUTDOWNCMD and NOTIFYCMD are the
   operator's shell lines and run as ``/bin/sh -c <line>``.
@@ -44,14 +52,18 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field, fields
 from typing import TYPE_CHECKING, Any, TypeVar
 
+from upsagent.config.reader import Reader, kind_of
 from upsagent.config.schema import ConfigError
 from upsagent.config.validate import show, suggest
 from upsagent.nut.target import BadTarget, split_name
 from upsagent.config.notify import FLAGS, NOTIFY_TYPES, NotifySettings, message_problem
 from upsagent.policy.plan import (
-    DEFAULT_SHUTDOWN_COMMAND, TRAITS, HostPlan, Plan, Supply, UpsCountdown, UpsPlan,
-    upsmon_plan)
+    DEFAULT_SHUTDOWN_COMMAND, TRAITS, HostPlan, Plan, Supply,
+    UpsCountdown, UpsPlan, upsmon_plan)
 from upsagent.config.shellline import ShellLine
+from upsagent.config.managers import (
+    LocalConfig, ManagerConfig, PrivateCheck, ReadableCheck, SshTargetConfig, VcenterConfig,
+    XenPoolConfig, host_managers, read_managers)
 
 if TYPE_CHECKING:
     from upsagent.config.monitoring import MonitorSettings
@@ -78,14 +90,16 @@ _SLAVE_FLOAT = ("deadtime", "hostsync", "finaldelay", "pollfreq", "pollfreq_aler
                 "nocommwarntime", "rbwarntime", "shutdown_budget", "notify_budget")
 _SLAVE_KEYS = ("name", "state_file", *_SLAVE_FLOAT, "minsupplies", "dry_run",
                "secrets_file", "shutdown_command", "powerdown_flag", "notify_command",
-               "notify_messages", "notify_flags", "monitor")
+               "notify_messages", "notify_flags", "runtime_margin", "monitor", "vcenter",
+               "xenpool")
 _MONITOR_KEYS = ("ups", "user", "password", "password_file", "role", "power_value",
                  "warning_period", "shutdown_delay", "watch", "tls")
 _TLS_KEYS = ("starttls", "required", "verify", "ca_path", "hostname")
 _HOST_FLOAT = ("maintenance_after", "shutdown_after", "shutdown_delay", "shutdown_duration",
                "command_budget", "debounce", "maintenance_timeout", "vm_shutdown_timeout")
 _HOST_KEYS = ("name", "backend", "powered_by", "min_supplies", *_HOST_FLOAT, "command",
-              "message", "cluster", "pool_master", "shutdown_on_critical")
+              "message", "cluster", "pool_master", "shutdown_on_critical", "vcenter", "pool",
+              "ssh")
 
 
 @dataclass(frozen=True)
@@ -157,6 +171,13 @@ class SlaveConfig:
     #: where the settings were written: ``"toml"`` (upsagent.toml) or ``"upsmon.conf"``,
     #: so that a message names the key the operator wrote
     origin: str = "toml"
+    #: ``[[slave.vcenter]]`` and ``[[slave.xenpool]]``, in file order
+    vcenters: tuple[VcenterConfig, ...] = ()
+    xenpools: tuple[XenPoolConfig, ...] = ()
+    #: host name -> its manager, for the ``vsphere`` and ``xen`` hosts (the section they
+    #: name) and the ``ssh`` hosts (their ``[host.ssh]``)
+    host_managers: Mapping[str, VcenterConfig | XenPoolConfig | SshTargetConfig] = field(
+        default_factory=dict)
 
     def key(self, native: str, upsmon: str) -> str:
         """``native`` (an upsagent.toml key path) or ``upsmon`` (the upsmon.conf word)."""
@@ -172,88 +193,48 @@ class SlaveConfig:
         return [m.settings(self.poll_freq, self.poll_freq_alert, self.plan.reads_battery)
                 for m in self.monitors]
 
-
-def _kind(value: object) -> str:
-    from upsagent.config.native import _kind as kind
-    return kind(value)
-
-
-class _Reader:
-    """Typed getters that name the key path on error (``fail`` comes from the builder)."""
-
-    def __init__(self, fail: Callable[[str, str], ConfigError]) -> None:
-        self.fail = fail
-
-    def keys(self, table: Mapping[str, Any], allowed: tuple[str, ...], where: str) -> None:
-        for key in table:
-            if key not in allowed:
-                raise self.fail(f"{where}.{key}", f"unknown key{suggest(key, allowed)}")
-
-    def number(self, table: Mapping[str, Any], key: str, where: str) -> float | None:
-        value = table.get(key)
-        if value is None:
-            return None
-        if isinstance(value, bool) or not isinstance(value, (int, float)):
-            raise self.fail(f"{where}.{key}", f"must be a number (seconds), not {_kind(value)}")
-        if value < 0:
-            raise self.fail(f"{where}.{key}", f"must not be negative ({value:g})")
-        return float(value)
-
-    def whole(self, table: Mapping[str, Any], key: str, where: str) -> int | None:
-        value = table.get(key)
-        if value is None:
-            return None
-        if isinstance(value, bool) or not isinstance(value, int) or value < 0:
-            raise self.fail(f"{where}.{key}", f"must be a whole number >= 0, not {value!r}")
-        return value
-
-    def flag(self, table: Mapping[str, Any], key: str, where: str) -> bool | None:
-        value = table.get(key)
-        if value is not None and not isinstance(value, bool):
-            raise self.fail(f"{where}.{key}", f"must be true or false, not {_kind(value)}")
-        return value
-
-    def text(self, table: Mapping[str, Any], key: str, where: str,
-             required: bool = False) -> str | None:
-        value = table.get(key)
-        if value is None:
-            if required:
-                raise self.fail(f"{where}.{key}", "missing (it is required)")
-            return None
-        if not isinstance(value, str) or not value:
-            raise self.fail(f"{where}.{key}", f"must be a non-empty string, not {value!r}")
-        return value
-
-    def argv(self, table: Mapping[str, Any], key: str, where: str) -> tuple[str, ...] | None:
-        value = table.get(key)
-        if value is None:
-            return None
-        if isinstance(value, str):
-            raise self.fail(f"{where}.{key}", "must be a list of arguments (no shell): write "
-                            f"[{', '.join(map(show, value.split()))}]")
-        if not isinstance(value, list) or not value or not all(
-                isinstance(v, str) for v in value):
-            raise self.fail(f"{where}.{key}", "must be a non-empty list of strings (the "
-                            "program and its arguments)")
-        return tuple(value)
+    def managers(self) -> list[tuple[ManagerConfig, tuple[str, ...]]]:
+        """Each manager with the hosts it manages, in plan order: the agent builds one
+        backend per manager.  Hosts naming the same ``[[slave.vcenter]]`` or
+        ``[[slave.xenpool]]`` share it; each ``ssh`` host is a manager of its own; the
+        ``local`` host's is this OS (:class:`LocalConfig`, from ``[slave]``'s shutdown
+        settings).  Hosts without a manager (``simulated``) are left out."""
+        groups: dict[tuple[str, str], tuple[ManagerConfig, list[str]]] = {}
+        local: LocalConfig | None = None
+        for host in self.plan.hosts:
+            manager: ManagerConfig | None
+            if host.backend == "local":
+                manager = local = local or LocalConfig(
+                    host.name, self.shutdown_command, self.shutdown_budget,
+                    self.powerdown_flag)
+            else:
+                manager = self.host_managers.get(host.name)
+            if manager is not None:
+                groups.setdefault((manager.kind, manager.name), (manager, []))[1].append(
+                    host.name)
+        return [(manager, tuple(names)) for manager, names in groups.values()]
 
 
 def build_slave(document: Mapping[str, Any], *, source: str,
                 fail: Callable[[str, str], ConfigError],
                 secret: Callable[[str, str], str],
                 secrets: Callable[[str | None, str], dict[str, str]],
-                path: Callable[[str | None], str | None]) -> SlaveConfig:
-    """``[slave]`` + ``[[host]]`` of a parsed upsagent.toml as a :class:`SlaveConfig`.
+                path: Callable[[str | None], str | None], private: PrivateCheck,
+                readable: ReadableCheck) -> SlaveConfig:
+    """``[slave]`` (with its manager sections) + ``[[host]]`` of a parsed upsagent.toml as
+    a :class:`SlaveConfig`.
 
     The callables are the native builder's: ``fail(key_path, reason)``,
     ``secret(password_file, key_path)`` reads a private password file,
-    ``secrets(secrets_file, key_path)`` a private ``user = "password"`` table, and ``path``
-    makes a relative path relative to upsagent.toml.
+    ``secrets(secrets_file, key_path)`` a private ``user = "password"`` table, ``path``
+    makes a relative path relative to upsagent.toml, ``private(path, key_path, what)``
+    refuses a secret file (an SSH key) others can read and ``readable(path, key_path)`` a
+    file that cannot be read (a CA file, known_hosts).
     """
-    r = _Reader(fail)
+    r = Reader(fail)
     slave = document.get("slave", {})
     if not isinstance(slave, dict):
-        raise fail("slave", f"must be a table, not {_kind(slave)}")
+        raise fail("slave", f"must be a table, not {kind_of(slave)}")
     r.keys(slave, _SLAVE_KEYS, "slave")
     numbers = {key: r.number(slave, key, "slave") for key in _SLAVE_FLOAT}
     for key in ("pollfreq", "pollfreq_alert"):
@@ -265,6 +246,8 @@ def build_slave(document: Mapping[str, Any], *, source: str,
         raise fail("slave.monitor", "must be an array of tables: write [[slave.monitor]]")
     monitors = tuple(_monitor(r, item, f"slave.monitor[{i + 1}]", table, secret, path)
                      for i, item in enumerate(raw_monitors))
+    vcenters, xenpools, warnings = read_managers(r, slave, source=source, table=table,
+                                                 secret=secret, path=path, readable=readable)
     names = [m.system for m in monitors]
     for name in names:
         if names.count(name) > 1:
@@ -280,9 +263,12 @@ def build_slave(document: Mapping[str, Any], *, source: str,
     raw_hosts = document.get("host", [])
     if not isinstance(raw_hosts, list):
         raise fail("host", "must be an array of tables: write [[host]], not [host]")
-    if raw_hosts:
-        hosts = tuple(_host(r, item, f"host[{i + 1}]", monitors)
-                      for i, item in enumerate(raw_hosts))
+    hosts = tuple(_host(r, item, f"host[{i + 1}]", monitors)
+                  for i, item in enumerate(raw_hosts))
+    links, unused = host_managers(r, raw_hosts, hosts, source=source, vcenters=vcenters,
+                                  pools=xenpools, table=table, secret=secret, path=path,
+                                  private=private, readable=readable)
+    if hosts:
         _own_host_settings(hosts, minsupplies, finaldelay, fail)
         plan = Plan(hosts=hosts, name=agent)
     else:
@@ -294,7 +280,8 @@ def build_slave(document: Mapping[str, Any], *, source: str,
                         countdowns[m.system]) for m in monitors)
     settings = {"deadtime": numbers["deadtime"], "hostsync": numbers["hostsync"],
                 "nocommwarntime": numbers["nocommwarntime"],
-                "rbwarntime": numbers["rbwarntime"]}
+                "rbwarntime": numbers["rbwarntime"], "poll": numbers["pollfreq_alert"],
+                "runtime_margin": r.share(slave, "runtime_margin", "slave")}
     notify = _notify(r, slave)
     plan = _replace(plan, ups=ups, notify_messages=dict(notify.messages),
                     **{k: v for k, v in settings.items() if v is not None})
@@ -308,6 +295,8 @@ def build_slave(document: Mapping[str, Any], *, source: str,
         "state_file": path(r.text(slave, "state_file", "slave"))
     }
     return SlaveConfig(plan=plan, monitors=monitors, notify=notify, source=source,
+                       vcenters=vcenters, xenpools=xenpools, host_managers=links,
+                       warnings=(*warnings, *unused),
                        **{k: v for k, v in extra.items() if v is not None})
 
 
@@ -340,11 +329,11 @@ def _replace(value: _T, **changes: Any) -> _T:
     return replace(value, **changes)  # type: ignore[type-var]
 
 
-def _monitor(r: _Reader, item: object, where: str, table: dict[str, str],
+def _monitor(r: Reader, item: object, where: str, table: dict[str, str],
              secret: Callable[[str, str], str],
              path: Callable[[str | None], str | None]) -> MonitorConfig:
     if not isinstance(item, dict):
-        raise r.fail(where, f"must be a table, not {_kind(item)}")
+        raise r.fail(where, f"must be a table, not {kind_of(item)}")
     r.keys(item, _MONITOR_KEYS, where)
     system = r.text(item, "ups", where, required=True)
     assert system is not None
@@ -355,27 +344,14 @@ def _monitor(r: _Reader, item: object, where: str, table: dict[str, str],
         raise r.fail(f"{where}.ups", f"{show(system)} is not name@host[:port]") from None
     user = r.text(item, "user", where, required=True)
     assert user is not None
-    sources: list[tuple[str, str]] = []
-    password = r.text(item, "password", where)
-    if password is not None:
-        sources.append((f"{where}.password", password))
-    password_file = path(r.text(item, "password_file", where))
-    if password_file is not None:
-        sources.append((f"{where}.password_file", secret(password_file, where)))
-    if user in table:
-        sources.append(("slave.secrets_file", table[user]))
-    if len(sources) > 1:
-        raise r.fail(where, f"the password of {show(user)} is given twice ({sources[0][0]} "
-                            f"and {sources[1][0]}); keep one")
-    if not sources:
-        raise r.fail(where, f"no password for {show(user)}: set password, password_file or "
-                            "a slave.secrets_file entry")
+    password = r.password(item, where, user, table, secret, path)
+    assert password is not None
     role = (r.text(item, "role", where) or "secondary").lower()
     if role not in ("primary", "secondary", "master", "slave"):
         raise r.fail(f"{where}.role", f"unknown role {show(role)} (primary or secondary)")
     tls = item.get("tls", {})
     if not isinstance(tls, dict):
-        raise r.fail(f"{where}.tls", f"must be a table, not {_kind(tls)}")
+        raise r.fail(f"{where}.tls", f"must be a table, not {kind_of(tls)}")
     r.keys(tls, _TLS_KEYS, f"{where}.tls")
     flags = {k: r.flag(tls, k, f"{where}.tls") for k in ("starttls", "required", "verify")}
     options = TlsOptions(**{k: v for k, v in flags.items() if v is not None},
@@ -385,12 +361,12 @@ def _monitor(r: _Reader, item: object, where: str, table: dict[str, str],
         raise r.fail(f"{where}.tls.verify", "certificate verification needs ca_path")
     value = r.whole(item, "power_value", where)
     watch = r.flag(item, "watch", where)
-    return MonitorConfig(system, user, sources[0][1], role in ("primary", "master"),
+    return MonitorConfig(system, user, password, role in ("primary", "master"),
                          1 if value is None else value, True if watch is None else watch,
                          options)
 
 
-def _countdown(r: _Reader, item: Mapping[str, Any],
+def _countdown(r: Reader, item: Mapping[str, Any],
                where: str) -> tuple[UpsCountdown | None, float | None]:
     """The configured countdown, or the warning period whose delay the UPS will give."""
     warning = r.number(item, "warning_period", where)
@@ -400,10 +376,10 @@ def _countdown(r: _Reader, item: Mapping[str, Any],
     return UpsCountdown(warning or 0.0, delay), None
 
 
-def _host(r: _Reader, item: object, where: str,
+def _host(r: Reader, item: object, where: str,
           monitors: tuple[MonitorConfig, ...]) -> HostPlan:
     if not isinstance(item, dict):
-        raise r.fail(where, f"must be a table, not {_kind(item)}")
+        raise r.fail(where, f"must be a table, not {kind_of(item)}")
     r.keys(item, _HOST_KEYS, where)
     name = r.text(item, "name", where, required=True)
     backend = r.text(item, "backend", where) or "local"
@@ -428,7 +404,7 @@ def _host(r: _Reader, item: object, where: str,
                     shutdown_on_critical=critical, **explicit)
 
 
-def _supplies(r: _Reader, item: Mapping[str, Any], where: str,
+def _supplies(r: Reader, item: Mapping[str, Any], where: str,
               monitors: tuple[MonitorConfig, ...]) -> tuple[Supply, ...]:
     if "powered_by" not in item:
         return tuple(Supply(m.system, m.power_value) for m in monitors)
@@ -445,7 +421,7 @@ def _supplies(r: _Reader, item: Mapping[str, Any], where: str,
             supplies.append(Supply(entry))
             continue
         if not isinstance(entry, dict):
-            raise r.fail(at, f"must be a UPS name or a table, not {_kind(entry)}")
+            raise r.fail(at, f"must be a UPS name or a table, not {kind_of(entry)}")
         r.keys(entry, ("ups", "power_value"), at)
         ups = r.text(entry, "ups", at, required=True)
         power = r.whole(entry, "power_value", at)
@@ -453,7 +429,7 @@ def _supplies(r: _Reader, item: Mapping[str, Any], where: str,
     return tuple(supplies)
 
 
-def _notify(r: _Reader, slave: Mapping[str, Any]) -> NotifySettings:
+def _notify(r: Reader, slave: Mapping[str, Any]) -> NotifySettings:
     command = r.argv(slave, "notify_command", "slave")
     messages: list[tuple[str, str]] = []
     raw = slave.get("notify_messages", {})
@@ -464,7 +440,7 @@ def _notify(r: _Reader, slave: Mapping[str, Any]) -> NotifySettings:
         if ntype.upper() not in NOTIFY_TYPES:
             raise r.fail(at, f"unknown notification type{suggest(ntype.upper(), NOTIFY_TYPES)}")
         if not isinstance(text, str):
-            raise r.fail(at, f"must be a string, not {_kind(text)}")
+            raise r.fail(at, f"must be a string, not {kind_of(text)}")
         problem = message_problem(text)
         if problem:
             raise r.fail(at, problem)
@@ -498,7 +474,7 @@ def from_upsmon(conf: UpsmonConf, *, state_file: str = DEFAULT_STATE_FILE,
                        final_delay=float(conf.final_delay), deadtime=float(conf.dead_time),
                        hostsync=float(conf.host_sync), name=name or socket.gethostname())
     plan = _replace(plan, nocommwarntime=float(conf.nocomm_warn_time),
-                    rbwarntime=float(conf.rb_warn_time),
+                    rbwarntime=float(conf.rb_warn_time), poll=float(conf.poll_freq_alert),
                     notify_messages=dict(conf.notify.messages))
     shutdown = (conf.shutdown_cmd.argv() if conf.shutdown_cmd is not None
                 else DEFAULT_SHUTDOWN_COMMAND)

@@ -20,6 +20,9 @@ The rules, and why:
   warning for users with the ``login`` right, because upsmon sends it unquoted.
 * Limits: ``maxconn``, ``maxage`` and ``idle_timeout`` at least 1, ``tracking_delay`` at least
   0, ``max_line_length`` at least 512 (NUT's own read size), ``max_send_buffer`` at least 1024;
+  when set, ``max_conn_per_address`` from 1 to ``maxconn`` (more would mean no limit: likely
+  a mistake) and ``reserved_monitor_slots`` from 0 to ``maxconn`` - 1 (all of them would leave
+  no slot for a client that does not log in, such as upsc);
   ``keyfile`` needs ``certfile``; no UPS at all is an error unless ``allow_no_device`` (upsd
   refuses to start then too).
 * Low-battery thresholds: ``lowbatt_charge`` above 0 and at most 100 (percent),
@@ -31,21 +34,25 @@ The rules, and why:
   once); the shutdown command's program is an absolute path (a shutdown must not depend on
   ``$PATH``).  Enabled without ``powerdown_flag`` is a warning: the host goes down but the
   UPS output is never switched off.
-* The driver name must be one upsagent knows (:func:`driver_known`, asking
-  drivers/registry.py): an error in upsagent.toml (a typo), a warning for NUT's files (upsd
-  also starts and reports such a UPS as not connected).  A known driver this version cannot
-  run yet (:func:`driver_unavailable`) is a warning in both.
+* Who serves the UPS (``serve``, one of ``auto``, ``upsagent``, ``nut-driver``).  With
+  ``nut-driver`` any driver name NUT could have will do (no ``/``: it names the socket).
+  Otherwise the driver name must be one upsagent knows (:func:`driver_known`, asking
+  drivers/registry.py): an error in upsagent.toml (a typo; ``serve = "nut-driver"`` says it
+  is NUT's), a warning for NUT's files (with ``auto`` NUT's own driver is read through its
+  socket, as upsd does).  A known driver this version cannot run yet
+  (:func:`driver_unavailable`) is a warning in both, saying whether NUT's driver socket
+  stands in (``auto``) or the UPS stays not connected (``upsagent``).
 """
 
 from __future__ import annotations
 
-import difflib
 import importlib
 import re
 from types import ModuleType
 from typing import Callable, Iterable
 
-from upsagent.config.schema import ConfigError, MasterConfig, UpsConfig, UserConfig
+from upsagent.config.schema import (
+    SERVE_CHOICES, ConfigError, MasterConfig, UpsConfig, UserConfig)
 
 __all__ = [
     "KNOWN_ACTIONS",
@@ -91,6 +98,7 @@ def suggest(word: str, choices: Iterable[str]) -> str:
     folded = {choice.lower(): choice for choice in choices}
     if word.lower() in folded:
         return f" (did you mean {show(folded[word.lower()])}? names are case-sensitive)"
+    import difflib          # only on an error: a running agent never needs it
     close = difflib.get_close_matches(word, choices, n=1, cutoff=0.6)
     return f" (did you mean {show(close[0])}?)" if close else ""
 
@@ -132,10 +140,12 @@ def password_problem(password: str) -> str | None:
     return None
 
 
-def readable_problem(path: str, mode: int, mask: int, fix: str) -> str:
-    """The message refusing a file with secrets that ``mask`` says is readable by too many."""
+def readable_problem(path: str, mode: int, mask: int, fix: str,
+                     holds: str = "the passwords it holds") -> str:
+    """The message refusing a file with secrets (``holds``) that ``mask`` says is readable
+    by too many."""
     who = "every local user" if mask == 0o004 else "users other than its owner"
-    return (f"{path}: mode {mode & 0o7777:04o} lets {who} read the passwords it holds; "
+    return (f"{path}: mode {mode & 0o7777:04o} lets {who} read {holds}; "
             f"run \"chmod {fix} {path}\" (and check its owner)")
 
 
@@ -191,6 +201,17 @@ def validate_master(master: MasterConfig, where: Locator, *,
         value = getattr(master, key)
         if value < minimum:
             raise _fail(where("master", None, key), f"{value} is below the minimum of {minimum}")
+    per_address, reserved = master.max_conn_per_address, master.reserved_monitor_slots
+    if per_address is not None and not 1 <= per_address <= master.maxconn:
+        raise _fail(where("master", None, "max_conn_per_address"),
+                    f"{per_address} is below the minimum of 1" if per_address < 1 else
+                    f"{per_address} is more than maxconn ({master.maxconn}), so it would "
+                    "limit nothing")
+    if reserved is not None and not 0 <= reserved < master.maxconn:
+        raise _fail(where("master", None, "reserved_monitor_slots"),
+                    f"{reserved} is below the minimum of 0" if reserved < 0 else
+                    f"{reserved} is not below maxconn ({master.maxconn}): no slot would be "
+                    "left for clients that do not log in")
     if master.keyfile is not None and master.certfile is None:
         raise _fail(where("master", None, "keyfile"), "a keyfile needs a certfile")
     if not master.ups and not master.allow_no_device:
@@ -266,18 +287,7 @@ def _check_ups(upses: Iterable[UpsConfig], where: Locator, strict_drivers: bool)
         if ups.lowbatt_runtime is not None and ups.lowbatt_runtime < 1:
             raise _fail(where("ups", index, "lowbatt_runtime"),
                         f"{ups.lowbatt_runtime} is below the minimum of 1 (seconds)")
-        known = driver_known(ups.driver)
-        if known is False:
-            problem = (f"upsagent has no driver called {show(ups.driver)}"
-                       f"{suggest(ups.driver, driver_names())}")
-            if strict_drivers:
-                raise _fail(where("ups", index, "driver"), problem)
-            warnings.append(f"{where('ups', index, 'driver')}: {problem}; the UPS will be "
-                            "reported as not connected")
-        elif known:
-            note = driver_unavailable(ups.driver)
-            if note:
-                warnings.append(f"{where('ups', index, 'driver')}: {note}")
+        warnings += _check_serving(ups, index, where, strict_drivers)
         texts: list[tuple[str, str]] = [("desc", ups.desc or ""), ("port", ups.port or "")]
         if ups.confdir is not None:
             texts.append(("confdir", ups.confdir))
@@ -292,6 +302,38 @@ def _check_ups(upses: Iterable[UpsConfig], where: Locator, strict_drivers: bool)
                 raise _fail(where("ups", index, f"options.{key}"),
                             f"{show(key)} is not a usable option name")
     return warnings
+
+
+def _check_serving(ups: UpsConfig, index: int, where: Locator,
+                   strict_drivers: bool) -> list[str]:
+    """Who can serve the UPS, by its ``serve`` setting and the driver name."""
+    if ups.serve not in SERVE_CHOICES:
+        raise _fail(where("ups", index, "serve"),
+                    f"{show(ups.serve)} is not one of {', '.join(map(show, SERVE_CHOICES))}")
+    nut = f"NUT's own {ups.driver} will be read through its socket (NUT's driver must run)"
+    if ups.serve == "nut-driver":
+        if "/" in ups.driver:
+            raise _fail(where("ups", index, "driver"),
+                        f"{show(ups.driver)}: a NUT driver's socket is named <driver>-<ups>, "
+                        "so the driver name cannot hold /")
+        return []
+    known = driver_known(ups.driver)
+    if known is False:
+        problem = (f"upsagent has no driver called {show(ups.driver)}"
+                   f"{suggest(ups.driver, driver_names())}")
+        if strict_drivers:
+            if ups.serve == "auto":
+                problem += ' (or set serve = "nut-driver" to read NUT\'s own driver of that name)'
+            raise _fail(where("ups", index, "driver"), problem)
+        then = nut if ups.serve == "auto" and "/" not in ups.driver else \
+            "the UPS will be reported as not connected"
+        return [f"{where('ups', index, 'driver')}: {problem}; {then}"]
+    if known:
+        note = driver_unavailable(ups.driver)
+        if note:
+            then = nut if ups.serve == "auto" else "the UPS will be reported as not connected"
+            return [f"{where('ups', index, 'driver')}: {note}; {then}"]
+    return []
 
 
 def _check_users(users: Iterable[UserConfig], where: Locator) -> list[str]:

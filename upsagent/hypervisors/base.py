@@ -2,8 +2,8 @@
 """The one small interface every backend implements (docs/design.md), and their registry.
 
 A backend *does*; the policy engine *decides*.  A backend object speaks for one manager
-(a vCenter, a XenServer pool, this OS, a set of SSH hosts, a simulated cluster) and acts on
-the hosts it manages by name.  Every operation returns a Deferred that fires with a
+(a vCenter, a XenServer pool, this OS, an SSH host, a simulated cluster) and acts on the
+hosts it manages by name.  Every operation returns a Deferred that fires with a
 :class:`~upsagent.policy.actions.Result` saying what really happened -- moved, failed
 because no host could take the VMs, timed out, not applicable, unreachable -- and never
 fails for the host's sake (an exception from a backend is a bug, reported as ``failed``
@@ -11,8 +11,17 @@ by the executor).  Operations are idempotent: entering maintenance on a host alr
 it, or shutting down a host already down, reports success; the engine relies on that when
 it issues operations again after a restart.
 
+**Construction.**  A backend is built from its manager's configuration record
+(:mod:`upsagent.config.managers`: :class:`~upsagent.config.managers.LocalConfig`,
+``VcenterConfig``, ``XenPoolConfig``, ``SshTargetConfig``), the reactor and the runner:
+``Backend.build(config, reactor, runner)``, one per manager, never one per kind (two hosts
+of one vCenter share its backend; each SSH host has its own).  :func:`build_backend` does it
+through the registry; the agent calls it once per manager
+(:meth:`~upsagent.config.slaveconf.SlaveConfig.managers`).
+
 Backends are registered by kind, as ``"module:Class"`` strings imported on first use, so
-that ``vsphere`` (pyvmomi) or ``xen`` (XenAPI) are only needed where they are configured;
+that ``vsphere`` (pyvmomi) or ``xen`` (XenAPI) are only needed where they are configured,
+and a slave that drives only its own machine never imports another kind's module;
 :func:`backend_class` turns a missing extra into "install upsagent[vsphere]".
 """
 
@@ -21,13 +30,17 @@ from __future__ import annotations
 import importlib
 from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import ClassVar
+from typing import TYPE_CHECKING, Any, ClassVar
 
 from twisted.internet.defer import Deferred, succeed
 
-from upsagent.system.runner import Outcome, Result
+from upsagent.system.runner import Outcome, Result, Runner
 
-__all__ = ["BACKENDS", "Backend", "HostInfo", "Outcome", "Result", "backend_class"]
+if TYPE_CHECKING:
+    from upsagent.config.managers import ManagerConfig
+
+__all__ = ["BACKENDS", "Backend", "HostInfo", "Outcome", "Result", "backend_class",
+           "build_backend"]
 
 
 @dataclass(frozen=True)
@@ -45,6 +58,14 @@ class Backend:
     mode and no VMs), so a backend overrides what it can do."""
 
     kind: ClassVar[str] = ""
+
+    @classmethod
+    def build(cls, config: ManagerConfig, reactor: Any, runner: Runner) -> Backend:
+        """The backend of one manager: ``config`` is its record (of this class's
+        :attr:`kind`), ``reactor`` the one the agent runs on, ``runner`` what runs its
+        commands (:class:`~upsagent.system.runner.Runner`).  Every registered kind
+        overrides it; a record of another kind is a ``TypeError``."""
+        raise NotImplementedError(f"{cls.__name__} is not built from a configuration")
 
     def connect(self) -> Deferred[Result]:
         """Log in / check that the manager answers."""
@@ -100,3 +121,10 @@ def backend_class(kind: str) -> type[Backend]:
         hint = f": install upsagent[{extra}]" if extra else ""
         raise ImportError(f"backend {kind!r} is not available{hint} ({exc})") from exc
     return cls
+
+
+def build_backend(config: ManagerConfig, reactor: Any, runner: Runner) -> Backend:
+    """The backend of the manager ``config`` describes, from the registry's class for its
+    kind (:func:`backend_class`: ``KeyError`` for a kind without one, ``ImportError`` with
+    the extra to install)."""
+    return backend_class(config.kind).build(config, reactor, runner)

@@ -19,6 +19,7 @@ describes.
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import TYPE_CHECKING, Any, cast
 
 from twisted.internet.defer import Deferred, succeed
 from twisted.logger import Logger
@@ -27,6 +28,9 @@ from upsagent.hypervisors.base import Backend, HostInfo
 from upsagent.system.powerdown import MAGIC, write_flag
 from upsagent.system.runner import Outcome, Result, Runner, result_of
 from upsagent.policy.plan import DEFAULT_SHUTDOWN_COMMAND
+
+if TYPE_CHECKING:
+    from upsagent.config.managers import LocalConfig, ManagerConfig
 
 __all__ = ["LocalBackend", "POWERDOWN_MAGIC"]
 
@@ -54,6 +58,17 @@ class LocalBackend(Backend):
         self.budget = budget
         self.powerdown_flag = powerdown_flag
         self.wall_command = tuple(wall_command)
+
+    @classmethod
+    def build(cls, config: ManagerConfig, reactor: Any, runner: Runner) -> LocalBackend:
+        """This OS as ``[slave]`` describes it (:class:`~upsagent.config.managers.LocalConfig`:
+        the agent's host, the shutdown command, its budget and the POWERDOWNFLAG)."""
+        if config.kind != cls.kind:
+            raise TypeError(f"{cls.__name__} is built from a local configuration, not "
+                            f"{type(config).__name__}")
+        local = cast("LocalConfig", config)
+        return cls(runner, local.name, local.shutdown_command, local.shutdown_budget,
+                   local.powerdown_flag)
 
     def hosts(self) -> Deferred[list[HostInfo]]:
         return succeed([HostInfo(self.name, True)])

@@ -47,11 +47,8 @@ class DriverAdapter:
 
     def submit(self, request: DriverRequest) -> None:
         """Start ``request`` on the driver; an exception from the driver refuses it."""
-        if request.kind == "set":
-            deferred = self.driver.setvar(request.name, request.value or "")
-        else:
-            deferred = self.driver.instcmd(request.name, request.value)
         ident = request.tracking
+        deferred = self.driver.request(request.kind, request.name, request.value, ident)
 
         def done(outcome: Result) -> None:
             if ident is not None:

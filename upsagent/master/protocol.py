@@ -12,6 +12,10 @@ need a transport or a clock:
 * **connection limit** (MAXCONN): when that many clients are connected the factory stops
   accepting, as upsd does; further clients wait in the listen backlog and are taken as soon
   as a slot frees.  Existing clients are never starved or dropped for it;
+* **who gets a slot** (:mod:`upsagent.master.admission`): a source address over
+  ``max_conn_per_address`` is refused, and the last ``reserved_monitor_slots`` slots keep
+  only connections that log in as a monitor in time, so that one address holding
+  connections cannot keep upsmon out;
 * **flow control**: the protocol registers itself as a streaming producer on its transport.
   When a client does not read its replies and more than ``max_send_buffer`` bytes wait in
   the transport, we stop reading that client's requests until it drains, so a client that
@@ -25,30 +29,28 @@ need a transport or a clock:
   sends bytes written before ``startTLS`` in the clear);
 * **half-close**: a client that sends its requests and then shuts its side down (``nc -N``)
   still gets every reply before the connection closes;
-* **reads go straight in**: on a plain TCP transport the protocol's own ``_read`` (the same
-  ``recv`` and results as Twisted's ``Connection.doRead``) stands in for the transport's
-  ``doRead``, one call layer less per request; TLS gets Twisted's back;
-* **replies go straight out**: when nothing is queued on a plain TCP transport the reply is
-  handed to the socket at once, instead of waiting for the reactor's next turn (two epoll
-  updates and a wake-up saved per request); Twisted's buffer takes whatever the socket does
-  not accept, so order and flow control are unchanged.
+* **the TCP fast path**: on a plain TCP transport, and only on the Twisted versions it is
+  tested on, :class:`~upsagent.master.fastpath.TcpFastPath` reads requests and sends
+  replies past some of Twisted's layers (same results, order and flow control); TLS, other
+  transports and other Twisted versions use the plain Twisted path.
 
 Everything refused is said in the log, with the peer's address.
 """
 
 from __future__ import annotations
 
-from errno import EWOULDBLOCK
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
-from twisted.internet import main as _main, tcp as _tcp
-from twisted.internet.interfaces import IHalfCloseableProtocol, IReactorTime
+from twisted.internet.interfaces import (
+    IAddress, IDelayedCall, IHalfCloseableProtocol, IReactorTime)
 from twisted.internet.task import LoopingCall
 from twisted.internet.protocol import Protocol, ServerFactory, connectionDone
 from twisted.logger import Logger
 from twisted.python.failure import Failure
 from zope.interface import implementer
 
+from upsagent.master.admission import LOGIN_WINDOW, PROBATION, Admission, source_key
+from upsagent.master.fastpath import TcpFastPath
 from upsagent.nut.server import ServerSession
 from upsagent.nut.state import ServerState
 
@@ -73,8 +75,12 @@ class NutServerProtocol(Protocol):
         self._paused = False
         self._throttled = False
         self._pumping = False
-        #: the plain TCP socket replies may be sent on directly (None: always queue)
-        self._sock: Any = None
+        #: direct reads and writes on plain TCP (None: the plain Twisted path)
+        self._fast: TcpFastPath | None = None
+        #: what the per-address limit counts this client as (admission.source_key)
+        self.source = ""
+        #: in a slot kept for monitors, not logged in yet: when its time is up
+        self.probation: IDelayedCall | None = None
 
     @property
     def _tx(self) -> Any:
@@ -92,16 +98,31 @@ class NutServerProtocol(Protocol):
         self.session.wakeup = self._flush
         if hasattr(self.transport, "bufferSize"):  # TCP: throttle past max_send_buffer
             self._tx.bufferSize = factory.max_send_buffer
-        if not getattr(self.transport, "TLS", False):
-            self._sock = getattr(self.transport, "socket", None)
-        if self._sock is not None and type(self._tx).doRead is _tcp.Connection.doRead:
-            self._tx.doRead = self._read  # undone for TLS and on close
+        self._fast = TcpFastPath.attach(self.transport, self.dataReceived)
         self._tx.registerProducer(self, True)
         self.last_heard = factory.clock.seconds()
         factory.connection_made(self)
 
+    @property
+    def fast_path(self) -> TcpFastPath | None:
+        """The TCP fast path serving this connection, or None (plain Twisted path)."""
+        return self._fast
+
+    def disconnect(self) -> None:
+        """Close this connection once the replies already written are sent."""
+        self._tx.loseConnection()
+
+    def abort(self) -> None:
+        """Close this connection at once; replies not sent yet are dropped."""
+        self._tx.abortConnection()
+
+    @property
+    def logged_in(self) -> bool:
+        """Whether the client is logged in to a UPS (``LOGIN``: a monitor)."""
+        return self.session is not None and self.session.login_slot is not None
+
     def connectionLost(self, reason: Failure = connectionDone) -> None:
-        self._own_read_off()
+        self._fast_off()
         if self.session is not None:
             self.session.connection_lost()
         self.factory.connection_lost(self)
@@ -129,27 +150,11 @@ class NutServerProtocol(Protocol):
 
     # -- data ------------------------------------------------------------------------
 
-    def _read(self) -> Any:
-        """The transport's ``doRead`` on plain TCP: Twisted's own (``recv`` of up to
-        ``bufferSize`` bytes, the same results for would-block, errors and end of input),
-        without its extra call layer before :meth:`dataReceived`."""
-        try:
-            data = self._sock.recv(self._tx.bufferSize)
-        except OSError as exc:
-            if exc.args[0] == EWOULDBLOCK:
-                return None
-            return _main.CONNECTION_LOST
-        if not data:
-            return _main.CONNECTION_DONE
-        self.dataReceived(data)
-        return None
-
-    def _own_read_off(self) -> None:
-        """Give ``doRead`` back to the transport (before TLS, and when closed)."""
-        self._sock = None
-        attrs = getattr(self.transport, "__dict__", None)
-        if attrs is not None:
-            attrs.pop("doRead", None)
+    def _fast_off(self) -> None:
+        """Leave the fast path (before TLS, and when closed)."""
+        if self._fast is not None:
+            self._fast.detach()
+            self._fast = None
 
     def dataReceived(self, data: bytes) -> None:
         session = self.session
@@ -171,7 +176,7 @@ class NutServerProtocol(Protocol):
             self._pumping = False
         if session.closing:
             self._close(session)
-        elif session._out or session._pushes:
+        elif session.pushes_pending:
             self._flush()  # lines pushed while the input was handled, or held for TLS
 
     def _pump(self) -> None:
@@ -209,12 +214,13 @@ class NutServerProtocol(Protocol):
             for notice in session.notices:
                 self.log.info("{notice}", notice=notice)
             session.notices.clear()
-        if session._out or session._pushes:
-            out = session.data_to_send()
-            if out:
-                self._write(out)
+        out = session.data_to_send()
+        if out:
+            self._write(out)
         if session.requests != before:
             self.last_heard = self.factory.clock.seconds()
+            if self.probation is not None and session.login_slot is not None:
+                self.factory.logged_in(self)
         if session.start_tls:
             self._inbuf = b""  # plain text after STARTTLS is not honoured
             self._start_tls(session)
@@ -231,25 +237,19 @@ class NutServerProtocol(Protocol):
             self._write(out)
 
     def _write(self, data: bytes) -> None:
-        """Send at once when nothing is queued on a plain TCP socket; else queue in order."""
-        tx: Any = self.transport
-        sock = self._sock
-        if (sock is not None and not tx.dataBuffer and not tx._tempDataBuffer
-                and not tx.disconnecting):
-            try:
-                sent = sock.send(data)
-            except OSError:  # would block, or the peer is gone: Twisted will see to it
-                sent = 0
-            data = data[sent:]
-        if data:
-            tx.write(data)
+        """Write ``data`` after anything written before (directly when the fast path can)."""
+        fast = self._fast
+        if fast is not None:
+            fast.write(data)
+        else:
+            self._tx.write(data)
 
     def _start_tls(self, session: ServerSession) -> None:
         context = self.factory.tls_context
         if context is None:  # cannot happen: the session only says OK when TLS is set up
             session.closing = True
             return
-        self._own_read_off()  # from now on everything goes through the TLS layer
+        self._fast_off()  # from now on everything goes through the TLS layer
         self._tx.startTLS(context)
         session.tls_started()
         self.log.info("{peer} switched to TLS", peer=self.peer)
@@ -281,10 +281,15 @@ class NutServerFactory(ServerFactory):
 
     def __init__(self, state: ServerState, clock: IReactorTime, *, maxconn: int = 1024,
                  idle_timeout: float = 60, max_line_length: int = 0,
-                 tls_context: Any = None, max_send_buffer: int = 64 * 1024) -> None:
+                 tls_context: Any = None, max_send_buffer: int = 64 * 1024,
+                 max_conn_per_address: int | None = None,
+                 reserved_monitor_slots: int = 0) -> None:
         self.state = state
         self.clock = clock
-        self.maxconn = maxconn
+        #: the limits on who gets a slot (``maxconn`` and the two below live there)
+        self.admission = Admission(clock, maxconn=maxconn,
+                                   max_conn_per_address=max_conn_per_address,
+                                   reserved_monitor_slots=reserved_monitor_slots)
         self.idle_timeout = idle_timeout
         self.max_line_length = max_line_length
         self.max_send_buffer = max_send_buffer
@@ -295,6 +300,82 @@ class NutServerFactory(ServerFactory):
         self._accepting = True
         self._sweep = LoopingCall(self.sweep_idle)
         self._sweep.clock = clock
+
+    @property
+    def maxconn(self) -> int:
+        """MAXCONN: the most clients connected at once."""
+        return self.admission.maxconn
+
+    @maxconn.setter
+    def maxconn(self, value: int) -> None:
+        self.admission.maxconn = value
+
+    @property
+    def max_conn_per_address(self) -> int | None:
+        """The most connections from one source (None: no limit)."""
+        return self.admission.max_conn_per_address
+
+    @max_conn_per_address.setter
+    def max_conn_per_address(self, value: int | None) -> None:
+        self.admission.max_conn_per_address = value
+
+    @property
+    def reserved_monitor_slots(self) -> int:
+        """How many of the ``maxconn`` slots keep only clients that log in."""
+        return self.admission.reserved_monitor_slots
+
+    @reserved_monitor_slots.setter
+    def reserved_monitor_slots(self, value: int) -> None:
+        self.admission.reserved_monitor_slots = value
+
+    def buildProtocol(self, addr: IAddress) -> NutServerProtocol | None:  # type: ignore[override]
+        """A protocol for a client just accepted, or None to refuse it (Twisted then
+        closes the socket at once); see :mod:`upsagent.master.admission`."""
+        host = str(getattr(addr, "host", addr))
+        key = source_key(host)
+        verdict = self.admission.decide(key, host, len(self.connections))
+        if verdict is None:
+            return None
+        proto = NutServerProtocol()
+        proto.factory = self
+        proto.source = key
+        if verdict == PROBATION:
+            proto.probation = self.clock.callLater(LOGIN_WINDOW, self.login_window_over,
+                                                   proto)
+            self.admission.on_probation[key] = proto
+            self.admission.limiter.warn(
+                "connections in slots kept for monitors", host,
+                f"{host} is in a slot kept for monitors (reserved_monitor_slots "
+                f"{self.reserved_monitor_slots}): it must log in within "
+                f"{LOGIN_WINDOW:g} s to stay while the master is that full")
+        return proto
+
+    def logged_in(self, proto: NutServerProtocol) -> None:
+        """A client on probation logged in: it keeps its slot."""
+        self._end_probation(proto)
+        self.log.info("{peer} logged in: keeps its slot kept for monitors", peer=proto.peer)
+
+    def login_window_over(self, proto: NutServerProtocol) -> None:
+        """A client on probation did not log in in time: dropped if the master is still
+        past its regular slots, else kept."""
+        proto.probation = None
+        self._end_probation(proto)
+        if (proto not in self.connections or proto.logged_in
+                or len(self.connections) <= self.admission.regular_slots):
+            return
+        self.admission.limiter.warn(
+            "dropped from slots kept for monitors", proto.peer,
+            f"Dropped {proto.peer}: it was in a slot kept for monitors and did not log in "
+            f"within {LOGIN_WINDOW:g} s")
+        proto.abort()
+
+    def _end_probation(self, proto: NutServerProtocol) -> None:
+        if proto.probation is not None:
+            if proto.probation.active():
+                proto.probation.cancel()
+            proto.probation = None
+        if self.admission.on_probation.get(proto.source) is proto:
+            del self.admission.on_probation[proto.source]
 
     def sweep_idle(self) -> None:
         """Disconnect every client that completed no request for ``idle_timeout`` s."""
@@ -308,13 +389,19 @@ class NutServerFactory(ServerFactory):
         self.state.tls_available = context is not None
 
     def connection_made(self, proto: NutServerProtocol) -> None:
+        """A client's connection was made (called by its protocol)."""
         self.connections.add(proto)
+        self.admission.joined(proto.source)
         if not self._sweep.running:
             self._sweep.start(max(0.5, self.idle_timeout / 12), now=False)
         self.update_accepting()
 
     def connection_lost(self, proto: NutServerProtocol) -> None:
-        self.connections.discard(proto)
+        """A client's connection is gone (called by its protocol)."""
+        if proto in self.connections:
+            self.connections.discard(proto)
+            self.admission.left(proto.source)
+        self._end_probation(proto)
         if not self.connections and self._sweep.running:
             self._sweep.stop()
         self.update_accepting()

@@ -34,7 +34,7 @@ from upsagent.config.schema import MasterConfig, UpsConfig
 from upsagent.drivers.base import Driver
 from upsagent.master.lowbatt import LowBattery
 from upsagent.master.protocol import NutServerFactory
-from upsagent.master.shutdown import Phase, ShutdownService, default_runner
+from upsagent.master.shutdown import ShutdownService, default_runner
 from upsagent.system.runner import Runner
 from upsagent.model import UPS, Availability
 from upsagent.master.driverport import DriverAdapter, bundled_descriptions, new_tracking_id
@@ -64,7 +64,9 @@ class Master:
         self.factory = NutServerFactory(
             self.state, clock, maxconn=config.maxconn, idle_timeout=config.idle_timeout,
             max_line_length=config.max_line_length, tls_context=_tls_context(config),
-            max_send_buffer=config.max_send_buffer)
+            max_send_buffer=config.max_send_buffer,
+            max_conn_per_address=config.conn_per_address,
+            reserved_monitor_slots=config.monitor_slots)
         self.drivers: dict[str, Driver] = {}
         self._ups_config: dict[str, UpsConfig] = {}
         self.ports: list[Any] = []
@@ -117,15 +119,18 @@ class Master:
         for name in list(self.drivers):
             waits.append(self._stop_driver(name))
         for proto in list(self.factory.connections):
-            proto._tx.loseConnection()
+            proto.disconnect()
+        self.factory.admission.limiter.stop()
         return DeferredList(waits)
 
     def check_ages(self) -> None:
         """MAXAGE: a driver that reported nothing for ``maxage`` seconds is stale.
 
-        upsd does the same with its drivers (it pings a quiet one first; our drivers are in
-        the process, so a quiet one is a hung one).  The driver's next successful read
-        (``data_ok``) makes the data current again.
+        upsd does the same with its drivers, and pings a driver it has not heard from for a
+        third of MAXAGE (server/sstate.c): so does this watchdog, through
+        :meth:`Driver.poke <upsagent.drivers.base.Driver.poke>` (NUT's driver socket sends
+        ``PING``; in-process drivers ignore it, a quiet one is a hung one).  The driver's
+        next successful read (``data_ok``) makes the data current again.
         """
         now = self.reactor.seconds()
         for slot in self.state.slots:
@@ -133,7 +138,14 @@ class Master:
             seen = self._ages.get(id(ups))
             if seen is None or seen[0] != ups.updates:
                 self._ages[id(ups)] = (ups.updates, now)
-            elif ups.availability is Availability.OK and now - seen[1] > self.config.maxage:
+                continue
+            driver = self.drivers.get(slot.name.lower())
+            if driver is not None and now - seen[1] >= self.config.maxage / 3:
+                try:
+                    driver.poke()
+                except Exception:
+                    self.log.failure("UPS {ups}: driver failed to take a ping", ups=slot.name)
+            if ups.availability is Availability.OK and now - seen[1] > self.config.maxage:
                 reason = (f"no data from driver {slot.name} for {now - seen[1]:.0f} s "
                           f"(MAXAGE {self.config.maxage} s)")
                 self.log.warn("UPS {ups}: data is stale: {why}", ups=slot.name, why=reason)
@@ -170,7 +182,7 @@ class Master:
                                                 self.config.powerdown_flag, self.reactor,
                                                 runner)
                 self.shutdown.start()
-        elif not settings.enabled and self.shutdown.core.phase is Phase.WATCHING:
+        elif not settings.enabled and not self.shutdown.begun:
             self.shutdown.stop()
             self.shutdown = None
             self.log.info("Shutdown sequence disarmed")
@@ -229,6 +241,8 @@ class Master:
         self.factory.idle_timeout = config.idle_timeout
         self.factory.max_line_length = config.max_line_length
         self.factory.max_send_buffer = config.max_send_buffer
+        self.factory.max_conn_per_address = config.conn_per_address
+        self.factory.reserved_monitor_slots = config.monitor_slots
         self.factory.set_tls_context(_tls_context(config))
         self.factory.update_accepting()
         wanted = {conf.name.lower(): conf for conf in config.ups}
@@ -278,7 +292,8 @@ class Master:
 
     @staticmethod
     def _driver_settings(conf: UpsConfig) -> tuple[Any, ...]:
-        return (conf.driver, conf.port, tuple(conf.options.items()), conf.flags)
+        return (conf.driver, conf.port, tuple(conf.options.items()), conf.flags, conf.serve,
+                conf.statepath)
 
 
 def _succeed() -> "Deferred[Any]":

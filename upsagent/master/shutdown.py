@@ -1,101 +1,92 @@
 # -*- test-case-name: tests.test_shutdown -*-
-"""The primary's end of the sequence: FSD, wait for the others, flag, shut this host down.
+"""The primary's end of the sequence: the slave's policy engine, fed with the master's own UPSes.
 
-This is what NUT's primary upsmon does (``clients/upsmon.c`` in NUT's source: ``is_ups_critical``,
-``forceshutdown``, ``doshutdown``), done inside
-the master, which already holds every fact it needs: the data, the FSD latches and the
-sessions.  :class:`ShutdownCore` decides (pure: time, UPS views and sessions in, actions
-out); :class:`ShutdownService` is the thin Twisted shell that feeds it and carries the
-actions out.  Settings: ``[master.shutdown]`` (:class:`~upsagent.config.schema.ShutdownConfig`)
-and ``master.powerdown_flag``.
+This is what NUT's primary upsmon does (``clients/upsmon.c`` in NUT's source:
+``is_ups_critical``, ``forceshutdown``, ``doshutdown``), done inside the master, which
+already holds every fact it needs: the data, the FSD latches and the sessions.  It decides
+nothing itself: the decisions are the policy engine's (:mod:`upsagent.policy`, rules R1-R10
+in ``policy/rules.py``), the same engine and rules as the slave agent's, driven by the
+agent's :class:`~upsagent.engine.executor.Executor`.  This module is the shell around it:
 
-**Critical** (per served UPS, re-evaluated at every change and every second):
+* :func:`master_plan` builds the engine's plan from ``[master.shutdown]``
+  (:class:`~upsagent.config.schema.ShutdownConfig`) with the policy's own constructor,
+  :func:`~upsagent.policy.plan.upsmon_plan`: this host (``localhost``, local backend),
+  powered by the UPSes of ``ups`` (default all), each a ``primary`` supply of power value 1;
+  ``minsupplies`` is its MINSUPPLIES, ``finaldelay`` its FINALDELAY, ``deadtime`` and
+  ``hostsync`` upsmon's.  Every served UPS is marked as one whose FSD latch this agent
+  holds (R2e), with ``on_battery_for`` as its time limit on battery (R2d).  A UPS that
+  does not power this host is a ``secondary`` of the plan: this host's shutdown neither
+  sets FSD on it nor waits for its sessions.
+* :class:`ShutdownService` feeds the engine each UPS's status as served (``ups.status``,
+  with ``FSD`` while its latch is set) whenever it changes and every second (a latch set by
+  a client is seen within a second), ``CommLost`` when its data becomes unavailable (stale,
+  driver gone), and nothing for a UPS never seen.
+* :class:`SlotFsd` carries out the engine's ``SetFsd``: it sets the slot's latch (watchers
+  hear it pushed) and, for this host's shutdown, waits until every session logged into
+  that UPS (LOGIN) has gone, or ``hostsync`` seconds.  The master has no session of its own,
+  so it waits for none to be left.  Our slaves keep their session until their own
+  shutdown reached its last stage, so "gone" means "done"; NUT's upsmon drops its session
+  when it runs SHUTDOWNCMD.  When the wait runs out, the log names every session still
+  there by address, UPS and user.
+* The power-down flag (``master.powerdown_flag``, NUT's content, system/powerdown.py) is
+  written when the engine announces the host's shutdown (its SHUTDOWN notification, after
+  the wait), so that ``upsagent killpower`` switches the UPS output off at the very end of
+  the OS shutdown, and a shutdown started by anything else during FINALDELAY does too.
+* The engine's ``ShutdownHost`` runs ``shutdown_command`` (an argv list, never a shell
+  string) through a :class:`~upsagent.hypervisors.local.LocalBackend` whose runner is the
+  master's process runner, with a budget of :data:`COMMAND_BUDGET` seconds.
 
-* its FSD latch is set (by a client or by us), or its own status says ``FSD``;
-* ``OB`` and ``LB``, not during ``CAL`` (NUT's rule; ``LB`` may come from the master's own
-  thresholds, master/lowbatt.py);
-* with ``on_battery_for``: ``OB`` for that many seconds without a break (PowerAct Pro's
-  "wait time"); power back before that resets the count;
-* its data has been unavailable (stale, driver gone) for ``deadtime`` seconds while it was
-  last seen ``OB`` (upsmon's DEADTIME); a UPS last seen on line, or never seen, is not.
-
-**Sequence**:
-
-1. A UPS that becomes critical gets its FSD latch set at once (its slaves, NUT's upsmon and
-   ours, start shutting down; watchers hear it pushed).
-2. When fewer of the UPSes that power this host (``ups``, default all) than ``minsupplies``
-   are not critical, the host's shutdown begins: FSD on each of those UPSes, then wait until
-   every session logged into them has gone, or ``hostsync`` seconds.  Our slaves keep their
-   session until their own shutdown reached its last stage, so "gone" means "done"; NUT's
-   upsmon drops its session when it runs SHUTDOWNCMD.  When the wait runs out, the log names
-   every session still there by address, UPS and user.
-3. The power-down flag is written (NUT's content, master/powerdown.py) so that
-   ``upsagent killpower`` switches the UPS output off at the very end of the OS shutdown.
-4. ``finaldelay`` seconds later the shutdown command runs (an argv list, never a shell
-   string) through the process runner, with a budget of :data:`COMMAND_BUDGET` seconds.
-
-Once the host's shutdown has begun nothing undoes it, as in NUT: the latch stays, and the
-UPS's ``shutdown.return`` brings everything back when mains returns.  A failed shutdown
-command is logged as critical; the flag stays, so a manual shutdown still powers off.
-``dry_run`` runs the same decisions and logs "would set FSD", "would write", "would run"
-instead of acting (no FSD means the slaves stay, so the wait lasts ``hostsync``).
+What that gives, by the engine's rules: a UPS is critical when FSD is set (by a client, by
+us, or in its own status), when it is OB+LB (not during CAL), with ``on_battery_for`` when
+it has been on battery that long without a break, or when its data has been unavailable
+for ``deadtime`` seconds while last seen on battery (R2).  A critical UPS gets its FSD latch
+set at once (R2e).  When fewer of this host's UPSes than ``minsupplies`` are not critical
+(R1, R4a), the host's shutdown begins (R6): FSD on each of its UPSes and the wait
+(HOSTSYNC), SHUTDOWN (the flag), FINALDELAY, the shutdown command.  Nothing undoes it once
+begun, as in NUT (R7: upsmon's plan goes through with FINALDELAY; the latch stays and the
+UPS's ``shutdown.return`` brings everything back when mains returns); new settings are
+refused from then on.  A failed shutdown command is logged as critical; the flag stays, so
+a manual shutdown still powers off.  ``dry_run`` makes the same decisions at the same times
+and logs "would set FSD", "would write", "would run" instead of acting (no FSD means the
+slaves stay, so the wait lasts ``hostsync``).
 """
 
 from __future__ import annotations
 
-import enum
-from dataclasses import dataclass
-from typing import Any, Sequence, Union
+from dataclasses import dataclass, replace
+from typing import Any, Callable, Mapping, Sequence, Union
 
-from twisted.internet.defer import Deferred
-from twisted.internet.interfaces import IDelayedCall
+from twisted.internet.defer import Deferred, succeed
+from twisted.internet.task import LoopingCall
 from twisted.logger import Logger
 from twisted.python.failure import Failure
 
+from upsagent.engine.executor import Executor
 from upsagent.config.schema import ShutdownConfig
+from upsagent.hypervisors.local import LocalBackend
 from upsagent.model import Availability, Change
 from upsagent.nut.state import ServerState, Slot
-from upsagent.system.runner import Runner
+from upsagent.policy import actions
+from upsagent.policy.events import CommLost, Event, UpsState
+from upsagent.policy.plan import Plan, UpsPlan, upsmon_plan
+from upsagent.policy.policy import PolicyEngine
+from upsagent.policy.rules import Phase, fmt
+from upsagent.system.runner import Outcome, Result, Runner
 
-__all__ = ["COMMAND_BUDGET", "Client", "Note", "Phase", "RunCommand", "Runner", "SetFsd",
-           "ShutdownCore", "ShutdownService", "UpsView", "WriteFlag"]
+__all__ = ["COMMAND_BUDGET", "HOST", "Note", "RunCommand", "Runner", "SetFsd",
+           "ShutdownService", "SlotFsd", "WriteFlag", "master_plan"]
 
 #: seconds the shutdown command may run before the runner stops it
 COMMAND_BUDGET = 120.0
-#: how often the shell re-evaluates while watching (FSD latches set by clients) and while
-#: waiting for sessions to go (upsmon polls NUMLOGINS every 0.25 s)
+#: how often the shell feeds the latches (a client's FSD is not observed otherwise), and
+#: how often it counts the sessions while waiting for them to go (upsmon: every 0.25 s)
 WATCH_INTERVAL = 1.0
 SYNC_INTERVAL = 0.25
+#: this host, in the plan and in the engine's log lines
+HOST = "localhost"
 
 
-class Phase(enum.Enum):
-    WATCHING = "watching"
-    SYNCING = "waiting for the other sessions to go"
-    FINAL = "final delay"
-    DONE = "shutdown command started"
-
-
-@dataclass(frozen=True)
-class UpsView:
-    """What the core needs of one served UPS."""
-
-    name: str
-    #: ``ups.status`` while the data is available, else None
-    status: str | None
-    #: the server's FSD latch
-    fsd: bool = False
-    #: one of the UPSes that power this host
-    powers_host: bool = True
-
-
-@dataclass(frozen=True)
-class Client:
-    """A session logged into a UPS (LOGIN)."""
-
-    address: str
-    ups: str
-    user: str | None = None
-
+# -- what the shell did (ShutdownService.history) ---------------------------------------
 
 @dataclass(frozen=True)
 class SetFsd:
@@ -121,163 +112,24 @@ class Note:
     text: str
 
 
-Action = Union[SetFsd, WriteFlag, RunCommand, Note]
+Act = Union[SetFsd, WriteFlag, RunCommand, Note]
 
 
-class ShutdownCore:
-    """The decisions, without I/O: call :meth:`update` at every change and by
-    :meth:`deadline` at the latest."""
-
-    def __init__(self, config: ShutdownConfig, powerdown_flag: str | None) -> None:
-        self.config = config
-        self.powerdown_flag = powerdown_flag
-        self.phase = Phase.WATCHING
-        #: name -> why it is critical, as of the last update
-        self.critical: dict[str, str] = {}
-        self._fsd_asked: set[str] = set()
-        self._ob_since: dict[str, float] = {}
-        self._last_ok: dict[str, float] = {}
-        self._last_ob: dict[str, bool] = {}
-        self._unavailable: set[str] = set()
-        self._host: set[str] = set()
-        self._sync_start = 0.0
-        self._sync_deadline = 0.0
-        self._final_deadline = 0.0
-
-    def reconfigure(self, config: ShutdownConfig, powerdown_flag: str | None) -> bool:
-        """New settings; refused (False) once the host's shutdown has begun."""
-        if self.phase is not Phase.WATCHING:
-            return False
-        self.config, self.powerdown_flag = config, powerdown_flag
-        return True
-
-    # -- decisions -------------------------------------------------------------------
-
-    def update(self, now: float, upses: Sequence[UpsView],
-               clients: Sequence[Client]) -> list[Action]:
-        """Re-evaluate everything at time ``now``; returns what to do, in order."""
-        actions: list[Action] = []
-        critical = {}
-        for view in upses:
-            reason = self._evaluate(now, view)
-            if reason is not None:
-                critical[view.name] = reason
-        for name in set(self._last_ok) - {view.name for view in upses}:  # UPS removed
-            for table in (self._last_ok, self._last_ob, self._ob_since):
-                table.pop(name, None)
-        for view in upses:
-            reason = critical.get(view.name)
-            if reason is None:
-                continue
-            if view.name not in self.critical:
-                actions.append(Note("warn", f"UPS {view.name} is critical: {reason}"))
-            if not view.fsd and view.name not in self._fsd_asked:
-                self._fsd_asked.add(view.name)
-                actions.append(SetFsd(view.name, reason))
-        self.critical = critical
-        if self.phase is Phase.WATCHING:
-            self._host_decision(now, upses, actions)
-        if self.phase is Phase.SYNCING:
-            self._sync(now, clients, actions)
-        if self.phase is Phase.FINAL and now >= self._final_deadline:
-            self.phase = Phase.DONE
-            actions.append(RunCommand(self.config.shutdown_command))
-        return actions
-
-    def _evaluate(self, now: float, view: UpsView) -> str | None:
-        """Why ``view`` is critical at ``now``, or None; keeps the per-UPS history."""
-        name = view.name
-        if view.status is None:
-            self._unavailable.add(name)
-            if view.fsd:
-                return "its FSD latch is set"
-            last_ok = self._last_ok.get(name)
-            if (last_ok is not None and self._last_ob.get(name)
-                    and now - last_ok >= self.config.deadtime):
-                return (f"no data for {now - last_ok:.0f} s (deadtime "
-                        f"{self.config.deadtime} s) and last seen on battery")
-            return None
-        self._unavailable.discard(name)
-        words = view.status.split()
-        on_battery = "OB" in words
-        self._last_ok[name], self._last_ob[name] = now, on_battery
-        if on_battery:
-            since = self._ob_since.setdefault(name, now)
-        else:
-            self._ob_since.pop(name, None)
-        if view.fsd:
-            return "its FSD latch is set"
-        if "FSD" in words:
-            return "the UPS reports FSD"
-        if on_battery and "LB" in words and "CAL" not in words:
-            return f"on battery with low battery ({view.status})"
-        limit = self.config.on_battery_for
-        if on_battery and limit is not None and now - since >= limit:
-            return f"on battery for {now - since:.0f} s (on_battery_for {limit} s)"
-        return None
-
-    def _host_decision(self, now: float, upses: Sequence[UpsView],
-                       actions: list[Action]) -> None:
-        host = [view for view in upses if view.powers_host]
-        if not host:
-            return
-        fed = [view.name for view in host if view.name not in self.critical]
-        if len(fed) >= self.config.minsupplies:
-            return
-        self.phase = Phase.SYNCING
-        self._host = {view.name for view in host}
-        self._sync_start, self._sync_deadline = now, now + self.config.hostsync
-        why = "; ".join(f"{name}: {self.critical[name]}" for name in sorted(self.critical)
-                        if name in self._host)
-        actions.append(Note("critical", f"Host shutdown begins: {len(fed)} of {len(host)} "
-                                        f"UPS powering this host not critical, "
-                                        f"{self.config.minsupplies} needed ({why})"))
-        for view in host:
-            if not view.fsd and view.name not in self._fsd_asked:
-                self._fsd_asked.add(view.name)
-                actions.append(SetFsd(view.name, "this host is shutting down"))
-
-    def _sync(self, now: float, clients: Sequence[Client], actions: list[Action]) -> None:
-        waiting = [client for client in clients if client.ups in self._host]
-        if not waiting:
-            actions.append(Note("info", f"No session is logged into "
-                                        f"{', '.join(sorted(self._host))} (waited "
-                                        f"{now - self._sync_start:.2f} s)"))
-        elif now >= self._sync_deadline:
-            who = ", ".join(f"{c.address} (UPS {c.ups}, user {c.user})" for c in waiting)
-            actions.append(Note("warn", f"HOSTSYNC ({self.config.hostsync} s) ran out; still "
-                                        f"connected: {who}"))
-        else:
-            return
-        self.phase = Phase.FINAL
-        self._final_deadline = now + self.config.finaldelay
-        if self.powerdown_flag is not None:
-            actions.append(WriteFlag(self.powerdown_flag))
-        else:
-            actions.append(Note("warn", "No powerdown_flag is configured: the UPS output "
-                                        "will not be switched off"))
-
-    def deadline(self) -> float | None:
-        """The latest time :meth:`update` must be called again (None: only on change)."""
-        if self.phase is Phase.SYNCING:
-            return self._sync_deadline
-        if self.phase is Phase.FINAL:
-            return self._final_deadline
-        if self.phase is Phase.DONE:
-            return None
-        times = []
-        limit = self.config.on_battery_for
-        if limit is not None:
-            times += [since + limit for name, since in self._ob_since.items()
-                      if name not in self._unavailable and name not in self.critical]
-        times += [self._last_ok[name] + self.config.deadtime for name in self._unavailable
-                  if self._last_ob.get(name) and name in self._last_ok
-                  and name not in self.critical]
-        return min(times) if times else None
+def master_plan(config: ShutdownConfig, served: Sequence[str], host: Sequence[str]) -> Plan:
+    """The engine's plan for ``[master.shutdown]``: upsmon's primary on the UPSes in
+    ``host`` (those powering this host), every UPS in ``served`` held by us (R2d, R2e)."""
+    plan = upsmon_plan([(name, 1, "primary") for name in host],
+                       min_supplies=config.minsupplies, final_delay=config.finaldelay,
+                       deadtime=config.deadtime, hostsync=config.hostsync, name=HOST)
+    limit = None if config.on_battery_for is None else float(config.on_battery_for)
+    others = [UpsPlan(name, "secondary") for name in served if name not in host]
+    return replace(plan, ups=tuple(replace(ups, on_battery_limit=limit, holds_latch=True)
+                                   for ups in (*plan.ups, *others)))
 
 
 class ShutdownService:
-    """The Twisted shell: feeds :class:`ShutdownCore` from the server state and acts."""
+    """The Twisted shell: feeds the policy engine from the server state; sets latches,
+    writes the flag, runs the command, logs."""
 
     log = Logger()
 
@@ -286,41 +138,70 @@ class ShutdownService:
         self.state = state
         self.reactor = reactor
         self.runner = runner
-        self.core = ShutdownCore(config, powerdown_flag)
-        #: every action carried out (or, in a dry run, logged): (reactor time, action)
-        self.history: list[tuple[float, Action]] = []
+        self.config = config
+        self.powerdown_flag = powerdown_flag
+        #: everything done (or, in a dry run, logged): (reactor time, what)
+        self.history: list[tuple[float, Act]] = []
         #: the shutdown command's result once it ended
         self.result: Any = None
-        self._observed: dict[Slot, Any] = {}
-        self._call: IDelayedCall | None = None
-        self._checking = False
-        self._again = False
+        self.plan = self._plan()
+        self.engine = PolicyEngine(self.plan, reactor.seconds())
+        self.executor = self._executor()
+        self._observed: dict[Slot, Callable[[Change], None]] = {}
+        #: what the engine was last told of each UPS: its status (None: contact lost)
+        self._fed: dict[str, frozenset[str] | None] = {}
+        #: the engine's reason for each FSD about to be set
+        self._why: dict[str, str] = {}
+        self._dry_fsd: set[str] = set()
+        self._announced = False
+        self._poll = LoopingCall(self.check)
+        self._poll.clock = reactor
+        self._checking = self._again = False
 
     @property
-    def config(self) -> ShutdownConfig:
-        return self.core.config
+    def phase(self) -> Phase:
+        """Where this host is in the engine's sequence."""
+        return self.engine.phase(HOST)
+
+    @property
+    def begun(self) -> bool:
+        """Whether the host's shutdown has begun (nothing undoes it)."""
+        return self.phase is not Phase.IDLE
 
     def start(self) -> None:
         """Observe every served UPS and evaluate now."""
         self.slots_changed()
         mode = " (dry run: nothing will be done, only logged)" if self.config.dry_run else ""
-        self.log.info("Shutdown sequence armed for {ups}{mode}", ups=", ".join(
-            view.name for view in self._views() if view.powers_host), mode=mode)
+        self.log.info("Shutdown sequence armed for {ups}{mode}", mode=mode, ups=", ".join(
+            s.ups for s in self.plan.host(HOST).powered_by))
+        self.executor.start()
         self.check()
+        self._poll.start(WATCH_INTERVAL, now=False)
 
     def stop(self) -> None:
         """Stop observing and evaluating (a command already started keeps running)."""
         for slot, observer in self._observed.items():
             slot.ups.remove_observer(observer)
         self._observed.clear()
-        if self._call is not None and self._call.active():
-            self._call.cancel()
-        self._call = None
+        if self._poll.running:
+            self._poll.stop()
+        self.executor.stop()
 
     def reconfigure(self, config: ShutdownConfig, powerdown_flag: str | None) -> None:
-        if not self.core.reconfigure(config, powerdown_flag):
+        """New settings, or new served UPSes; refused once the host's shutdown has begun."""
+        if self.begun:
             self.log.warn("Shutdown settings reloaded but not applied: the host's shutdown "
                           "has already begun")
+        else:
+            self.config, self.powerdown_flag = config, powerdown_flag
+            plan = self._plan()
+            if plan != self.plan:   # the same process, a new plan: what it knows carries over
+                self.executor.stop()
+                self.plan = plan
+                self.engine = PolicyEngine.restore(plan, self.engine.snapshot(),
+                                                   self.reactor.seconds(), reload=True)
+                self.executor = self._executor()
+                self.executor.start()
         self.slots_changed()
         self.check()
 
@@ -329,6 +210,7 @@ class ShutdownService:
         slots = set(self.state.slots)
         for slot in [s for s in self._observed if s not in slots]:
             slot.ups.remove_observer(self._observed.pop(slot))
+            self._fed.pop(slot.name, None)
         for slot in slots - set(self._observed):
             observer = self._changed
             slot.ups.add_observer(observer)
@@ -337,25 +219,22 @@ class ShutdownService:
     def _changed(self, change: Change) -> None:
         self.check()
 
-    # -- evaluating --------------------------------------------------------------------
+    def _plan(self) -> Plan:
+        wanted = [self.state.find(name) for name in self.config.ups]
+        served = [slot.name for slot in self.state.slots]
+        host = [slot.name for slot in self.state.slots if not wanted or slot in wanted]
+        return master_plan(self.config, served, host)
 
-    def _views(self) -> list[UpsView]:
-        wanted = self.config.ups
-        host = {id(s) for s in (self.state.find(n) for n in wanted) if s is not None}
-        views = []
-        for slot in self.state.slots:
-            ups = slot.ups
-            status = ups.value("ups.status") if ups.availability is Availability.OK else None
-            views.append(UpsView(slot.name, status, slot.fsd,
-                                 not wanted or id(slot) in host))
-        return views
+    def _executor(self) -> Executor:
+        backend = _ThisHost(_Command(self), HOST, self.config.shutdown_command,
+                            COMMAND_BUDGET)
+        return Executor(self.engine, self.reactor, {HOST: backend}, fsd=SlotFsd(self),
+                        observer=self._observe, on_change=self._engine_changed)
 
-    def _clients(self) -> list[Client]:
-        return [Client(s.address, s.login_slot.name, s.username)
-                for s in self.state.sessions if s.login_slot is not None]
+    # -- feeding the engine --------------------------------------------------------------
 
     def check(self) -> None:
-        """Evaluate now, act, and schedule the next evaluation."""
+        """Tell the engine what changed in the served UPSes since it was last told."""
         if self._checking:
             self._again = True
             return
@@ -364,77 +243,106 @@ class ShutdownService:
             self._again = True
             while self._again:
                 self._again = False
-                now = self.reactor.seconds()
-                for action in self.core.update(now, self._views(), self._clients()):
-                    self._act(now, action)
+                for slot in list(self.state.slots):
+                    for event in self._events(slot):
+                        self.executor.handle(event)
         finally:
             self._checking = False
-        self._schedule()
 
-    def _schedule(self) -> None:
-        if self._call is not None and self._call.active():
-            self._call.cancel()
-        self._call = None
-        phase = self.core.phase
-        if phase is Phase.DONE or not self._observed:
+    def _events(self, slot: Slot) -> list[Event]:
+        name, ups = slot.name, slot.ups
+        status: frozenset[str] | None = None
+        if ups.availability is Availability.OK:
+            status = frozenset(ups.status) | ({"FSD"} if slot.fsd else set())
+        elif slot.fsd:
+            status = frozenset({"FSD"})   # the latch is known whatever the data says
+        last = self._fed.get(name)
+        if status == last or (status is None and name not in self._fed):
+            return []                     # nothing new; or never seen, so never critical
+        self._fed[name] = status
+        if status is not None:
+            return [UpsState(name, status)]
+        assert last is not None           # available until now: last seen now (DEADTIME)
+        return [UpsState(name, last), CommLost(name, ups.reason or ups.availability.value)]
+
+    def _observe(self, kind: str, action: actions.Action, result: Result | None,
+                 now: float) -> None:
+        if kind != "start":
             return
-        now = self.reactor.seconds()
-        delay = SYNC_INTERVAL if phase is Phase.SYNCING else WATCH_INTERVAL
-        deadline = self.core.deadline()
-        if deadline is not None:
-            delay = min(delay, max(0.0, deadline - now))
-        self._call = self.reactor.callLater(delay, self._tick)
+        if isinstance(action, actions.SetFsd):
+            self._why[action.ups] = action.reason
+            if not action.wait:                   # R2e
+                self._note("warn", f"UPS {action.ups} is critical: {action.reason}")
+            elif not self._announced:           # the first FSD of this host's shutdown
+                self._announced = True
+                self._note("critical", f"Host shutdown begins: {action.reason}")
+        elif isinstance(action, actions.Notify) and action.type == "SHUTDOWN":
+            self._write_flag()
 
-    def _tick(self) -> None:
-        self._call = None
-        self.check()
+    def _engine_changed(self, engine: PolicyEngine) -> None:
+        if self.phase in (Phase.STOPPING, Phase.DOWN) and self._poll.running:
+            self._poll.stop()             # the command has started: nothing more to feed
 
-    # -- acting ------------------------------------------------------------------------
+    # -- acting --------------------------------------------------------------------------
 
-    def _act(self, now: float, action: Action) -> None:
-        self.history.append((now, action))
-        if isinstance(action, Note):
-            {"info": self.log.info, "warn": self.log.warn}.get(
-                action.level, self.log.critical)("{text}", text=action.text)
+    def _note(self, level: str, text: str) -> None:
+        self.history.append((self.reactor.seconds(), Note(level, text)))
+        {"info": self.log.info, "warn": self.log.warn}.get(level, self.log.critical)(
+            "{text}", text=text)
+
+    def _did(self, what: Act) -> None:
+        self.history.append((self.reactor.seconds(), what))
+
+    def latch(self, slot: Slot) -> None:
+        """Set FSD on ``slot`` for the engine (in a dry run, log it once)."""
+        why = self._why.pop(slot.name, "")
+        if self.config.dry_run:
+            if slot.name not in self._dry_fsd:
+                self._dry_fsd.add(slot.name)
+                self._did(SetFsd(slot.name, why))
+                self.log.warn("Dry run: would set FSD on UPS [{ups}] ({why})", ups=slot.name,
+                              why=why)
+        elif slot.set_fsd():
+            self._did(SetFsd(slot.name, why))
+            self.log.warn("Set FSD on UPS [{ups}]: {why}", ups=slot.name, why=why)
+
+    def _write_flag(self) -> None:
+        path = self.powerdown_flag
+        if path is None:
+            self._note("warn", "No powerdown_flag is configured: the UPS output will not be "
+                               "switched off")
             return
-        dry = self.config.dry_run
-        if isinstance(action, SetFsd):
-            slot = self.state.find(action.ups)
-            if dry:
-                self.log.warn("Dry run: would set FSD on UPS [{ups}] ({why})", ups=action.ups,
-                              why=action.reason)
-            elif slot is not None and slot.set_fsd():
-                self.log.warn("Set FSD on UPS [{ups}]: {why}", ups=action.ups,
-                              why=action.reason)
-        elif isinstance(action, WriteFlag):
-            if dry:
-                self.log.warn("Dry run: would write the power-down flag {path}",
-                              path=action.path)
-                return
-            from upsagent.system.powerdown import write_flag
+        self._did(WriteFlag(path))
+        if self.config.dry_run:
+            self.log.warn("Dry run: would write the power-down flag {path}", path=path)
+            return
+        from upsagent.system.powerdown import write_flag
 
-            try:
-                write_flag(action.path)
-            except OSError as exc:
-                self.log.critical("Cannot write the power-down flag {path}: {err}; the UPS "
-                                  "output will not be switched off", path=action.path,
-                                  err=exc.strerror or exc)
-            else:
-                self.log.warn("Power-down flag {path} written", path=action.path)
-        elif isinstance(action, RunCommand):
-            self._run(list(action.argv), dry)
+        try:
+            write_flag(path)
+        except OSError as exc:
+            self.log.critical("Cannot write the power-down flag {path}: {err}; the UPS "
+                              "output will not be switched off", path=path,
+                              err=exc.strerror or exc)
+        else:
+            self.log.warn("Power-down flag {path} written", path=path)
 
-    def _run(self, argv: list[str], dry: bool) -> None:
-        if dry:
+    def run_command(self, argv: list[str], budget: float | None) -> Deferred[Any]:
+        """Run the shutdown command; the Deferred fires with its result when it ends.
+        Cancelling the Deferred (the engine giving up waiting) leaves the command its
+        whole budget."""
+        self._did(RunCommand(tuple(argv)))
+        if self.config.dry_run:
             self.log.warn("Dry run: would run the shutdown command {argv}", argv=argv)
-            return
+            return succeed(Result(Outcome.OK, "dry run: nothing done"))
         self.log.critical("Running the shutdown command {argv}", argv=argv)
         try:
-            running = self.runner.run(argv, COMMAND_BUDGET)
+            running = self.runner.run(argv, budget)
         except Exception as exc:  # a bad argv or a runner bug must be loud, not silent
             self.log.failure("The shutdown command {argv} could not be started", argv=argv)
             self.result = exc
-            return
+            return succeed(Result(Outcome.FAILED, f"not started: {exc}"))
+        ended: Deferred[Any] = Deferred()
 
         def done(result: Any) -> None:
             self.result = result
@@ -446,13 +354,79 @@ class ShutdownService:
                 self.log.critical("Shutdown command {argv} failed: {summary}; shut this "
                                   "host down by hand (the power-down flag stays)",
                                   argv=argv, summary=summary)
+            if not ended.called:
+                ended.callback(result)
 
         def failed(reason: Failure) -> None:
             self.result = reason
             self.log.failure("Shutdown command {argv} failed", reason, argv=argv)
+            if not ended.called:
+                ended.callback(Result(Outcome.FAILED, reason.getErrorMessage()))
 
         running.addCallbacks(done, failed)
+        return ended
 
+
+class SlotFsd:
+    """The engine's FSD setter (:class:`~upsagent.engine.executor.FsdSetter`) over the
+    master's own slots: set the latch, then, with a ``wait``, count the sessions logged into
+    the UPS every :data:`SYNC_INTERVAL` s until none is left or ``wait`` s have passed (the
+    slave's :class:`~upsagent.engine.executor.MonitorFsd` asks NUMLOGINS instead)."""
+
+    def __init__(self, service: ShutdownService) -> None:
+        self.service = service
+
+    def set_fsd(self, ups: str, wait: float) -> Deferred[Result]:
+        service, clock = self.service, self.service.reactor
+        slot = service.state.find(ups)
+        if slot is None:
+            return succeed(Result(Outcome.FAILED, f"{ups} is not served"))
+        service.latch(slot)
+        fsd = "dry run: FSD not set" if service.config.dry_run else "FSD set"
+        if not wait:
+            return succeed(Result(Outcome.OK, fsd))
+        start = clock.seconds()
+        done: Deferred[Result] = Deferred()
+
+        def count() -> None:
+            now = clock.seconds()
+            left = [s for s in service.state.sessions if s.login_slot is slot]
+            if not left:
+                service._note("info", f"No session is logged into {ups} (waited "
+                                      f"{now - start:.2f} s)")
+                done.callback(Result(Outcome.OK, f"{fsd}; no session left after "
+                                                 f"{fmt(now - start)}"))
+            elif now >= start + wait:
+                who = ", ".join(f"{s.address} (UPS {ups}, user {s.username})" for s in left)
+                service._note("warn", f"HOSTSYNC ({wait:g} s) ran out; still connected: "
+                                      f"{who}")
+                done.callback(Result(Outcome.TIMED_OUT, f"{fsd}; {len(left)} sessions "
+                                                        f"still logged in"))
+            else:
+                clock.callLater(min(SYNC_INTERVAL, start + wait - now), count)
+
+        count()
+        return done
+
+
+class _Command:
+    """The runner the local backend is given: the master's, through
+    :meth:`ShutdownService.run_command` (its log lines, its dry run)."""
+
+    def __init__(self, service: ShutdownService) -> None:
+        self.service = service
+
+    def run(self, argv: Sequence[str], budget: float | None, *,
+            env: Mapping[str, str] | None = None, name: str = "") -> Deferred[Any]:
+        return self.service.run_command(list(argv), budget)
+
+
+class _ThisHost(LocalBackend):
+    """This host, as the engine's backend.  The power-down flag the engine asks for
+    (``killpower``) was written when it announced the shutdown, FINALDELAY earlier."""
+
+    def shutdown_host(self, host: str, killpower: bool = False) -> Deferred[Result]:
+        return super().shutdown_host(host, killpower=False)
 
 
 def default_runner(reactor: Any) -> Runner:

@@ -2,7 +2,7 @@
 """What the policy engine asks for, and what the backends answer: frozen values.
 
 The engine (:mod:`upsagent.policy.policy`) returns lists of :class:`Action`; the executor
-(:mod:`upsagent.agent.executor`) starts them on backends and hands back a :class:`Result`
+(:mod:`upsagent.engine.executor`) starts them on backends and hands back a :class:`Result`
 through ``engine.action_done(action.id, result, now)``.  Every action names its host and
 carries the **reason** in words an operator understands ("UPS1 on battery for 60 s"), so
 the log, the timeline of ``upsagent simulate`` and the tests all read the same sentence.
@@ -106,7 +106,11 @@ class RunCommand(Action):
 @dataclass(frozen=True)
 class SetFsd(Action):
     """Primary only: set FSD on ``ups`` at its master, then wait until the secondaries
-    have logged out (NUMLOGINS <= 1) or ``wait`` seconds (HOSTSYNC) have passed."""
+    have logged out (NUMLOGINS <= 1) or ``wait`` seconds (HOSTSYNC) have passed.
+
+    ``wait`` 0 (rules R2e: a UPS whose latch this agent holds became critical): set FSD
+    and do not wait; the engine does not wait for its result either (its host is the
+    agent's name, not a host of the plan)."""
 
     ups: str = ""
     wait: float = 15.0

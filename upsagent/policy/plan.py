@@ -12,7 +12,9 @@ and in ``simulate``.
 Where a setting lives, and why
 ------------------------------
 * Per **UPS** (:class:`UpsPlan`): the role (NUT's ``primary``/``secondary``, which decides
-  HOSTSYNC and who sets FSD) and the UPS's own countdown.  In upsmon.conf the role is on the
+  HOSTSYNC and who sets FSD), the UPS's own countdown, and two rules only the master's
+  ``[master.shutdown]`` uses today: a time on battery after which the UPS is critical, and
+  whether this agent holds the UPS's FSD latch itself.  In upsmon.conf the role is on the
   MONITOR line, i.e. per UPS and per agent, not per protected host.
 * Per **agent** (:class:`Plan`): DEADTIME, HOSTSYNC, NOCOMMWARNTIME, RBWARNTIME and the
   notification texts.  They are global in upsmon.conf too, and they decide whether a *UPS*
@@ -24,6 +26,11 @@ Where a setting lives, and why
 
 Times are seconds.  Timers are measured from the moment the host's power became
 insufficient (see :mod:`upsagent.policy.rules`).
+
+The runtime trigger (R4b) is per agent too: :attr:`Plan.poll` (the seconds between two
+reads of a UPS on battery, POLLFREQALERT) and :attr:`Plan.runtime_margin` (a share of a
+host's need) make its margin, and :func:`runtime_trigger` gives a host's trigger point with
+its parts, for the engine and for ``check-config`` alike.
 """
 
 from __future__ import annotations
@@ -34,14 +41,18 @@ from typing import Literal
 
 __all__ = [
     "BackendTraits",
+    "DEFAULT_RUNTIME_MARGIN",
     "DEFAULT_SHUTDOWN_COMMAND",
     "HostPlan",
     "Plan",
     "Problem",
+    "RUNTIME_MARGIN_RULE",
+    "RuntimeTrigger",
     "Supply",
     "TRAITS",
     "UpsCountdown",
     "UpsPlan",
+    "runtime_trigger",
     "shutdown_sequence",
     "traits_of",
     "upsmon_plan",
@@ -53,6 +64,11 @@ Role = Literal["primary", "secondary"]
 
 #: what upsmon users usually have as SHUTDOWNCMD, as an argument list (never a shell string)
 DEFAULT_SHUTDOWN_COMMAND = ("/sbin/shutdown", "-h", "+0")
+
+#: the share of a host's need that the runtime trigger adds to its margin by default, for
+#: the error of a UPS's runtime estimate (R4b): a quarter, on top of two polls.  Acting
+#: early costs a shutdown that was close anyway; acting late loses the host.
+DEFAULT_RUNTIME_MARGIN = 0.25
 
 
 @dataclass(frozen=True)
@@ -116,6 +132,14 @@ class UpsPlan:
     name: str
     role: Role = "secondary"
     countdown: UpsCountdown | None = None
+    #: R2d: critical once on battery this long without a break (PowerAct Pro's "wait
+    #: time", the master's ``on_battery_for``); None: time on battery alone never is
+    on_battery_limit: float | None = None
+    #: R2e: this agent holds the UPS's FSD latch itself (the master, which serves it): OB+LB
+    #: is critical at once, as for a primary, and FSD is set as soon as the UPS is critical,
+    #: whether or not its hosts shut down.  The role still says whether this agent's own
+    #: host's shutdown sets FSD on it and waits for its sessions (``primary``) or not.
+    holds_latch: bool = False
 
 
 @dataclass(frozen=True)
@@ -211,6 +235,12 @@ class Plan:
     #: NOTIFYMSG overrides, by notification type ("%s" is the UPS name)
     notify_messages: Mapping[str, str] = field(default_factory=dict)
     name: str = "agent"
+    #: seconds between two reads of a UPS on battery (POLLFREQALERT); the runtime trigger's
+    #: margin counts two: the age of the reading and the wait for the next one (R4b)
+    poll: float = 5.0
+    #: the share of a host's need the runtime trigger adds to its margin, for the error of
+    #: the UPS's runtime estimate (0 to 1; R4b)
+    runtime_margin: float = DEFAULT_RUNTIME_MARGIN
 
     def ups_plan(self, name: str) -> UpsPlan:
         """The plan of UPS ``name`` (a secondary without countdown if not listed)."""
@@ -298,6 +328,10 @@ def _s(value: float) -> str:
     return f"{value:g} s"
 
 
+#: what :attr:`Plan.runtime_margin` must be, as the errors of every front end say it
+RUNTIME_MARGIN_RULE = "must be a share of the need from 0 to 1 (0.25 adds 25 %)"
+
+
 def shutdown_sequence(host: HostPlan, plan: Plan) -> list[tuple[str, float]]:
     """The parts of a host's shutdown and their worst-case durations, in order.
 
@@ -320,6 +354,59 @@ def shutdown_sequence(host: HostPlan, plan: Plan) -> list[tuple[str, float]]:
         parts.append(("VMs", host.vm_shutdown_timeout))
     parts.append(("OS", host.shutdown_duration))
     return parts
+
+
+@dataclass(frozen=True)
+class RuntimeTrigger:
+    """R4b for one host: act at once when the UPS's runtime is at most :attr:`at`.
+
+    ``parts``: what the rest of the host's steps need (:func:`shutdown_sequence`, or the
+    maintenance time limit of a host that is never shut down).  The margin on top is two
+    ``poll`` intervals (the reading may be one old, and the next comes one later) and
+    ``share`` of the need (a UPS's runtime estimate is an estimate).
+    """
+
+    parts: tuple[tuple[str, float], ...]
+    poll: float
+    share: float
+
+    @property
+    def need(self) -> float:
+        """Seconds the rest of the host's steps need."""
+        return sum(d for _, d in self.parts)
+
+    @property
+    def margin(self) -> float:
+        """Two polls plus ``share`` of the need."""
+        return 2 * self.poll + self.share * self.need
+
+    @property
+    def at(self) -> float:
+        """The runtime at (or below) which the trigger acts: need + margin."""
+        return self.need + self.margin
+
+    def explain(self, poll_key: str = "poll", share_key: str = "runtime_margin") -> str:
+        """``at most 160 s = 120 s the steps need (VMs 60 s + OS 60 s) + 40 s margin (2
+        polls of 5 s (poll) + 0.25 (runtime_margin) x 120 s)``, naming the settings as
+        ``poll_key`` and ``share_key``."""
+        how = " + ".join(f"{label} {_s(d)}" for label, d in self.parts)
+        return (f"at most {_s(self.at)} = {_s(self.need)} the steps need ({how}) + "
+                f"{_s(self.margin)} margin (2 polls of {_s(self.poll)} ({poll_key}) + "
+                f"{self.share:g} ({share_key}) x {_s(self.need)})")
+
+
+def runtime_trigger(host: HostPlan, plan: Plan, *,
+                    in_maintenance: bool = False) -> RuntimeTrigger:
+    """R4b: the runtime at which ``host`` is shut down at once (or, if it is never shut
+    down, put into maintenance), with its parts.  ``in_maintenance``: its VMs have moved
+    away, so their shutdown (or evacuation) is no longer needed."""
+    if not host.shuts_down:
+        parts: tuple[tuple[str, float], ...] = (
+            ("maintenance", host.effective_maintenance_timeout()),)
+    else:
+        skip = {"VMs", "evacuation"} if in_maintenance else set()
+        parts = tuple(p for p in shutdown_sequence(host, plan) if p[0] not in skip)
+    return RuntimeTrigger(parts, plan.poll, plan.runtime_margin)
 
 
 def _power_lost_at(host: HostPlan, plan: Plan) -> tuple[float, str] | None:
@@ -443,9 +530,10 @@ def validate(plan: Plan) -> list[Problem]:
 
     Checks: duplicate names; negative times; supplies (none, unknown UPS, power value below
     min_supplies); shutdown_after > maintenance_after; maintenance on a backend without it;
-    a command without a budget; timers on a pool master; and that every host's steps with
-    their durations end before the UPS countdown cuts its output (with redundant supplies:
-    before the cut that leaves it below min_supplies, all UPSes failing together).
+    a command without a budget; timers on a pool master; a runtime_margin outside 0 to 1;
+    and that every host's steps with their durations end before the UPS countdown cuts its
+    output (with redundant supplies: before the cut that leaves it below min_supplies, all
+    UPSes failing together).
     """
     problems: list[Problem] = []
     seen: set[str] = set()
@@ -475,7 +563,11 @@ def validate(plan: Plan) -> list[Problem]:
                 f"powered by it: {ups.name} failing alone never makes this agent set FSD "
                 "(it sets FSD only when its own host shuts down for another UPS)",
                 "warning"))
-    for key, value in (("deadtime", plan.deadtime), ("hostsync", plan.hostsync)):
+    for key, value in (("deadtime", plan.deadtime), ("hostsync", plan.hostsync),
+                       ("poll", plan.poll)):
         if value < 0:
             problems.append(Problem(None, key, f"{key} ({_s(value)}) is negative"))
+    if not 0 <= plan.runtime_margin <= 1:
+        problems.append(Problem(None, "runtime_margin", f"runtime_margin "
+                                f"({plan.runtime_margin:g}) {RUNTIME_MARGIN_RULE}"))
     return problems

@@ -13,7 +13,7 @@
 The engine never reads a clock, never sleeps and never touches a socket, a process or a
 backend: the caller tells it the time (``now``, absolute seconds: the reactor's
 ``seconds()``, wall-clock time for a daemon so that a snapshot survives a reboot) and
-carries out the actions it returns (:mod:`upsagent.agent.executor` does, on a reactor).
+carries out the actions it returns (:mod:`upsagent.engine.executor` does, on a reactor).
 The same calls with the same times give the same actions, which is what the tests and
 ``upsagent simulate`` rely on.
 
@@ -32,10 +32,11 @@ from upsagent.policy.actions import (
     SetFsd, ShutdownVms, WarnUsers,
 )
 from upsagent.policy.events import CommLost, CommOk, Event, UpsState
-from upsagent.policy.plan import HostPlan, Plan, shutdown_sequence
+from upsagent.policy.plan import HostPlan, Plan, runtime_trigger
 from upsagent.policy.rules import (
     GRACE, NEW_BOOT, NOTIFY_ON_NEW_WORD, SHUTTING_DOWN, OnPowerBack, Phase, Power,
-    PowerView, UpsView, Verdict, fmt, host_power, notify_text, on_power_back, ups_verdict,
+    PowerView, UpsView, Verdict, fmt, host_power, notify_text, on_power_back, sets_fsd_now,
+    ups_verdict,
 )
 from upsagent.policy.stages import Stages
 from upsagent.policy.state import HostRecord, UpsRecord, dump_state, load_state
@@ -248,15 +249,21 @@ class PolicyEngine(Stages):
         rec.runtime, rec.charge = event.runtime, event.charge
         if not ("OB" in new and "LB" in new):
             rec.last_noncrit = now
+        if "OB" not in new:
+            rec.on_battery_since = None
+        elif rec.on_battery_since is None:
+            rec.on_battery_since = now
         return out
 
     # -- the rule walk ---------------------------------------------------------------
 
     def _verdicts(self, now: float) -> tuple[dict[str, UpsView], dict[str, Verdict]]:
-        views = {
-            name: UpsView(name, self.plan.ups_plan(name).role, rec.status, rec.comm != 0,
-                          rec.last_seen, rec.last_noncrit, rec.runtime, rec.fsd_by_us)
-            for name, rec in self._ups.items()}
+        views = {}
+        for name, rec in self._ups.items():
+            ups = self.plan.ups_plan(name)
+            views[name] = UpsView(name, ups.role, rec.status, rec.comm != 0, rec.last_seen,
+                                  rec.last_noncrit, rec.runtime, rec.fsd_by_us,
+                                  rec.on_battery_since, ups.on_battery_limit, ups.holds_latch)
         return views, {name: ups_verdict(view, now, self.plan.deadtime, self.plan.hostsync)
                        for name, view in views.items()}
 
@@ -267,6 +274,10 @@ class PolicyEngine(Stages):
                 out.append(self._notify("NOCOMM", urec.name, "no contact for "
                                         f"{fmt(now - (urec.lost_at or now))}"))
                 urec.next_nocomm = now + self.plan.nocommwarntime
+        views, verdicts = self._verdicts(now)
+        latch = [name for name, view in views.items() if sets_fsd_now(view, verdicts[name])]
+        out += [SetFsd(self._next_id(self.plan.name), self.plan.name, verdicts[name].reason,
+                       ups=name, wait=0.0) for name in latch]    # R2e: not an operation
         for _ in range(8):   # a host's change can release another (R6: the agent goes last)
             before = [(r.phase, len(r.inflight), r.since) for r in self._hosts.values()]
             views, verdicts = self._verdicts(now)
@@ -275,6 +286,8 @@ class PolicyEngine(Stages):
             out += self._expire(now)
             if before == [(r.phase, len(r.inflight), r.since) for r in self._hosts.values()]:
                 break
+        for name in latch:     # only now: the hosts have seen why the UPS is critical
+            self._ups[name].fsd_by_us = True
         return out
 
     def _expire(self, now: float) -> list[Action]:
@@ -336,7 +349,7 @@ class PolicyEngine(Stages):
         if power.state is Power.OK:
             if rec.since is None:
                 return []
-            out = self._power_back(rec, plan, now)
+            out = self._power_back(rec, plan, power, now)
             rec.since, rec.announced, rec.failing = None, False, ()
             return out
         if rec.since is None:
@@ -357,10 +370,12 @@ class PolicyEngine(Stages):
                               "returns", message=plan.message)]
         return []
 
-    def _power_back(self, rec: HostRecord, plan: HostPlan, now: float) -> list[Action]:
-        """R7: what power coming back does, by the host's phase."""
+    def _power_back(self, rec: HostRecord, plan: HostPlan, power: PowerView,
+                    now: float) -> list[Action]:
+        """R7: what power coming back does, by the host's phase.  The reason names the
+        supplies that came back, not those still failing (``power.failing``)."""
         assert rec.since is not None
-        back = ", ".join(rec.failing) or "power"
+        back = ", ".join(u for u in rec.failing if u not in power.failing) or "power"
         rec.back_reason = f"{back} back on line after {fmt(now - rec.since)}"
         rule = on_power_back(rec.phase, plan)
         out: list[Action] = []
@@ -406,13 +421,6 @@ class PolicyEngine(Stages):
             steps.append(("shut down", rec.since + max(plan.shutdown_after, plan.debounce)))
         return steps
 
-    def _need(self, rec: HostRecord, plan: HostPlan) -> float:
-        """What the rest of the host's steps need (R4b)."""
-        if not plan.shuts_down:
-            return plan.effective_maintenance_timeout()
-        skip = {"VMs", "evacuation"} if rec.phase is Phase.MAINTENANCE else set()
-        return sum(d for label, d in shutdown_sequence(plan, self.plan) if label not in skip)
-
     def _urgent(self, rec: HostRecord, plan: HostPlan, power: PowerView,
                 now: float) -> str | None:
         """R4: the reason to act now, ignoring the timers, if there is one."""
@@ -421,10 +429,12 @@ class PolicyEngine(Stages):
         assert rec.since is not None
         if now < rec.since + plan.debounce or power.runtime is None:
             return None
-        need = self._need(rec, plan)
-        if power.runtime < need:
-            return (f"{power.runtime_ups} runtime {fmt(power.runtime)} < {fmt(need)} the "
-                    "remaining steps need")
+        trigger = runtime_trigger(plan, self.plan,
+                                  in_maintenance=rec.phase is Phase.MAINTENANCE)
+        if power.runtime <= trigger.at:
+            return (f"{power.runtime_ups} runtime {fmt(power.runtime)} <= {fmt(trigger.at)} "
+                    f"({fmt(trigger.need)} the remaining steps need + {fmt(trigger.margin)} "
+                    "margin)")
         return None
 
     def _on_short(self, rec: HostRecord, plan: HostPlan, power: PowerView,

@@ -23,6 +23,15 @@ R2. **Critical UPS** (upsmon 2.8.0, ``is_ups_critical`` in NUT's ``clients/upsmo
     c. contact lost (``CommLost``, nothing read since) for DEADTIME seconds while last seen
        ``OB``: treated as OB+LB, so (b) applies.  Last seen ``OL``: never critical, however
        long it stays unreachable.
+    d. with an ``on_battery_limit`` (PowerAct Pro's "wait time", the master's
+       ``on_battery_for``): read ``OB`` without a break for that long (power back resets
+       the count; not counted while contact is lost, DEADTIME is for that).
+    e. A UPS whose FSD latch this agent holds (``holds_latch``: the master's own UPSes) is
+       judged as a primary judges it in (b), and gets FSD at once when it becomes
+       critical, whatever its hosts do (:func:`sets_fsd_now`), so that its slaves start
+       shutting down; NUT's upsmon sets FSD only in its own host's shutdown (R6).  This is
+       how the master's ``[master.shutdown]`` uses this engine (``upsagent/master/shutdown.py``):
+       one definition of critical for master and slave.
 
 R3. **Timers** run from the moment the host's power became short.  A step is due at
     ``since + max(after, debounce)``: a failure shorter than ``debounce`` starts nothing,
@@ -32,9 +41,13 @@ R3. **Timers** run from the moment the host's power became short.  A step is due
 R4. **Early triggers**, taken before the timers, ignoring them:
     a. the host's power is critical (R1/R2): shut it down now (LB, FSD, DEADTIME);
     b. after the debounce, the UPS's runtime (for redundant supplies: the runtime until
-       too few are left) is below what the rest of the shutdown needs
-       (:func:`~upsagent.policy.plan.shutdown_sequence`): shut down now, rather than be cut
-       off.  A host that is only put into maintenance starts it instead.
+       too few are left) is at most what the rest of the shutdown needs
+       (:func:`~upsagent.policy.plan.shutdown_sequence`) plus a margin: shut down now,
+       rather than be cut off.  The margin is two polls (``Plan.poll``, POLLFREQALERT: the
+       reading may be one poll old and the next one comes a poll later) plus
+       ``Plan.runtime_margin`` (default 0.25) of the need, for the error of the UPS's
+       estimate (:func:`~upsagent.policy.plan.runtime_trigger`).  A host that is only put
+       into maintenance starts it instead.
     A host that never shuts down (a hypervisor host with maintenance but no shutdown timer,
     ``docs/config.md``) is only put into maintenance early; a XenServer pool master is
     never touched.
@@ -125,6 +138,7 @@ __all__ = [
     "host_power",
     "notify_text",
     "on_power_back",
+    "sets_fsd_now",
     "ups_verdict",
 ]
 
@@ -154,6 +168,11 @@ class UpsView:
     last_noncrit: float | None = None
     runtime: float | None = None
     fsd_by_us: bool = False
+    #: R2d: since when every read said OB (None: not on battery)
+    on_battery_since: float | None = None
+    on_battery_limit: float | None = None
+    #: R2e: this agent holds the UPS's FSD latch
+    holds_latch: bool = False
 
     @property
     def on_battery(self) -> bool:
@@ -171,7 +190,28 @@ class Verdict:
 
 def ups_verdict(ups: UpsView, now: float, deadtime: float, hostsync: float) -> Verdict:
     """R2: is ``ups`` critical at ``now``?"""
+    verdict = _nut_verdict(ups, now, deadtime, hostsync)
+    limit, since = ups.on_battery_limit, ups.on_battery_since
+    if (verdict.critical or limit is None or since is None or not ups.on_battery
+            or not ups.comm_ok):
+        return verdict
+    at = since + limit
+    if now >= at:                                    # R2d
+        return Verdict(True, f"{ups.name} on battery for {fmt(now - since)} "
+                       f"(on_battery_for {fmt(limit)})")
+    return Verdict(False, at=at if verdict.at is None else min(at, verdict.at))
+
+
+def sets_fsd_now(ups: UpsView, verdict: Verdict) -> bool:
+    """R2e: whether this agent sets FSD on ``ups`` now: it holds the UPS's latch, the UPS
+    is critical, and this agent has not set FSD on it yet."""
+    return ups.holds_latch and verdict.critical and not ups.fsd_by_us
+
+
+def _nut_verdict(ups: UpsView, now: float, deadtime: float, hostsync: float) -> Verdict:
+    """R2a-c, upsmon's ``is_ups_critical``."""
     name = ups.name
+    primary = ups.role == "primary" or ups.holds_latch     # R2e
     if "FSD" in ups.status:
         return Verdict(True, f"{name}: FSD set by the primary" if not ups.fsd_by_us
                        else f"{name}: FSD set by this agent")
@@ -188,7 +228,7 @@ def ups_verdict(ups: UpsView, now: float, deadtime: float, hostsync: float) -> V
     if "CAL" in ups.status:
         return Verdict(False)
     crit_at = dead_at if dead_at is not None and "LB" not in ups.status else None
-    if ups.role == "secondary":
+    if not primary:
         since = ups.last_noncrit
         sync_at = since + hostsync if since is not None else None
         if sync_at is not None and (crit_at is None or sync_at > crit_at):
@@ -199,7 +239,7 @@ def ups_verdict(ups: UpsView, now: float, deadtime: float, hostsync: float) -> V
         assert ups.last_seen is not None
         return Verdict(True, f"no contact with {name} for {fmt(now - ups.last_seen)} while "
                        f"on battery (DEADTIME {deadtime:g})")
-    if ups.role == "primary":
+    if primary:
         return Verdict(True, f"{name} on battery and low battery")
     return Verdict(True, f"{name} on battery and low battery and no FSD from the primary "
                    f"within HOSTSYNC {hostsync:g}")
@@ -213,7 +253,12 @@ class Power(Enum):
 
 @dataclass(frozen=True)
 class PowerView:
-    """A host's power now (R1): its state, which UPSes fail it, why, and its runtime."""
+    """A host's power now (R1): its state, which UPSes fail it, why, and its runtime.
+
+    ``failing``: the UPSes on battery or critical; with ``OK`` power, those that still are
+    while the others make up ``min_supplies`` (so that power back names the ones that came
+    back, R7).
+    """
 
     state: Power
     failing: tuple[str, ...] = ()
@@ -256,7 +301,7 @@ def host_power(host: HostPlan, ups: Mapping[str, UpsView],
     if noncritical < host.min_supplies:
         return PowerView(Power.CRITICAL, tuple(failing), "; ".join(critical))
     if supplying >= host.min_supplies:
-        return PowerView(Power.OK)
+        return PowerView(Power.OK, tuple(failing))   # the UPSes still failing, if any
     # the host lives while the longest-lasting batteries still make up min_supplies
     runtime: float | None = None
     runtime_ups = ""

@@ -43,6 +43,8 @@ class UpsRecord:
     runtime: float | None = None
     charge: float | None = None
     fsd_by_us: bool = False
+    #: since when every read said OB (rules R2d)
+    on_battery_since: float | None = None
     lost_at: float | None = None
     next_nocomm: float | None = None
     last_rbwarn: float | None = None

@@ -49,7 +49,9 @@ from importlib import resources
 from pathlib import Path
 from typing import Any
 
-from upsagent.policy.plan import HostPlan, Plan, Supply, UpsCountdown, UpsPlan
+from upsagent.policy.plan import (
+    DEFAULT_RUNTIME_MARGIN, RUNTIME_MARGIN_RULE, HostPlan, Plan, Supply, UpsCountdown,
+    UpsPlan)
 
 __all__ = [
     "AgentSpec", "ClusterSpec", "EventSpec", "HostSpec", "Scenario", "ScenarioError",
@@ -126,11 +128,15 @@ class HostSpec:
 
 @dataclass(frozen=True)
 class AgentSpec:
+    """An agent: the UPSes it is the primary for and its ``[slave]`` settings."""
+
     name: str
     primary: tuple[str, ...] = ()
     deadtime: float = 15.0
     hostsync: float = 15.0
     nocommwarntime: float = 300.0
+    #: the runtime trigger's share of the need (``[slave]``'s runtime_margin)
+    runtime_margin: float = DEFAULT_RUNTIME_MARGIN
 
 
 @dataclass(frozen=True)
@@ -161,13 +167,15 @@ class Scenario:
     events: tuple[EventSpec, ...] = field(default=())
 
     def plan_for(self, agent: AgentSpec) -> Plan:
-        """The policy plan of one agent: its hosts and the UPSes they (or it) depend on."""
+        """The policy plan of one agent: its hosts and the UPSes they (or it) depend on;
+        its monitors read every ``poll`` seconds (the runtime trigger's margin)."""
         hosts = tuple(h.plan for h in self.hosts if h.agent == agent.name)
         used = {s.ups for h in hosts for s in h.powered_by} | set(agent.primary)
         ups = tuple(UpsPlan(u.name, "primary" if u.name in agent.primary else "secondary",
                             u.countdown) for u in self.ups if u.name in used)
         return Plan(ups=ups, hosts=hosts, deadtime=agent.deadtime, hostsync=agent.hostsync,
-                    nocommwarntime=agent.nocommwarntime, name=agent.name)
+                    nocommwarntime=agent.nocommwarntime, name=agent.name, poll=self.poll,
+                    runtime_margin=agent.runtime_margin)
 
 
 # -- parsing ---------------------------------------------------------------------------
@@ -377,8 +385,11 @@ def _build(data: Mapping[str, Any], source: str) -> Scenario:
     for table in _tables(data, "agent"):
         agents.append(AgentSpec(table.text("name") or "", table.texts("primary"),
                                 table.number("deadtime", 15.0), table.number("hostsync", 15.0),
-                                table.number("nocommwarntime", 300.0)))
+                                table.number("nocommwarntime", 300.0),
+                                table.number("runtime_margin", DEFAULT_RUNTIME_MARGIN)))
         table.done()
+        if agents[-1].runtime_margin > 1:
+            raise ScenarioError(f"{table.where}: runtime_margin {RUNTIME_MARGIN_RULE}")
     events = []
     for table in _tables(data, "event"):
         events.append(_event(table))

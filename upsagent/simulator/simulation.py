@@ -4,7 +4,7 @@
 One :class:`Simulation` runs a :class:`~upsagent.simulator.scenario.Scenario` on a
 ``task.Clock``.  Every agent of the scenario is the real thing -- a
 :class:`~upsagent.policy.policy.PolicyEngine` driven by an
-:class:`~upsagent.agent.executor.Executor` -- whose backends are
+:class:`~upsagent.engine.executor.Executor` -- whose backends are
 :class:`~upsagent.simulator.simulated.SimulatedBackend` objects over the scenario's
 clusters.  Only the outside world is simulated:
 
@@ -23,7 +23,11 @@ clusters.  Only the outside world is simulated:
 * **Hosts** lose power when their supplies' outputs no longer add up to ``min_supplies``
   (a running host crashes, and says how far its shutdown had got), and boot when power
   comes back (BIOS "AC power on").  An agent dies with its own (``local``) host and starts
-  again when it boots, from its last saved state; a scripted restart does the same.
+  again when it boots, from its last saved state; a scripted restart does the same.  A
+  host that is still down at the end of the run while its UPSes are on mains with their
+  outputs on, and none will cycle them (no countdown, no killpower pending), "stays off":
+  said once the run is over, since until then a primary's killpower or a countdown may
+  still cycle the output and boot it.
 
 :meth:`Simulation.run` returns the timeline: :class:`~upsagent.policy.timeline.Entry` values
 with times in seconds since the first power failure.
@@ -42,17 +46,21 @@ from twisted.internet.task import Clock
 from upsagent.simulator.simulated import SimCluster, SimulatedBackend
 from upsagent.policy.actions import Action, Outcome, Result, ShutdownHost
 from upsagent.policy.events import CommLost, CommOk, UpsState
-from upsagent.agent.executor import Executor
+from upsagent.engine.executor import Executor
 from upsagent.policy.plan import Plan, validate
 from upsagent.policy.policy import PolicyEngine
 from upsagent.policy.rules import fmt
 from upsagent.simulator.scenario import AgentSpec, EventSpec, HostSpec, Scenario, UpsSpec
 from upsagent.policy.timeline import Entry, action_entry, result_entry
 
-__all__ = ["FAILURES", "Simulation", "simulate"]
+__all__ = ["FAILURES", "LEFT_OFF", "Simulation", "simulate"]
 
-#: the timeline events that mean the protection failed
-FAILURES = frozenset({"crashed", "stays off"})
+#: the timeline events that mean the protection failed: a host or VM lost power while
+#: running or before its shutdown finished
+FAILURES = frozenset({"crashed"})
+#: the timeline events of a host shut down safely but left off at the end of the run with
+#: its power present: nothing switches it on again (not a failure of the policy)
+LEFT_OFF = frozenset({"stays off"})
 
 #: stop a run that keeps calling back without time moving (a bug, never a scenario)
 _MAX_STEPS = 1_000_000
@@ -186,7 +194,8 @@ class Simulation:
         self.clusters: dict[str, SimCluster] = {}
         self.cluster_of: dict[str, SimCluster] = {}
         self.hosts = {h.plan.name: h for h in scenario.hosts}
-        self._stranded: set[str] = set()
+        #: when each host that is down went down (absolute clock time)
+        self._down_at: dict[str, float] = {}
         self._build_clusters()
         self.agents = {a.name: self._agent(a) for a in scenario.agents}
 
@@ -343,7 +352,6 @@ class Simulation:
             ups.countdown = None
         if not ups.output and not ups.counting:
             self._schedule_on(ups)
-        self.clock.callLater(0, self._check_stranded)
 
     def _countdown(self, ups: _Ups) -> None:
         ups.counting = True
@@ -375,7 +383,6 @@ class Simulation:
         self.log(ups.name, "output on", "mains present")
         for host in self._fed_by(ups.name):
             if self._powered(host):
-                self._stranded.discard(host)
                 self.cluster_of[host].power_restored(host)
         self.push(ups.name)
 
@@ -388,22 +395,31 @@ class Simulation:
         fed = sum(s.power_value for s in plan.powered_by if self.ups[s.ups].output)
         return fed >= max(plan.min_supplies, 1)
 
-    def _check_stranded(self) -> None:
-        """A host left off while its UPSes run on mains and none will cycle: say so."""
+    def _left_off(self) -> None:
+        """At the end of the run: a host still down while its UPSes are on mains with their
+        outputs on, and none will cycle them, stays off; say so (only what happened)."""
+        origin = self.origin or 0.0
         for name, spec in self.hosts.items():
             sim = self.cluster_of[name].hosts[name]
             supplies = [self.ups[s.ups] for s in spec.plan.powered_by]
-            if (sim.state != "down" or name in self._stranded or not spec.power_on
+            if (sim.state != "down" or not spec.power_on
                     or not all(u.mains and u.output and not u.counting
                                and not u.killpower_pending for u in supplies)):
                 continue
-            self._stranded.add(name)
-            self.log(name, "stays off", "power came back before its UPS cycled the output; "
-                     "nothing switches it on again")
+            since = self._down_at.get(name, self.clock.seconds()) - origin
+            names = [u.name for u in supplies]
+            which = (f"{names[0]} did not cycle its output" if len(names) == 1 else
+                     f"{', '.join(names[:-1])} and {names[-1]} did not cycle their outputs")
+            self.log(name, "stays off", f"down since {fmt(since)} with power present: "
+                     f"{which}, and nothing switches {name} on again")
 
     # -- hosts -------------------------------------------------------------------------
 
     def _host_changed(self, host: str, state: str) -> None:
+        if state == "down":
+            self._down_at[host] = self.clock.seconds()
+        else:
+            self._down_at.pop(host, None)
         for agent in self.agents.values():
             if agent.local != host:
                 continue
@@ -415,8 +431,6 @@ class Simulation:
                 self.log(agent.spec.name, "agent started", "after its host booted; state "
                          "restored from its last snapshot")
                 self._start_agent(agent, restored=True)
-        if state == "down":
-            self.clock.callLater(0, self._check_stranded)
 
     def _killpower(self, agent: _Agent) -> None:
         for name in agent.spec.primary:
@@ -528,6 +542,8 @@ class Simulation:
             steps += 1
             if steps > _MAX_STEPS:
                 raise RuntimeError("the simulation does not advance")
+        self.clock.advance(max(end - self.clock.seconds(), 0.0))
+        self._left_off()
         return self.entries()
 
 

@@ -45,6 +45,17 @@ A session, not just a group, also detaches the command from the agent's terminal
 reaches the agent only, which stops its commands with the same discipline.  Right after
 spawning we check ``os.getsid(pid) == pid`` and log an error should a Twisted upgrade ever
 bypass the override; the tests check it too.
+
+That override uses Twisted internals (``Process._trySpawnInsteadOfFork`` and the helpers
+``_listOpenFDs`` and ``_getFileActions`` of ``twisted.internet.process``), so it is used only
+on the Twisted versions the tests run it on (:data:`TESTED_TWISTED`, setup.cfg's
+``install_requires``).  On any other version commands are started with the public
+``reactor.spawnProcess`` through ``setsid(1)`` (util-linux), which makes itself a session
+leader and execs the command in place (same pid), with these losses: exec errors other than
+"not found" and "not executable" (checked before) come back as exit codes 126/127, the
+command's ``argv[0]`` is its full path, a signal sent before ``setsid`` has run goes to the
+command alone, and the group of a command reaped before ``spawnProcess`` returned is not
+signalled.
 """
 
 from __future__ import annotations
@@ -52,17 +63,17 @@ from __future__ import annotations
 import errno
 import fcntl
 import os
+import re
 import shutil
 import signal
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Protocol
 
+import twisted
 from twisted.internet.defer import Deferred, gatherResults
-from twisted.internet.interfaces import IDelayedCall, IReactorTime
-from twisted.internet.process import (
-    _PS_CLOSE, _PS_DUP2, Process, _getFileActions, _listOpenFDs,
-)
+from twisted.internet.interfaces import IDelayedCall, IProcessTransport, IReactorTime
+from twisted.internet.process import Process
 from twisted.internet.protocol import ProcessProtocol
 from twisted.logger import Logger
 from twisted.python.failure import Failure
@@ -71,11 +82,26 @@ __all__ = ["ProcessResult", "ProcessRunner"]
 
 _log = Logger()
 
+#: the Twisted versions :class:`_SessionProcess` is tested on: at least the first, below the
+#: second (keep in step with ``install_requires`` in setup.cfg; tests/test_fastpath.py checks)
+TESTED_TWISTED: tuple[tuple[int, int], tuple[int, int]] = ((23, 10), (27, 0))
+
+
+def _tested(version: str) -> bool:
+    match = re.match(r"(\d+)\.(\d+)", version)
+    return match is not None and (
+        TESTED_TWISTED[0] <= (int(match.group(1)), int(match.group(2))) < TESTED_TWISTED[1])
+
+
+#: start commands with :class:`_SessionProcess` (else through setsid(1), see above)
+SESSION_SPAWN = _tested(twisted.__version__) and hasattr(Process, "_trySpawnInsteadOfFork")
+
 
 class _Child(Protocol):
     """What the runner needs from a started command (a real process or a test fake)."""
 
-    pid: int | None
+    @property
+    def pid(self) -> int | None: ...
 
     def signal_group(self, signum: int) -> None: ...
     def closeStdin(self) -> None: ...
@@ -98,6 +124,8 @@ class _SessionProcess(Process):
                                executable: str, args: list[str],
                                environment: dict[str, str], kwargs: dict[str, Any]) -> bool:
         """Twisted's own posix_spawnp step (``Process._trySpawnInsteadOfFork``) + setsid."""
+        from twisted.internet.process import _getFileActions, _listOpenFDs
+
         assert path is None and uid is None and gid is None
         fd_state = []
         for fd in _listOpenFDs():  # type: ignore[no-untyped-call]
@@ -109,7 +137,8 @@ class _SessionProcess(Process):
         self.pid = os.posix_spawnp(
             executable, args, environment, setsid=True, setsigdef=ignored,
             file_actions=_getFileActions(fd_state, kwargs["fdmap"],
-                                         doClose=_PS_CLOSE, doDup2=_PS_DUP2))
+                                         doClose=os.POSIX_SPAWN_CLOSE,
+                                         doDup2=os.POSIX_SPAWN_DUP2))
         self.status = -1
         # Twisted forgets ``pid`` once the command is reaped, which can happen before
         # __init__ returns; its group may live on, and is signalled until it has ended.
@@ -124,13 +153,54 @@ class _SessionProcess(Process):
         os.killpg(self.pgid, signum)
 
 
+class _SetsidChild:
+    """A command started with the public ``spawnProcess`` through ``setsid(1)``."""
+
+    def __init__(self, transport: IProcessTransport) -> None:
+        self._transport = transport
+        #: the group the command leads (None: reaped before spawnProcess returned)
+        self.pgid: int | None = transport.pid
+
+    @property
+    def pid(self) -> int | None:
+        """The command's pid (None once reaped)."""
+        pid: int | None = self._transport.pid
+        return pid
+
+    def signal_group(self, signum: int) -> None:
+        """Send ``signum`` to the group the command leads (to the command alone while
+        ``setsid`` has not made the group yet)."""
+        if self.pgid is None:
+            raise ProcessLookupError(errno.ESRCH, os.strerror(errno.ESRCH))
+        try:
+            os.killpg(self.pgid, signum)
+        except ProcessLookupError:
+            if self.pid is None:
+                raise
+            os.kill(self.pid, signum)
+
+    def closeStdin(self) -> None:
+        """Close the command's standard input."""
+        self._transport.closeStdin()
+
+    def loseConnection(self) -> None:
+        """Close our ends of the command's pipes."""
+        self._transport.loseConnection()
+
+
 def _spawn_in_session(reactor: Any) -> Spawner:
     def spawn(proto: ProcessProtocol, argv: Sequence[str], env: Mapping[str, str]) -> _Child:
         # argv[0] is looked up on the child's PATH (posix_spawnp would use ours)
         executable = shutil.which(argv[0], path=env.get("PATH")) or argv[0]
         if "/" not in executable:
             raise FileNotFoundError(errno.ENOENT, os.strerror(errno.ENOENT))
-        return _SessionProcess(reactor, proto, executable, argv, env)
+        if SESSION_SPAWN:
+            return _SessionProcess(reactor, proto, executable, argv, env)
+        if not os.path.isfile(executable) or not os.access(executable, os.X_OK):
+            raise PermissionError(errno.EACCES, os.strerror(errno.EACCES))
+        setsid = shutil.which("setsid", path="/usr/bin:/bin") or "setsid"
+        return _SetsidChild(reactor.spawnProcess(
+            proto, setsid, [setsid, "--", executable, *argv[1:]], env=dict(env)))
     return spawn
 
 

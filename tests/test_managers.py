@@ -1,0 +1,400 @@
+"""The managers backends are built from: ``[[slave.vcenter]]``, ``[[slave.xenpool]]`` and
+``[host.ssh]`` parsed and checked (each error naming the key and the reason), exported and
+read back, refused by check-config until their backends land; ``Backend.build`` and the
+agent building one backend per manager, not one per kind."""
+
+from __future__ import annotations
+
+import os
+import re
+from dataclasses import replace
+from pathlib import Path
+from typing import Any
+
+import pytest
+from twisted.internet.task import Clock
+
+from upsagent.agent.daemon import SlaveDaemon
+from upsagent.config import ConfigError, load_toml, loads_toml, to_toml
+from upsagent.config.managers import (
+    LocalConfig, ManagerConfig, SshTargetConfig, VcenterConfig, XenPoolConfig)
+from upsagent.config.slaveconf import SlaveConfig
+from upsagent.config.slavecheck import plan_problems
+from upsagent.hypervisors import base
+from upsagent.hypervisors.base import Backend, build_backend
+from upsagent.hypervisors.local import LocalBackend
+from tests.test_slave_daemon import FakeMonitor, FakeRunner
+
+MONITOR = '[[slave.monitor]]\nups = "ups1@nas"\nuser = "mon"\npassword = "pw"\n'
+
+
+def write(path: Path, text: str, mode: int = 0o600) -> Path:
+    path.write_text(text, encoding="utf-8")
+    os.chmod(path, mode)
+    return path
+
+
+@pytest.fixture
+def files(tmp_path: Path) -> Path:
+    """The files the sections below name: a private password file, a private SSH key, a
+    CA file, known_hosts and a secrets file."""
+    write(tmp_path / "vc1.pw", "vc-secret\n")
+    write(tmp_path / "id_ed25519", "-----BEGIN OPENSSH PRIVATE KEY-----\n")
+    write(tmp_path / "vc1-ca.pem", "-----BEGIN CERTIFICATE-----\n", 0o644)
+    write(tmp_path / "known_hosts", "192.0.2.10 ssh-ed25519 AAAA\n", 0o644)
+    write(tmp_path / "secrets.toml", '"root" = "pool-secret"\n')
+    return tmp_path
+
+
+FULL = """
+[slave]
+name = "mgmt"
+secrets_file = "secrets.toml"
+[[slave.vcenter]]
+name = "vc1"
+url = "https://vc1.example.com/sdk"
+user = "upsagent@vsphere.local"
+password_file = "vc1.pw"
+ca_file = "vc1-ca.pem"
+[[slave.vcenter]]
+name = "esx9"
+url = "https://esx9.example.com"
+user = "admin"
+password = "esx-secret"
+thumbprint = "SHA256:{thumb}"
+[[slave.xenpool]]
+name = "pool1"
+url = "https://xen1.example.com"
+user = "root"
+insecure = true
+{monitor}
+[[host]]
+name = "mgmt"
+shutdown_after = 300
+[[host]]
+name = "esx1.example.com"
+backend = "vsphere"
+vcenter = "vc1"
+shutdown_after = 60
+[[host]]
+name = "esx2.example.com"
+backend = "vsphere"
+vcenter = "vc1"
+shutdown_after = 60
+[[host]]
+name = "esx9"
+backend = "vsphere"
+vcenter = "esx9"
+shutdown_after = 60
+[[host]]
+name = "xen2"
+backend = "xen"
+pool = "pool1"
+shutdown_after = 60
+[[host]]
+name = "nas"
+backend = "ssh"
+shutdown_after = 120
+[host.ssh]
+address = "192.0.2.10"
+user = "upsagent"
+key_file = "id_ed25519"
+known_hosts = "known_hosts"
+command = ["/sbin/poweroff"]
+[[host]]
+name = "backup"
+backend = "ssh"
+shutdown_after = 120
+[host.ssh]
+address = "192.0.2.11"
+port = 2222
+user = "root"
+known_hosts = "known_hosts"
+"""
+THUMB = ":".join(["AB"] * 32)
+
+
+def full(files: Path, **changes: str) -> SlaveConfig:
+    text = FULL.format(thumb=THUMB, monitor=MONITOR)
+    for old, new in changes.items():
+        text = text.replace(old, new)
+    slave = load_toml(write(files / "upsagent.toml", text)).slave
+    assert slave is not None
+    return slave
+
+
+def test_manager_sections_become_records(files: Path) -> None:
+    """Each section is a frozen record; paths are taken from the TOML file's directory;
+    the passwords come from password_file, password or the secrets file (by user name)."""
+    slave = full(files)
+    vc1 = VcenterConfig("vc1", "https://vc1.example.com/sdk", "upsagent@vsphere.local",
+                        "vc-secret", ca_file=str(files / "vc1-ca.pem"))
+    esx9 = VcenterConfig("esx9", "https://esx9.example.com", "admin", "esx-secret",
+                         thumbprint=f"SHA256:{THUMB}")
+    pool1 = XenPoolConfig("pool1", "https://xen1.example.com", "root", "pool-secret",
+                          insecure=True)
+    assert (slave.vcenters, slave.xenpools) == ((vc1, esx9), (pool1,))
+    nas = SshTargetConfig("nas", "192.0.2.10", "upsagent", str(files / "known_hosts"),
+                          key_file=str(files / "id_ed25519"), command=("/sbin/poweroff",))
+    backup = SshTargetConfig("backup", "192.0.2.11", "root", str(files / "known_hosts"),
+                             password="pool-secret", port=2222,
+                             command=("/sbin/shutdown", "-h", "+0"))
+    assert dict(slave.host_managers) == {
+        "esx1.example.com": vc1, "esx2.example.com": vc1, "esx9": esx9, "xen2": pool1,
+        "nas": nas, "backup": backup}
+    assert "secret" not in repr(slave.vcenters) + repr(slave.host_managers)
+    with pytest.raises(AttributeError):
+        vc1.url = "https://elsewhere"  # type: ignore[misc]
+
+
+def test_hosts_are_grouped_by_manager(files: Path) -> None:
+    """One manager per vCenter or pool (its hosts share it), per SSH host, and this OS."""
+    slave = full(files)
+    assert [(type(m).__name__, m.name, names) for m, names in slave.managers()] == [
+        ("LocalConfig", "mgmt", ("mgmt",)),
+        ("VcenterConfig", "vc1", ("esx1.example.com", "esx2.example.com")),
+        ("VcenterConfig", "esx9", ("esx9",)),
+        ("XenPoolConfig", "pool1", ("xen2",)),
+        ("SshTargetConfig", "nas", ("nas",)),
+        ("SshTargetConfig", "backup", ("backup",))]
+    local = slave.managers()[0][0]
+    assert local == LocalConfig("mgmt", slave.shutdown_command, slave.shutdown_budget,
+                                slave.powerdown_flag)
+
+
+def test_insecure_and_unused_managers_are_warned_about(files: Path) -> None:
+    """insecure = true is said loudly at every load (check-config prints it, the agent
+    logs it); a section no host names is noted."""
+    source = str(files / "upsagent.toml")
+    insecure = (f'{source}: slave.xenpool[1].insecure: the certificate of xenpool "pool1" '
+                "(https://xen1.example.com) is not verified: anyone on the network path can "
+                "pose as it and take its password; set ca_file or thumbprint instead")
+    assert full(files).warnings == (insecure,)
+    slave = full(files, **{'vcenter = "esx9"': 'vcenter = "vc1"'})
+    assert slave.warnings == (insecure, f'{source}: slave.vcenter[2]: no [[host]] names '
+                                        '"esx9" (vcenter = "esx9"): it is not used')
+    assert full(files, **{"insecure = true": 'ca_file = "vc1-ca.pem"'}).warnings == ()
+
+
+# -- refused: each error names the key and says why --------------------------------------
+
+VC = '[[slave.vcenter]]\nname = "vc1"\nurl = "https://vc1/sdk"\nuser = "u"\npassword = "p"\n'
+ESX = '[[host]]\nname = "esx1"\nbackend = "vsphere"\nvcenter = "vc1"\n'
+SSH = ('[[host]]\nname = "nas"\nbackend = "ssh"\n[host.ssh]\naddress = "192.0.2.10"\n'
+       'user = "u"\npassword = "p"\nknown_hosts = "{known}"\n')
+
+
+@pytest.mark.parametrize("text, message", [
+    (VC.replace('url = "https://vc1/sdk"\n', "") + ESX,
+     "slave.vcenter[1].url: missing (it is required)"),
+    (VC.replace("https://vc1/sdk", "http://vc1/sdk") + ESX,
+     'slave.vcenter[1].url: must be an https:// URL (the password is sent over it), not '
+     '"http://vc1/sdk"'),
+    (VC.replace("https://vc1/sdk", "https://u:pw@vc1/sdk") + ESX,
+     "slave.vcenter[1].url: must not carry a user or password: write user and "
+     "password_file"),
+    (VC + 'ca_file = "{known}"\ninsecure = true\n' + ESX,
+     "slave.vcenter[1].insecure: insecure = true turns off the certificate check that "
+     "ca_file sets up; keep one"),
+    (VC + 'ca_file = "{known}"\nthumbprint = "SHA256:00"\n' + ESX,
+     "slave.vcenter[1].thumbprint: ca_file and thumbprint are both given; keep one"),
+    (VC + 'thumbprint = "AB:CD"\n' + ESX,
+     'slave.vcenter[1].thumbprint: "AB:CD" is not "SHA256:" and the certificate\'s SHA-256 '
+     "fingerprint in hex"),
+    (VC + 'ca_file = "/nonexistent/ca.pem"\n' + ESX,
+     "slave.vcenter[1].ca_file: cannot read /nonexistent/ca.pem: No such file or directory"),
+    (VC + VC + ESX, 'slave.vcenter[2].name: "vc1" is already the name of slave.vcenter[1]'),
+    (VC + "pasword = 1\n" + ESX,
+     'slave.vcenter[1].pasword: unknown key (did you mean "password"?)'),
+    (VC.replace('password = "p"\n', "") + ESX,
+     'slave.vcenter[1]: no password for "u": set password, password_file or a '
+     "slave.secrets_file entry"),
+    ('[slave]\nvcenter = "vc1"\n', "slave.vcenter: must be an array of tables: write "
+                                   "[[slave.vcenter]]"),
+    (VC + ESX.replace('"vc1"\n', '"vc9"\n'),
+     'host[1].vcenter: no [[slave.vcenter]] is named "vc9" (the names are: "vc1")'),
+    (VC + ESX.replace('vcenter = "vc1"\n', ""),
+     'host[1].vcenter: missing: a vsphere host names its [[slave.vcenter]] (the names are: '
+     '"vc1")'),
+    (ESX, 'host[1].vcenter: no [[slave.vcenter]] is named "vc1" (there is no '
+          "[[slave.vcenter]])"),
+    (VC + ESX.replace('"vsphere"', '"xen"'),
+     'host[1].vcenter: only a vsphere host has a vcenter (this one\'s backend is "xen")'),
+    ('[[host]]\nname = "xen2"\nbackend = "xen"\n',
+     "host[1].pool: missing: a xen host names its [[slave.xenpool]] (there is no "
+     "[[slave.xenpool]])"),
+    ('[[host]]\nname = "nas"\nbackend = "ssh"\n',
+     "host[1].ssh: missing: an ssh host needs its [host.ssh] table (address, user, key_file "
+     "or a password, known_hosts)"),
+    (SSH + 'command = "/sbin/poweroff now"\n',
+     'host[1].ssh.command: must be a list of arguments (no shell): write ["/sbin/poweroff", '
+     '"now"]'),
+    (SSH.replace('known_hosts = "{known}"\n', ""),
+     "host[1].ssh.known_hosts: missing (it is required: the host's key is checked against "
+     "it, never trusted on first use)"),
+    (SSH + "port = 0\n", "host[1].ssh.port: must be a port number (1-65535), not 0"),
+    (SSH + 'key_file = "{known}"\n', "host[1].ssh.password: key_file is given too; keep one "
+                                     "way to log in"),
+    (SSH.replace('password = "p"\n', ""), 'host[1].ssh: no way to log in as "u": set '
+                                          "key_file, or password, password_file or a "
+                                          "slave.secrets_file entry"),
+    (SSH + 'host = "x"\n', "host[1].ssh.host: unknown key"),
+])
+def test_bad_manager_settings_are_refused(tmp_path: Path, text: str, message: str) -> None:
+    known = write(tmp_path / "known_hosts", "", 0o644)
+    with pytest.raises(ConfigError) as info:
+        loads_toml(MONITOR + text.replace("{known}", str(known)), source="u.toml")
+    assert str(info.value).startswith(f"u.toml: {message}")
+
+
+def test_secret_files_others_can_read_are_refused(tmp_path: Path) -> None:
+    """The same check as every secret file of upsagent.toml: a password_file or an SSH
+    key_file with any group or other bit is refused, with the file, its mode and the fix;
+    so is a password written in an upsagent.toml every local user can read."""
+    known = write(tmp_path / "known_hosts", "", 0o644)
+    pw = write(tmp_path / "vc1.pw", "x\n", 0o640)
+    text = MONITOR + VC.replace('password = "p"', f'password_file = "{pw}"') + ESX
+    with pytest.raises(ConfigError) as info:
+        load_toml(write(tmp_path / "u.toml", text))
+    assert str(info.value) == (f"{pw}: mode 0640 lets users other than its owner read the "
+                               f'passwords it holds; run "chmod 600 {pw}" (and check its '
+                               "owner)")
+    key = write(tmp_path / "id", "k\n", 0o644)
+    text = MONITOR + SSH.replace('password = "p"', f'key_file = "{key}"').replace(
+        "{known}", str(known))
+    with pytest.raises(ConfigError) as info:
+        load_toml(write(tmp_path / "u.toml", text))
+    assert str(info.value) == (f"{key}: mode 0644 lets users other than its owner read the "
+                               f'private key it holds; run "chmod 600 {key}" (and check its '
+                               "owner)")
+    text = MONITOR.replace('password = "pw"\n', 'password_file = "vc1.pw"\n')
+    write(tmp_path / "vc1.pw", "x\n", 0o600)
+    for section, key_path in ((VC + ESX, "slave.vcenter[1].password"),
+                              (SSH.replace("{known}", str(known)), "host[1].ssh.password")):
+        path = write(tmp_path / "u.toml", text + section, 0o644)
+        with pytest.raises(ConfigError, match=re.escape(f"({key_path})")):
+            load_toml(path)
+        os.chmod(path, 0o640)
+        assert load_toml(path).slave is not None
+
+
+def test_manager_sections_survive_export(files: Path) -> None:
+    """to_toml writes the sections and each host's manager; reading them back gives the
+    same records (passwords inline, as for the users and monitors)."""
+    first = load_toml(write(files / "upsagent.toml", FULL.format(thumb=THUMB,
+                                                                 monitor=MONITOR)))
+    text = to_toml(first)
+    assert "[[slave.vcenter]]" in text and "[host.ssh]" in text
+    again = loads_toml(text, source=first.source)
+    assert again.slave == first.slave
+    assert again.slave is not None and first.slave is not None
+    assert again.slave.managers() == first.slave.managers()
+
+
+def test_check_config_refuses_the_kinds_until_their_backends_land(
+        files: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """The sections are accepted and checked; the hosts' kinds are refused, with the
+    insecure warning printed."""
+    from upsagent.cli.configcmds import check_config
+
+    path = write(files / "upsagent.toml", FULL.format(thumb=THUMB, monitor=MONITOR))
+    assert check_config(["--config", str(path)]) == 1
+    out, err = capsys.readouterr()
+    assert "slave.xenpool[1].insecure: the certificate of" in out
+    refused = [line for line in err.splitlines() if "no backend of this kind" in line]
+    assert [line.split(": ")[2] for line in refused] == [
+        "host[2].backend", "host[3].backend", "host[4].backend", "host[5].backend",
+        "host[6].backend", "host[7].backend"]
+
+
+# -- one backend per manager -------------------------------------------------------------
+
+
+class FakeBackend(Backend):
+    """Records what it was built from."""
+
+    kind = "fake"
+    built: list[FakeBackend] = []
+
+    def __init__(self, config: ManagerConfig, reactor: Any, runner: Any) -> None:
+        self.config, self.reactor, self.runner = config, reactor, runner
+
+    @classmethod
+    def build(cls, config: ManagerConfig, reactor: Any, runner: Any) -> FakeBackend:
+        cls.built.append(cls(config, reactor, runner))
+        return cls.built[-1]
+
+
+def test_the_agent_builds_one_backend_per_manager(files: Path) -> None:
+    """Two hosts of one vCenter share one backend; each SSH host has its own; each
+    backend is built once, from its manager's record, the reactor and the runner."""
+    FakeBackend.built = []
+    slave = replace(full(files), state_file=str(files / "state.json"))
+    clock, runner = Clock(), FakeRunner()
+    daemon = SlaveDaemon(slave, clock, runner=runner, backend_factory=FakeBackend.build,
+                         monitor_factory=lambda s, e: FakeMonitor(s, e))
+    daemon.start()
+    assert daemon.executor is not None
+    backends = daemon.executor.backends
+    assert backends["esx1.example.com"] is backends["esx2.example.com"]
+    assert len({id(b) for b in backends.values()}) == 6 == len(FakeBackend.built)
+    assert backends["nas"] is not backends["backup"]
+    by_host = {host: backend.config for host, backend in backends.items()
+               if isinstance(backend, FakeBackend)}
+    assert by_host == {host: manager for manager, hosts in slave.managers()
+                       for host in hosts}
+    assert all(b.reactor is clock and b.runner is runner for b in FakeBackend.built)
+
+
+def test_a_backend_that_cannot_be_built_stops_the_start(files: Path) -> None:
+    """The error names the manager, its hosts and why; a dry run goes on without it."""
+    def factory(config: ManagerConfig, reactor: Any, runner: Any) -> Backend:
+        if isinstance(config, VcenterConfig):
+            raise RuntimeError("connection refused")
+        return FakeBackend.build(config, reactor, runner)
+    slave = replace(full(files), state_file=str(files / "state.json"))
+    with pytest.raises(ConfigError) as info:
+        SlaveDaemon(slave, Clock(), runner=FakeRunner(), backend_factory=factory,
+                    monitor_factory=lambda s, e: FakeMonitor(s, e)).start()
+    assert str(info.value) == (f'{slave.source}: backend vsphere (vcenter "vc1") for '
+                               "esx1.example.com, esx2.example.com: cannot be used by the "
+                               "agent: connection refused")
+    daemon = SlaveDaemon(replace(slave, dry_run=True), Clock(), runner=FakeRunner(),
+                         backend_factory=factory,
+                         monitor_factory=lambda s, e: FakeMonitor(s, e))
+    daemon.start()
+    assert daemon.executor is not None
+    assert set(daemon.executor.backends) == {"mgmt", "xen2", "nas", "backup"}
+
+
+def test_the_registry_builds_the_local_backend(tmp_path: Path) -> None:
+    """Without a factory the registry builds each manager: this OS from [slave]'s
+    settings; a kind without a registered class is a KeyError; a missing extra names the
+    extra to install."""
+    slave = loads_toml(f'[slave]\nname = "me"\nshutdown_command = ["/sbin/poweroff"]\n'
+                       f'state_file = "{tmp_path}/s.json"\npowerdown_flag = "/etc/kp"\n'
+                       f'{MONITOR}[[host]]\nname = "me"\nshutdown_after = 60\n',
+                       source="u.toml").slave
+    assert slave is not None and plan_problems(slave) == ([], [])
+    runner = FakeRunner()
+    daemon = SlaveDaemon(slave, Clock(), runner=runner,
+                         monitor_factory=lambda s, e: FakeMonitor(s, e))
+    daemon.start()
+    assert daemon.executor is not None
+    local = daemon.executor.backends["me"]
+    assert isinstance(local, LocalBackend)
+    assert (local.name, local.shutdown_command, local.powerdown_flag, local.runner) == (
+        "me", ("/sbin/poweroff",), "/etc/kp", runner)
+    vc = VcenterConfig("vc1", "https://vc1", "u", "p")
+    with pytest.raises(TypeError, match="not VcenterConfig"):
+        LocalBackend.build(vc, Clock(), runner)
+    with pytest.raises(KeyError, match="unknown backend 'vsphere'"):
+        build_backend(vc, Clock(), runner)
+
+
+def test_a_missing_extra_names_the_extra(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setitem(base.BACKENDS, "vsphere",  # type: ignore[arg-type]
+                        "upsagent.hypervisors.no_such_module:VsphereBackend")
+    with pytest.raises(ImportError, match=r"backend 'vsphere' is not available: install "
+                                          r"upsagent\[vsphere\]"):
+        build_backend(VcenterConfig("vc1", "https://vc1", "u", "p"), Clock(), FakeRunner())

@@ -1,0 +1,327 @@
+# -*- test-case-name: tests.test_managers -*-
+"""The managers the agent's backends speak to, as frozen records: one backend is built per
+manager (:meth:`upsagent.hypervisors.base.Backend.build`), not one per kind.
+
+* ``[[slave.vcenter]]`` (:class:`VcenterConfig`): one per vCenter, or per ESXi host managed
+  directly; a ``vsphere`` host names it with ``vcenter = "<name>"``.
+* ``[[slave.xenpool]]`` (:class:`XenPoolConfig`): one per XenServer / XCP-ng pool (``url``
+  may name any member); a ``xen`` host names it with ``pool = "<name>"``.
+* ``[host.ssh]`` (:class:`SshTargetConfig`): an ``ssh`` host is its own manager.
+* :class:`LocalConfig`: this OS, from ``[slave]``'s shutdown settings (no section of its
+  own); the agent's local host uses it.
+
+Rules (upsagent.toml(5) documents every key); an error names the key path and the reason:
+
+* ``name``, ``url`` and ``user`` are required; names are unique within their section; a
+  host naming a manager that is not defined, a ``vcenter`` on a host that is not
+  ``vsphere`` (or ``pool`` on one that is not ``xen``, ``[host.ssh]`` on one that is not
+  ``ssh``) is refused.
+* ``url`` is ``https://host[:port][/path]`` (the password is sent over it) and carries no
+  user or password of its own.
+* The manager's certificate is checked against ``ca_file`` (a PEM file, readable), or
+  ``thumbprint`` (``SHA256:`` and the certificate's SHA-256 fingerprint in hex), or, with
+  neither, the system's CA certificates.  ``insecure = true`` turns the check off: only
+  when written, never with ``ca_file`` or ``thumbprint``, and with a warning at every load
+  (check-config prints it, the agent logs it).
+* The password comes from exactly one place (:meth:`~upsagent.config.reader.Reader.password`:
+  ``password``, ``password_file`` or a ``[slave].secrets_file`` entry keyed by the user),
+  and secret files others can read are refused, as for every password of the file.
+* ``[host.ssh]``: ``address`` and ``user`` (required), ``port`` (22), ``key_file`` (a
+  private file) or a password, ``known_hosts`` (required, readable: the host's key is
+  checked against it, never trusted on first use), ``command`` (the argument list run on
+  the remote machine, default :data:`~upsagent.policy.plan.DEFAULT_SHUTDOWN_COMMAND`; a
+  string is refused).
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any, ClassVar, TypeVar, Union
+from urllib.parse import urlsplit
+
+from upsagent.config.reader import Reader, kind_of
+from upsagent.config.validate import show
+from upsagent.policy.plan import DEFAULT_SHUTDOWN_COMMAND, HostPlan
+
+__all__ = ["ApiManagerConfig", "LocalConfig", "MANAGED_KINDS", "ManagerConfig",
+           "SshTargetConfig", "VcenterConfig", "XenPoolConfig", "host_managers",
+           "read_managers"]
+
+#: the backend kinds whose hosts have a manager record (the agent builds one backend each)
+MANAGED_KINDS = ("local", "ssh", "vsphere", "xen")
+
+_API_KEYS = ("name", "url", "user", "password", "password_file", "ca_file", "thumbprint",
+             "insecure")
+_SSH_KEYS = ("address", "port", "user", "key_file", "password", "password_file",
+             "known_hosts", "command")
+_THUMBPRINT = re.compile(r"SHA256:(?:[0-9A-Fa-f]{2}:?){31}[0-9A-Fa-f]{2}")
+
+
+@dataclass(frozen=True)
+class LocalConfig:
+    """This OS: the shutdown command and POWERDOWNFLAG of ``[slave]``; ``name`` is the
+    agent's own host."""
+
+    kind: ClassVar[str] = "local"
+
+    name: str
+    shutdown_command: tuple[str, ...] = DEFAULT_SHUTDOWN_COMMAND
+    shutdown_budget: float = 30.0
+    powerdown_flag: str | None = None
+
+
+@dataclass(frozen=True)
+class ApiManagerConfig:
+    """A manager reached over HTTPS with a user and password: a vCenter, a pool.
+
+    The certificate is checked against ``ca_file``, else ``thumbprint``, else the system's
+    CA certificates; ``insecure``: not checked at all (only when written, warned about).
+    """
+
+    kind: ClassVar[str] = ""
+    #: the upsagent.toml section and the [[host]] key that names one
+    section: ClassVar[str] = ""
+    host_key: ClassVar[str] = ""
+
+    name: str
+    url: str
+    user: str
+    password: str = field(repr=False)
+    ca_file: str | None = None
+    thumbprint: str | None = None
+    insecure: bool = False
+
+
+@dataclass(frozen=True)
+class VcenterConfig(ApiManagerConfig):
+    """``[[slave.vcenter]]``: a vCenter, or an ESXi host managed directly."""
+
+    kind: ClassVar[str] = "vsphere"
+    section: ClassVar[str] = "slave.vcenter"
+    host_key: ClassVar[str] = "vcenter"
+
+
+@dataclass(frozen=True)
+class XenPoolConfig(ApiManagerConfig):
+    """``[[slave.xenpool]]``: a XenServer / XCP-ng pool, reached through any member."""
+
+    kind: ClassVar[str] = "xen"
+    section: ClassVar[str] = "slave.xenpool"
+    host_key: ClassVar[str] = "pool"
+
+
+@dataclass(frozen=True)
+class SshTargetConfig:
+    """``[host.ssh]``: how to reach one ``ssh`` host (``name``) and what to run there.
+
+    ``key_file`` or ``password`` authenticates; ``known_hosts`` holds the host's key, which
+    is checked, never trusted on first use; ``command`` is run on the remote machine.
+    """
+
+    kind: ClassVar[str] = "ssh"
+
+    name: str
+    address: str
+    user: str
+    known_hosts: str
+    key_file: str | None = None
+    password: str | None = field(default=None, repr=False)
+    port: int = 22
+    command: tuple[str, ...] = DEFAULT_SHUTDOWN_COMMAND
+
+
+#: what a backend is built from (:meth:`upsagent.hypervisors.base.Backend.build`)
+ManagerConfig = Union[LocalConfig, VcenterConfig, XenPoolConfig, SshTargetConfig]
+
+_A = TypeVar("_A", bound=ApiManagerConfig)
+
+#: (path, key path, what it holds): refuses a secret file others can read
+PrivateCheck = Callable[[str, str, str], None]
+#: (path, key path): refuses a file the agent cannot read
+ReadableCheck = Callable[[str, str], None]
+
+
+@dataclass(frozen=True)
+class _Files:
+    """The builder's file handling: passwords, secrets entries, paths, checks."""
+
+    table: Mapping[str, str]
+    secret: Callable[[str, str], str]
+    path: Callable[[str | None], str | None]
+    private: PrivateCheck
+    readable: ReadableCheck
+
+
+def read_managers(r: Reader, slave: Mapping[str, Any], *, source: str,
+                  table: Mapping[str, str], secret: Callable[[str, str], str],
+                  path: Callable[[str | None], str | None], readable: ReadableCheck,
+                  ) -> tuple[tuple[VcenterConfig, ...], tuple[XenPoolConfig, ...], list[str]]:
+    """``[[slave.vcenter]]`` and ``[[slave.xenpool]]`` of the ``[slave]`` table, and the
+    warnings they give (``insecure``)."""
+    files = _Files(table, secret, path, lambda *_: None, readable)
+    warnings: list[str] = []
+    vcenters = _api_managers(r, slave, "vcenter", VcenterConfig, files, source, warnings)
+    pools = _api_managers(r, slave, "xenpool", XenPoolConfig, files, source, warnings)
+    return vcenters, pools, warnings
+
+
+def _api_managers(r: Reader, slave: Mapping[str, Any], key: str, cls: type[_A],
+                  files: _Files, source: str, warnings: list[str]) -> tuple[_A, ...]:
+    raw = slave.get(key, [])
+    if not isinstance(raw, list):
+        raise r.fail(f"slave.{key}", f"must be an array of tables: write [[slave.{key}]]")
+    found: list[_A] = []
+    for i, item in enumerate(raw):
+        where = f"slave.{key}[{i + 1}]"
+        manager = _api_manager(r, r.table(item, where), where, cls, files)
+        for j, other in enumerate(found):
+            if other.name == manager.name:
+                raise r.fail(f"{where}.name", f"{show(manager.name)} is already the name of "
+                                              f"slave.{key}[{j + 1}]")
+        if manager.insecure:
+            warnings.append(f"{source}: {where}.insecure: the certificate of {key} "
+                            f"{show(manager.name)} ({manager.url}) is not verified: anyone "
+                            "on the network path can pose as it and take its password; "
+                            "set ca_file or thumbprint instead")
+        found.append(manager)
+    return tuple(found)
+
+
+def _api_manager(r: Reader, item: Mapping[str, Any], where: str, cls: type[_A],
+                 files: _Files) -> _A:
+    r.keys(item, _API_KEYS, where)
+    name = r.text(item, "name", where, required=True)
+    url = r.text(item, "url", where, required=True)
+    user = r.text(item, "user", where, required=True)
+    assert name is not None and url is not None and user is not None
+    _check_url(r, url, f"{where}.url")
+    password = r.password(item, where, user, files.table, files.secret, files.path)
+    assert password is not None
+    ca_file = files.path(r.text(item, "ca_file", where))
+    thumbprint = r.text(item, "thumbprint", where)
+    insecure = bool(r.flag(item, "insecure", where))
+    if ca_file is not None and thumbprint is not None:
+        raise r.fail(f"{where}.thumbprint", "ca_file and thumbprint are both given; keep one "
+                                            "(the certificate is checked against one)")
+    if insecure and (ca_file is not None or thumbprint is not None):
+        other = "ca_file" if ca_file is not None else "thumbprint"
+        raise r.fail(f"{where}.insecure", f"insecure = true turns off the certificate check "
+                                          f"that {other} sets up; keep one")
+    if thumbprint is not None and not _THUMBPRINT.fullmatch(thumbprint):
+        raise r.fail(f"{where}.thumbprint", f"{show(thumbprint)} is not \"SHA256:\" and the "
+                                            "certificate's SHA-256 fingerprint in hex (64 "
+                                            "digits, colons allowed)")
+    if ca_file is not None:
+        files.readable(ca_file, f"{where}.ca_file")
+    return cls(name, url, user, password, ca_file, thumbprint, insecure)
+
+
+def _check_url(r: Reader, url: str, where: str) -> None:
+    try:
+        parts = urlsplit(url)
+        port = parts.port
+    except ValueError as exc:
+        raise r.fail(where, f"{show(url)} is not a URL ({exc})") from None
+    if parts.scheme != "https" or not parts.hostname:
+        raise r.fail(where, f"must be an https:// URL (the password is sent over it), not "
+                            f"{show(url)}")
+    if parts.username is not None or parts.password is not None:
+        raise r.fail(where, "must not carry a user or password: write user and "
+                            "password_file")
+    if port == 0:
+        raise r.fail(where, f"{show(url)}: port 0 is not a port")
+
+
+def host_managers(r: Reader, raw_hosts: Sequence[Mapping[str, Any]],
+                  hosts: Sequence[HostPlan], *, source: str,
+                  vcenters: Sequence[VcenterConfig], pools: Sequence[XenPoolConfig],
+                  table: Mapping[str, str], secret: Callable[[str, str], str],
+                  path: Callable[[str | None], str | None], private: PrivateCheck,
+                  readable: ReadableCheck,
+                  ) -> tuple[dict[str, VcenterConfig | XenPoolConfig | SshTargetConfig],
+                             list[str]]:
+    """Host name -> the manager each ``vsphere``, ``xen`` and ``ssh`` host names (or has,
+    ``[host.ssh]``), and a warning for each manager section no host names."""
+    files = _Files(table, secret, path, private, readable)
+    links: dict[str, VcenterConfig | XenPoolConfig | SshTargetConfig] = {}
+    for i, (item, host) in enumerate(zip(raw_hosts, hosts)):
+        where = f"host[{i + 1}]"
+        for key, kind in (("vcenter", "vsphere"), ("pool", "xen"), ("ssh", "ssh")):
+            if key in item and host.backend != kind:
+                raise r.fail(f"{where}.{key}", f"only a {kind} host has a {key} (this one's "
+                                               f"backend is {show(host.backend)})")
+        if host.backend == "ssh":
+            raw = item.get("ssh")
+            if raw is None:
+                raise r.fail(f"{where}.ssh", "missing: an ssh host needs its [host.ssh] table "
+                                             "(address, user, key_file or a password, "
+                                             "known_hosts)")
+            links[host.name] = _ssh(r, r.table(raw, f"{where}.ssh"), f"{where}.ssh",
+                                    host.name, files)
+        elif host.backend == "vsphere":
+            links[host.name] = _named(r, item, where, vcenters, VcenterConfig)
+        elif host.backend == "xen":
+            links[host.name] = _named(r, item, where, pools, XenPoolConfig)
+    warnings = []
+    for managers, cls in ((vcenters, VcenterConfig), (pools, XenPoolConfig)):
+        for j, manager in enumerate(managers):
+            if manager not in links.values():
+                warnings.append(f"{source}: {cls.section}[{j + 1}]: no [[host]] names "
+                                f"{show(manager.name)} ({cls.host_key} = "
+                                f"{show(manager.name)}): it is not used")
+    return links, warnings
+
+
+def _named(r: Reader, item: Mapping[str, Any], where: str, managers: Sequence[_A],
+           cls: type[_A]) -> _A:
+    """The manager a host names with ``vcenter = ...`` / ``pool = ...``."""
+    names = ", ".join(show(m.name) for m in managers)
+    known = f" (the names are: {names})" if managers else \
+        f" (there is no [[{cls.section}]])"
+    if cls.host_key not in item:
+        raise r.fail(f"{where}.{cls.host_key}", f"missing: a {cls.kind} host names its "
+                                                f"[[{cls.section}]]{known}")
+    name = item[cls.host_key]
+    if not isinstance(name, str):
+        raise r.fail(f"{where}.{cls.host_key}", f"must be a string, not {kind_of(name)}")
+    for manager in managers:
+        if manager.name == name:
+            return manager
+    raise r.fail(f"{where}.{cls.host_key}", f"no [[{cls.section}]] is named "
+                                            f"{show(name)}{known}")
+
+
+def _ssh(r: Reader, item: Mapping[str, Any], where: str, host: str,
+         files: _Files) -> SshTargetConfig:
+    r.keys(item, _SSH_KEYS, where)
+    address = r.text(item, "address", where, required=True)
+    user = r.text(item, "user", where, required=True)
+    assert address is not None and user is not None
+    port = item.get("port", 22)
+    if isinstance(port, bool) or not isinstance(port, int) or not 1 <= port <= 65535:
+        raise r.fail(f"{where}.port", f"must be a port number (1-65535), not {port!r}")
+    known_hosts = files.path(r.text(item, "known_hosts", where))
+    if known_hosts is None:
+        raise r.fail(f"{where}.known_hosts", "missing (it is required: the host's key is "
+                                             "checked against it, never trusted on first "
+                                             "use)")
+    files.readable(known_hosts, f"{where}.known_hosts")
+    key_file = files.path(r.text(item, "key_file", where))
+    password: str | None = None
+    if key_file is not None:
+        for key in ("password", "password_file"):
+            if key in item:
+                raise r.fail(f"{where}.{key}", "key_file is given too; keep one way to log "
+                                               "in")
+        files.private(key_file, f"{where}.key_file", "the private key it holds")
+    else:
+        password = r.password(item, where, user, files.table, files.secret, files.path,
+                              required=False)
+        if password is None:
+            raise r.fail(where, f"no way to log in as {show(user)}: set key_file, or "
+                                "password, password_file or a slave.secrets_file entry")
+    command = r.argv(item, "command", where) or DEFAULT_SHUTDOWN_COMMAND
+    return SshTargetConfig(host, address, user, known_hosts, key_file, password, port,
+                           command)
