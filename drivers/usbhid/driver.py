@@ -10,8 +10,10 @@ everything deterministically); the reactor thread never blocks.
 against the whole value): ``vendorid``, ``productid``, ``vendor``, ``product``, ``serial``,
 ``bus``, ``busport``; ``port`` is ignored (``auto``).  A device qualifies when one of the
 vendor tables claims its USB ids (``subdriver`` forces a table) or, failing that, when its
-HID usage page is 0x84 (a Power Device).  No library: the UPS stays not connected and the
-log says ``install upsagent[usb]``.
+HID usage page is 0x84 (a Power Device).  No library: with ``serve = "auto"`` the registry
+gives the UPS to NUT's own usbhid-ups (through its socket, see :meth:`implements`); with
+``serve = "upsagent"`` the UPS stays not connected and the log says ``install
+upsagent[usb]``.
 
 **Reading**: Input reports from the interrupt endpoint are decoded as they arrive (a read
 with a short timeout, re-armed at once), so a status change reaches the server's WATCH
