@@ -4,7 +4,7 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
-.PHONY: demo test sysdeps venv typecheck unit bench clean
+.PHONY: demo test sysdeps venv typecheck unit bench clean vcsim
 
 # Create .venv and install upsagent with the extras tests and demo need (idempotent).
 $(STAMP): setup.cfg pyproject.toml
@@ -15,12 +15,26 @@ $(STAMP): setup.cfg pyproject.toml
 
 venv: $(STAMP)
 
-# NUT's real programs are the peers the tests talk to (Debian packages).
+# NUT's real programs are the peers the tests talk to (Debian packages), and OpenSSH's
+# sshd the ssh backend's.
 sysdeps:
 	@if dpkg -s nut-client nut-server >/dev/null 2>&1; then :; else \
 	  echo "installing NUT (nut-client, nut-server) for the interoperability tests"; \
 	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq nut-client nut-server; \
 	fi
+	@if dpkg -s openssh-server >/dev/null 2>&1; then :; else \
+	  echo "installing OpenSSH's server (openssh-server) for the ssh backend's tests"; \
+	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq openssh-server; \
+	fi
+	@if dpkg -s golang-go golang-github-vmware-govmomi-dev >/dev/null 2>&1; then :; else \
+	  echo "installing Go and govmomi (golang-go, golang-github-vmware-govmomi-dev) for the vCenter simulator"; \
+	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq golang-go golang-github-vmware-govmomi-dev; \
+	fi
+
+# The vCenter simulator of the vsphere tests (tests/vcsim/main.go on Debian's govmomi),
+# built offline into build/vcsim/<hash of its sources>/ and reused while they are unchanged.
+vcsim: sysdeps venv
+	$(BIN)/python -c 'from tests import vcsimext; print(vcsimext.binary())'
 
 demo: venv
 	$(BIN)/upsagent demo
@@ -45,7 +59,7 @@ typecheck: venv
 	ln -s ../../../drivers $(TYPECHECK)/upsagent/drivers
 	MYPYPATH=$(TYPECHECK) $(BIN)/mypy upsagent $(TYPECHECK)/upsagent/drivers
 
-test: sysdeps typecheck
+test: sysdeps typecheck vcsim
 	$(BIN)/python -m pytest -q -p no:cacheprovider
 
 bench: sysdeps venv

@@ -48,6 +48,7 @@ class DriverEntry:
 _REPLAY = "upsagent.drivers.replay:ReplayDriver"
 #: the driver that reads a NUT driver's socket
 NUT_SOCKET = "upsagent.drivers.nutsock:NutSocketDriver"
+_QX = "upsagent.drivers.qx.driver:QxDriver"
 
 #: driver name -> entry
 DRIVERS: dict[str, DriverEntry] = {
@@ -55,10 +56,11 @@ DRIVERS: dict[str, DriverEntry] = {
     "dummy-ups": DriverEntry(_REPLAY, "NUT .dev/.seq dump player"),
     "usbhid-ups": DriverEntry("upsagent.drivers.usbhid.driver:UsbHidDriver",
                               "USB HID Power Device"),
-    "nutdrv_qx": DriverEntry(None, "Megatec/Voltronic Q1"),
-    "blazer_ser": DriverEntry(None, "Megatec Q1 over serial"),
-    "blazer_usb": DriverEntry(None, "Megatec Q1 over USB"),
-    "snmp-ups": DriverEntry(None, "SNMP"),
+    "nutdrv_qx": DriverEntry(_QX, "Megatec/Voltronic Q1 over serial or USB"),
+    "blazer_ser": DriverEntry(_QX, "Megatec Q1 over serial"),
+    "blazer_usb": DriverEntry(_QX, "Megatec Q1 over USB"),
+    "snmp-ups": DriverEntry("upsagent.drivers.snmp.driver:SnmpDriver", "SNMP"),
+    "snmp": DriverEntry("upsagent.drivers.snmp.driver:SnmpDriver", "SNMP"),
 }
 
 

@@ -32,7 +32,7 @@ from twisted.internet.task import Clock
 from upsagent.config import loads_toml, to_toml
 from upsagent.config.schema import ConfigError
 from upsagent.config.slaveconf import MonitorConfig, SlaveConfig, from_upsmon
-from upsagent.config.slavecheck import plan_problems
+from upsagent.config.slavecheck import agent_backends, plan_problems
 from upsagent.policy.events import CommLost, Event, UpsState
 from upsagent.agent.daemon import RETRY_FAILED_SHUTDOWN, SlaveDaemon
 from upsagent.policy.plan import HostPlan, Plan, Supply, UpsPlan
@@ -217,9 +217,6 @@ MANAGER_OF = {
 
 
 @pytest.mark.parametrize("kind, why", [
-    ("vsphere", "no backend of this kind is available in this version"),
-    ("xen", "no backend of this kind is available in this version"),
-    ("ssh", "no backend of this kind is available in this version"),
     ("simulated", "only upsagent simulate can drive this kind (it acts on a simulated "
                   "cluster)"),
 ])
@@ -235,7 +232,8 @@ def test_backend_the_agent_cannot_drive_is_a_check_config_error(
     path.write_text(BACKEND_PLAN.format(kind=kind, manager=manager) +
                     f'[slave]\nstate_file = "{tmp_path}/s"\n')
     os.chmod(path, 0o600)
-    line = f'{path}: host[2].backend: {kind} (host "esx1"): {why}; available: local'
+    line = (f'{path}: host[2].backend: {kind} (host "esx1"): {why}; available: '
+            f'{", ".join(agent_backends())}')
     assert check_config(["--config", str(path)]) == 1
     assert f"upsagent: {line}" in capsys.readouterr().err.splitlines()
     slave = loads_toml(path.read_text(), source=str(path)).slave
@@ -497,11 +495,12 @@ def test_refused_reload_leaves_the_running_configuration_alone(tmp_path: Path) -
     config, rig = on_battery_since_1001(tmp_path)
     rig.until(1010)
     first, executor = rig.monitors[0], rig.daemon.executor
-    esx = HostPlan("esx1", "vsphere", (Supply("UPS1@nas"),), shutdown_after=30, debounce=0)
+    esx = HostPlan("esx1", "simulated", (Supply("UPS1@nas"),), shutdown_after=30, debounce=0)
     other = MonitorConfig("UPS2@nas", "mon", "pw")
     refused = {
-        "new.toml: host[2].backend: vsphere (host \"esx1\"): no backend of this kind is "
-        "available in this version; available: local":
+        "new.toml: host[2].backend: simulated (host \"esx1\"): only upsagent simulate can "
+        "drive this kind (it acts on a simulated cluster); "
+        f"available: {', '.join(agent_backends())}":
             replace(config, plan=replace(config.plan, hosts=(*config.plan.hosts, esx))),
         "new.toml: slave.pollfreq: must be above 0, not 0": replace(config, poll_freq=0.0),
         "new.toml: slave.shutdown_budget: must be above 0, not 0 (it is the shutdown "

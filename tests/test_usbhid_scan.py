@@ -7,7 +7,8 @@ from typing import Any
 
 import pytest
 
-from upsagent.cli.scan import main, usb
+from upsagent.cli.scan import main
+from upsagent.cli.scan_usb import main as usb
 from upsagent.drivers.usbhid import transport
 
 from tests.fakehid import FakeHidModule, FakeUps, FakeUsbCore, FakeUsbDevice, FakeUsbUtil
@@ -35,12 +36,12 @@ def test_claimed_and_generic_devices_with_config_to_paste(
         "AB0427******\n"
         "# driver usbhid-ups (table APC HID 0.101)\n"
         "[nutdev1]\n"
-        '\tdriver = "usbhid-ups"\n'
-        '\tport = "auto"\n'
-        '\tvendorid = "051d"\n'
-        '\tproductid = "0002"\n'
-        '\tserial = "AB0427******"\n'
-        '\tdesc = "American Power Conversion Back-UPS 500 FW: 6.5.I USB FW: c1"')
+        "\tdriver = usbhid-ups\n"
+        "\tport = auto\n"
+        '\tdesc = "American Power Conversion Back-UPS 500 FW: 6.5.I USB FW: c1"\n'
+        "\tvendorid = 051d\n"
+        "\tproductid = 0002\n"
+        '\tserial = "AB0427******"')
     assert blocks[1] == (
         "[[ups]]\n"
         'name = "nutdev1"\n'
@@ -65,7 +66,7 @@ def test_pyusb_gives_bus_and_port(monkeypatch: pytest.MonkeyPatch) -> None:
     status, out, _ = scan(monkeypatch, backend)
     assert status == 0
     assert ", bus 003 port 1.4\n" in out.splitlines()[0] + "\n"
-    assert '\tbus = "003"\n\tbusport = "1.4"\n' in out and 'busport = "1.4"\n' in out
+    assert "\tbus = 003\n\tbusport = 1.4\n" in out and 'busport = "1.4"\n' in out
 
 
 def test_nothing_found_and_no_library(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -83,4 +84,4 @@ def test_nothing_found_and_no_library(monkeypatch: pytest.MonkeyPatch) -> None:
 def test_scan_dispatch(capsys: pytest.CaptureFixture[str]) -> None:
     assert main(["--help"]) == 0 and "usb" in capsys.readouterr().out
     assert main([]) == 2
-    assert main(["nosuch"]) == 2 and "unknown kind" in capsys.readouterr().err
+    assert main(["nosuch"]) == 2 and "unknown family" in capsys.readouterr().err

@@ -19,6 +19,7 @@ def test_committed_rules_are_the_generated_ones() -> None:
 def test_ids_come_from_the_drivers_tables() -> None:
     ids = claimed_ids()
     assert ids["usbhid-ups"] == all_usb_ids() == tuple(sorted(UsbHidDriver.usb_ids))
+    assert "nutdrv_qx" in ids            # the Q1 driver's USB bridges, same generator
     text = RULES.read_text()
     # NUT's usbhid-ups ids (drivers.md a.7), a few from each family
     for vendor, product in ((0x051D, 0x0002), (0x0764, 0x0501), (0x0463, 0xFFFF),

@@ -43,6 +43,10 @@ __all__ = ["FAMILIES", "main", "upsc_text", "usbhid"]
 FAMILIES: dict[str, tuple[str, str]] = {
     "usbhid": ("upsagent.cli.decode:usbhid",
                "a USB HID Power Device: report descriptor and reports (usbhid-ups)"),
+    "q1": ("upsagent.cli.decode_q1:main",
+           "a Megatec/Q1 UPS: a recorded exchange, .q1log (nutdrv_qx, blazer_*)"),
+    "snmp": ("upsagent.cli.decode_snmp:main",
+             "a UPS network card: a recorded SNMP walk, .snmprec or snmpwalk -On (snmp-ups)"),
 }
 
 USAGE = """\

@@ -46,7 +46,7 @@ _PRIMARY = frozenset({"login", "master", "fsd"})
 #: the [master] settings in the order they are written (listen first, always)
 _MASTER_ORDER = ("maxconn", "maxage", "tracking_delay", "certfile", "keyfile", "idle_timeout",
                  "max_line_length", "max_send_buffer", "max_conn_per_address",
-                 "reserved_monitor_slots", "powerdown_flag", "allow_no_device",
+                 "reserved_monitor_slots", "powerdown_flag", "snmp_traps", "allow_no_device",
                  "disable_weak_ssl", "statepath")
 
 

@@ -58,7 +58,7 @@ DEFAULT_CONFIG_PATH = "/etc/upsagent/upsagent.toml"
 _TOP = ("master", "ups", "user", "slave", "host")
 _MASTER_INT = ("maxconn", "maxage", "tracking_delay", "idle_timeout", "max_line_length",
                "max_send_buffer", "max_conn_per_address", "reserved_monitor_slots")
-_MASTER_STR = ("certfile", "keyfile", "powerdown_flag", "statepath")
+_MASTER_STR = ("certfile", "keyfile", "powerdown_flag", "statepath", "snmp_traps")
 _MASTER_BOOL = ("allow_no_device", "disable_weak_ssl")
 _MASTER_KEYS = ("listen", *_MASTER_INT, *_MASTER_STR, *_MASTER_BOOL, "secrets_file",
                 "shutdown")

@@ -181,6 +181,8 @@ class MasterConfig:
     #: where ``upsagent killpower`` finds the request to cut the UPS output (written by the
     #: shutdown sequence, as upsmon's POWERDOWNFLAG)
     powerdown_flag: str | None = None
+    #: where the SNMP trap receiver listens (``host:port``; None: no receiver)
+    snmp_traps: str | None = None
     #: the primary's end of the sequence (disabled by default)
     shutdown: ShutdownConfig = field(default_factory=ShutdownConfig)
     #: start even when no UPS is configured (upsd.conf ALLOW_NO_DEVICE)

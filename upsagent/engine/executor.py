@@ -189,6 +189,8 @@ class Executor:
         if isinstance(action, ExitMaintenance):
             return backend.exit_maintenance(action.host, action.timeout)
         if isinstance(action, ShutdownVms):
+            if action.evacuate:
+                return backend.evacuate(action.host, action.timeout)
             return backend.shutdown_vms(action.host, action.timeout)
         if isinstance(action, ShutdownHost):
             return backend.shutdown_host(action.host, action.killpower)

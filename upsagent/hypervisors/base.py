@@ -87,6 +87,12 @@ class Backend:
         """Stop the VMs running on ``host``: guest shutdown, power-off after ``timeout``."""
         return succeed(Result(Outcome.NOT_APPLICABLE, f"{self.kind}: no VMs"))
 
+    def evacuate(self, host: str, timeout: float) -> Deferred[Result]:
+        """The shutdown's evacuation step (a :class:`~upsagent.policy.actions.ShutdownVms`
+        with ``evacuate``, XenServer): move the VMs away within ``timeout``.  A backend
+        without one stops the VMs instead (:meth:`shutdown_vms`)."""
+        return self.shutdown_vms(host, timeout)
+
     def shutdown_host(self, host: str, killpower: bool = False) -> Deferred[Result]:
         """Shut ``host`` down; fires once the shutdown has been accepted.  ``killpower``:
         the UPS is to switch its output off at the end (only this OS can arrange it)."""
@@ -100,6 +106,9 @@ class Backend:
 #: kind -> "module:Class", imported on first use
 BACKENDS: Mapping[str, str] = {
     "local": "upsagent.hypervisors.local:LocalBackend",
+    "ssh": "upsagent.hypervisors.ssh:SshBackend",
+    "xen": "upsagent.hypervisors.xen:XenBackend",
+    "vsphere": "upsagent.hypervisors.vsphere:VsphereBackend",
 }
 
 #: the extra that provides each kind's dependencies

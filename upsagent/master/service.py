@@ -71,6 +71,9 @@ class Master:
         self._ups_config: dict[str, UpsConfig] = {}
         self.ports: list[Any] = []
         self._ages: dict[int, tuple[int, float]] = {}
+        #: the SNMP trap receiver's port (``[master] snmp_traps``), and the receiver
+        self.trap_port: Any = None
+        self.traps: Any = None
         self._watchdog = LoopingCall(self.check_ages)
         self._watchdog.clock = reactor
 
@@ -84,6 +87,7 @@ class Master:
             self._add_ups(conf)
         self._watchdog.start(max(1.0, self.config.maxage / 3), now=False)
         self._apply_shutdown()
+        self._start_traps()
         tcp: IReactorTCP = self.reactor
         errors = []
         for address in self.config.listen:
@@ -111,6 +115,9 @@ class Master:
             self._watchdog.stop()
         if self.shutdown is not None:
             self.shutdown.stop()
+        if self.trap_port is not None:
+            waits.append(_maybe(self.trap_port.stopListening()))
+            self.trap_port = None
         for port in self.ports:
             result = port.stopListening()
             if isinstance(result, Deferred):
@@ -150,6 +157,18 @@ class Master:
                           f"(MAXAGE {self.config.maxage} s)")
                 self.log.warn("UPS {ups}: data is stale: {why}", ups=slot.name, why=reason)
                 ups.data_stale(reason)
+
+    def _start_traps(self) -> None:
+        """The SNMP trap receiver, when configured (see drivers/snmp/traps.py)."""
+        if not self.config.snmp_traps:
+            return
+        try:
+            from upsagent.drivers.snmp.traps import listen
+
+            self.traps, self.trap_port = listen(self.reactor, self.config.snmp_traps)
+        except Exception as exc:  # no pysnmp, address in use, no privilege for 162
+            self.log.error("SNMP trap receiver not started on {address}: {err}; SNMP UPSes "
+                           "are still polled", address=self.config.snmp_traps, err=exc)
 
     # -- UPSes -------------------------------------------------------------------------
 
@@ -294,6 +313,10 @@ class Master:
     def _driver_settings(conf: UpsConfig) -> tuple[Any, ...]:
         return (conf.driver, conf.port, tuple(conf.options.items()), conf.flags, conf.serve,
                 conf.statepath)
+
+
+def _maybe(result: Any) -> "Deferred[Any]":
+    return result if isinstance(result, Deferred) else _succeed()
 
 
 def _succeed() -> "Deferred[Any]":

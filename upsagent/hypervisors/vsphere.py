@@ -1,0 +1,244 @@
+# -*- test-case-name: tests.test_vsphere -*-
+"""The ``vsphere`` backend: hosts of one vCenter (``[[slave.vcenter]]``), through pyvmomi.
+
+The blocking work is :class:`~upsagent.hypervisors.vsphere_client.VsphereClient`'s; this
+class runs it off the reactor through an injected seam, ``blocking(fn) -> Deferred``
+(default: a thread pool of the backend's own, stopped with the reactor; tests pass one
+that runs ``fn`` at once, or never answers, and drive time with a ``Clock``).
+
+Every operation:
+
+* is watched with a deadline on the reactor (the operation's own time limit plus
+  :data:`GRACE`): past it, the result is ``timed-out`` and the worker is told to stop
+  (it cancels the vCenter task it was waiting for);
+* can be cancelled through its Deferred's canceller (the executor does it when the engine
+  aborts a step): the worker is told to stop, cancels the running vCenter task, and the
+  Deferred fails with ``CancelledError`` at once;
+* reports what happened as a :class:`~upsagent.system.runner.Result`, never an exception:
+  a network error is ``unreachable``, a fault ``failed``, DRS unable to place the VMs
+  ``no-target``.
+
+``exit_maintenance`` acts only on hosts this backend put into maintenance, and only after
+an enter operation still running on that host has ended (power back mid-migration).
+``connect`` logs in and starts the keep-alive (a cheap call every :data:`KEEPALIVE`
+seconds, logging in again when the session expired).
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any, TypeVar, cast
+
+from twisted.internet.defer import Deferred
+from twisted.internet.task import LoopingCall
+from twisted.logger import Logger
+from twisted.python.failure import Failure
+
+from upsagent.hypervisors.base import Backend, HostInfo
+from upsagent.hypervisors.vsphere_client import Cancelled, VsphereClient
+from upsagent.system.runner import Outcome, Result, Runner
+
+if TYPE_CHECKING:
+    from upsagent.config.managers import ManagerConfig, VcenterConfig
+
+__all__ = ["GRACE", "KEEPALIVE", "VsphereBackend", "threaded"]
+
+_log = Logger(namespace="upsagent.vsphere")
+_T = TypeVar("_T")
+
+#: how long past an operation's own limit the backend still waits for its worker
+GRACE = 60.0
+#: seconds between keep-alive calls (vCenter expires idle sessions after ~30 min)
+KEEPALIVE = 300.0
+#: limit of a shutdown_host operation (the task is accepted within seconds)
+SHUTDOWN_LIMIT = 120.0
+
+#: the seam: run a blocking callable somewhere, fire with its value
+Blocking = Callable[[Callable[[], Any]], "Deferred[Any]"]
+
+
+def threaded(reactor: Any, threads: int = 4) -> Blocking:
+    """The real seam: a thread pool of ``threads`` workers, started now and stopped when the
+    reactor stops."""
+    from twisted.internet.threads import deferToThreadPool
+    from twisted.python.threadpool import ThreadPool
+
+    pool = ThreadPool(minthreads=0, maxthreads=threads, name="upsagent-vsphere")
+    pool.start()
+    reactor.addSystemEventTrigger("during", "shutdown", pool.stop)
+
+    def run(fn: Callable[[], Any]) -> Deferred[Any]:
+        return deferToThreadPool(reactor, pool, fn)
+    return run
+
+
+class VsphereBackend(Backend):
+    """The hosts of one vCenter."""
+
+    kind = "vsphere"
+
+    def __init__(self, config: VcenterConfig, reactor: Any,
+                 blocking: Blocking | None = None, client: VsphereClient | None = None,
+                 keepalive: float = KEEPALIVE) -> None:
+        self.config = config
+        self.reactor = reactor
+        self.client = client if client is not None else VsphereClient(config)
+        self._blocking = blocking
+        self.keepalive = keepalive
+        self._loop: LoopingCall | None = None
+        self._entering: dict[str, Deferred[Result]] = {}
+
+    @classmethod
+    def build(cls, config: ManagerConfig, reactor: Any, runner: Runner) -> VsphereBackend:
+        """The backend of one ``[[slave.vcenter]]`` (:class:`VcenterConfig`)."""
+        if config.kind != cls.kind:
+            raise TypeError(f"{cls.__name__} is built from a vcenter configuration, not "
+                            f"{type(config).__name__}")
+        return cls(cast("VcenterConfig", config), reactor)
+
+    def blocking(self, fn: Callable[[], Any]) -> Deferred[Any]:
+        """The seam; the real one (:func:`threaded`) is started on first use."""
+        if self._blocking is None:
+            self._blocking = threaded(self.reactor)
+        return self._blocking(fn)
+
+    # -- the watched call --------------------------------------------------------------
+
+    def _run(self, what: str, limit: float,
+             work: Callable[[threading.Event], Result]) -> Deferred[Result]:
+        """``work(cancel)`` on the seam, watched: ``limit`` + GRACE at most, cancellable."""
+        cancel = threading.Event()
+
+        def canceller(_: Deferred[Result]) -> None:
+            cancel.set()
+            if timer.active():
+                timer.cancel()
+        outer: Deferred[Result] = Deferred(canceller)
+        timer = self.reactor.callLater(limit + GRACE, self._late, outer, cancel, what, limit)
+
+        def body() -> Result:
+            try:
+                return work(cancel)
+            except Cancelled:
+                return Result(Outcome.CANCELLED, "cancelled")
+            except LookupError as exc:
+                return Result(Outcome.FAILED, str(exc))
+            except (OSError, ConnectionError) as exc:
+                return Result(Outcome.UNREACHABLE, f"vcenter {self.config.name}: {exc}")
+            except Exception as exc:  # noqa: BLE001 - a fault is a result, not a crash
+                return Result(Outcome.FAILED, f"{type(exc).__name__}: {_msg(exc)}")
+
+        def done(result: Result | Failure) -> None:
+            if timer.active():
+                timer.cancel()
+            if outer.called:
+                return
+            if isinstance(result, Failure):
+                outer.callback(Result(Outcome.FAILED, result.getErrorMessage()))
+            else:
+                outer.callback(result)
+        self.blocking(body).addBoth(done)
+        return outer
+
+    def _late(self, outer: Deferred[Result], cancel: threading.Event, what: str,
+              limit: float) -> None:
+        cancel.set()
+        if not outer.called:
+            outer.callback(Result(Outcome.TIMED_OUT, f"{what}: no answer {GRACE:g} s after "
+                                  f"its {limit:g} s limit"))
+
+    # -- the contract ------------------------------------------------------------------
+
+    def connect(self) -> Deferred[Result]:
+        """Log in, and keep the session alive from now on."""
+        def work(_: threading.Event) -> Result:
+            return Result(Outcome.OK, f"connected to {self.client.connect()}")
+        d = self._run("connect", 60.0, work)
+
+        def started(result: Result) -> Result:
+            if result.ok and self._loop is None:
+                self._loop = LoopingCall(self._keep_alive)
+                self._loop.clock = self.reactor
+                self._loop.start(self.keepalive, now=False)
+            return result
+        return d.addCallback(started)
+
+    def _keep_alive(self) -> None:
+        def work(_: threading.Event) -> Result:
+            self.client.keep_alive()
+            return Result(Outcome.OK, "alive")
+
+        def logged(result: Result) -> None:
+            if not result.ok:
+                _log.warn("vcenter {name}: keep-alive: {detail}", name=self.config.name,
+                          detail=result.detail)
+        self._run("keep-alive", 60.0, work).addCallback(logged)
+
+    def stop(self) -> Deferred[None]:
+        """Stop the keep-alive and log out."""
+        if self._loop is not None and self._loop.running:
+            self._loop.stop()
+        self._loop = None
+        return self.blocking(self.client.disconnect).addErrback(lambda _: None)
+
+    def hosts(self) -> Deferred[list[HostInfo]]:
+        """Every host of the vCenter with its connection and maintenance state (an empty
+        list when the vCenter cannot be reached; the reason is logged)."""
+        holder: list[list[HostInfo]] = []
+
+        def work(_: threading.Event) -> Result:
+            holder.append([HostInfo(h.name, h.connection == "connected", h.in_maintenance,
+                                    f"{h.connection}, {h.power}")
+                           for h in self.client.hosts()])
+            return Result(Outcome.OK)
+
+        def listed(result: Result) -> list[HostInfo]:
+            if not result.ok:
+                _log.warn("vcenter {name}: hosts: {detail}", name=self.config.name,
+                          detail=result.detail)
+            return holder[0] if holder and result.ok else []
+        return self._run("hosts", 60.0, work).addCallback(listed)
+
+    def enter_maintenance(self, host: str, timeout: float) -> Deferred[Result]:
+        d = self._run(f"enter maintenance on {host}", timeout,
+                      lambda cancel: self.client.enter_maintenance(host, timeout, cancel))
+        self._entering[host] = d
+
+        def forget(result: Result) -> Result:
+            if self._entering.get(host) is d:
+                del self._entering[host]
+            return result
+        d.addBoth(forget)
+        return d
+
+    def exit_maintenance(self, host: str, timeout: float) -> Deferred[Result]:
+        running = self._entering.get(host)
+        if running is None:
+            return self._exit(host, timeout)
+        _log.info("{host}: exit maintenance waits for the enter still running", host=host)
+        after: Deferred[Result] = Deferred()
+
+        def relay(outcome: Result | Failure) -> Result | Failure:
+            if not after.called:
+                self._exit(host, timeout).chainDeferred(after)
+            return outcome
+        running.addBoth(relay)
+        return after
+
+    def _exit(self, host: str, timeout: float) -> Deferred[Result]:
+        return self._run(f"exit maintenance on {host}", timeout,
+                         lambda cancel: self.client.exit_maintenance(host, timeout, cancel))
+
+    def shutdown_vms(self, host: str, timeout: float) -> Deferred[Result]:
+        return self._run(f"shut down the VMs of {host}", timeout,
+                         lambda cancel: self.client.shutdown_vms(host, timeout, cancel))
+
+    def shutdown_host(self, host: str, killpower: bool = False) -> Deferred[Result]:
+        return self._run(f"shut down {host}", SHUTDOWN_LIMIT,
+                         lambda cancel: self.client.shutdown_host(host, cancel))
+
+
+def _msg(exc: BaseException) -> str:
+    return str(getattr(exc, "msg", "") or exc)
+

@@ -1,0 +1,459 @@
+# -*- test-case-name: tests.test_xen -*-
+"""XenServer / XCP-ng pools through the XenAPI SDK (``backend = "xen"``, ``[[slave.xenpool]]``).
+
+One :class:`XenBackend` per pool.  The SDK is blocking: every call sequence runs in a
+thread through an injected seam (``in_thread``, by default Twisted's thread pool), and the
+Deferred it returns can be cancelled: the sequence stops at its next step and the xapi
+task in flight is cancelled (``task.cancel``).
+
+* **Session** with the pool master: ``session.login_with_password``; a member answers
+  ``HOST_IS_SLAVE [address]`` and the login is repeated there, keeping the configured
+  ``url``'s scheme and port (xapi names only the address).  A lost session is opened
+  again at the next operation.
+* **Certificate**: checked against ``ca_file``, or pinned by ``thumbprint`` (SHA-256 of
+  the certificate), or the system's CAs; ``insecure`` turns the check off.
+* **Maintenance** (and the engine's evacuation step): ``host.disable``, then
+  ``Async.host.evacuate``; when evacuate cannot place every VM (``HOST_NOT_ENOUGH_FREE_
+  MEMORY``, ``NO_HOSTS_AVAILABLE``, ...) each VM is moved on its own with
+  ``Async.VM.pool_migrate`` to the enabled host with the most free memory, progress
+  logged.  Result: ``ok`` (all moved), ``no-target`` (some VMs left, named), ``timed-out``.
+* **VMs' shutdown**: ``Async.VM.clean_shutdown`` where allowed, ``hard_shutdown`` else or
+  past the deadline.
+* **Host shutdown**: ``host.disable`` (xapi requires it) and ``host.shutdown``; no second
+  evacuation (the engine evacuates first when maintenance did not).
+* **Exit maintenance**: ``host.enable``, retried while the host is still booting.
+* Every task is watched through ``event.from`` with a deadline, then destroyed.
+* The **pool master** is never put into maintenance or shut down by this backend.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import http.client
+import ssl
+import threading
+import time
+import xmlrpc.client
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any, TypeVar, cast
+from urllib.parse import urlsplit, urlunsplit
+
+from twisted.internet.defer import Deferred
+from twisted.logger import Logger
+
+from upsagent.hypervisors.base import Backend, HostInfo
+from upsagent.system.runner import Outcome, Result, Runner
+
+if TYPE_CHECKING:
+    from upsagent.config.managers import ManagerConfig, XenPoolConfig
+
+__all__ = ["XenBackend", "XenPool", "master_url"]
+
+_log = Logger()
+T = TypeVar("T")
+#: runs a blocking function in a thread, its result in a Deferred
+InThread = Callable[[Callable[[], Any]], "Deferred[Any]"]
+
+#: evacuate's refusals after which VMs are moved one by one
+_PLACEMENT = {"HOST_NOT_ENOUGH_FREE_MEMORY", "NO_HOSTS_AVAILABLE", "VM_REQUIRES_SR",
+              "VM_REQUIRES_NETWORK", "CANNOT_EVACUATE_HOST", "VM_MIGRATE_FAILED",
+              "HOST_EVACUATE_VM_NOT_HA_PROTECTED"}
+
+
+class Stopped(Exception):
+    """The operation was cancelled (the Deferred's canceller)."""
+
+
+def master_url(url: str, address: str) -> str:
+    """``url`` with its host replaced by the master's ``address`` (scheme, port and path
+    kept: ``HOST_IS_SLAVE`` names only the address)."""
+    parts = urlsplit(url)
+    host = f"[{address}]" if ":" in address else address
+    netloc = host if parts.port is None else f"{host}:{parts.port}"
+    return urlunsplit((parts.scheme, netloc, parts.path, parts.query, parts.fragment))
+
+
+class _Transport(xmlrpc.client.SafeTransport):
+    """HTTPS with the configured certificate check and a socket timeout."""
+
+    def __init__(self, context: ssl.SSLContext, timeout: float,
+                 thumbprint: str | None) -> None:
+        super().__init__(context=context)
+        self.timeout = timeout
+        self.thumbprint = thumbprint
+
+    def make_connection(self, host: Any) -> http.client.HTTPSConnection:
+        conn = super().make_connection(host)
+        conn.timeout = self.timeout
+        if self.thumbprint is not None:
+            pin, original = self.thumbprint, conn.connect
+
+            def connect() -> None:
+                original()
+                sock = cast(ssl.SSLSocket, conn.sock)
+                der = sock.getpeercert(binary_form=True) or b""
+                if hashlib.sha256(der).hexdigest() != pin:
+                    conn.close()
+                    raise ssl.SSLError("the certificate does not match the thumbprint")
+            conn.connect = connect  # type: ignore[method-assign]
+        return conn
+
+
+def _context(config: XenPoolConfig) -> tuple[ssl.SSLContext, str | None]:
+    if config.insecure or config.thumbprint is not None:
+        ctx = ssl._create_unverified_context()  # the thumbprint is checked instead
+        pin = None if config.thumbprint is None else \
+            config.thumbprint.removeprefix("SHA256:").replace(":", "").lower()
+        return ctx, pin
+    return ssl.create_default_context(cafile=config.ca_file), None
+
+
+class XenPool:
+    """The blocking side: one XenAPI session with the master and the call sequences.
+
+    Every method runs in a thread; ``stop`` (a :class:`threading.Event`) is checked
+    between steps and while a task is watched."""
+
+    def __init__(self, config: XenPoolConfig, *, timeout: float = 60.0,
+                 session_factory: Callable[..., Any] | None = None) -> None:
+        self.config = config
+        self.timeout = timeout
+        self._factory = session_factory
+        self._session: Any = None
+        self._lock = threading.Lock()
+
+    # -- session -------------------------------------------------------------------------
+
+    def _new_session(self, url: str) -> Any:
+        if self._factory is not None:
+            return self._factory(url)
+        import XenAPI  # the xen extra
+        ctx, pin = _context(self.config)
+        return XenAPI.Session(url, transport=_Transport(ctx, self.timeout + 5.0, pin))
+
+    def api(self) -> Any:
+        """``session.xenapi`` of a session with the master, opened if needed."""
+        with self._lock:
+            if self._session is None:
+                self._session = self._login()
+            return self._session.xenapi
+
+    def _login(self) -> Any:
+        import XenAPI
+        url = self.config.url
+        for _ in range(4):
+            session = self._new_session(url)
+            try:
+                session.xenapi.login_with_password(self.config.user, self.config.password,
+                                                   "2.0", "upsagent")
+                return session
+            except XenAPI.Failure as exc:
+                if exc.details and exc.details[0] == "HOST_IS_SLAVE":
+                    url = master_url(self.config.url, exc.details[1])
+                    _log.info("xen pool {pool}: the master is {url}", pool=self.config.name,
+                              url=url)
+                    continue
+                raise
+        raise RuntimeError(f"pool {self.config.name}: HOST_IS_SLAVE loops")
+
+    def forget(self) -> None:
+        """Drop the session (after a transport error: opened again at the next call)."""
+        with self._lock:
+            self._session = None
+
+    def logout(self) -> None:
+        with self._lock:
+            if self._session is not None:
+                try:
+                    self._session.xenapi.session.logout()
+                except Exception:
+                    pass
+                self._session = None
+
+    # -- lookups -------------------------------------------------------------------------
+
+    def host(self, name: str) -> tuple[str, dict[str, Any]]:
+        for ref, rec in self.api().host.get_all_records().items():
+            if rec["name_label"] == name:
+                return ref, rec
+        raise LookupError(f"no host named {name!r} in pool {self.config.name}")
+
+    def is_master(self, ref: str) -> bool:
+        api = self.api()
+        return bool(api.pool.get_master(api.pool.get_all()[0]) == ref)
+
+    def guests(self, host_ref: str) -> dict[str, dict[str, Any]]:
+        """The running VMs of ``host_ref`` (no control domain, no template)."""
+        return {ref: rec for ref, rec in self.api().VM.get_all_records().items()
+                if rec["resident_on"] == host_ref and rec["power_state"] == "Running"
+                and not rec["is_control_domain"] and not rec["is_a_template"]}
+
+    # -- tasks ---------------------------------------------------------------------------
+
+    def watch(self, task: str, deadline: float, stop: threading.Event,
+              what: str) -> dict[str, Any]:
+        """Wait for ``task`` through ``event.from`` until it ends, ``deadline``
+        (monotonic) passes (then it is cancelled: ``TimeoutError``) or ``stop`` is set
+        (cancelled: :class:`Stopped`); its record.  The task is destroyed at the end."""
+        api = self.api()
+        event_from = getattr(api.event, "from")
+        token = ""
+        try:
+            while True:
+                record: dict[str, Any] = api.task.get_record(task)
+                if record["status"] not in ("pending", "cancelling"):
+                    return record
+                left = deadline - time.monotonic()
+                if stop.is_set() or left <= 0:
+                    api.task.cancel(task)
+                    raise Stopped(what) if stop.is_set() else TimeoutError(what)
+                reply = event_from(["task"], token, min(left, 2.0))
+                token = reply["token"]
+                for event in reply["events"]:
+                    if event["ref"] == task and "progress" in event["snapshot"]:
+                        _log.debug("{what}: {p:.0%}", what=what,
+                                   p=float(event["snapshot"]["progress"]))
+        finally:
+            try:
+                api.task.destroy(task)
+            except Exception:
+                pass
+
+    # -- sequences -----------------------------------------------------------------------
+
+    def evacuate(self, name: str, timeout: float, stop: threading.Event) -> Result:
+        """``host.disable`` then evacuate (one by one when evacuate cannot place all)."""
+        import XenAPI
+        deadline = time.monotonic() + timeout
+        ref, rec = self.host(name)
+        if self.is_master(ref):
+            return Result(Outcome.FAILED, f"{name} is the pool master: never evacuated "
+                                          "with the others")
+        api = self.api()
+        before = self.guests(ref)
+        labels = {r: v["name_label"] for r, v in before.items()}
+        if rec["enabled"]:
+            api.host.disable(ref)
+        if not before:
+            return Result(Outcome.OK, f"{name} disabled; no VMs to move")
+        try:
+            task = api.Async.host.evacuate(ref)
+            record = self.watch(task, deadline, stop, f"evacuate {name}")
+        except TimeoutError:
+            return self._moved(name, ref, labels, Outcome.TIMED_OUT,
+                               f"evacuation of {name} timed out after {timeout:g} s")
+        if record["status"] == "success":
+            return self._moved(name, ref, labels, Outcome.OK, f"{name} evacuated")
+        error = list(record["error_info"])
+        _log.info("xen: evacuate {host} refused ({error}): moving its VMs one by one",
+                  host=name, error=" ".join(error))
+        if error and error[0] not in _PLACEMENT:
+            return self._moved(name, ref, labels, Outcome.FAILED,
+                               f"evacuation of {name} failed: {' '.join(error)}")
+        for i, vm in enumerate(sorted(self.guests(ref), key=lambda r: labels.get(r, r))):
+            target = self._target(ref, before.get(vm, {}))
+            if target is None:
+                continue
+            try:
+                task = api.Async.VM.pool_migrate(vm, target, {"live": "true"})
+                record = self.watch(task, deadline, stop, f"migrate {labels.get(vm)}")
+            except TimeoutError:
+                return self._moved(name, ref, labels, Outcome.TIMED_OUT,
+                                   f"evacuation of {name} timed out after {timeout:g} s")
+            except XenAPI.Failure as exc:
+                record = {"status": "failure", "error_info": exc.details}
+            _log.info("xen: {vm} ({i}/{n}): {status}", vm=labels.get(vm), i=i + 1,
+                      n=len(before), status=record["status"])
+        return self._moved(name, ref, labels, Outcome.NO_TARGET,
+                           f"evacuate could not place every VM of {name} "
+                           f"({' '.join(error)})")
+
+    def _target(self, host_ref: str, vm: dict[str, Any]) -> str | None:
+        """The enabled live host other than ``host_ref`` with the most free memory that
+        can take ``vm``."""
+        hosts = self.api().host.get_all_records()
+        vms = self.api().VM.get_all_records().values()
+        need = int(vm.get("memory_static_max", "0"))
+        best: tuple[int, str] | None = None
+        for ref, rec in hosts.items():
+            if ref == host_ref or not rec["enabled"] or not rec.get("live", True):
+                continue
+            used = sum(int(v.get("memory_static_max", "0")) for v in vms
+                       if v["resident_on"] == ref and v["power_state"] == "Running")
+            free = int(rec.get("memory_total", "0")) - used
+            if free >= need and (best is None or free > best[0]):
+                best = (free, ref)
+        return None if best is None else best[1]
+
+    def _moved(self, name: str, ref: str, labels: dict[str, str], outcome: Outcome,
+               detail: str) -> Result:
+        hosts = {r: h["name_label"] for r, h in self.api().host.get_all_records().items()}
+        now = self.api().VM.get_all_records()
+        moved = tuple((labels[vm], hosts.get(now[vm]["resident_on"], "?")) for vm in labels
+                      if vm in now and now[vm]["resident_on"] not in (ref, "OpaqueRef:NULL"))
+        left = tuple(labels[vm] for vm in self.guests(ref) if vm in labels)
+        if outcome is Outcome.NO_TARGET and not left:
+            outcome, detail = Outcome.OK, f"{name} evacuated VM by VM"
+        text = f"{detail}: moved {len(moved)}" + (f", left {', '.join(left)}" if left else "")
+        return Result(outcome, text, moved=moved, left=left)
+
+    def shutdown_vms(self, name: str, timeout: float, stop: threading.Event) -> Result:
+        """Clean shutdown where allowed, hard shutdown else or past ``timeout``."""
+        import XenAPI
+        deadline = time.monotonic() + timeout
+        ref, _ = self.host(name)
+        api = self.api()
+        stopped, left = [], []
+        for vm, rec in self.guests(ref).items():
+            label = rec["name_label"]
+            try:
+                if "clean_shutdown" in rec.get("allowed_operations", []):
+                    task = api.Async.VM.clean_shutdown(vm)
+                    try:
+                        if self.watch(task, deadline, stop,
+                                      f"shut down {label}")["status"] == "success":
+                            stopped.append(label)
+                            continue
+                    except TimeoutError:
+                        pass
+                api.VM.hard_shutdown(vm)
+                stopped.append(label)
+            except XenAPI.Failure as exc:
+                if exc.details and exc.details[0] == "VM_BAD_POWER_STATE":
+                    stopped.append(label)
+                else:
+                    left.append(label)
+        if left:
+            return Result(Outcome.FAILED, f"VMs of {name} still running: {', '.join(left)}",
+                          stopped=tuple(stopped), left=tuple(left))
+        return Result(Outcome.OK, f"{len(stopped)} VMs of {name} stopped",
+                      stopped=tuple(stopped))
+
+    def shutdown_host(self, name: str) -> Result:
+        """``host.disable`` if needed, then ``host.shutdown`` (no evacuation here)."""
+        ref, rec = self.host(name)
+        if self.is_master(ref):
+            return Result(Outcome.FAILED, f"{name} is the pool master: its own agent shuts "
+                                          "it down")
+        if not rec.get("live", True):
+            return Result(Outcome.OK, f"{name} is already down")
+        api = self.api()
+        if rec["enabled"]:
+            api.host.disable(ref)
+        api.host.shutdown(ref)
+        return Result(Outcome.OK, f"{name} shutting down")
+
+    def enable(self, name: str, timeout: float, stop: threading.Event) -> Result:
+        """``host.enable``, retried while the host is off or still booting."""
+        import XenAPI
+        deadline = time.monotonic() + timeout
+        while True:
+            try:
+                ref, rec = self.host(name)
+                if not rec["enabled"]:
+                    self.api().host.enable(ref)
+                return Result(Outcome.OK, f"{name} enabled")
+            except XenAPI.Failure as exc:
+                if not exc.details or exc.details[0] not in (
+                        "HOST_OFFLINE", "HOST_STILL_BOOTING", "HOST_IN_EMERGENCY_MODE"):
+                    raise
+                if time.monotonic() > deadline or stop.wait(min(5.0, timeout / 10 + 0.1)):
+                    return Result(Outcome.TIMED_OUT, f"{name} did not come back within "
+                                                     f"{timeout:g} s ({exc.details[0]})")
+
+
+class XenBackend(Backend):
+    """A pool: the hosts named by their name-label; blocking calls in threads."""
+
+    kind = "xen"
+
+    def __init__(self, pool: XenPool, in_thread: InThread) -> None:
+        self.pool = pool
+        self.in_thread = in_thread
+
+    @classmethod
+    def build(cls, config: ManagerConfig, reactor: Any, runner: Runner) -> XenBackend:
+        """The backend of one ``[[slave.xenpool]]``."""
+        if config.kind != cls.kind:
+            raise TypeError(f"{cls.__name__} is built from a xenpool configuration, not "
+                            f"{type(config).__name__}")
+        from twisted.internet.threads import deferToThreadPool
+        pool = XenPool(cast("XenPoolConfig", config))
+        return cls(pool, lambda f: deferToThreadPool(reactor, reactor.getThreadPool(), f))
+
+    def _run(self, what: str, work: Callable[[threading.Event], Result]) -> Deferred[Result]:
+        """``work(stop)`` in a thread: its Result; an exception becomes ``unreachable``
+        (no answer) or ``failed``; cancelling sets ``stop`` and fires ``cancelled``."""
+        import XenAPI
+        stop = threading.Event()
+
+        def guarded() -> Result:
+            try:
+                return work(stop)
+            except Stopped:
+                return Result(Outcome.CANCELLED, f"{what}: cancelled")
+            except XenAPI.Failure as exc:
+                return Result(Outcome.FAILED, f"{what}: {' '.join(map(str, exc.details))}")
+            except (OSError, ssl.SSLError, xmlrpc.client.ProtocolError) as exc:
+                self.pool.forget()
+                return Result(Outcome.UNREACHABLE, f"{what}: pool {self.pool.config.name}: "
+                                                   f"{exc}")
+            except (LookupError, xmlrpc.client.Fault, RuntimeError) as exc:
+                return Result(Outcome.FAILED, f"{what}: {exc}")
+
+        def cancel(d: Deferred[Result]) -> None:
+            stop.set()
+            d.callback(Result(Outcome.CANCELLED, f"{what}: cancelled"))
+
+        outer: Deferred[Result] = Deferred(cancel)
+
+        def done(value: Any) -> None:
+            if not outer.called:
+                if isinstance(value, Result):
+                    outer.callback(value)
+                else:
+                    outer.callback(Result(Outcome.FAILED, f"{what}: {value}"))
+        self.in_thread(guarded).addBoth(done)
+        outer.addCallback(self._logged)
+        return outer
+
+    @staticmethod
+    def _logged(result: Result) -> Result:
+        _log.info("xen: {outcome}: {detail}", outcome=result.outcome.value,
+                  detail=result.detail)
+        return result
+
+    def connect(self) -> Deferred[Result]:
+        """Log in to the pool master (following ``HOST_IS_SLAVE``)."""
+        def work(stop: threading.Event) -> Result:
+            self.pool.api()
+            return Result(Outcome.OK, f"logged in to pool {self.pool.config.name}")
+        return self._run(f"pool {self.pool.config.name}", work)
+
+    def hosts(self) -> Deferred[list[HostInfo]]:
+        def work() -> list[HostInfo]:
+            return [HostInfo(r["name_label"], bool(r.get("live", True)), not r["enabled"])
+                    for r in self.pool.api().host.get_all_records().values()]
+        return cast("Deferred[list[HostInfo]]", self.in_thread(work))
+
+    def enter_maintenance(self, host: str, timeout: float) -> Deferred[Result]:
+        return self._run(f"maintenance of {host}",
+                         lambda stop: self.pool.evacuate(host, timeout, stop))
+
+    def evacuate(self, host: str, timeout: float) -> Deferred[Result]:
+        """The engine's evacuation step before a shutdown: the same as maintenance."""
+        return self._run(f"evacuation of {host}",
+                         lambda stop: self.pool.evacuate(host, timeout, stop))
+
+    def exit_maintenance(self, host: str, timeout: float) -> Deferred[Result]:
+        return self._run(f"exit maintenance of {host}",
+                         lambda stop: self.pool.enable(host, timeout, stop))
+
+    def shutdown_vms(self, host: str, timeout: float) -> Deferred[Result]:
+        return self._run(f"VMs of {host}",
+                         lambda stop: self.pool.shutdown_vms(host, timeout, stop))
+
+    def shutdown_host(self, host: str, killpower: bool = False) -> Deferred[Result]:
+        return self._run(f"shutdown of {host}", lambda stop: self.pool.shutdown_host(host))
+
+
