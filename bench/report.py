@@ -385,6 +385,9 @@ def markdown(command: str, info: dict[str, Any], results: list[dict[str, Any]],
         extra = HERE / f"analysis-{name}.md"
         if extra.exists():
             lines += [f"### {name}: method and analysis", "", extra.read_text().strip(), ""]
+    usbhid = HERE / "usbhid.md"          # written by bench/usbhid.py
+    if usbhid.exists():
+        lines += [usbhid.read_text().strip(), ""]
     notes = HERE / "analysis.md"
     if notes.exists():
         lines += ["## Analysis", "",

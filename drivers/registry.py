@@ -54,7 +54,8 @@ _QX = "upsagent.drivers.qx.driver:QxDriver"
 DRIVERS: dict[str, DriverEntry] = {
     "replay": DriverEntry(_REPLAY, "NUT .dev/.seq dump player"),
     "dummy-ups": DriverEntry(_REPLAY, "NUT .dev/.seq dump player"),
-    "usbhid-ups": DriverEntry(None, "USB HID"),
+    "usbhid-ups": DriverEntry("upsagent.drivers.usbhid.driver:UsbHidDriver",
+                              "USB HID Power Device"),
     "nutdrv_qx": DriverEntry(_QX, "Megatec/Voltronic Q1 over serial or USB"),
     "blazer_ser": DriverEntry(_QX, "Megatec Q1 over serial"),
     "blazer_usb": DriverEntry(_QX, "Megatec Q1 over USB"),

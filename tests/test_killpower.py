@@ -110,7 +110,7 @@ def test_kill_all_reports_each_ups(tmp_path: Path, monkeypatch: pytest.MonkeyPat
     upses = [UpsConfig("ok", "replay", str(dev), options={"port": str(dev)}),
              UpsConfig("gone", "replay", str(tmp_path / "missing.dev"),
                        options={"port": str(tmp_path / "missing.dev")}),
-             UpsConfig("usb", "usbhid-ups", "auto", serve="upsagent"),
+             UpsConfig("usb", "bcmxcp_usb", "auto", serve="upsagent"),
              UpsConfig("old", "refusing")]
     results: list[list[tuple[str, bool, str]]] = []
     killpower.kill_all(reactor, upses, timeout=2).addCallback(results.append)
@@ -118,7 +118,7 @@ def test_kill_all_reports_each_ups(tmp_path: Path, monkeypatch: pytest.MonkeyPat
     reactor.advance(2)
     assert results[0][0] == ("ok", True, "shutdown.return acknowledged")
     assert results[0][1] == ("gone", False, "the UPS was not reached within 2 s")
-    assert results[0][2][:2] == ("usb", False) and "usbhid-ups" in results[0][2][2]
+    assert results[0][2][:2] == ("usb", False) and "bcmxcp_usb" in results[0][2][2]
     assert results[0][3] == ("old", False,
                              "the UPS did not acknowledge shutdown.return (ERR UNKNOWN)")
     assert [t for t, _ in made[0].shutdown_log] == [0]  # type: ignore[attr-defined]

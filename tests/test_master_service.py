@@ -50,7 +50,7 @@ def test_unsupported_driver_is_not_connected(tmp_path: Path) -> None:
     """A NUT driver family we do not have is read from NUT's driver socket; while that is
     not there, DRIVER-NOT-CONNECTED."""
     reactor = MemoryReactorClock()
-    conf = replace(config(tmp_path), ups=(UpsConfig("usb", "usbhid-ups", port="auto"),))
+    conf = replace(config(tmp_path), ups=(UpsConfig("usb", "bcmxcp_usb", port="auto"),))
     master = Master(conf, reactor)
     master.start()
     assert talk(master, "GET VAR usb ups.status", "GET UPSDESC usb") == [

@@ -64,15 +64,16 @@ def _env() -> dict[str, str]:
 
 
 def _console_script_loads_registry(script: Path, cwd: Path) -> None:
-    """``upsagent check-config`` run as a command finds the driver registry: it says that a
-    known driver is not available yet (without the registry it would say nothing)."""
+    """``upsagent check-config`` run as a command finds the driver registry: it says which
+    driver serves the UPS (without the registry it would say nothing).  (snmp-ups: this test
+    used usbhid-ups as a known name without a driver; both have one now.)"""
     conf = cwd / "nut-conf"
     conf.mkdir()
-    (conf / "ups.conf").write_text("[demo]\n\tdriver = usbhid-ups\n\tport = auto\n")
+    (conf / "ups.conf").write_text("[demo]\n\tdriver = snmp-ups\n\tport = auto\n")
     result = subprocess.run([str(script), "check-config", "--nut-config", str(conf)], cwd=cwd,
                             env=_env(), capture_output=True, text=True, timeout=60)
     assert result.returncode == 0, result.stdout + result.stderr
-    assert "'usbhid-ups' (USB HID) is not supported" in result.stdout + result.stderr, result
+    assert "served by upsagent's driver for snmp-ups (SNMP)" in result.stdout, result
 
 
 def _run(*argv: str | Path, cwd: Path) -> str:

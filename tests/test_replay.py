@@ -525,10 +525,11 @@ def test_registry_table() -> None:
     assert registry.driver_class("replay") is ReplayDriver
     assert registry.driver_class("dummy-ups") is ReplayDriver
     assert registry.describe("usbhid-ups") == (
-        "NUT driver 'usbhid-ups' (USB HID) is not supported by this upsagent version yet")
+        "driver 'usbhid-ups': USB HID Power Device "
+        "(upsagent.drivers.usbhid.driver.UsbHidDriver)")
+    assert registry.available("usbhid-ups")
     assert "unknown driver 'nosuch'" in registry.describe("nosuch")
     assert registry.available("replay") and registry.available("snmp-ups")
-    assert not registry.available("usbhid-ups")
     assert "dump player" in registry.describe("dummy-ups")
 
 
@@ -547,10 +548,18 @@ def test_create_driver_gives_unavailable_driver_with_reason(tmp_path: Path) -> N
     assert isinstance(registry.create_driver(config, UPS("u"), Clock()), ReplayDriver)
 
 
-def test_create_driver_chooses_who_serves() -> None:
+def test_create_driver_chooses_who_serves(monkeypatch: pytest.MonkeyPatch) -> None:
     """serve: auto takes ours when we have one and NUT's driver socket otherwise;
-    nut-driver always NUT's; upsagent always ours."""
+    nut-driver always NUT's; upsagent always ours.  usbhid-ups is ours only with a USB
+    library to reach the device (otherwise auto keeps NUT's usbhid-ups)."""
     from upsagent.drivers.nutsock import NutSocketDriver
+    from upsagent.drivers.usbhid import transport
+    from upsagent.drivers.usbhid.driver import UsbHidDriver
+
+    def no_library(choice: str = "auto") -> object:
+        raise transport.MissingLibrary("no hidapi, no pyusb")
+
+    monkeypatch.setattr(transport, "backend", no_library)
 
     def made(driver: str, serve: str = "auto") -> type:
         return type(registry.create_driver(UpsConfig("u", driver, serve=serve), UPS("u"),
@@ -560,7 +569,9 @@ def test_create_driver_chooses_who_serves() -> None:
     assert made("usbhid-ups") is NutSocketDriver
     assert made("apcsmart") is NutSocketDriver
     assert made("dummy-ups", "nut-driver") is NutSocketDriver
-    assert made("usbhid-ups", "upsagent") is UnavailableDriver
+    assert made("usbhid-ups", "upsagent") is UsbHidDriver
+    monkeypatch.setattr(transport, "backend", lambda choice="auto": object())
+    assert made("usbhid-ups") is UsbHidDriver
     assert made("dummy-ups", "upsagent") is ReplayDriver
     repeater = UpsConfig("u", "dummy-ups", port="ups@host", options={"port": "ups@host"})
     assert type(registry.create_driver(repeater, UPS("u"), Clock())) is NutSocketDriver

@@ -212,6 +212,9 @@ class HidState:
             given = self.options.get(option)
             if given is not None and name in self.values and name not in self.overrides:
                 self.values[name] = str(_strtol(given))
+        # the alarms of the status bits read so far (NUT waits for its first full poll)
+        self.alarms = [*self.alarms, *(text for text in alarm_texts(self.status)
+                                       if text not in self.alarms)]
         have = {row.name for row, item in self.mapped if row.is_command and item is not None}
         extra = []
         if "load.off.delay" in have:

@@ -33,7 +33,8 @@ SUBCOMMANDS: dict[str, tuple[str, str]] = {
     "decode": ("upsagent.cli.decode:main",
                "print what a driver would publish from recorded device data (upsc format)"),
     "scan": ("upsagent.cli.scan:main",
-             "find UPSes (network cards in an address range) and print their configuration"),
+             "find UPSes (attached by USB, network cards in an address range) and print "
+             "their configuration"),
     "killpower": ("upsagent.cli.killpower:main",
                   "at the end of the OS shutdown: switch the UPS output off if the "
                   "power-down flag is set"),

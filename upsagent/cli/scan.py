@@ -2,7 +2,7 @@
 """``upsagent scan <family> ...``: find UPSes this host can reach, with the config to paste.
 
 One family per kind of link; each is a function ``main(argv) -> int`` in :data:`FAMILIES`
-(``scan snmp`` here; ``scan usb`` goes in the same table).  Every family prints what it found
+(``scan snmp``, ``scan usb``).  Every family prints what it found
 and, for each device, the ``ups.conf`` section and the native ``[[ups]]`` table that serve it,
 through :func:`config_snippets`, so the families print the same shapes.
 """
@@ -19,6 +19,8 @@ __all__ = ["FAMILIES", "config_snippets", "main"]
 FAMILIES: dict[str, tuple[str, str]] = {
     "snmp": ("upsagent.cli.scan_snmp:main",
              "UPS network cards in an IPv4 address range (SNMP v1, v2c, v3)"),
+    "usb": ("upsagent.cli.scan_usb:main",
+            "USB UPSes attached here (those a driver claims, and HID Power Devices)"),
 }
 
 USAGE = """\
