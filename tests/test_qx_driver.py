@@ -23,7 +23,8 @@ from hypothesis import strategies as st
 from twisted.internet.task import Clock
 
 from upsagent.config.schema import UpsConfig
-from upsagent.drivers.qx.driver import QxDriver, direct
+from upsagent.drivers.qx.driver import QxDriver
+from upsagent.system.threads import inline as direct
 from upsagent.drivers.qx.transport import Transport
 from upsagent.model import UPS, Availability
 

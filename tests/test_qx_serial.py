@@ -19,7 +19,8 @@ from twisted.internet.task import Clock
 from upsagent.config.schema import UpsConfig
 from upsagent.drivers import registry
 from upsagent.drivers.base import Result
-from upsagent.drivers.qx.driver import QxDriver, direct
+from upsagent.drivers.qx.driver import QxDriver
+from upsagent.system.threads import inline as direct
 from upsagent.drivers.qx.transport import SerialTransport
 from upsagent.model import UPS, Availability
 

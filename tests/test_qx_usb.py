@@ -16,7 +16,8 @@ from twisted.internet.task import Clock
 from upsagent.config.schema import UpsConfig
 from upsagent.drivers.base import Result
 from upsagent.drivers.qx import bridges, usb
-from upsagent.drivers.qx.driver import QxDriver, direct
+from upsagent.drivers.qx.driver import QxDriver
+from upsagent.system.threads import inline as direct
 from upsagent.model import UPS, Availability
 
 from tests.qxkit import recorded

@@ -45,32 +45,18 @@ from upsagent.drivers.qx.device import Device, Identity, ProbeFailed, Settings
 from upsagent.drivers.qx.publish import FLAVOURS, CommandError, QxState
 from upsagent.drivers.qx.transport import MissingExtra, SerialTransport, Transport, TransportError
 from upsagent.model import UPS
+from upsagent.system.threads import Blocking, in_thread
 
-__all__ = ["Blocking", "QxDriver", "direct", "make_transport", "thread_pool"]
+__all__ = ["QxDriver", "make_transport"]
 
 T = TypeVar("T")
 #: runs a blocking function somewhere and fires with its result
-Blocking = Callable[[Callable[[], Any]], "Deferred[Any]"]
 
 USB_OPTIONS = ("subdriver", "vendorid", "productid", "vendor", "product", "serial", "bus",
                "langid_fix")
 RETRY_DELAYS = (5, 10, 20, 40, 60)
 #: polls without data in a row before the data is stale
 STALE_AFTER = 3
-
-
-def direct(func: Callable[[], Any]) -> "Deferred[Any]":
-    """The seam for tests and ``decode``: call now, in this thread."""
-    return maybeDeferred(func)
-
-
-def thread_pool(reactor: Any) -> Blocking:
-    """The seam of the daemon: the reactor's thread pool."""
-    from twisted.internet.threads import deferToThreadPool
-
-    def run(func: Callable[[], Any]) -> "Deferred[Any]":
-        return deferToThreadPool(reactor, reactor.getThreadPool(), func)
-    return run
 
 
 def make_transport(config: UpsConfig) -> Transport:
@@ -124,7 +110,7 @@ class QxDriver(Driver):
             except ValueError as exc:
                 self.error = str(exc)
         self.transport = transport
-        self.blocking = blocking or thread_pool(reactor)
+        self.blocking = blocking or in_thread(reactor)
         settings = Settings(blazer=self.flavour.blazer, protocol=options.get("protocol"),
                             novendor="novendor" in self.flags, norating="norating" in self.flags,
                             ignoresab="ignoresab" in self.flags)

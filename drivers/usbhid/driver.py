@@ -44,7 +44,6 @@ from typing import Any, Callable
 
 from twisted.internet.defer import Deferred, maybeDeferred, succeed
 from twisted.internet.interfaces import IDelayedCall, IReactorTime
-from twisted.internet.threads import deferToThreadPool
 from twisted.python.failure import Failure
 
 from upsagent.config.schema import UpsConfig
@@ -55,10 +54,10 @@ from upsagent.drivers.usbhid.hidparser import (
     DescriptorError, Field, ReportDescriptor, ReportType, insert, parse_descriptor)
 from upsagent.drivers.usbhid.tables import DeviceInfo, Subdriver
 from upsagent.model import UPS
+from upsagent.system.threads import Blocking, in_thread
 
 __all__ = ["UsbHidDriver"]
 
-Runner = Callable[[Callable[[], Any]], "Deferred[Any]"]
 INTERRUPT_TIMEOUT_MS = 500
 SHUTDOWN_ORDER = ("shutdown.return", "shutdown.reboot", "load.off.delay", "shutdown.stayoff")
 
@@ -95,13 +94,6 @@ class _Strings:
         return value
 
 
-def _thread_runner(reactor: Any) -> Runner:
-    pool = getattr(reactor, "getThreadPool", None)
-    if pool is None:            # a test reactor without threads: run at once
-        return lambda func: maybeDeferred(func)
-    return lambda func: deferToThreadPool(reactor, pool(), func)
-
-
 def _seconds(text: str | None, default: int) -> int:
     try:
         value = int(text) if text is not None else default
@@ -124,13 +116,13 @@ class UsbHidDriver(Driver):
 
     def __init__(self, config: UpsConfig, ups: UPS, reactor: IReactorTime,
                  backend: transport.Backend | None = None,
-                 run_blocking: Runner | None = None) -> None:
+                 run_blocking: Blocking | None = None) -> None:
         super().__init__(config, ups, reactor)
         self.options = {key.lower(): value for key, value in config.options.items()}
         self.flags = {flag.lower() for flag in config.flags}
         self.pollinterval = _seconds(self.options.get("pollinterval"), 2)
         self._backend = backend
-        self._run = run_blocking or _thread_runner(reactor)
+        self._run = run_blocking or in_thread(reactor)
         self._started: Deferred[None] = Deferred()
         self._running = False
         self.conn: Connection | None = None

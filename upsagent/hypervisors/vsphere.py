@@ -40,11 +40,12 @@ from twisted.python.failure import Failure
 from upsagent.hypervisors.base import Backend, HostInfo
 from upsagent.hypervisors.vsphere_client import FREE_ESXI_HINT, Cancelled, VsphereClient
 from upsagent.system.runner import Outcome, Result, Runner
+from upsagent.system.threads import Blocking, own_pool
 
 if TYPE_CHECKING:
     from upsagent.config.managers import ManagerConfig, VcenterConfig
 
-__all__ = ["GRACE", "KEEPALIVE", "VsphereBackend", "threaded"]
+__all__ = ["GRACE", "KEEPALIVE", "VsphereBackend"]
 
 _log = Logger(namespace="upsagent.vsphere")
 _T = TypeVar("_T")
@@ -57,24 +58,6 @@ KEEPALIVE = 300.0
 SHUTDOWN_LIMIT = 120.0
 
 #: the seam: run a blocking callable somewhere, fire with its value
-Blocking = Callable[[Callable[[], Any]], "Deferred[Any]"]
-
-
-def threaded(reactor: Any, threads: int = 4) -> Blocking:
-    """The real seam: a thread pool of ``threads`` workers, started now and stopped when the
-    reactor stops."""
-    from twisted.internet.threads import deferToThreadPool
-    from twisted.python.threadpool import ThreadPool
-
-    pool = ThreadPool(minthreads=0, maxthreads=threads, name="upsagent-vsphere")
-    pool.start()
-    reactor.addSystemEventTrigger("during", "shutdown", pool.stop)
-
-    def run(fn: Callable[[], Any]) -> Deferred[Any]:
-        return deferToThreadPool(reactor, pool, fn)
-    return run
-
-
 class VsphereBackend(Backend):
     """The hosts of one vCenter."""
 
@@ -100,9 +83,9 @@ class VsphereBackend(Backend):
         return cls(cast("VcenterConfig", config), reactor)
 
     def blocking(self, fn: Callable[[], Any]) -> Deferred[Any]:
-        """The seam; the real one (:func:`threaded`) is started on first use."""
+        """The seam; the real one (:func:`~upsagent.system.threads.own_pool`) is started on first use."""
         if self._blocking is None:
-            self._blocking = threaded(self.reactor)
+            self._blocking = own_pool(self.reactor, "upsagent-vsphere")
         return self._blocking(fn)
 
     # -- the watched call --------------------------------------------------------------

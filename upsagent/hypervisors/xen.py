@@ -43,6 +43,7 @@ from twisted.logger import Logger
 
 from upsagent.hypervisors.base import Backend, HostInfo
 from upsagent.system.runner import Outcome, Result, Runner
+from upsagent.system.threads import Blocking
 
 if TYPE_CHECKING:
     from upsagent.config.managers import ManagerConfig, XenPoolConfig
@@ -52,7 +53,7 @@ __all__ = ["XenBackend", "XenPool", "master_url"]
 _log = Logger()
 T = TypeVar("T")
 #: runs a blocking function in a thread, its result in a Deferred
-InThread = Callable[[Callable[[], Any]], "Deferred[Any]"]
+InThread = Blocking  # the one seam, upsagent.system.threads
 
 #: evacuate's refusals after which VMs are moved one by one
 _PLACEMENT = {"HOST_NOT_ENOUGH_FREE_MEMORY", "NO_HOSTS_AVAILABLE", "VM_REQUIRES_SR",
@@ -377,9 +378,9 @@ class XenBackend(Backend):
         if config.kind != cls.kind:
             raise TypeError(f"{cls.__name__} is built from a xenpool configuration, not "
                             f"{type(config).__name__}")
-        from twisted.internet.threads import deferToThreadPool
+        from upsagent.system.threads import in_thread
         pool = XenPool(cast("XenPoolConfig", config))
-        return cls(pool, lambda f: deferToThreadPool(reactor, reactor.getThreadPool(), f))
+        return cls(pool, in_thread(reactor))
 
     def _run(self, what: str, work: Callable[[threading.Event], Result]) -> Deferred[Result]:
         """``work(stop)`` in a thread: its Result; an exception becomes ``unreachable``
