@@ -28,7 +28,7 @@ and a slave that drives only its own machine never imports another kind's module
 from __future__ import annotations
 
 import importlib
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, ClassVar
 
@@ -70,6 +70,10 @@ class Backend:
     def connect(self) -> Deferred[Result]:
         """Log in / check that the manager answers."""
         return succeed(Result(Outcome.OK, "connected"))
+
+    def check(self, hosts: Sequence[str]) -> Deferred[list[str]]:
+        """Log in, look, change nothing; one problem line per finding, [] when all is well."""
+        return succeed([])
 
     def hosts(self) -> Deferred[list[HostInfo]]:
         """The managed hosts and their connection state (the agent logs them every 30 s)."""
