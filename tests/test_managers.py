@@ -162,6 +162,21 @@ def test_hosts_are_grouped_by_manager(files: Path) -> None:
                                 slave.powerdown_flag)
 
 
+def test_an_ssh_hosts_budget_is_its_shutdown_duration(files: Path) -> None:
+    """The ssh record the agent builds from carries the host's shutdown_duration as the
+    budget of its command, and the backend built from it uses it."""
+    pytest.importorskip("twisted.conch.endpoints")
+    from upsagent.hypervisors.ssh import SshBackend
+    slave = full(files, **{'name = "backup"\nbackend = "ssh"\n':
+                           'name = "backup"\nbackend = "ssh"\nshutdown_duration = 45\n'})
+    budgets = {m.name: m.budget for m, _ in slave.managers() if isinstance(m, SshTargetConfig)}
+    assert budgets == {"nas": 60.0, "backup": 45.0}  # nas: the default duration
+    backup = next(m for m, _ in slave.managers() if m.name == "backup")
+    backend = build_backend(backup, Clock(), FakeRunner())
+    assert isinstance(backend, SshBackend) and backend.budget == 45.0
+    assert slave.host_managers["backup"].budget == 30.0  # the record as read is unchanged
+
+
 def test_insecure_and_unused_managers_are_warned_about(files: Path) -> None:
     """insecure = true is said loudly at every load (check-config prints it, the agent
     logs it); a section no host names is noted."""

@@ -137,6 +137,15 @@ def test_command_past_its_budget_times_out(sshd: Sshd, reactor: Any) -> None:
     assert time.monotonic() - started < 5
 
 
+def test_the_records_budget_bounds_the_command(sshd: Sshd, reactor: Any) -> None:
+    """Built from its record, the backend cuts the command at the record's budget (the
+    host's shutdown_duration, set by SlaveConfig.managers())."""
+    backend = build_backend(target(sshd, command=("sleep", "30"), budget=1.5), reactor,
+                            runner=None)  # type: ignore[arg-type]
+    result = wait(reactor, backend.shutdown_host("nas"))
+    assert result.outcome is Outcome.TIMED_OUT and "after 1.5 s" in result.detail, result
+
+
 def test_host_down_is_unreachable_once(reactor: Any, tmp_path: Path) -> None:
     known = tmp_path / "known_hosts"
     known.write_text("")

@@ -252,11 +252,14 @@ class SshBackend(Backend):
 
     @classmethod
     def build(cls, config: ManagerConfig, reactor: Any, runner: Runner) -> SshBackend:
-        """The backend of one ``[host.ssh]`` (:class:`~upsagent.config.managers.SshTargetConfig`)."""
+        """The backend of one ``[host.ssh]`` (:class:`~upsagent.config.managers.SshTargetConfig`);
+        its shutdown's time budget is the record's ``budget`` (the host's
+        ``shutdown_duration``)."""
         if config.kind != cls.kind:
             raise TypeError(f"{cls.__name__} is built from an ssh configuration, not "
                             f"{type(config).__name__}")
-        return cls(reactor, cast("SshTargetConfig", config))
+        target = cast("SshTargetConfig", config)
+        return cls(reactor, target, budget=target.budget)
 
     def run(self, argv: Sequence[str], budget: float | None = None) -> Deferred[Result]:
         """Run ``argv`` on the host once (:func:`run_ssh`)."""
