@@ -81,7 +81,7 @@ DELAY_VARIABLE = "ups.delay.shutdown"
 
 #: backend kinds of the registry that only ``upsagent simulate`` can drive (they act on a
 #: simulated cluster, which the agent does not have)
-SIMULATION_ONLY = frozenset({"simulated"})
+SIMULATION_ONLY = frozenset({"simulated", "xenmaster"})
 #: names operators write for a kind the plan knows by another name (for the error's hint)
 _BACKEND_ALIASES = {"xenserver": "xen", "xcp-ng": "xen", "xcp": "xen", "esxi": "vsphere",
                     "esx": "vsphere", "vcenter": "vsphere", "os": "local"}
