@@ -359,6 +359,25 @@ def test_the_agent_builds_one_backend_per_manager(files: Path) -> None:
     assert all(b.reactor is clock and b.runner is runner for b in FakeBackend.built)
 
 
+def test_stopping_the_agent_closes_every_backend_once(files: Path) -> None:
+    """stop() calls each backend's close() once (a xen pool logs out there)."""
+    closed: list[int] = []
+
+    class Closing(FakeBackend):
+        def close(self) -> Any:
+            closed.append(id(self))
+            return super().close()
+
+    FakeBackend.built = []
+    slave = replace(full(files), state_file=str(files / "state.json"))
+    daemon = SlaveDaemon(slave, Clock(), runner=FakeRunner(), backend_factory=Closing.build,
+                         monitor_factory=lambda s, e: FakeMonitor(s, e))
+    daemon.start()
+    assert closed == []
+    daemon.stop()
+    assert sorted(closed) == sorted(id(b) for b in FakeBackend.built) and len(closed) == 6
+
+
 def test_a_backend_that_cannot_be_built_stops_the_start(files: Path) -> None:
     """The error names the manager, its hosts and why; a dry run goes on without it."""
     def factory(config: ManagerConfig, reactor: Any, runner: Any) -> Backend:

@@ -258,3 +258,16 @@ def test_check_logs_in_and_finds_every_host_changing_nothing(rig: Any) -> None:
     assert len(box[0]) == 1 and box[0][0].startswith("pool pool1: ") and \
         "AUTHENTICATION" in box[0][0], box
     assert "wrong" not in box[0][0].replace("AUTHENTICATION", "")
+
+
+def test_close_logs_out_of_the_pool_master(rig: Any) -> None:
+    """When the agent stops, the session with the pool master is ended (session.logout)."""
+    sim, config = rig
+    backend = sync_backend(config)
+    assert result(backend.connect()).ok and len(sim.sessions) == 1
+    box: list[Any] = []
+    backend.close().addBoth(box.append)
+    assert box == [None] and sim.sessions == set()
+    assert [m for m, _ in sim.calls][-1] == "session.logout"
+    backend.close().addBoth(box.append)  # nothing open: nothing sent, no error
+    assert box == [None, None]

@@ -106,6 +106,10 @@ class Backend:
         """Tell the users logged in on ``host``."""
         return succeed(Result(Outcome.NOT_APPLICABLE, f"{self.kind}: cannot reach users"))
 
+    def close(self) -> Deferred[None]:
+        """The agent stops: end the session with the manager, if any (never fails)."""
+        return succeed(None)
+
 
 #: kind -> "module:Class", imported on first use
 BACKENDS: Mapping[str, str] = {

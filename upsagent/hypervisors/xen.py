@@ -162,6 +162,7 @@ class XenPool:
             self._session = None
 
     def logout(self) -> None:
+        """``session.logout`` of the open session, if any; errors are ignored."""
         with self._lock:
             if self._session is not None:
                 try:
@@ -467,6 +468,12 @@ class XenBackend(Backend):
         box: list[str] = []
         return self._run(f"check of pool {name}", run).addCallback(
             lambda result: box if result.ok else failed(result))
+
+    def close(self) -> Deferred[None]:
+        """Log out of the session with the pool master (``session.logout``), if open."""
+        def quiet(_: object) -> None:
+            return None
+        return cast("Deferred[None]", self.in_thread(self.pool.logout)).addBoth(quiet)
 
     def hosts(self) -> Deferred[list[HostInfo]]:
         def work() -> list[HostInfo]:
