@@ -162,6 +162,21 @@ def test_hosts_are_grouped_by_manager(files: Path) -> None:
                                 slave.powerdown_flag)
 
 
+def test_an_ssh_hosts_budget_is_its_shutdown_duration(files: Path) -> None:
+    """The ssh record the agent builds from carries the host's shutdown_duration as the
+    budget of its command, and the backend built from it uses it."""
+    pytest.importorskip("twisted.conch.endpoints")
+    from upsagent.hypervisors.ssh import SshBackend
+    slave = full(files, **{'name = "backup"\nbackend = "ssh"\n':
+                           'name = "backup"\nbackend = "ssh"\nshutdown_duration = 45\n'})
+    budgets = {m.name: m.budget for m, _ in slave.managers() if isinstance(m, SshTargetConfig)}
+    assert budgets == {"nas": 60.0, "backup": 45.0}  # nas: the default duration
+    backup = next(m for m, _ in slave.managers() if m.name == "backup")
+    backend = build_backend(backup, Clock(), FakeRunner())
+    assert isinstance(backend, SshBackend) and backend.budget == 45.0
+    assert slave.host_managers["backup"].budget == 30.0  # the record as read is unchanged
+
+
 def test_insecure_and_unused_managers_are_warned_about(files: Path) -> None:
     """insecure = true is said loudly at every load (check-config prints it, the agent
     logs it); a section no host names is noted."""
@@ -342,6 +357,25 @@ def test_the_agent_builds_one_backend_per_manager(files: Path) -> None:
     assert by_host == {host: manager for manager, hosts in slave.managers()
                        for host in hosts}
     assert all(b.reactor is clock and b.runner is runner for b in FakeBackend.built)
+
+
+def test_stopping_the_agent_closes_every_backend_once(files: Path) -> None:
+    """stop() calls each backend's close() once (a xen pool logs out there)."""
+    closed: list[int] = []
+
+    class Closing(FakeBackend):
+        def close(self) -> Any:
+            closed.append(id(self))
+            return super().close()
+
+    FakeBackend.built = []
+    slave = replace(full(files), state_file=str(files / "state.json"))
+    daemon = SlaveDaemon(slave, Clock(), runner=FakeRunner(), backend_factory=Closing.build,
+                         monitor_factory=lambda s, e: FakeMonitor(s, e))
+    daemon.start()
+    assert closed == []
+    daemon.stop()
+    assert sorted(closed) == sorted(id(b) for b in FakeBackend.built) and len(closed) == 6
 
 
 def test_a_backend_that_cannot_be_built_stops_the_start(files: Path) -> None:

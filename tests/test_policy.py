@@ -352,6 +352,28 @@ def test_pool_master_is_never_touched() -> None:
     assert d.steps() == []
 
 
+def test_pool_master_under_its_own_agent_stops_its_vms_then_itself() -> None:
+    """Kind xenmaster (the pool master's own agent): the agent's own machine, scheduled by
+    its timer; its shutdown stops the VMs left on it first, then the host, with killpower
+    as any agent host of a primary."""
+    plan = Plan(ups=(UpsPlan("UPS1"),), hosts=(
+        HostPlan("master", "xenmaster", (Supply("UPS1"),), is_pool_master=True,
+                 shutdown_after=200, vm_shutdown_timeout=60),))
+    assert plan.agent_host is plan.hosts[0] and plan.hosts[0].shuts_down
+    assert [p for p in validate(plan) if p.host == "master"] == []
+    d = Drive(plan)
+    started(d, 0, "UPS1")
+    d.event(0, state("UPS1", "OB"))
+    d.until(199)
+    assert d.steps() == []
+    d.until(200)
+    vms = d.last(ShutdownVms, "master")
+    assert vms.timeout == 60 and d.of(ShutdownHost) == []
+    d.done(210, vms)
+    host = d.last(ShutdownHost, "master")
+    assert [v for _, _, v in d.steps()] == [vms.verb, host.verb]
+
+
 def test_xenserver_shutdown_evacuates_first() -> None:
     """Shutdown alone on XenServer: the VMs are evacuated (EnterMaintenance) first; if that
     works no VM is shut down."""

@@ -208,6 +208,30 @@ def test_scenario_4_xenserver_pool(capsys: pytest.CaptureFixture[str]) -> None:
     assert not [e for e in entries if e["subject"] in ("host1", "vm1")]
 
 
+def test_scenario_4b_the_pool_master_last_under_its_own_agent(
+        capsys: pytest.CaptureFixture[str]) -> None:
+    """Every UPS fails: the management agent evacuates host2 and host3 to the pool master
+    and shuts them down, never touching host1; host1's own agent (kind xenmaster) then
+    stops the five VMs left on it and shuts itself down, before UPS1's output goes off."""
+    entries = run_json("4b-xenserver-master-last", capsys)
+    master = [(t, s, e) for t, s, e in steps(entries)
+              if s in ("host1", "vm1", "vm2", "vm3", "vm4", "vm5") and e != "moved"
+              and not str(e).startswith("notify") and t < 480]
+    assert master == [
+        (200, "host1", "shut down VMs"),
+        (210, "vm1", "shut down"), (210, "vm2", "shut down"), (210, "vm3", "shut down"),
+        (210, "vm4", "shut down"), (210, "vm5", "shut down"),
+        (210, "host1", "VMs stopped"),
+        (210, "host1", "shut down"),
+        (210, "host1", "shutting down"),
+        (270, "host1", "down"),
+    ]
+    assert (120, "host2", "shutting down") in steps(entries)
+    assert (420, "UPS1", "output off") in steps(entries)
+    mgmt = [e for e in entries if e["subject"] == "host1" and "mgmt" in str(e["detail"])]
+    assert mgmt == []
+
+
 def test_scenario_5_poweract(capsys: pytest.CaptureFixture[str]) -> None:
     """PowerAct Pro: after the wait time (600 s) the master orders shutdown; each slave
     waits its start delay, runs its external command, shuts down; the SSH hosts go down;
@@ -284,8 +308,8 @@ def test_text_output_and_list(capsys: pytest.CaptureFixture[str]) -> None:
     assert out[-1] == "# OK: no host or VM lost power while running"
     assert main(["--list"]) == 0
     listed = [line.split()[0] for line in capsys.readouterr().out.splitlines()]
-    assert listed[:5] == ["1-maintenance", "2-return-during-migration", "3-both-ups",
-                          "4-xenserver-pool", "5-poweract"]
+    assert listed[:6] == ["1-maintenance", "2-return-during-migration", "3-both-ups",
+                          "4-xenserver-pool", "4b-xenserver-master-last", "5-poweract"]
 
 
 def test_bad_scenarios_are_refused_with_the_place(tmp_path: Path,

@@ -105,7 +105,7 @@ shutdown_duration = 60
      "number"),
     ('[[host]]\nname = "h"\nbackend = "vsfere"\n', "host[1].backend: unknown backend"),
     ('[[host]]\nname = "h"\nbackend = "xenserver"\n', 'host[1].backend: unknown backend '
-     '"xenserver" (did you mean "xen"?); the kinds are local, ssh, vsphere, xen, simulated'),
+     '"xenserver" (did you mean "xen"?); the kinds are local, ssh, vsphere, xen, xenmaster, simulated'),
     ('[slave]\nruntime_margin = 25\n', "slave.runtime_margin: must be a share of the need "
      "from 0 to 1 (0.25 adds 25 %), not 25"),
     ('[slave]\nruntime_margin = -0.1\n', "slave.runtime_margin: must be a share of the need "

@@ -137,6 +137,15 @@ def test_command_past_its_budget_times_out(sshd: Sshd, reactor: Any) -> None:
     assert time.monotonic() - started < 5
 
 
+def test_the_records_budget_bounds_the_command(sshd: Sshd, reactor: Any) -> None:
+    """Built from its record, the backend cuts the command at the record's budget (the
+    host's shutdown_duration, set by SlaveConfig.managers())."""
+    backend = build_backend(target(sshd, command=("sleep", "30"), budget=1.5), reactor,
+                            runner=None)  # type: ignore[arg-type]
+    result = wait(reactor, backend.shutdown_host("nas"))
+    assert result.outcome is Outcome.TIMED_OUT and "after 1.5 s" in result.detail, result
+
+
 def test_host_down_is_unreachable_once(reactor: Any, tmp_path: Path) -> None:
     known = tmp_path / "known_hosts"
     known.write_text("")
@@ -173,3 +182,84 @@ def test_a_string_command_is_refused(sshd: Sshd, reactor: Any) -> None:
     backend = SshBackend(reactor, target(sshd))
     with pytest.raises(TypeError):
         backend.run("poweroff")  # type: ignore[arg-type]
+
+
+# -- upsagent test-ssh and check() ---------------------------------------------------------
+
+def _config(tmp_path: Path, sshd: Sshd, command: str, *, known: Path | None = None,
+            auth: str | None = None) -> Path:
+    """An upsagent.toml with one ssh host "nas" pointing at ``sshd``."""
+    auth = auth or f'key_file = "{sshd.key_file}"'
+    path = tmp_path / "upsagent.toml"
+    path.write_text(
+        '[[slave.monitor]]\nups = "ups1@localhost"\nuser = "mon"\npassword = "pw"\n'
+        '[[host]]\nname = "nas"\nbackend = "ssh"\nshutdown_after = 60\n'
+        f'[host.ssh]\naddress = "127.0.0.1"\nport = {sshd.port}\nuser = "{sshd.user}"\n'
+        f'{auth}\nknown_hosts = "{known or sshd.known_hosts}"\ncommand = [{command}]\n')
+    path.chmod(0o600)
+    return path
+
+
+def test_ssh(*args: str) -> "subprocess.CompletedProcess[str]":
+    import subprocess
+    import sys
+    return subprocess.run([sys.executable, "-m", "upsagent", "test-ssh", *args],
+                          capture_output=True, text=True, timeout=60)
+
+
+test_ssh.__test__ = False  # type: ignore[attr-defined]
+
+
+def test_test_ssh_passes_and_runs_nothing(sshd: Sshd, tmp_path: Path) -> None:
+    script, out = recorder(tmp_path)
+    config = _config(tmp_path, sshd, f'"{script}", "now"')
+    result = test_ssh("--config", str(config), "nas")
+    assert result.returncode == 0, result.stderr
+    assert "found there" in result.stdout and "nothing was shut down" in result.stdout
+    assert not out.exists()
+
+
+def test_test_ssh_errors_have_their_exit_status(sshd: Sshd, tmp_path: Path) -> None:
+    script, out = recorder(tmp_path)
+    missing = test_ssh("--config", str(_config(tmp_path, sshd, '"/nonexistent/poweroff"')),
+                       "nas")
+    assert missing.returncode == 6 and "not found there" in missing.stderr, missing
+    other = tmp_path / "other_known_hosts"
+    other.write_text("[127.0.0.1]:1 " + sshd.host_pub + "\n")
+    key = test_ssh("--config", str(_config(tmp_path, sshd, f'"{script}"', known=other)),
+                   "nas")
+    assert key.returncode == 4 and "never trusted on first use" in key.stderr, key
+    pw = tmp_path / "pw"
+    pw.write_text("wrong-password\n")
+    pw.chmod(0o600)
+    login = test_ssh("--config", str(_config(tmp_path, sshd, f'"{script}"',
+                                             auth=f'password_file = "{pw}"')), "nas")
+    assert login.returncode == 5 and "refused" in login.stderr, login
+    assert "wrong-password" not in login.stderr + login.stdout
+    assert not out.exists()
+
+
+def test_test_ssh_unreachable_and_unknown_host(tmp_path: Path) -> None:
+    fake = Sshd(free_port(), "nobody", tmp_path / "none", tmp_path / "kh", "", None,  # type: ignore[arg-type]
+                tmp_path / "log")
+    (tmp_path / "kh").write_text("")
+    config = _config(tmp_path, fake, '"/sbin/poweroff"', auth='password = "x"')
+    down = test_ssh("--config", str(config), "nas")
+    assert down.returncode == 3 and "refused" in down.stderr.lower(), down
+    unknown = test_ssh("--config", str(config), "nope")
+    assert unknown.returncode == 1 and "ssh hosts: nas" in unknown.stderr, unknown
+
+
+def test_check_reports_problems_as_lines(sshd: Sshd, reactor: Any, tmp_path: Path) -> None:
+    script, out = recorder(tmp_path)
+    good = SshBackend(reactor, target(sshd, command=(str(script),)))
+    bad = SshBackend(reactor, target(sshd, command=("/nonexistent/poweroff",)))
+    box: dict[str, Any] = {}
+    good.check(["nas"]).addBoth(lambda v: box.setdefault("good", v))
+    bad.check(["nas"]).addBoth(lambda v: box.setdefault("bad", v))
+    deadline = time.monotonic() + 20
+    while len(box) < 2 and time.monotonic() < deadline:
+        reactor.iterate(0.01)
+    assert box["good"] == [] and len(box["bad"]) == 1, box
+    assert box["bad"][0].startswith("host nas: ") and "not found" in box["bad"][0]
+    assert not out.exists()

@@ -236,3 +236,38 @@ def test_cancel_stops_the_evacuation_in_flight(pki: Any) -> None:
             reactor.iterate(0.01)
         reactor.getThreadPool().stop()
         sim.close()
+
+
+def test_check_logs_in_and_finds_every_host_changing_nothing(rig: Any) -> None:
+    sim, config = rig
+    backend = sync_backend(config)
+    box: list[Any] = []
+    backend.check(["host2", "host3"]).addBoth(box.append)
+    assert box == [[]]
+    writes = [m for m, _ in sim.calls if not m.split(".")[-1].startswith("get")
+              and m not in ("event.from", "session.logout")]
+    assert writes == [], writes
+    box.clear()
+    sim.hosts[sim.host_ref("host3")].live = False
+    backend.check(["host2", "xen9", "host3"]).addBoth(box.append)
+    assert len(box[0]) == 2, box
+    assert box[0][0].startswith("host xen9: no host with that name-label in pool pool1")
+    assert "host1, host2, host3" in box[0][0] and box[0][1] == "host host3: not live in pool pool1"
+    box.clear()
+    sync_backend(replace(config, password="wrong")).check(["host2"]).addBoth(box.append)
+    assert len(box[0]) == 1 and box[0][0].startswith("pool pool1: ") and \
+        "AUTHENTICATION" in box[0][0], box
+    assert "wrong" not in box[0][0].replace("AUTHENTICATION", "")
+
+
+def test_close_logs_out_of_the_pool_master(rig: Any) -> None:
+    """When the agent stops, the session with the pool master is ended (session.logout)."""
+    sim, config = rig
+    backend = sync_backend(config)
+    assert result(backend.connect()).ok and len(sim.sessions) == 1
+    box: list[Any] = []
+    backend.close().addBoth(box.append)
+    assert box == [None] and sim.sessions == set()
+    assert [m for m, _ in sim.calls][-1] == "session.logout"
+    backend.close().addBoth(box.append)  # nothing open: nothing sent, no error
+    assert box == [None, None]

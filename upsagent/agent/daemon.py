@@ -238,12 +238,17 @@ class SlaveDaemon:
         self._switch(prepared)
 
     def stop(self, logout: bool = True) -> Deferred[Any]:
-        """Stop timers and monitors; ``logout`` sends LOGOUT (not after the shutdown order)."""
+        """Stop timers and monitors; ``logout`` sends LOGOUT (not after the shutdown order).
+        Every backend closes its session with its manager (:meth:`Backend.close`: a xen
+        pool logs out)."""
+        waits = []
         if self.executor is not None:
             self._save(self.executor.engine)
             self.executor.stop()
-        waits = [monitor.stop(logout=logout and not self.released)
-                 for monitor in self.monitors.values()]
+            backends = {id(b): b for b in self.executor.backends.values()}
+            waits += [backend.close() for backend in backends.values()]
+        waits += [monitor.stop(logout=logout and not self.released)
+                  for monitor in self.monitors.values()]
         self.monitors = {}
         return DeferredList(waits, consumeErrors=True) if waits else succeed(None)
 

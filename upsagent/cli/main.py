@@ -26,6 +26,9 @@ SUBCOMMANDS: dict[str, tuple[str, str]] = {
     "cmd": ("upsagent.cli.cmd:main", "list or run instant commands, like upscmd"),
     "check-config": ("upsagent.cli.configcmds:check_config",
                      "validate a configuration and exit non-zero on an error"),
+    "test-ssh": ("upsagent.cli.testssh:main",
+                 "log in to an ssh [[host]], check its host key and command; shut nothing "
+                 "down"),
     "import-nut": ("upsagent.cli.configcmds:import_nut",
                    "print the native TOML equivalent of a NUT configuration directory"),
     "demo": ("upsagent.cli.demo:main", "run a master on a replayed UPS and play a power cut"),

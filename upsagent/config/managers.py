@@ -118,6 +118,9 @@ class SshTargetConfig:
 
     ``key_file`` or ``password`` authenticates; ``known_hosts`` holds the host's key, which
     is checked, never trusted on first use; ``command`` is run on the remote machine.
+    ``budget``: seconds for the whole shutdown (login and command); not a key of its own:
+    :meth:`~upsagent.config.slaveconf.SlaveConfig.managers` sets it to the host's
+    ``shutdown_duration``.
     """
 
     kind: ClassVar[str] = "ssh"
@@ -130,6 +133,7 @@ class SshTargetConfig:
     password: str | None = field(default=None, repr=False)
     port: int = 22
     command: tuple[str, ...] = DEFAULT_SHUTDOWN_COMMAND
+    budget: float = 30.0
 
 
 #: what a backend is built from (:meth:`upsagent.hypervisors.base.Backend.build`)

@@ -49,7 +49,7 @@ from __future__ import annotations
 import os
 import socket
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field, fields
+from dataclasses import dataclass, field, fields, replace
 from typing import TYPE_CHECKING, Any, TypeVar
 
 from upsagent.config.reader import Reader, kind_of
@@ -81,7 +81,7 @@ DELAY_VARIABLE = "ups.delay.shutdown"
 
 #: backend kinds of the registry that only ``upsagent simulate`` can drive (they act on a
 #: simulated cluster, which the agent does not have)
-SIMULATION_ONLY = frozenset({"simulated"})
+SIMULATION_ONLY = frozenset({"simulated", "xenmaster"})
 #: names operators write for a kind the plan knows by another name (for the error's hint)
 _BACKEND_ALIASES = {"xenserver": "xen", "xcp-ng": "xen", "xcp": "xen", "esxi": "vsphere",
                     "esx": "vsphere", "vcenter": "vsphere", "os": "local"}
@@ -198,7 +198,8 @@ class SlaveConfig:
         backend per manager.  Hosts naming the same ``[[slave.vcenter]]`` or
         ``[[slave.xenpool]]`` share it; each ``ssh`` host is a manager of its own; the
         ``local`` host's is this OS (:class:`LocalConfig`, from ``[slave]``'s shutdown
-        settings).  Hosts without a manager (``simulated``) are left out."""
+        settings); an ``ssh`` host's record carries its ``shutdown_duration`` as the
+        ``budget`` of its shutdown command.  Hosts without a manager (``simulated``) are left out."""
         groups: dict[tuple[str, str], tuple[ManagerConfig, list[str]]] = {}
         local: LocalConfig | None = None
         for host in self.plan.hosts:
@@ -209,6 +210,8 @@ class SlaveConfig:
                     self.powerdown_flag)
             else:
                 manager = self.host_managers.get(host.name)
+                if isinstance(manager, SshTargetConfig):  # the shutdown within its duration
+                    manager = replace(manager, budget=host.shutdown_duration)
             if manager is not None:
                 groups.setdefault((manager.kind, manager.name), (manager, []))[1].append(
                     host.name)

@@ -76,7 +76,8 @@ class Backend:
         problem line per finding (the manager cannot be reached, a host of ``hosts`` does
         not exist, a privilege the plan needs is missing...), ``[]`` when all is well.
         A line names the host it is about (``host esx1: not found``); the caller prefixes
-        the manager.  Never fails: a problem is a line.  The default (this OS) has nothing to look at."""
+        the manager.  Never fails: a problem is a line.  The default (this OS) has nothing
+        to look at."""
         return succeed([])
 
     def remember_maintenance(self, host: str) -> None:
@@ -114,6 +115,10 @@ class Backend:
     def warn_users(self, host: str, message: str) -> Deferred[Result]:
         """Tell the users logged in on ``host``."""
         return succeed(Result(Outcome.NOT_APPLICABLE, f"{self.kind}: cannot reach users"))
+
+    def close(self) -> Deferred[None]:
+        """The agent stops: end the session with the manager, if any (never fails)."""
+        return succeed(None)
 
 
 #: kind -> "module:Class", imported on first use

@@ -122,13 +122,16 @@ class SshOutput(Protocol):
 
 def run_ssh(reactor: Any, target: SshTargetConfig, argv: Sequence[str], *,
             budget: float, connect_timeout: float = 10.0,
-            key: Key | None = None) -> Deferred[Result]:
+            key: Key | None = None, why: list[str] | None = None) -> Deferred[Result]:
     """Run ``argv`` on ``target`` once: log in, check the host key, run, report.
 
     Fires with a :class:`Result`, never fails: ``ok`` (exit status 0, or the connection
     closed without one), ``failed`` (another status, a refused host key or login),
     ``unreachable`` (no connection), ``timed-out`` (past ``connect_timeout`` or
-    ``budget``)."""
+    ``budget``).  ``why``, when given, receives one word saying which: ``done``,
+    ``exit`` (a non-zero status or a signal), ``host-key``, ``login``, ``unreachable``,
+    ``timed-out``, ``cancelled`` or ``error``."""
+    said = why if why is not None else []
     if isinstance(argv, (str, bytes)):
         raise TypeError(f"a command is a list of arguments, not a string: {argv!r}")
     line = shlex.join(argv)
@@ -144,8 +147,9 @@ def run_ssh(reactor: Any, target: SshTargetConfig, argv: Sequence[str], *,
     result: Deferred[Result] = Deferred()
     stage = ["connect"]
 
-    def finish(value: Result) -> None:
+    def finish(value: Result, word: str) -> None:
         if not result.called:
+            said.append(word)
             if timer.active():
                 timer.cancel()
             result.callback(value)
@@ -153,13 +157,13 @@ def run_ssh(reactor: Any, target: SshTargetConfig, argv: Sequence[str], *,
     def expire() -> None:
         if stage[0] == "connect":
             finish(Result(Outcome.TIMED_OUT, f"ssh {where}: no login within "
-                                             f"{min(connect_timeout, budget):g} s"))
+                                             f"{min(connect_timeout, budget):g} s"), "timed-out")
             connecting.cancel()
         else:
             out.abort()
             finish(Result(Outcome.TIMED_OUT, f"ssh {where}: {line} still running after "
                                              f"{budget:g} s: connection cut"
-                          + _tail(out)))
+                          + _tail(out)), "timed-out")
 
     timer = reactor.callLater(min(connect_timeout, budget), expire)
 
@@ -175,30 +179,33 @@ def run_ssh(reactor: Any, target: SshTargetConfig, argv: Sequence[str], *,
         if isinstance(exc, ierror.ProcessTerminated):
             status = (f"exit status {exc.exitCode}" if exc.exitCode is not None else
                    f"signal {exc.signal}")
-            finish(Result(Outcome.FAILED, f"ssh {where}: {line}: {status}" + _tail(out)))
+            finish(Result(Outcome.FAILED, f"ssh {where}: {line}: {status}" + _tail(out)),
+                   "exit")
         else:
-            finish(Result(Outcome.OK, f"ssh {where}: {line}: done" + _tail(out)))
+            finish(Result(Outcome.OK, f"ssh {where}: {line}: done" + _tail(out)), "done")
 
     def refused(reason: Failure) -> None:
         if result.called:
             return
         if isinstance(reason.value, HostKeyRefused):
-            finish(Result(Outcome.FAILED, f"ssh {where}: {reason.value}"))
+            finish(Result(Outcome.FAILED, f"ssh {where}: {reason.value}"), "host-key")
         elif isinstance(reason.value, AuthenticationFailed):
             finish(Result(Outcome.FAILED, f"ssh {where}: login as {target.user} refused "
-                                          "(wrong key or password)"))
+                                          "(wrong key or password)"), "login")
         elif isinstance(reason.value, (ierror.ConnectError, ierror.ConnectionLost,
                                        ierror.ConnectionDone)):
-            finish(Result(Outcome.UNREACHABLE, f"ssh {where}: {reason.getErrorMessage()}"))
+            finish(Result(Outcome.UNREACHABLE, f"ssh {where}: {reason.getErrorMessage()}"),
+                   "unreachable")
         else:
-            finish(Result(Outcome.FAILED, f"ssh {where}: {reason.getErrorMessage()}"))
+            finish(Result(Outcome.FAILED, f"ssh {where}: {reason.getErrorMessage()}"),
+                   "error")
 
     started = reactor.seconds()
     connecting = endpoint.connect(Factory.forProtocol(lambda: out))
     connecting.addCallback(connected).addCallbacks(ended, refused)
 
     def cancel(d: Deferred[Result]) -> None:
-        finish(Result(Outcome.CANCELLED, f"ssh {where}: cancelled"))
+        finish(Result(Outcome.CANCELLED, f"ssh {where}: cancelled"), "cancelled")
         if stage[0] == "connect":
             connecting.cancel()
         out.abort()
@@ -245,11 +252,14 @@ class SshBackend(Backend):
 
     @classmethod
     def build(cls, config: ManagerConfig, reactor: Any, runner: Runner) -> SshBackend:
-        """The backend of one ``[host.ssh]`` (:class:`~upsagent.config.managers.SshTargetConfig`)."""
+        """The backend of one ``[host.ssh]`` (:class:`~upsagent.config.managers.SshTargetConfig`);
+        its shutdown's time budget is the record's ``budget`` (the host's
+        ``shutdown_duration``)."""
         if config.kind != cls.kind:
             raise TypeError(f"{cls.__name__} is built from an ssh configuration, not "
                             f"{type(config).__name__}")
-        return cls(reactor, cast("SshTargetConfig", config))
+        target = cast("SshTargetConfig", config)
+        return cls(reactor, target, budget=target.budget)
 
     def run(self, argv: Sequence[str], budget: float | None = None) -> Deferred[Result]:
         """Run ``argv`` on the host once (:func:`run_ssh`)."""
@@ -257,22 +267,42 @@ class SshBackend(Backend):
                        budget=self.budget if budget is None else budget,
                        connect_timeout=self.connect_timeout, key=self._key)
 
-    def connect(self) -> Deferred[Result]:
+    def probe(self) -> Deferred[tuple[str, Result]]:
         """Log in, check the host key and that the command's program exists there
-        (``command -v``, run by the remote shell); nothing is shut down."""
+        (``command -v``, run by the remote shell); nothing is shut down.  Fires with one
+        word and the :class:`Result`: ``ok``, ``host-key`` (unknown or changed key),
+        ``login`` (wrong key or password), ``unreachable``, ``timed-out``, ``missing``
+        (logged in, the program is not there) or ``error``."""
         program = self.target.command[0]
+        why: list[str] = []
 
-        def said(result: Result) -> Result:
+        def said(result: Result) -> tuple[str, Result]:
+            word = why[0] if why else "error"
             if result.ok:
-                return Result(Outcome.OK, f"logged in to {self.target.address} as "
-                                          f"{self.target.user}; {program} found there")
-            if result.outcome is Outcome.FAILED and "exit status" in result.detail:
-                return Result(Outcome.FAILED, f"logged in to {self.target.address}, but "
-                                              f"{program} is not found there")
-            return result
+                return "ok", Result(Outcome.OK, f"logged in to {self.target.address} as "
+                                                f"{self.target.user}; {program} found there")
+            if word == "exit":
+                return "missing", Result(Outcome.FAILED,
+                                         f"logged in to {self.target.address}, but "
+                                         f"{program} is not found there")
+            return word if word in ("host-key", "login", "unreachable", "timed-out") \
+                else "error", result
 
-        return self.run(("command", "-v", program), self.connect_timeout + 10.0) \
-            .addCallback(said)
+        return run_ssh(self.reactor, self.target, ("command", "-v", program),
+                       budget=self.connect_timeout + 10.0,
+                       connect_timeout=self.connect_timeout, key=self._key,
+                       why=why).addCallback(said)
+
+    def connect(self) -> Deferred[Result]:
+        """:meth:`probe`'s result: nothing is shut down."""
+        return self.probe().addCallback(lambda probed: probed[1])
+
+    def check(self, hosts: Sequence[str]) -> Deferred[list[str]]:
+        """:meth:`probe`: one line naming the host when it does not pass."""
+        def lines(probed: tuple[str, Result]) -> list[str]:
+            word, result = probed
+            return [] if word == "ok" else [f"host {self.target.name}: {result.detail}"]
+        return self.probe().addCallback(lines)
 
     def hosts(self) -> Deferred[list[HostInfo]]:
         return succeed([HostInfo(self.target.name, True,

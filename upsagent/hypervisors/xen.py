@@ -34,7 +34,7 @@ import ssl
 import threading
 import time
 import xmlrpc.client
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING, Any, TypeVar, cast
 from urllib.parse import urlsplit, urlunsplit
 
@@ -163,6 +163,7 @@ class XenPool:
             self._session = None
 
     def logout(self) -> None:
+        """``session.logout`` of the open session, if any; errors are ignored."""
         with self._lock:
             if self._session is not None:
                 try:
@@ -430,6 +431,50 @@ class XenBackend(Backend):
             self.pool.api()
             return Result(Outcome.OK, f"logged in to pool {self.pool.config.name}")
         return self._run(f"pool {self.pool.config.name}", work)
+
+    def check(self, hosts: Sequence[str]) -> Deferred[list[str]]:
+        """Log in to the pool master (following ``HOST_IS_SLAVE``), read the pool's hosts
+        and its master; one line per problem: no login, a configured host that is not in
+        the pool (by name-label) or not live, no master found.  Only reads."""
+        name = self.pool.config.name
+
+        def work() -> list[str]:
+            api = self.pool.api()
+            records = api.host.get_all_records()
+            labels = {ref: rec["name_label"] for ref, rec in records.items()}
+            problems = []
+            pools = api.pool.get_all()
+            master = api.pool.get_master(pools[0]) if pools else None
+            if master not in labels:
+                problems.append(f"pool {name}: no pool master found")
+            else:
+                _log.info("xen pool {pool}: the pool master is {host}", pool=name,
+                          host=labels[master])
+            for host in hosts:
+                ref = next((r for r, label in labels.items() if label == host), None)
+                if ref is None:
+                    problems.append(f"host {host}: no host with that name-label in pool "
+                                    f"{name} (it has: {', '.join(sorted(labels.values()))})")
+                elif not records[ref].get("live", True):
+                    problems.append(f"host {host}: not live in pool {name}")
+            return problems
+
+        def failed(result: Result) -> list[str]:
+            return [f"pool {name}: {result.detail}"]
+
+        def run(stop: threading.Event) -> Result:
+            box.extend(work())
+            return Result(Outcome.OK, f"pool {name} checked")
+
+        box: list[str] = []
+        return self._run(f"check of pool {name}", run).addCallback(
+            lambda result: box if result.ok else failed(result))
+
+    def close(self) -> Deferred[None]:
+        """Log out of the session with the pool master (``session.logout``), if open."""
+        def quiet(_: object) -> None:
+            return None
+        return cast("Deferred[None]", self.in_thread(self.pool.logout)).addBoth(quiet)
 
     def hosts(self) -> Deferred[list[HostInfo]]:
         def work() -> list[HostInfo]:

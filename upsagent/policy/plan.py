@@ -97,6 +97,9 @@ TRAITS: Mapping[str, BackendTraits] = {
     "vsphere": BackendTraits(vms=True, maintenance=True, shutdown_on_critical=False),
     "xen": BackendTraits(vms=True, maintenance=True, evacuate_on_shutdown=True,
                          shutdown_on_critical=False),
+    #: a XenServer pool master protected by its own agent (R6): the agent's own machine,
+    #: whose shutdown first stops the VMs that are left on it (the pool's last host)
+    "xenmaster": BackendTraits(vms=True, agent=True),
     "simulated": BackendTraits(vms=True, maintenance=True, shutdown_on_critical=False),
 }
 
@@ -180,7 +183,8 @@ class HostPlan:
     maintenance_timeout: float | None = None
     vm_shutdown_timeout: float = 60.0
     cluster: str | None = None
-    #: XenServer pool master: never scheduled with the others (its own local agent protects it)
+    #: XenServer pool master: never scheduled with the others (:attr:`left_alone`) unless
+    #: this is its own agent (kind ``xenmaster``), which stops its VMs and then itself
     is_pool_master: bool = False
     #: None: the backend's default (see :class:`BackendTraits`)
     shutdown_on_critical: bool | None = None
@@ -190,9 +194,15 @@ class HostPlan:
         return traits_of(self.backend)
 
     @property
+    def left_alone(self) -> bool:
+        """A pool master in another agent's plan: never scheduled there.  Its own agent
+        (where it is the agent's machine, kind ``xenmaster``) protects it."""
+        return self.is_pool_master and not self.traits.agent
+
+    @property
     def shuts_down(self) -> bool:
         """Whether this host is ever shut down (by its timer or when critical)."""
-        if self.is_pool_master:
+        if self.left_alone:
             return False
         if self.shutdown_on_critical is not None:
             return self.shutdown_on_critical or self.shutdown_after is not None
@@ -201,7 +211,7 @@ class HostPlan:
     @property
     def enters_maintenance(self) -> bool:
         return (self.maintenance_after is not None and self.traits.maintenance
-                and not self.is_pool_master)
+                and not self.left_alone)
 
     def effective_maintenance_timeout(self) -> float:
         """How long the VMs get to move away when the maintenance step starts on time."""
@@ -479,7 +489,7 @@ def _check_steps(host: HostPlan) -> list[Problem]:
     if not host.command and host.command_budget > 0:
         problems.append(Problem(name, "command_budget", f"host {name}: command_budget is "
                                 "set but there is no command", "warning"))
-    if host.is_pool_master and (m is not None or s is not None):
+    if host.left_alone and (m is not None or s is not None):
         problems.append(Problem(
             name, "is_pool_master", f"host {name}: the pool master is never scheduled with "
             "the others; its timers are ignored (protect it with its own local agent)",
@@ -490,7 +500,7 @@ def _check_steps(host: HostPlan) -> list[Problem]:
 def _check_countdown(host: HostPlan, plan: Plan) -> list[Problem]:
     """Every step of the host ends before the UPS output goes off."""
     lost = _power_lost_at(host, plan)
-    if lost is None or host.is_pool_master:
+    if lost is None or host.left_alone:
         return []
     cut, ups = lost
     name = host.name

@@ -117,7 +117,7 @@ class PolicyEngine(Stages):
         steps = []
         for rec in self._hosts.values():
             plan = self.plan.host(rec.name)
-            if rec.since is None or plan.is_pool_master:
+            if rec.since is None or plan.left_alone:
                 continue
             for step, due in self._timers(rec, plan):
                 steps.append(PendingStep(self._step_id(rec, step), rec.name, step, due,
@@ -314,7 +314,7 @@ class PolicyEngine(Stages):
 
     def _advance(self, rec: HostRecord, plan: HostPlan, views: dict[str, UpsView],
                  verdicts: dict[str, Verdict], now: float) -> list[Action]:
-        if plan.is_pool_master:
+        if plan.left_alone:
             return []
         power = host_power(plan, views, verdicts)
         out = self._track_power(rec, plan, power, now)
@@ -531,7 +531,7 @@ class PolicyEngine(Stages):
                 until = self._others_until(rec, self._now)
                 if until is not None and until != float("inf"):
                     times.append(until)
-            if rec.since is not None and not plan.is_pool_master:
+            if rec.since is not None and not plan.left_alone:
                 times.append(rec.since + plan.debounce)
                 times += [due for _, due in self._timers(rec, plan)]
         return times

@@ -50,7 +50,9 @@ R4. **Early triggers**, taken before the timers, ignoring them:
        into maintenance starts it instead.
     A host that never shuts down (a hypervisor host with maintenance but no shutdown timer,
     ``docs/config.md``) is only put into maintenance early; a XenServer pool master is
-    never touched.
+    never touched by an agent that manages other hosts (``HostPlan.left_alone``).  Its
+    own agent (kind ``xenmaster``: the agent's machine, with VMs) shuts it down last: its
+    VMs, then itself.
 
 R5. **Maintenance** moves the VMs away.  Hosts of one ``cluster`` enter it one after the
     other, in plan order (what Winpower does, and why scenario 3's host1 can still send its

@@ -134,7 +134,7 @@ class Stages:
         until = None
         for other in self.plan.hosts:
             orec = self._hosts[other.name]
-            if other.name == rec.name or other.is_pool_master:
+            if other.name == rec.name or other.left_alone:
                 continue
             if orec.phase in SHUTTING_DOWN:
                 return float("inf")
