@@ -31,11 +31,11 @@ unreadable input; 2 for a usage error.
 from __future__ import annotations
 
 import argparse
-import importlib
 import sys
-from typing import Callable, Iterable, TextIO
+from typing import Iterable, TextIO
 
 from upsagent.model import UPS
+from upsagent.cli.families import run_family
 
 __all__ = ["FAMILIES", "main", "upsc_text", "usbhid"]
 
@@ -75,19 +75,7 @@ def upsc_text(variables: Iterable[tuple[str, str]]) -> str:
 
 def main(argv: list[str]) -> int:
     """``upsagent decode <family> ...``."""
-    width = max(len(name) for name in FAMILIES)
-    usage = USAGE.format(families="\n".join(
-        f"  {name:<{width}}  {summary}" for name, (_, summary) in FAMILIES.items()))
-    if not argv or argv[0] in ("-h", "--help"):
-        (sys.stdout if argv else sys.stderr).write(usage)
-        return 0 if argv else 2
-    family = FAMILIES.get(argv[0])
-    if family is None:
-        sys.stderr.write(f"upsagent decode: unknown family {argv[0]!r}\n\n{usage}")
-        return 2
-    module, _, func = family[0].partition(":")
-    entry: Callable[[list[str]], int] = getattr(importlib.import_module(module), func)
-    return entry(argv[1:])
+    return run_family("decode", FAMILIES, USAGE, argv)
 
 
 # -- usbhid ------------------------------------------------------------------------------

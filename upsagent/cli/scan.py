@@ -9,9 +9,7 @@ through :func:`config_snippets`, so the families print the same shapes.
 
 from __future__ import annotations
 
-import importlib
-import sys
-from typing import Callable
+from upsagent.cli.families import run_family
 
 __all__ = ["FAMILIES", "config_snippets", "main"]
 
@@ -63,16 +61,4 @@ def config_snippets(name: str, driver: str, port: str, options: list[tuple[str, 
 
 def main(argv: list[str]) -> int:
     """``upsagent scan <family> ...``."""
-    width = max(len(name) for name in FAMILIES)
-    usage = USAGE.format(families="\n".join(
-        f"  {name:<{width}}  {summary}" for name, (_, summary) in FAMILIES.items()))
-    if not argv or argv[0] in ("-h", "--help"):
-        (sys.stdout if argv else sys.stderr).write(usage)
-        return 0 if argv else 2
-    family = FAMILIES.get(argv[0])
-    if family is None:
-        sys.stderr.write(f"upsagent scan: unknown family {argv[0]!r}\n\n{usage}")
-        return 2
-    module, _, func = family[0].partition(":")
-    entry: Callable[[list[str]], int] = getattr(importlib.import_module(module), func)
-    return entry(argv[1:])
+    return run_family("scan", FAMILIES, USAGE, argv)
