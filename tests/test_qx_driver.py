@@ -175,3 +175,46 @@ def test_fuzzed_wire_never_crashes_and_never_invents(replies: list[bytes | None]
             assert ups.value("input.voltage") in good_inputs | {None}
             assert ups.status and ups.status[0] in ("OL", "OB", "ALARM")
     driver.stop()
+
+
+NATIVE = """\
+[master]
+listen = ["127.0.0.1:{{port}}"]
+
+[[ups]]
+name = "castle"
+driver = "nutdrv_qx"
+port = "{tty}"
+desc = "Santak"
+[ups.options]
+protocol = "q1"
+
+[[user]]
+name = "admin"
+password = "adminpass"
+actions = ["set"]
+instcmds = ["all"]
+"""
+
+
+def test_nutdrv_qx_from_the_native_config() -> None:
+    """The same UPS from upsagent.toml (``driver = "nutdrv_qx"``, NUT's options under
+    [ups.options]): the master reads it and an instant command reaches the wire."""
+    pytest.importorskip("serial")
+    emulator = PtyUps({"Q1\r": SANTAK})
+    try:
+        with OurMaster("", toml=NATIVE.format(tty=emulator.path)) as master:
+            def status() -> str | None:
+                reply = ask(master.port, "GET VAR castle ups.status").strip()
+                return reply if reply.startswith("VAR ") else None
+
+            assert wait_for(status, 30, "the Q1 UPS's status") == 'VAR castle ups.status "OL"'
+            assert ask(master.port, "GET VAR castle driver.name").strip() == (
+                'VAR castle driver.name "nutdrv_qx"')
+            emulator.set("T\r", SILENT)
+            answer = ask(master.port, "USERNAME admin", "PASSWORD adminpass",
+                         "INSTCMD castle test.battery.start.quick")
+            assert answer.splitlines()[-1] == "OK"
+            wait_for(lambda: "T\r" in emulator.commands(), 10, "the T command on the wire")
+    finally:
+        emulator.close()
