@@ -271,3 +271,33 @@ def test_close_logs_out_of_the_pool_master(rig: Any) -> None:
     assert [m for m, _ in sim.calls][-1] == "session.logout"
     backend.close().addBoth(box.append)  # nothing open: nothing sent, no error
     assert box == [None, None]
+
+
+def test_two_threads_share_the_session(pki: Any) -> None:
+    """Two hosts of a pool acted on at once (the thread pool runs both): each thread has
+    its own HTTP connection under the one session, no call collides with another."""
+    sim, port = pool(pki, host1=32)  # room for every VM
+    config = XenPoolConfig("pool1", f"https://127.0.0.1:{port}", "root", "secret",
+                           ca_file=str(pki[0]))
+    try:
+        _two_threads(sim, config)
+    finally:
+        sim.close()
+
+
+def _two_threads(sim: Pool, config: XenPoolConfig) -> None:
+    import threading
+    backend = sync_backend(config)
+    boxes: dict[str, Any] = {}
+
+    def enter(name: str) -> None:
+        boxes[name] = result(backend.enter_maintenance(name, 30.0))
+    threads = [threading.Thread(target=enter, args=(n,)) for n in ("host2", "host3")]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(30)
+    assert {n: r.outcome for n, r in boxes.items()} == \
+        {"host2": Outcome.OK, "host3": Outcome.OK}, boxes
+    assert len(sim.sessions) == 1
+    assert all(sim.where(vm) == "host1" for vm in ("vm2", "vm3", "vm4", "vm5"))

@@ -75,13 +75,29 @@ def master_url(url: str, address: str) -> str:
 
 
 class _Transport(xmlrpc.client.SafeTransport):
-    """HTTPS with the configured certificate check and a socket timeout."""
+    """HTTPS with the configured certificate check and a socket timeout.
+
+    One session serves every thread of the pool (two hosts of a pool may be acted on at
+    once, a task watched while another host is enabled): ``xmlrpc.client`` keeps one
+    HTTP connection per transport, which two threads cannot share (``CannotSendRequest``,
+    ``ResponseNotReady``), so each thread has a connection of its own."""
 
     def __init__(self, context: ssl.SSLContext, timeout: float,
                  thumbprint: str | None) -> None:
+        self._local = threading.local()
         super().__init__(context=context)
         self.timeout = timeout
         self.thumbprint = thumbprint
+
+    @property  # type: ignore[override]
+    def _connection(self) -> tuple[Any, Any]:
+        """xmlrpc.client's cached (host, connection), kept per thread."""
+        value: tuple[Any, Any] = getattr(self._local, "connection", (None, None))
+        return value
+
+    @_connection.setter
+    def _connection(self, value: tuple[Any, Any]) -> None:
+        self._local.connection = value
 
     def make_connection(self, host: Any) -> http.client.HTTPSConnection:
         conn = super().make_connection(host)
