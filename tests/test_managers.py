@@ -162,6 +162,19 @@ def test_hosts_are_grouped_by_manager(files: Path) -> None:
                                 slave.powerdown_flag)
 
 
+def test_the_hosts_of_a_pool_are_one_cluster(files: Path) -> None:
+    """xen hosts of one pool enter maintenance one after the other (R5): their cluster is
+    the pool unless one is written; vSphere hosts have none unless written."""
+    slave = full(files, **{'pool = "pool1"\nshutdown_after = 60':
+                           'pool = "pool1"\nshutdown_after = 60\n[[host]]\nname = "xen3"\n'
+                           'backend = "xen"\npool = "pool1"\nshutdown_after = 60'})
+    clusters = {h.name: h.cluster for h in slave.plan.hosts}
+    assert clusters["xen2"] == clusters["xen3"] == "xenpool:pool1"
+    assert clusters["esx1.example.com"] is None
+    written = full(files, **{'pool = "pool1"': 'pool = "pool1"\ncluster = "rack2"'})
+    assert {h.name: h.cluster for h in written.plan.hosts}["xen2"] == "rack2"
+
+
 def test_an_ssh_hosts_budget_is_its_shutdown_duration(files: Path) -> None:
     """The ssh record the agent builds from carries the host's shutdown_duration as the
     budget of its command, and the backend built from it uses it."""

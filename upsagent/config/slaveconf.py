@@ -398,6 +398,9 @@ def _host(r: Reader, item: object, where: str,
     values["command"] = r.argv(item, "command", where)
     values["message"] = r.text(item, "message", where)
     values["cluster"] = r.text(item, "cluster", where)
+    if values["cluster"] is None and backend == "xen" and isinstance(item.get("pool"), str):
+        # the hosts of one pool evacuate one after the other (R5), as the scenario shows
+        values["cluster"] = f"xenpool:{item['pool']}"
     values["is_pool_master"] = r.flag(item, "pool_master", where)
     explicit = {k: v for k, v in values.items() if v is not None}
     critical = r.flag(item, "shutdown_on_critical", where)
