@@ -291,8 +291,12 @@ def start_nut(confdir: Path, port: int) -> tuple[Server, dict[str, str]]:
         raise
 
 
-def start_ours(confdir: Path, port: int, src: Path = REPO) -> tuple[Server, dict[str, str]]:
+def start_ours(confdir: Path, port: int, src: Path = REPO,
+               reactor: str = "default") -> tuple[Server, dict[str, str]]:
     """Start ``upsagent master --nut-config confdir``; return it and its LIST VAR.
+
+    ``reactor="asyncio"`` starts it through ``bench/asyncio_master.py`` (Twisted's asyncio
+    reactor) instead of ``python -m upsagent`` (the default, epoll reactor).
 
     ``src`` is the checkout whose ``upsagent`` package is run: it is the working directory
     (``python -m`` puts that first on ``sys.path``) and on PYTHONPATH.
@@ -306,7 +310,9 @@ def start_ours(confdir: Path, port: int, src: Path = REPO) -> tuple[Server, dict
     server = Server("upsagent master", port)
     log = confdir / "master.log"
     server.logs.append(log)
-    server.procs.append(_spawn([sys.executable, "-m", "upsagent", "master", "--nut-config",
+    entry = ([str(Path(__file__).resolve().parent / "asyncio_master.py")]
+             if reactor == "asyncio" else ["-m", "upsagent"])
+    server.procs.append(_spawn([sys.executable, *entry, "master", "--nut-config",
                                 str(confdir)], log, env, cwd=src))
     try:
         return server, wait_ready(port, server.procs[-1], "upsagent master")

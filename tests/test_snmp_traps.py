@@ -1,6 +1,6 @@
 """The SNMP trap receiver: real trap datagrams over loopback UDP, a trap as a poll hint,
-unknown sources and wrong communities counted, and the on-battery latency to a WATCH client
-of the real master (under 100 ms, measured)."""
+unknown sources and wrong communities counted, SNMPv3 traps with the card's USM user, and the
+on-battery latency to a WATCH client of the real master (under 100 ms, measured)."""
 
 from __future__ import annotations
 
@@ -9,10 +9,12 @@ import socket
 import time
 from pathlib import Path
 
-from tests.ourmaster import OurMaster, wait_for
+import pytest
+
+from tests.ourmaster import OurMaster, ask, wait_for
 from tests.snmpsim import Snmpsim, free_udp_port, sorted_walk
 from tests.test_snmp_driver import MINUTEMAN, Run, avail, driver_for
-from tests.trapkit import send, v1_trap, v2c_trap
+from tests.trapkit import send, send_v3, v1_trap, v2c_trap
 from upsagent.drivers.snmp import traps
 from upsagent.model import Availability
 
@@ -117,3 +119,61 @@ def test_on_battery_reaches_a_watch_client_in_under_100_ms(tmp_path: Path) -> No
             watcher.close()
     print(f"\ntrap to NOTIFY ups.status OB at a WATCH client: {latency * 1000:.1f} ms")
     assert latency < 0.1
+
+
+ENGINE = "8000000001020304"
+
+
+@pytest.mark.parametrize("level", ["authPriv", "authNoPriv"])
+def test_v3_trap_with_the_cards_user_polls_others_counted(tmp_path: Path, level: str) -> None:
+    """The real master with a v3 card: a v3 trap pysnmp sends with the card's user (USM,
+    SHA-256/AES, this engine ID) makes it poll; a wrong password, another engine ID than
+    ``snmp_trap_engine_id`` and another security level are counted, logged once each,
+    never acted on."""
+    with Snmpsim(tmp_path, {"self": WALK}) as sim:
+        trap_port = free_udp_port()
+        priv = 'privPassword = "privatus"\nprivProtocol = "AES"\n' if level == "authPriv" else ""
+        toml = (f'[master]\nlisten = ["127.0.0.1:{{port}}"]\n'
+                f'snmp_traps = "127.0.0.1:{trap_port}"\n'
+                f'[[ups]]\nname = "card"\ndriver = "snmp-ups"\nport = "127.0.0.1:{sim.port}"\n'
+                '[ups.options]\nsnmp_version = "v3"\npollfreq = "60"\n'
+                f'secLevel = "{level}"\nsecName = "simulator"\nauthPassword = "auctoritas"\n'
+                f'authProtocol = "SHA256"\n{priv}snmp_trap_engine_id = "0x{ENGINE}"\n')
+        good = ("simulator", "auctoritas", "privatus" if level == "authPriv" else None)
+        with OurMaster(ups_conf="", toml=toml) as master:
+            wait_for(lambda: "SNMP trap receiver on" in master.log(), 20, "the receiver")
+            if level == "authPriv":  # snmpsim's user is authPriv: only then does it answer
+                wait_for(lambda: ask(master.port, "GET VAR card ups.status")
+                         == 'VAR card ups.status "OL"\n', 20, "the card's OL")
+            else:
+                time.sleep(1.0)  # the driver registers with the receiver as it starts
+            acted = "v3 trap RFC 1628 upsTrapOnBattery from 127.0.0.1: polling now"
+            for _ in range(2):
+                send_v3(trap_port, "1.3.6.1.2.1.33.2.1", ENGINE, good[0], "wrong-pass",
+                        good[2] and "wrong-priv")
+            send_v3(trap_port, "1.3.6.1.2.1.33.2.1", "8000000009090909", *good)
+            send_v3(trap_port, "1.3.6.1.2.1.33.2.1", ENGINE, good[0], None)  # noAuthNoPriv
+            send_v3(trap_port, "1.3.6.1.2.1.33.2.1", ENGINE, *good)
+            wait_for(lambda: acted in master.log(), 10, "the v3 trap acted on")
+            time.sleep(0.3)
+            log = master.log()
+    assert log.count(acted) == 1, log
+    assert log.count("SNMPv3 authentication failed") == 1, log
+    assert log.count("is not snmp_trap_engine_id") == 1, log
+    assert log.count("SNMPv3 security level differs") == 1, log
+    assert "auctoritas" not in log and "privatus" not in log
+
+
+def test_trap_engine_id_option() -> None:
+    from upsagent.config.schema import UpsConfig
+    from upsagent.drivers.snmp.settings import SettingsError, settings_from
+
+    def engine(text: str) -> bytes | None:
+        return settings_from(UpsConfig("u", "snmp-ups", port="h", options={
+            "snmp_trap_engine_id": text})).trap_engine_id
+
+    assert engine("0x80:00:1f:88:80") == bytes.fromhex("80001f8880")
+    assert settings_from(UpsConfig("u", "snmp-ups", port="h")).trap_engine_id is None
+    for bad in ("xyz", "0x0102"):
+        with pytest.raises(SettingsError):
+            engine(bad)

@@ -49,3 +49,35 @@ def send(data: bytes, port: int, source: str = "127.0.0.1", target: str = "127.0
     with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as sock:
         sock.bind((source, 0))
         sock.sendto(data, (target, port))
+
+
+def send_v3(port: int, trap_oid: str, engine_id: str, user: str, auth_password: str | None,
+            priv_password: str | None = None, auth: str = "SHA256", priv: str = "AES") -> None:
+    """Send one SNMPv3 trap (USM, this engine authoritative) with pysnmp's own engine and
+    notification originator, over UDP from 127.0.0.1 to ``port``."""
+    import asyncio
+
+    from pysnmp.hlapi.v3arch import asyncio as hl
+    from pysnmp.proto import rfc1902
+
+    auth_ids = {"MD5": hl.usmHMACMD5AuthProtocol, "SHA": hl.usmHMACSHAAuthProtocol,
+                "SHA256": hl.usmHMAC192SHA256AuthProtocol}
+    priv_ids = {"DES": hl.usmDESPrivProtocol, "AES": hl.usmAesCfb128Protocol}
+    if auth_password is None:
+        user_data = hl.UsmUserData(user)
+    elif priv_password is None:
+        user_data = hl.UsmUserData(user, auth_password, authProtocol=auth_ids[auth])
+    else:
+        user_data = hl.UsmUserData(user, auth_password, priv_password,
+                                   authProtocol=auth_ids[auth], privProtocol=priv_ids[priv])
+
+    async def go() -> None:
+        engine = hl.SnmpEngine(rfc1902.OctetString(hexValue=engine_id))
+        target = await hl.UdpTransportTarget.create(("127.0.0.1", port), timeout=1, retries=0)
+        result = await hl.send_notification(
+            engine, user_data, target, hl.ContextData(), "trap",
+            hl.NotificationType(hl.ObjectIdentity(trap_oid)))
+        engine.close_dispatcher()
+        assert not result[0], result[0]
+
+    asyncio.run(go())

@@ -15,6 +15,8 @@ Secrets: ``community``, ``secName``, ``authPassword`` and ``privPassword`` (NUT'
 ``VAR_SENSITIVE`` options) are never published as ``driver.parameter.*`` nor logged.  Each
 may instead be given as ``<name>_file``: the path of a file holding it (its first line); a
 relative path is taken from the configuration directory.
+``snmp_trap_engine_id`` (hex) is the engine ID the card's SNMPv3 traps must carry
+(``traps.py``).
 """
 
 from __future__ import annotations
@@ -58,6 +60,8 @@ class SnmpSettings:
     retries: int = 5
     ondelay: int = 30
     offdelay: int = 20
+    #: the authoritative engine ID v3 traps from this card must carry (None: any)
+    trap_engine_id: bytes | None = None
 
     def __repr__(self) -> str:  # never show secrets in a log or a traceback
         return (f"SnmpSettings(host={self.host!r}, port={self.port}, "
@@ -146,10 +150,25 @@ def settings_from(config: UpsConfig) -> SnmpSettings:
         timeout=_number(options, "snmp_timeout", 1.0, 0.01),
         retries=int(_number(options, "snmp_retries", 5, 0)),
         ondelay=int(_number(options, "ondelay", 30, 0)),
-        offdelay=int(_number(options, "offdelay", 20, 0)))
+        offdelay=int(_number(options, "offdelay", 20, 0)),
+        trap_engine_id=_engine_id(lowered.get("snmp_trap_engine_id")))
     if version == "v3":
         check_v3(settings)
     return settings
+
+
+def _engine_id(text: str | None) -> bytes | None:
+    """``snmp_trap_engine_id``: hex digits, ``0x`` and ``:`` allowed (``80001f8880...``)."""
+    if text is None:
+        return None
+    digits = text.strip().lower().removeprefix("0x").replace(":", "")
+    try:
+        value = bytes.fromhex(digits)
+    except ValueError:
+        raise SettingsError(f"snmp_trap_engine_id {text!r}: expected hex digits") from None
+    if not 5 <= len(value) <= 32:
+        raise SettingsError(f"snmp_trap_engine_id {text!r}: an engine ID is 5 to 32 bytes")
+    return value
 
 
 def check_v3(settings: SnmpSettings) -> None:
