@@ -28,7 +28,8 @@ from upsagent.policy.actions import (
 from upsagent.policy.events import CommLost, CommOk, Event, UpsState
 from upsagent.engine.executor import Executor, MonitorFsd
 from upsagent.policy.plan import (
-    HostPlan, Plan, Supply, UpsCountdown, UpsPlan, upsmon_plan, validate,
+    HostPlan, Plan, Supply, UpsCountdown, UpsPlan, VmGroup, VmGroupError, read_vm_groups,
+    upsmon_plan, validate, vm_batches,
 )
 from upsagent.policy.policy import PolicyEngine
 from upsagent.policy.rules import Phase
@@ -1025,3 +1026,64 @@ def test_a_reload_keeps_what_is_known_of_each_ups() -> None:
     restarted = Drive(d.engine.plan, 2, PolicyEngine.restore(d.engine.plan, snap, 2))
     restarted.event(3, CommLost("u", "connection refused"))
     assert [a.type for _, a in restarted.of(Notify)] == ["COMMBAD"]
+
+
+# -- VM groups ------------------------------------------------------------------------
+
+
+def test_vm_groups_are_carried_to_the_vm_shutdown() -> None:
+    """A host's vm_groups go with its ShutdownVms, in order, within its VM budget."""
+    groups = (VmGroup(("db*",), 20), VmGroup(("app*", "web?"), 30))
+    d = Drive(two_hosts(vm_groups=groups, vm_shutdown_timeout=60))
+    started(d)
+    d.event(0, state("UPS2", "OB"))
+    d.until(60)
+    d.done(60, d.last(EnterMaintenance), Outcome.NO_TARGET, "no host can take vm3")
+    d.until(120)
+    vms = d.last(ShutdownVms)
+    assert (vms.groups, vms.timeout) == (groups, 60)
+
+
+def test_vm_groups_must_fit_the_vm_shutdown_budget() -> None:
+    """The groups' timeouts add up to at most vm_shutdown_timeout: an error otherwise,
+    with the sum and the overrun."""
+    groups = (VmGroup(("db*",), 40), VmGroup(("*",), 30))
+    plan = Plan(ups=(UpsPlan("UPS1"),), hosts=(
+        vsphere("esxi1", "UPS1", vm_groups=groups, vm_shutdown_timeout=60),))
+    [problem] = validate(plan)
+    assert str(problem) == ("host esxi1: the VM groups' timeouts add up to 70 s (40 s + "
+                            "30 s), more than the VM shutdown budget vm_shutdown_timeout = "
+                            "60 s")
+    assert (problem.step, problem.severity, problem.excess) == ("vm_groups", "error", 10)
+    fits = Plan(ups=plan.ups, hosts=(vsphere("esxi1", "UPS1", vm_groups=groups,
+                                             vm_shutdown_timeout=70),))
+    assert validate(fits) == []
+
+
+def test_vm_batches_first_matching_group_then_the_rest() -> None:
+    """A VM is in the first group it matches; the VMs of no group come last with what the
+    groups leave of the budget; empty groups are skipped."""
+    groups = (VmGroup(("db*",), 20), VmGroup(("nothing*",), 5), VmGroup(("db2", "web*"), 10))
+    vms = ["web1", "db2", "db1", "mail", "app"]
+    assert vm_batches(groups, vms, 60) == [
+        (("db1", "db2"), 20), (("web1",), 10), (("app", "mail"), 25)]
+    assert vm_batches((), vms, 60) == [(("app", "db1", "db2", "mail", "web1"), 60)]
+    assert vm_batches(groups, vms, 30)[-1] == (("app", "mail"), 0)
+
+
+@pytest.mark.parametrize("value, message", [
+    ({"patterns": ["a"]}, "vm_groups[1].timeout: is required"),
+    ([{"patterns": ["a"], "timeout": 1}, {"patterns": [], "timeout": 1}],
+     "vm_groups[2].patterns: must be a non-empty list"),
+    ([{"patterns": "a", "timeout": -1}], "vm_groups[1].timeout: must not be negative"),
+    ([{"patterns": "a", "timeout": "1m"}], "vm_groups[1].timeout: must be a number"),
+    ([{"patterns": "a", "timeout": 1, "prio": 2}], "vm_groups[1].prio: unknown key"),
+    (["db*"], "vm_groups[1]: must be a table"),
+])
+def test_read_vm_groups_names_the_bad_key(value: Any, message: str) -> None:
+    if isinstance(value, dict):
+        value = [value]
+    with pytest.raises(VmGroupError) as info:
+        read_vm_groups(value)
+    assert str(info.value).startswith(message)
+    assert read_vm_groups([{"patterns": "db*", "timeout": 5}]) == (VmGroup(("db*",), 5.0),)

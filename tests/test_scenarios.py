@@ -701,3 +701,41 @@ def test_format_text_is_aligned() -> None:
     lines = format_text([Entry(0, "UPS1", "power failed", "status OB"),
                          Entry(120, "host1", "down")])
     assert lines == ["  0 s  UPS1   power failed: status OB", "120 s  host1  down"]
+
+
+VM_GROUPS = """
+[[ups]]
+name = "UPS1"
+[[cluster]]
+name = "vc"
+kind = "vsphere"
+vm_shutdown_time = 10
+[[agent]]
+name = "mgmt"
+[[host]]
+name = "esx1"
+cluster = "vc"
+agent = "mgmt"
+powered_by = ["UPS1"]
+shutdown_after = 60
+vm_shutdown_timeout = 60
+vm_groups = [{patterns = ["db*"], timeout = 20}, {patterns = ["web*"], timeout = 15}]
+vms = ["mail", "web1", {name = "db1", shutdown_time = 30}, "db2"]
+""" + events('t = 0\nups = "UPS1"\nstatus = "OB"')
+
+
+def test_vm_groups_are_stopped_in_order() -> None:
+    """simulate plays vm_groups: the db group first (db1 powered off at the group's 20 s),
+    then web, then the VMs of no group, before the host shuts down."""
+    entries = run(VM_GROUPS)
+    vms = [(e.t, e.subject, e.event) for e in entries if e.subject in
+           ("db1", "db2", "web1", "mail")]
+    assert vms == [
+        (70, "db2", "shut down (VM group 1 of 3)"),
+        (80, "db1", "powered off after 20 s (guest still running) (VM group 1 of 3)"),
+        (90, "web1", "shut down (VM group 2 of 3)"),
+        (100, "mail", "shut down (no VM group: last)"),
+    ]
+    assert (100, "esx1", "shut down") in actions(entries, "esx1")
+    with pytest.raises(ScenarioError, match=r"vm_groups\[2\]\.wait: unknown key"):
+        loads(VM_GROUPS.replace("timeout = 15", "wait = 15"))

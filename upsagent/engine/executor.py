@@ -191,7 +191,7 @@ class Executor:
         if isinstance(action, ShutdownVms):
             if action.evacuate:
                 return backend.evacuate(action.host, action.timeout)
-            return backend.shutdown_vms(action.host, action.timeout)
+            return backend.shutdown_vms(action.host, action.timeout, action.groups)
         if isinstance(action, ShutdownHost):
             return backend.shutdown_host(action.host, action.killpower)
         raise TypeError(f"not an operation: {action!r}")

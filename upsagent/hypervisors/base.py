@@ -38,6 +38,7 @@ from upsagent.system.runner import Outcome, Result, Runner
 
 if TYPE_CHECKING:
     from upsagent.config.managers import ManagerConfig
+    from upsagent.policy.plan import VmGroup
 
 __all__ = ["BACKENDS", "Backend", "HostInfo", "Outcome", "Result", "backend_class",
            "build_backend"]
@@ -97,8 +98,13 @@ class Backend:
         """Take ``host`` out of maintenance, waiting up to ``timeout`` for it to answer."""
         return succeed(Result(Outcome.NOT_APPLICABLE, f"{self.kind}: no maintenance mode"))
 
-    def shutdown_vms(self, host: str, timeout: float) -> Deferred[Result]:
-        """Stop the VMs running on ``host``: guest shutdown, power-off after ``timeout``."""
+    def shutdown_vms(self, host: str, timeout: float,
+                     groups: Sequence[VmGroup] = ()) -> Deferred[Result]:
+        """Stop the VMs running on ``host``: guest shutdown, power-off after ``timeout``.
+        ``groups`` (a host's ``vm_groups``): stop them group by group, each powered off
+        at its own timeout, the VMs matching no group last, all within ``timeout``
+        (:func:`~upsagent.policy.plan.vm_batches`); a backend that cannot tell its VMs
+        apart may stop them all at once within ``timeout``."""
         return succeed(Result(Outcome.NOT_APPLICABLE, f"{self.kind}: no VMs"))
 
     def evacuate(self, host: str, timeout: float) -> Deferred[Result]:

@@ -33,6 +33,7 @@ from urllib.parse import urlsplit
 
 from twisted.logger import Logger
 
+from upsagent.policy.plan import VmGroup, vm_batches
 from upsagent.system.runner import Outcome, Result
 
 if TYPE_CHECKING:
@@ -375,19 +376,45 @@ class VsphereClient:
         self.owned.discard(name)
         return Result(Outcome.OK, "out of maintenance")
 
-    def shutdown_vms(self, name: str, timeout: float, cancel: threading.Event) -> Result:
+    def shutdown_vms(self, name: str, timeout: float, cancel: threading.Event,
+                     groups: tuple[VmGroup, ...] = ()) -> Result:
         """Guest shutdown of the VMs whose tools run, power-off of the others; power-off of
-        whatever is still on after ``timeout``."""
-        return self.call(lambda: self._shutdown_vms(name, timeout, cancel))
+        whatever is still on after ``timeout``.  With ``groups``, group after group, each
+        powered off at its own timeout, the VMs matching no group last with what is left
+        of ``timeout`` (:func:`~upsagent.policy.plan.vm_batches`)."""
+        return self.call(lambda: self._shutdown_vms(name, timeout, cancel, groups))
 
-    def _shutdown_vms(self, name: str, timeout: float, cancel: threading.Event) -> Result:
+    def _shutdown_vms(self, name: str, timeout: float, cancel: threading.Event,
+                      groups: tuple[VmGroup, ...] = ()) -> Result:
         host = self._host(name)
         running = self._running(host)
         if not running:
             return Result(Outcome.OK, "no VMs running")
-        deadline = time.monotonic() + timeout
+        names = {props["name"] for _, props in running}
+        batches = vm_batches(groups, names, timeout)
+        for i, (batch, seconds) in enumerate(batches):
+            if groups:
+                _log.info("{host}: VM group {n}/{of} ({vms}), {seconds:g} s", host=name,
+                          n=i + 1, of=len(batches), vms=", ".join(batch), seconds=seconds)
+            self._stop_batch(host, set(batch), seconds, cancel)
+        left_names = tuple(sorted(p["name"] for _, p in self._running(host)))
+        stopped = tuple(sorted(names - set(left_names)))
+        order = (" in order " + " | ".join(", ".join(b) for b, _ in batches)
+                 if groups else "")
+        if left_names:
+            return Result(Outcome.FAILED, f"{len(left_names)} VMs still running",
+                          stopped=stopped, left=left_names)
+        return Result(Outcome.OK, f"{len(stopped)} VMs stopped{order}", stopped=stopped)
+
+    def _stop_batch(self, host: Any, batch: set[str], seconds: float,
+                    cancel: threading.Event) -> None:
+        """Stop the running VMs of ``host`` named in ``batch``: guest shutdown where tools
+        run, power-off otherwise, and power-off of what still runs after ``seconds``."""
+        deadline = time.monotonic() + seconds
         tasks = []
-        for vm, props in running:
+        for vm, props in self._running(host):
+            if props["name"] not in batch:
+                continue
             try:
                 if props.get("guest.toolsRunningStatus") in _TOOLS_RUNNING:
                     vm.ShutdownGuest()
@@ -397,11 +424,10 @@ class VsphereClient:
             except vim.fault.InvalidPowerState:
                 continue
             tasks.append(vm.PowerOffVM_Task())
-        names = {props["name"] for _, props in running}
         while True:
-            left = [(vm, p) for vm, p in self._running(host)]
+            left = [(vm, p) for vm, p in self._running(host) if p["name"] in batch]
             if not left:
-                break
+                return
             if cancel.is_set():
                 raise Cancelled()
             if time.monotonic() >= deadline:
@@ -411,14 +437,8 @@ class VsphereClient:
                     except vim.fault.InvalidPowerState:
                         pass
                 self._wait_all(tasks, time.monotonic() + TASK_GRACE, cancel)
-                break
+                return
             time.sleep(POLL)
-        left_names = tuple(sorted(p["name"] for _, p in self._running(host)))
-        stopped = tuple(sorted(names - set(left_names)))
-        if left_names:
-            return Result(Outcome.FAILED, f"{len(left_names)} VMs still running",
-                          stopped=stopped, left=left_names)
-        return Result(Outcome.OK, f"{len(stopped)} VMs stopped", stopped=stopped)
 
     def _wait_all(self, tasks: list[Any], deadline: float, cancel: threading.Event) -> None:
         for task in tasks:

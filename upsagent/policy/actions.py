@@ -22,6 +22,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from upsagent.policy.plan import VmGroup
 from upsagent.system.runner import Outcome, Result
 
 __all__ = [
@@ -74,10 +75,13 @@ class ExitMaintenance(Action):
 @dataclass(frozen=True)
 class ShutdownVms(Action):
     """Stop the VMs still running on the host (guest shutdown, power-off after
-    ``timeout``); with ``evacuate`` first try to move them away (XenServer)."""
+    ``timeout``); with ``evacuate`` first try to move them away (XenServer).  ``groups``:
+    the host's VM priority groups, stopped in order within ``timeout``
+    (:func:`~upsagent.policy.plan.vm_batches`)."""
 
     timeout: float = 60.0
     evacuate: bool = False
+    groups: tuple[VmGroup, ...] = ()
 
     @property
     def verb(self) -> str:  # type: ignore[override]

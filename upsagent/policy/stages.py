@@ -107,7 +107,8 @@ class Stages:
             if rec.before_order is Phase.NO_MAINTENANCE and rec.note:
                 why = f"{why}; maintenance failed: {rec.note}"
             return [self._start(rec, ShutdownVms(self._next_id(name), name, why,
-                                                 timeout=plan.vm_shutdown_timeout),
+                                                 timeout=plan.vm_shutdown_timeout,
+                                                 groups=plan.vm_groups),
                                 plan.vm_shutdown_timeout, now)]
         if phase is Phase.STOPPING:
             killpower = plan.traits.agent and any(
