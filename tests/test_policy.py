@@ -1087,3 +1087,20 @@ def test_read_vm_groups_names_the_bad_key(value: Any, message: str) -> None:
         read_vm_groups(value)
     assert str(info.value).startswith(message)
     assert read_vm_groups([{"patterns": "db*", "timeout": 5}]) == (VmGroup(("db*",), 5.0),)
+
+
+def test_a_vm_shutdown_with_groups_survives_a_restart() -> None:
+    """The groups of a ShutdownVms in flight are saved as plain JSON and issued again."""
+    groups = (VmGroup(("db*", "sql?"), 20), VmGroup(("*",), 30))
+    plan = two_hosts(vm_groups=groups)
+    d = Drive(plan)
+    started(d)
+    d.event(0, state("UPS2", "OB"))
+    d.until(60)
+    d.done(60, d.last(EnterMaintenance), Outcome.NO_TARGET, "no host can take vm3")
+    d.until(120)
+    assert d.last(ShutdownVms).groups == groups
+    saved = json.loads(json.dumps(d.engine.snapshot()))
+    engine = PolicyEngine.restore(plan, saved, 125)
+    [again] = [a for a in engine.tick(125) if isinstance(a, ShutdownVms)]
+    assert (again.groups, again.timeout) == (groups, 60)
