@@ -23,7 +23,7 @@ from upsagent.hypervisors.local import POWERDOWN_MAGIC, LocalBackend
 from upsagent.simulator.simulated import SimCluster, SimulatedBackend
 from upsagent.policy.actions import (
     Action, Cancel, EnterMaintenance, ExitMaintenance, Notify, Outcome, Result, RunCommand,
-    SetFsd, ShutdownHost, ShutdownVms, WarnUsers,
+    PowerOnVms, SetFsd, ShutdownHost, ShutdownVms, WarnUsers,
 )
 from upsagent.policy.events import CommLost, CommOk, Event, UpsState
 from upsagent.engine.executor import Executor, MonitorFsd
@@ -67,9 +67,10 @@ class Drive:
         return self._take(t, self.engine.handle(event, t))
 
     def done(self, t: float, action: Action, outcome: Outcome = OK,
-             detail: str = "") -> list[Action]:
+             detail: str = "", **more: Any) -> list[Action]:
         self.until(t)
-        return self._take(t, self.engine.action_done(action.id, Result(outcome, detail), t))
+        return self._take(t, self.engine.action_done(
+            action.id, Result(outcome, detail, **more), t))
 
     def of(self, cls: type[Action] = Action, host: str | None = None,
            since: float = -1.0) -> list[tuple[float, Any]]:
@@ -1104,3 +1105,74 @@ def test_a_vm_shutdown_with_groups_survives_a_restart() -> None:
     engine = PolicyEngine.restore(plan, saved, 125)
     [again] = [a for a in engine.tick(125) if isinstance(a, ShutdownVms)]
     assert (again.groups, again.timeout) == (groups, 60)
+
+
+# -- power_on_vms ---------------------------------------------------------------------
+
+
+def vms_stopped_then_down(plan: Plan) -> Drive:
+    """host2's maintenance fails, its VMs vm3 and vm4 are shut down, then host2."""
+    d = Drive(plan)
+    started(d)
+    d.event(0, state("UPS2", "OB"))
+    d.until(60)
+    d.done(60, d.last(EnterMaintenance, "host2"), Outcome.NO_TARGET, "no host can take vm3")
+    d.until(120)
+    d.done(130, d.last(ShutdownVms, "host2"), stopped=("vm3", "vm4"))
+    d.done(131, d.last(ShutdownHost, "host2"))
+    return d
+
+
+def test_power_on_vms_starts_again_what_the_agent_shut_down() -> None:
+    """R7: power back, host2 (shut down without maintenance) is idle again: PowerOnVms
+    names the VMs its VM shutdown stopped, with the groups; once, not again."""
+    groups = (VmGroup(("vm3",), 20),)
+    d = vms_stopped_then_down(two_hosts(power_on_vms=True, vm_groups=groups))
+    d.event(400, state("UPS2", "OL"))
+    start = d.last(PowerOnVms, "host2")
+    assert (start.vms, start.groups) == (("vm3", "vm4"), groups)
+    assert start.reason == ("UPS2 back on line after 400 s; starting again the VMs this "
+                            "agent shut down on host2")
+    assert d.engine.phase("host2") is Phase.STARTING_VMS
+    d.done(470, start, stopped=("vm4", "vm3"))
+    assert d.engine.phase("host2") is Phase.IDLE
+    d.until(2000)
+    assert len(d.of(PowerOnVms)) == 1
+
+
+def test_without_power_on_vms_nothing_is_started() -> None:
+    d = vms_stopped_then_down(two_hosts())
+    d.event(400, state("UPS2", "OL"))
+    d.until(2000)
+    assert d.of(PowerOnVms) == [] and d.engine.phase("host2") is Phase.IDLE
+
+
+def test_power_failing_again_aborts_the_power_on_and_keeps_the_vms() -> None:
+    """Power fails again while the VMs start: the power-on is cancelled so that the
+    timers run; the VMs not started are started at the next return."""
+    d = vms_stopped_then_down(two_hosts(power_on_vms=True))
+    d.event(400, state("UPS2", "OL"))
+    start = d.last(PowerOnVms, "host2")
+    [cancel] = [a for a in d.event(410, state("UPS2", "OB")) if isinstance(a, Cancel)]
+    assert (cancel.target, cancel.step) == (start.id, "power on VMs")
+    d.done(411, start, Outcome.CANCELLED)
+    assert d.engine.phase("host2") is Phase.IDLE
+    d.until(470)
+    assert d.last(EnterMaintenance, "host2") is not None     # the timers ran again
+    d.event(480, state("UPS2", "OL"))
+    d.until(600)
+    assert d.last(PowerOnVms, "host2").vms == ("vm3", "vm4")
+
+
+def test_vms_to_start_survive_the_agents_own_reboot() -> None:
+    """The VMs to start again are kept across a restart of the agent (R9)."""
+    plan = two_hosts(power_on_vms=True)
+    d = vms_stopped_then_down(plan)
+    saved = json.loads(json.dumps(d.engine.snapshot()))
+    engine = PolicyEngine.restore(plan, saved, 140)
+    again = Drive(plan, 140, engine)
+    again.until(140)
+    again.event(400, state("UPS1", "OL"))
+    again.event(400, state("UPS2", "OL"))
+    again.until(500)
+    assert again.last(PowerOnVms, "host2").vms == ("vm3", "vm4")

@@ -739,3 +739,24 @@ def test_vm_groups_are_stopped_in_order() -> None:
     assert (100, "esx1", "shut down") in actions(entries, "esx1")
     with pytest.raises(ScenarioError, match=r"vm_groups\[2\]\.wait: unknown key"):
         loads(VM_GROUPS.replace("timeout = 15", "wait = 15"))
+
+
+def test_power_on_vms_starts_them_again_in_reverse_group_order() -> None:
+    """simulate plays power_on_vms: the host boots when the output is back, then the VMs
+    it stopped start again, the VMs of no group first, the first group last."""
+    text = VM_GROUPS.replace('name = "UPS1"\n', 'name = "UPS1"\nwarning_period = 180\n'
+                             'shutdown_delay = 60\n', 1).replace(
+        "vm_shutdown_timeout = 60\n", "vm_shutdown_timeout = 60\npower_on_vms = true\n")
+    entries = run(text + events('t = 300\nups = "UPS1"\nstatus = "OL"'))
+    after = [(e.t, e.subject, e.event) for e in entries if e.t >= 300 and e.subject != "mgmt"]
+    assert after == [
+        (300, "UPS1", "power restored"),
+        (300, "esx1", "power on VMs"),
+        (300, "UPS1", "output on"),
+        (360, "esx1", "booted"),
+        (360, "mail", "powered on (no VM group: first)"),
+        (370, "web1", "powered on (VM group 2 of 3)"),
+        (380, "db1", "powered on (VM group 1 of 3)"),
+        (380, "db2", "powered on (VM group 1 of 3)"),
+        (390, "esx1", "VMs started"),
+    ]

@@ -288,6 +288,36 @@ def test_shutdown_vms_in_groups(sim: Vcsim) -> None:
     assert sim.vm(f"{H1}_VM0")["power"] == "poweredOn"
 
 
+@pytest.mark.vcsim("-vm", "3")
+def test_power_on_vms_after_the_host_is_back(sim: Vcsim) -> None:
+    """power_on_vms: the VMs the agent stopped start again once the host is back (the
+    backend waits for it to boot), in reverse group order; a VM already on counts."""
+    b, seam, _ = backend(sim)
+    groups = (VmGroup(("*_VM2",), 1), VmGroup(("*_VM1",), 1))
+    names = tuple(f"{H0}_VM{i}" for i in range(3))
+    assert result_of(b.shutdown_vms(H0, 3, groups), seam).ok
+    assert result_of(b.shutdown_host(H0), seam).ok
+    wait_until(lambda: sim.host(H0)["connection"] == "notResponding")
+    starting = b.power_on_vms(H0, names, groups, 30)
+    time.sleep(0.5)
+    assert all(sim.vm(n)["power"] == "poweredOff" for n in names)   # waits for the host
+    sim.control("host", name=H0, power="on")
+    result = result_of(starting, seam)
+    assert result.outcome is Outcome.OK, result
+    assert result.stopped == (names[0], names[1], names[2])          # no group, 2, 1
+    assert all(sim.vm(n)["power"] == "poweredOn" for n in names)
+    again = result_of(b.power_on_vms(H0, names[:1], (), 5), seam)
+    assert again.ok and again.stopped == names[:1]
+
+
+def test_power_on_vms_gives_up_when_the_host_stays_down(sim: Vcsim) -> None:
+    b, seam, _ = backend(sim)
+    assert result_of(b.shutdown_host(H1), seam).ok
+    wait_until(lambda: sim.host(H1)["connection"] == "notResponding")
+    result = result_of(b.power_on_vms(H1, (f"{H1}_VM0",), (), 1), seam)
+    assert result.outcome is Outcome.UNREACHABLE and result.left == (f"{H1}_VM0",)
+
+
 def test_shutdown_host_in_maintenance_and_forced(sim: Vcsim) -> None:
     b, seam, _ = backend(sim)
     assert result_of(b.enter_maintenance(H0, 30), seam).ok

@@ -99,7 +99,7 @@ _HOST_FLOAT = ("maintenance_after", "shutdown_after", "shutdown_delay", "shutdow
                "command_budget", "debounce", "maintenance_timeout", "vm_shutdown_timeout")
 _HOST_KEYS = ("name", "backend", "powered_by", "min_supplies", *_HOST_FLOAT, "command",
               "message", "cluster", "pool_master", "shutdown_on_critical", "vcenter", "pool",
-              "ssh", "vm_groups")
+              "ssh", "vm_groups", "power_on_vms")
 
 
 @dataclass(frozen=True)
@@ -399,6 +399,7 @@ def _host(r: Reader, item: object, where: str,
     values["message"] = r.text(item, "message", where)
     values["cluster"] = r.text(item, "cluster", where)
     values["is_pool_master"] = r.flag(item, "pool_master", where)
+    values["power_on_vms"] = r.flag(item, "power_on_vms", where)
     if "vm_groups" in item:
         try:
             values["vm_groups"] = read_vm_groups(item["vm_groups"])

@@ -107,6 +107,14 @@ class Backend:
         apart may stop them all at once within ``timeout``."""
         return succeed(Result(Outcome.NOT_APPLICABLE, f"{self.kind}: no VMs"))
 
+    def power_on_vms(self, host: str, vms: Sequence[str], groups: Sequence[VmGroup] = (),
+                     timeout: float = 600.0) -> Deferred[Result]:
+        """Power is back (``power_on_vms``): start ``vms`` (the VMs the agent shut down on
+        ``host``) again in reverse order of ``groups``, the VMs of no group first, once
+        ``host`` is up and out of maintenance (waiting up to ``timeout`` for it).  A VM
+        already running counts as started."""
+        return succeed(Result(Outcome.NOT_APPLICABLE, f"{self.kind}: cannot start VMs"))
+
     def evacuate(self, host: str, timeout: float) -> Deferred[Result]:
         """The shutdown's evacuation step (a :class:`~upsagent.policy.actions.ShutdownVms`
         with ``evacuate``, XenServer): move the VMs away within ``timeout``.  A backend

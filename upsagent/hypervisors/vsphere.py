@@ -253,6 +253,12 @@ class VsphereBackend(Backend):
                          lambda cancel: self.client.shutdown_vms(host, timeout, cancel,
                                                                  tuple(groups)))
 
+    def power_on_vms(self, host: str, vms: Sequence[str], groups: Sequence[VmGroup] = (),
+                     timeout: float = 600.0) -> Deferred[Result]:
+        return self._run(f"start the VMs of {host} again", timeout,
+                         lambda cancel: self.client.power_on_vms(
+                             host, tuple(vms), tuple(groups), timeout, cancel))
+
     def shutdown_host(self, host: str, killpower: bool = False) -> Deferred[Result]:
         return self._run(f"shut down {host}", SHUTDOWN_LIMIT,
                          lambda cancel: self.client.shutdown_host(host, cancel))

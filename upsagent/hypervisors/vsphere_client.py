@@ -440,6 +440,55 @@ class VsphereClient:
                 return
             time.sleep(POLL)
 
+    def power_on_vms(self, name: str, vms: tuple[str, ...], groups: tuple[VmGroup, ...],
+                     timeout: float, cancel: threading.Event) -> Result:
+        """Start ``vms`` on host ``name`` again, in reverse group order (the VMs of no
+        group first), once the host is connected and out of maintenance (waiting up to
+        ``timeout``); each batch's power-on tasks end before the next batch starts."""
+        return self.call(lambda: self._power_on_vms(name, vms, groups, timeout, cancel))
+
+    def _power_on_vms(self, name: str, vms: tuple[str, ...], groups: tuple[VmGroup, ...],
+                      timeout: float, cancel: threading.Event) -> Result:
+        host = self._host(name)
+        deadline = time.monotonic() + timeout
+        while (host.runtime.connectionState != "connected"
+               or host.runtime.inMaintenanceMode):
+            if cancel.is_set():
+                raise Cancelled()
+            if time.monotonic() >= deadline:
+                state = ("in maintenance" if host.runtime.connectionState == "connected"
+                         else host.runtime.connectionState)
+                return Result(Outcome.UNREACHABLE, f"host still {state} after {timeout:g} s",
+                              left=tuple(sorted(vms)))
+            time.sleep(POLL)
+        started: list[str] = []
+        for batch, _ in reversed(vm_batches(groups, vms, 0.0)):
+            wanted = set(batch)
+            tasks = []
+            for vm, props in self._vms(host):
+                if props["name"] not in wanted or props.get("config.template"):
+                    continue
+                if props.get("runtime.powerState") == "poweredOn":
+                    started.append(props["name"])
+                    continue
+                tasks.append((props["name"], vm.PowerOnVM_Task()))
+            for vm_name, task in tasks:
+                try:
+                    fault = self._wait_task(task, deadline + TASK_GRACE, cancel)
+                except TimeoutError:
+                    continue
+                if fault is None:
+                    started.append(vm_name)
+                else:
+                    _log.warn("{host}: {vm} did not start: {why}", host=name, vm=vm_name,
+                              why=_fault(fault))
+        left = tuple(sorted(set(vms) - set(started)))
+        if left:
+            return Result(Outcome.FAILED, f"{len(left)} VMs not started", left=left,
+                          stopped=tuple(started))
+        return Result(Outcome.OK, f"{len(started)} VMs started: {', '.join(started)}",
+                      stopped=tuple(started))
+
     def _wait_all(self, tasks: list[Any], deadline: float, cancel: threading.Event) -> None:
         for task in tasks:
             try:

@@ -272,6 +272,9 @@ class HostPlan:
     #: VM priority groups, stopped in order within ``vm_shutdown_timeout`` (the VMs
     #: matching no group last, with what the groups leave of it): :func:`vm_batches`
     vm_groups: tuple[VmGroup, ...] = ()
+    #: once power is back and the host is up (out of maintenance, booted), start again
+    #: the VMs the agent shut down, in reverse group order (R7)
+    power_on_vms: bool = False
 
     @property
     def traits(self) -> BackendTraits:
@@ -585,6 +588,9 @@ def _check_steps(host: HostPlan) -> list[Problem]:
                 f"{_s(total)} ({how}), more than the VM shutdown budget "
                 f"vm_shutdown_timeout = {_s(host.vm_shutdown_timeout)}",
                 excess=total - host.vm_shutdown_timeout))
+    if host.power_on_vms and not host.traits.vms:
+        problems.append(Problem(name, "power_on_vms", f"host {name}: power_on_vms is set, "
+                                f"but a {host.backend} host runs no VMs", "warning"))
     if host.left_alone and (m is not None or s is not None):
         problems.append(Problem(
             name, "is_pool_master", f"host {name}: the pool master is never scheduled with "

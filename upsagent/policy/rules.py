@@ -73,7 +73,12 @@ R7. **Power back** is handled by the host's phase, :data:`ON_POWER_BACK`: steps 
     a host in maintenance exits it; a shutdown still in its start delay is called off; once
     the command, the VMs' or the host's shutdown has started, the shutdown completes
     (it cannot be undone); a host we shut down in maintenance is taken out of it, the
-    backend waiting for it to boot.  Except for upsmon's own plan
+    backend waiting for it to boot.  With ``power_on_vms``, once power is back and the
+    host is idle again (out of maintenance, or booted after a shutdown that did not use
+    it), the VMs the agent shut down on it (the ``stopped`` of its VM shutdowns) are
+    started again (:class:`PowerOnVms`: reverse group order, the backend waiting for the
+    host to be up); power failing again meanwhile aborts it, and the VMs not started are
+    remembered for the next return.  Except for upsmon's own plan
     (:func:`final_delay_commits`: the host :func:`~upsagent.policy.plan.upsmon_plan` makes,
     from upsmon.conf or ``[slave]`` without ``[[host]]``): its start delay is FINALDELAY,
     and upsmon, once it has decided to shut down, always goes through with it (upsmon.c
@@ -337,6 +342,7 @@ class Phase(str, Enum):
     LAST = "last"                      # shutdown: waiting for the agent's other hosts
     STOPPING = "stopping"              # shutdown: ShutdownHost in flight
     DOWN = "down"                      # shut down
+    STARTING_VMS = "starting-vms"      # power back: PowerOnVms in flight (power_on_vms)
 
 
 class When(Enum):
@@ -383,6 +389,8 @@ AFTER_RESULT: Mapping[tuple[Phase, bool], Phase | str] = {
     (Phase.VMS, False): NEXT_STAGE,
     (Phase.STOPPING, True): Phase.DOWN,
     (Phase.STOPPING, False): Phase.DOWN,         # nothing more can be done for it
+    (Phase.STARTING_VMS, True): Phase.IDLE,
+    (Phase.STARTING_VMS, False): Phase.IDLE,     # one attempt; the result says what is off
 }
 
 #: seconds between attempts to take a host out of maintenance, and how many attempts
@@ -417,6 +425,7 @@ ON_POWER_BACK: Mapping[Phase, OnPowerBack] = {
     Phase.LAST: OnPowerBack.COMMITTED,
     Phase.STOPPING: OnPowerBack.COMMITTED,
     Phase.DOWN: OnPowerBack.EXIT_AFTER_BOOT,
+    Phase.STARTING_VMS: OnPowerBack.FORGET,
 }
 
 

@@ -11,8 +11,8 @@ class only so that each module stays readable; nothing uses it on its own.
 from __future__ import annotations
 
 from upsagent.policy.actions import (
-    Action, Cancel, EnterMaintenance, Notify, Result, RunCommand, SetFsd, ShutdownHost,
-    ShutdownVms, WarnUsers,
+    Action, Cancel, EnterMaintenance, Notify, Outcome, Result, RunCommand, SetFsd,
+    ShutdownHost, ShutdownVms, WarnUsers,
 )
 from upsagent.policy.plan import HostPlan, Plan
 from upsagent.policy.rules import (
@@ -166,6 +166,11 @@ class Stages:
                 rec.note = result.detail or result.outcome.value
         elif phase is Phase.VMS:
             rec.vms_left = False
+            rec.vms_stopped = tuple(sorted(set(rec.vms_stopped) | set(result.stopped)))
+        elif phase is Phase.STARTING_VMS:
+            rec.aborting = False
+            if result.outcome is not Outcome.CANCELLED:
+                rec.vms_stopped = ()
         elif phase is Phase.EXITING:
             if ok:
                 rec.ours, rec.exit_attempts, rec.exit_at = False, 0, None

@@ -77,6 +77,8 @@ class HostRecord:
     exit_when_done: bool = False
     vms_left: bool = True
     down_at: float | None = None
+    #: the VMs this agent shut down on the host, to start again (``power_on_vms``)
+    vms_stopped: tuple[str, ...] = ()
     exit_at: float | None = None
     exit_attempts: int = 0
     power_reason: str = ""

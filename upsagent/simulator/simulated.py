@@ -336,6 +336,59 @@ class SimCluster:
             Outcome.OK, "; ".join(parts), stopped=tuple(stopped + forced)))
         return d
 
+    def power_on_vms(self, name: str, vms: Sequence[str], groups: Sequence[VmGroup],
+                     timeout: float) -> Deferred[Result]:
+        """Start ``vms`` again once ``name`` is up and out of maintenance, in reverse group
+        order, a batch every ``vm_shutdown_time`` (the time a guest takes to start)."""
+        host = self.hosts[name]
+        d: Deferred[Result] = Deferred()
+
+        def start() -> None:
+            if host.maintenance:
+                d.callback(Result(Outcome.FAILED, f"{name} is in maintenance"))
+                return
+            batches = list(reversed(vm_batches(groups, vms, 0.0)))
+            started: list[str] = []
+            at = 0.0
+            for i, (batch, _) in enumerate(batches):
+                which = ""
+                if groups:
+                    which = (f" (VM group {len(batches) - i} of {len(batches)})"
+                             if any(g.matches(batch[0]) for g in groups)
+                             else " (no VM group: first)")
+                for vm_name in batch:
+                    vm = self.vms.get(vm_name)
+                    if vm is None or vm.state in ("running", "migrating"):
+                        continue
+                    started.append(vm_name)
+                    self.clock.callLater(at, self._vm_on, vm, name, "powered on" + which)
+                at += self.vm_shutdown_time
+            self.clock.callLater(at, d.callback, Result(
+                Outcome.OK, f"VMs {_list(started)} started" if started else
+                "no VM to start", stopped=tuple(started)))
+
+        if host.state == "up":
+            start()
+            return d
+
+        def up() -> None:
+            if not d.called:
+                timer.cancel()
+                start()
+
+        def late() -> None:
+            self._waiters[name].remove(up)
+            d.callback(Result(Outcome.UNREACHABLE, f"{name} did not come back within "
+                              f"{fmt(timeout)}"))
+        self._waiters.setdefault(name, []).append(up)
+        timer = self.clock.callLater(timeout, late)
+        return d
+
+    def _vm_on(self, vm: SimVm, host: str, how: str) -> None:
+        if vm.state not in ("running", "migrating") and self.hosts[host].state == "up":
+            vm.host, vm.state = host, "running"
+            self.log(vm.name, how, f"on {host}")
+
     def _vm_off(self, vm: SimVm, how: str) -> None:
         if vm.state == "running":
             vm.state = "off"
@@ -444,6 +497,10 @@ class SimulatedBackend(Backend):
 
     def shutdown_host(self, host: str, killpower: bool = False) -> Deferred[Result]:
         return self.cluster.shutdown_host(host)
+
+    def power_on_vms(self, host: str, vms: Sequence[str], groups: Sequence[VmGroup] = (),
+                     timeout: float = 600.0) -> Deferred[Result]:
+        return self.cluster.power_on_vms(host, vms, groups, timeout)
 
     def warn_users(self, host: str, message: str) -> Deferred[Result]:
         return succeed(Result(Outcome.OK, "message shown"))
