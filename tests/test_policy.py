@@ -1176,3 +1176,47 @@ def test_vms_to_start_survive_the_agents_own_reboot() -> None:
     again.event(400, state("UPS2", "OL"))
     again.until(500)
     assert again.last(PowerOnVms, "host2").vms == ("vm3", "vm4")
+
+
+# -- R6: the vCenter's host and the agent's VM's host last ------------------------------
+
+
+def three_esx(**flags: dict[str, bool]) -> Plan:
+    hosts = tuple(HostPlan(name, "vsphere", (Supply("UPS1"),), shutdown_after=60,
+                           manager="vc1", **flags.get(name, {}))
+                  for name in ("esx1", "esx2", "esx3"))
+    return Plan(ups=(UpsPlan("UPS1"),), hosts=hosts, name="mgmt")
+
+
+def test_the_vcenter_host_and_the_agent_vm_host_go_last() -> None:
+    """Shutdowns due together: the other host first, then the vCenter's host (once the
+    other is down), then the agent's VM's host; the reason says why."""
+    d = Drive(three_esx(esx1={"runs_vcenter": True}, esx2={"runs_agent": True}))
+    started(d, 0, "UPS1")
+    d.event(0, state("UPS1", "OB"))
+    d.until(60)
+    assert [a.host for _, a in d.of(ShutdownVms)] == ["esx3"]
+    assert d.engine.phase("esx1") is Phase.AFTER_OTHERS
+    d.done(70, d.last(ShutdownVms, "esx3"))
+    assert [a.host for _, a in d.of(ShutdownVms)] == ["esx3"]      # esx3 still stopping
+    d.done(71, d.last(ShutdownHost, "esx3"))
+    vms1 = d.last(ShutdownVms, "esx1")
+    assert vms1.reason == "UPS1 on battery for 60 s; runs the vCenter VM: after esx3"
+    assert d.of(ShutdownVms, "esx2") == []
+    d.done(80, vms1)
+    d.done(81, d.last(ShutdownHost, "esx1"))
+    assert d.last(ShutdownVms, "esx2").reason == (
+        "UPS1 on battery for 60 s; runs the agent's VM: after esx1, esx3")
+
+
+def test_a_vcenter_host_alone_does_not_wait() -> None:
+    """Only hosts whose shutdown has started are waited for; other managers not at all."""
+    plan = three_esx(esx1={"runs_vcenter": True})
+    plan = replace(plan, hosts=(plan.hosts[0], replace(plan.hosts[1], shutdown_after=300),
+                                replace(plan.hosts[2], manager="vc2")))
+    d = Drive(plan)
+    started(d, 0, "UPS1")
+    d.event(0, state("UPS1", "OB"))
+    d.until(60)
+    assert {a.host for _, a in d.of(ShutdownVms)} == {"esx1", "esx3"}
+    assert d.last(ShutdownVms, "esx1").reason == "UPS1 on battery for 60 s"

@@ -760,3 +760,20 @@ def test_power_on_vms_starts_them_again_in_reverse_group_order() -> None:
         (380, "db2", "powered on (VM group 1 of 3)"),
         (390, "esx1", "VMs started"),
     ]
+
+
+def test_vcenter_and_agent_vm_hosts_go_last() -> None:
+    """simulate: three hosts due together; the host running the vCenter VM stops its VMs
+    once the other is down, the host running the agent's VM after both."""
+    host = ('[[host]]\nname = "{}"\ncluster = "vc"\nagent = "mgmt"\npowered_by = ["UPS1"]\n'
+            'shutdown_after = 60\nvms = ["{}"]\n')
+    text = ('[[ups]]\nname = "UPS1"\n[[cluster]]\nname = "vc"\nkind = "vsphere"\n'
+            'vm_shutdown_time = 10\n[[agent]]\nname = "mgmt"\n'
+            + host.format("esx1", "vcsa") + "runs_vcenter = true\n"
+            + host.format("esx2", "agentvm") + "runs_agent = true\n"
+            + host.format("esx3", "app") + events('t = 0\nups = "UPS1"\nstatus = "OB"'))
+    entries = run(text)
+    starts = [(e.t, e.subject) for e in entries if e.event == "shut down VMs"]
+    assert starts == [(60, "esx3"), (70, "esx1"), (80, "esx2")]
+    downs = [(e.t, e.subject) for e in entries if e.event == "down"]
+    assert downs == [(130, "esx3"), (140, "esx1"), (150, "esx2")]

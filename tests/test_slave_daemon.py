@@ -114,6 +114,7 @@ shutdown_duration = 60
      "host[1].vm_groups: must be a list"),
     ('[[host]]\nname = "h"\npower_on_vms = "yes"\n',
      "host[1].power_on_vms: must be true or false"),
+    ('[[host]]\nname = "h"\nruns_agent = 1\n', "host[1].runs_agent: must be true or false"),
     ('[slave]\nruntime_margin = 25\n', "slave.runtime_margin: must be a share of the need "
      "from 0 to 1 (0.25 adds 25 %), not 25"),
     ('[slave]\nruntime_margin = -0.1\n', "slave.runtime_margin: must be a share of the need "
@@ -211,6 +212,7 @@ def test_vm_groups_are_read_into_the_plan_and_checked_against_the_budget(
             '[[host]]\nname = "me"\nshutdown_after = 100\n'
             '[[host]]\nname = "esx1"\nbackend = "vsphere"\nvcenter = "vc1"\n'
             'shutdown_after = 60\nvm_shutdown_timeout = 60\npower_on_vms = true\n'
+            'runs_vcenter = true\n'
             'vm_groups = [{patterns = ["db*", "sql?"], timeout = 40}, '
             '{patterns = "*", timeout = 30}]\n' + VCENTER)
     config = loads_toml(text, source="t.toml")
@@ -218,7 +220,12 @@ def test_vm_groups_are_read_into_the_plan_and_checked_against_the_budget(
     assert config.slave.plan.host("esx1").vm_groups == (
         VmGroup(("db*", "sql?"), 40), VmGroup(("*",), 30))
     assert config.slave.plan.host("esx1").power_on_vms
+    assert config.slave.plan.host("esx1").manager == "vc1"
+    assert config.slave.plan.host("esx1").runs_vcenter
     assert not config.slave.plan.host("me").power_on_vms
+    from upsagent.config import to_toml
+    again = loads_toml(to_toml(config), source="t.toml")      # written back as read
+    assert again.slave is not None and again.slave.plan == config.slave.plan
     path = tmp_path / "u.toml"
     path.write_text(text)
     os.chmod(path, 0o600)

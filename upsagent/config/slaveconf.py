@@ -99,7 +99,7 @@ _HOST_FLOAT = ("maintenance_after", "shutdown_after", "shutdown_delay", "shutdow
                "command_budget", "debounce", "maintenance_timeout", "vm_shutdown_timeout")
 _HOST_KEYS = ("name", "backend", "powered_by", "min_supplies", *_HOST_FLOAT, "command",
               "message", "cluster", "pool_master", "shutdown_on_critical", "vcenter", "pool",
-              "ssh", "vm_groups", "power_on_vms")
+              "ssh", "vm_groups", "power_on_vms", "runs_vcenter", "runs_agent")
 
 
 @dataclass(frozen=True)
@@ -400,6 +400,10 @@ def _host(r: Reader, item: object, where: str,
     values["cluster"] = r.text(item, "cluster", where)
     values["is_pool_master"] = r.flag(item, "pool_master", where)
     values["power_on_vms"] = r.flag(item, "power_on_vms", where)
+    values["runs_vcenter"] = r.flag(item, "runs_vcenter", where)
+    values["runs_agent"] = r.flag(item, "runs_agent", where)
+    if backend == "vsphere" and isinstance(item.get("vcenter"), str):
+        values["manager"] = item["vcenter"]
     if "vm_groups" in item:
         try:
             values["vm_groups"] = read_vm_groups(item["vm_groups"])

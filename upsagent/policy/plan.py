@@ -275,6 +275,25 @@ class HostPlan:
     #: once power is back and the host is up (out of maintenance, booted), start again
     #: the VMs the agent shut down, in reverse group order (R7)
     power_on_vms: bool = False
+    #: the manager (vCenter) the host belongs to (``vcenter`` of a ``[[host]]``); hosts
+    #: without one are grouped by ``cluster``
+    manager: str | None = None
+    #: the host runs the vCenter VM / the agent's own VM: its shutdown waits, before its
+    #: VMs are stopped, for the other hosts of its manager whose shutdown has started
+    #: (R6; the agent's VM's host after the vCenter's)
+    runs_vcenter: bool = False
+    runs_agent: bool = False
+
+    @property
+    def manager_key(self) -> str | None:
+        """What groups the hosts of one manager: ``manager``, else ``cluster``."""
+        return self.manager or self.cluster
+
+    @property
+    def last_rank(self) -> int:
+        """R6: 0 for most hosts, 1 for the vCenter's host, 2 for the agent's VM's host:
+        a host waits for the hosts of its manager with a lower rank."""
+        return 2 if self.runs_agent else 1 if self.runs_vcenter else 0
 
     @property
     def traits(self) -> BackendTraits:
@@ -588,6 +607,11 @@ def _check_steps(host: HostPlan) -> list[Problem]:
                 f"{_s(total)} ({how}), more than the VM shutdown budget "
                 f"vm_shutdown_timeout = {_s(host.vm_shutdown_timeout)}",
                 excess=total - host.vm_shutdown_timeout))
+    if (host.runs_vcenter or host.runs_agent) and host.manager_key is None:
+        problems.append(Problem(name, "runs_vcenter" if host.runs_vcenter else "runs_agent",
+                                f"host {name}: runs_vcenter/runs_agent orders a host after "
+                                "the other hosts of its vCenter, but it names none",
+                                "warning"))
     if host.power_on_vms and not host.traits.vms:
         problems.append(Problem(name, "power_on_vms", f"host {name}: power_on_vms is set, "
                                 f"but a {host.backend} host runs no VMs", "warning"))

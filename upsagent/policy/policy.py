@@ -287,7 +287,10 @@ class PolicyEngine(Stages):
         for _ in range(8):   # a host's change can release another (R6: the agent goes last)
             before = [(r.phase, len(r.inflight), r.since) for r in self._hosts.values()]
             views, verdicts = self._verdicts(now)
-            for rec in self._hosts.values():
+            # R6: the vCenter's and the agent's VM's hosts after the others, so that
+            # they see the shutdowns that start at the same moment
+            for rec in sorted(self._hosts.values(),
+                              key=lambda r: self.plan.host(r.name).last_rank):
                 out += self._advance(rec, self.plan.host(rec.name), views, verdicts, now)
             out += self._expire(now)
             if before == [(r.phase, len(r.inflight), r.since) for r in self._hosts.values()]:

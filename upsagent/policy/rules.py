@@ -66,7 +66,12 @@ R6. **Shutdown** is the sequence :data:`SHUTDOWN_STAGES`, each stage skipped whe
     agent's own host, the message, FINALDELAY), the operator's command, evacuation
     (XenServer, when maintenance did not already empty the host), the VMs' shutdown (when
     VMs may be left), waiting for the agent's other hosts (the agent's own host goes last),
-    the host's shutdown.
+    the host's shutdown.  A host that runs the vCenter VM (``runs_vcenter``) or the agent's
+    own VM (``runs_agent``) waits, after its command and before its evacuation and VMs,
+    until the other hosts of its manager (``HostPlan.manager_key``) whose shutdown has
+    started are down (their shutdown accepted): the vCenter is needed for their steps.
+    The agent's VM's host also waits for the vCenter's host; neither waits for hosts
+    whose shutdown has not started.
 
 R7. **Power back** is handled by the host's phase, :data:`ON_POWER_BACK`: steps not started
     are cancelled; a migration in progress completes, then maintenance is exited at once;
@@ -337,6 +342,8 @@ class Phase(str, Enum):
     FSD = "fsd"                        # shutdown: SetFsd in flight (primary's own host)
     DELAY = "delay"                    # shutdown: announced, waiting the start delay
     COMMAND = "command"                # shutdown: RunCommand in flight
+    AFTER_OTHERS = "after-others"      # shutdown: the vCenter's (agent VM's) host waiting
+                                       # for the other hosts of its vCenter
     EVACUATING = "evacuating"          # shutdown: EnterMaintenance as an evacuation
     VMS = "vms"                        # shutdown: ShutdownVms in flight
     LAST = "last"                      # shutdown: waiting for the agent's other hosts
@@ -354,6 +361,7 @@ class When(Enum):
     EVACUATE = "the backend evacuates before a shutdown and maintenance did not"
     VMS_LEFT = "VMs may still run on the host"
     AGENT_HOST = "the agent's own host"
+    RUNS_INFRA = "the host runs the vCenter VM or the agent's VM"
 
 
 #: R6, in order
@@ -361,6 +369,7 @@ SHUTDOWN_STAGES: tuple[tuple[Phase, When], ...] = (
     (Phase.FSD, When.PRIMARY_AGENT_HOST),
     (Phase.DELAY, When.ALWAYS),
     (Phase.COMMAND, When.COMMAND),
+    (Phase.AFTER_OTHERS, When.RUNS_INFRA),
     (Phase.EVACUATING, When.EVACUATE),
     (Phase.VMS, When.VMS_LEFT),
     (Phase.LAST, When.AGENT_HOST),
@@ -420,6 +429,7 @@ ON_POWER_BACK: Mapping[Phase, OnPowerBack] = {
     Phase.FSD: OnPowerBack.COMMITTED,      # FSD is latched: the UPS will be switched off
     Phase.DELAY: OnPowerBack.CALL_OFF,
     Phase.COMMAND: OnPowerBack.COMMITTED,
+    Phase.AFTER_OTHERS: OnPowerBack.COMMITTED,
     Phase.EVACUATING: OnPowerBack.COMMITTED,
     Phase.VMS: OnPowerBack.COMMITTED,
     Phase.LAST: OnPowerBack.COMMITTED,

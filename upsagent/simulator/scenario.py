@@ -311,7 +311,8 @@ def _host(table: _Table, clusters: Mapping[str, ClusterSpec]) -> HostSpec:
         maintenance_timeout=table.number("maintenance_timeout"),
         vm_shutdown_timeout=table.number("vm_shutdown_timeout", 60.0), cluster=cluster,
         is_pool_master=table.flag("pool_master"), shutdown_on_critical=shutdown_on_critical,
-        vm_groups=_vm_groups(table), power_on_vms=bool(table.flag("power_on_vms")))
+        vm_groups=_vm_groups(table), power_on_vms=bool(table.flag("power_on_vms")),
+        runs_vcenter=bool(table.flag("runs_vcenter")), runs_agent=bool(table.flag("runs_agent")))
     return HostSpec(
         plan=plan, agent=table.text("agent", "agent"), cluster=cluster, vms=_vms(table),
         boot_time=table.number("boot_time", 60.0), stop_time=table.number("stop_time"),
