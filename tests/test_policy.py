@@ -23,12 +23,13 @@ from upsagent.hypervisors.local import POWERDOWN_MAGIC, LocalBackend
 from upsagent.simulator.simulated import SimCluster, SimulatedBackend
 from upsagent.policy.actions import (
     Action, Cancel, EnterMaintenance, ExitMaintenance, Notify, Outcome, Result, RunCommand,
-    SetFsd, ShutdownHost, ShutdownVms, WarnUsers,
+    PowerOnVms, SetFsd, ShutdownHost, ShutdownVms, WarnUsers,
 )
 from upsagent.policy.events import CommLost, CommOk, Event, UpsState
 from upsagent.engine.executor import Executor, MonitorFsd
 from upsagent.policy.plan import (
-    HostPlan, Plan, Supply, UpsCountdown, UpsPlan, upsmon_plan, validate,
+    HostPlan, Plan, Supply, UpsCountdown, UpsPlan, VmGroup, VmGroupError, read_vm_groups,
+    upsmon_plan, validate, vm_batches,
 )
 from upsagent.policy.policy import PolicyEngine
 from upsagent.policy.rules import Phase
@@ -66,9 +67,10 @@ class Drive:
         return self._take(t, self.engine.handle(event, t))
 
     def done(self, t: float, action: Action, outcome: Outcome = OK,
-             detail: str = "") -> list[Action]:
+             detail: str = "", **more: Any) -> list[Action]:
         self.until(t)
-        return self._take(t, self.engine.action_done(action.id, Result(outcome, detail), t))
+        return self._take(t, self.engine.action_done(
+            action.id, Result(outcome, detail, **more), t))
 
     def of(self, cls: type[Action] = Action, host: str | None = None,
            since: float = -1.0) -> list[tuple[float, Any]]:
@@ -1025,3 +1027,196 @@ def test_a_reload_keeps_what_is_known_of_each_ups() -> None:
     restarted = Drive(d.engine.plan, 2, PolicyEngine.restore(d.engine.plan, snap, 2))
     restarted.event(3, CommLost("u", "connection refused"))
     assert [a.type for _, a in restarted.of(Notify)] == ["COMMBAD"]
+
+
+# -- VM groups ------------------------------------------------------------------------
+
+
+def test_vm_groups_are_carried_to_the_vm_shutdown() -> None:
+    """A host's vm_groups go with its ShutdownVms, in order, within its VM budget."""
+    groups = (VmGroup(("db*",), 20), VmGroup(("app*", "web?"), 30))
+    d = Drive(two_hosts(vm_groups=groups, vm_shutdown_timeout=60))
+    started(d)
+    d.event(0, state("UPS2", "OB"))
+    d.until(60)
+    d.done(60, d.last(EnterMaintenance), Outcome.NO_TARGET, "no host can take vm3")
+    d.until(120)
+    vms = d.last(ShutdownVms)
+    assert (vms.groups, vms.timeout) == (groups, 60)
+
+
+def test_vm_groups_must_fit_the_vm_shutdown_budget() -> None:
+    """The groups' timeouts add up to at most vm_shutdown_timeout: an error otherwise,
+    with the sum and the overrun."""
+    groups = (VmGroup(("db*",), 40), VmGroup(("*",), 30))
+    plan = Plan(ups=(UpsPlan("UPS1"),), hosts=(
+        vsphere("esxi1", "UPS1", vm_groups=groups, vm_shutdown_timeout=60),))
+    [problem] = validate(plan)
+    assert str(problem) == ("host esxi1: the VM groups' timeouts add up to 70 s (40 s + "
+                            "30 s), more than the VM shutdown budget vm_shutdown_timeout = "
+                            "60 s")
+    assert (problem.step, problem.severity, problem.excess) == ("vm_groups", "error", 10)
+    fits = Plan(ups=plan.ups, hosts=(vsphere("esxi1", "UPS1", vm_groups=groups,
+                                             vm_shutdown_timeout=70),))
+    assert validate(fits) == []
+
+
+def test_vm_batches_first_matching_group_then_the_rest() -> None:
+    """A VM is in the first group it matches; the VMs of no group come last with what the
+    groups leave of the budget; empty groups are skipped."""
+    groups = (VmGroup(("db*",), 20), VmGroup(("nothing*",), 5), VmGroup(("db2", "web*"), 10))
+    vms = ["web1", "db2", "db1", "mail", "app"]
+    assert vm_batches(groups, vms, 60) == [
+        (("db1", "db2"), 20), (("web1",), 10), (("app", "mail"), 25)]
+    assert vm_batches((), vms, 60) == [(("app", "db1", "db2", "mail", "web1"), 60)]
+    assert vm_batches(groups, vms, 30)[-1] == (("app", "mail"), 0)
+
+
+@pytest.mark.parametrize("value, message", [
+    ({"patterns": ["a"]}, "vm_groups[1].timeout: is required"),
+    ([{"patterns": ["a"], "timeout": 1}, {"patterns": [], "timeout": 1}],
+     "vm_groups[2].patterns: must be a non-empty list"),
+    ([{"patterns": "a", "timeout": -1}], "vm_groups[1].timeout: must not be negative"),
+    ([{"patterns": "a", "timeout": "1m"}], "vm_groups[1].timeout: must be a number"),
+    ([{"patterns": "a", "timeout": 1, "prio": 2}], "vm_groups[1].prio: unknown key"),
+    (["db*"], "vm_groups[1]: must be a table"),
+])
+def test_read_vm_groups_names_the_bad_key(value: Any, message: str) -> None:
+    if isinstance(value, dict):
+        value = [value]
+    with pytest.raises(VmGroupError) as info:
+        read_vm_groups(value)
+    assert str(info.value).startswith(message)
+    assert read_vm_groups([{"patterns": "db*", "timeout": 5}]) == (VmGroup(("db*",), 5.0),)
+
+
+def test_a_vm_shutdown_with_groups_survives_a_restart() -> None:
+    """The groups of a ShutdownVms in flight are saved as plain JSON and issued again."""
+    groups = (VmGroup(("db*", "sql?"), 20), VmGroup(("*",), 30))
+    plan = two_hosts(vm_groups=groups)
+    d = Drive(plan)
+    started(d)
+    d.event(0, state("UPS2", "OB"))
+    d.until(60)
+    d.done(60, d.last(EnterMaintenance), Outcome.NO_TARGET, "no host can take vm3")
+    d.until(120)
+    assert d.last(ShutdownVms).groups == groups
+    saved = json.loads(json.dumps(d.engine.snapshot()))
+    engine = PolicyEngine.restore(plan, saved, 125)
+    [again] = [a for a in engine.tick(125) if isinstance(a, ShutdownVms)]
+    assert (again.groups, again.timeout) == (groups, 60)
+
+
+# -- power_on_vms ---------------------------------------------------------------------
+
+
+def vms_stopped_then_down(plan: Plan) -> Drive:
+    """host2's maintenance fails, its VMs vm3 and vm4 are shut down, then host2."""
+    d = Drive(plan)
+    started(d)
+    d.event(0, state("UPS2", "OB"))
+    d.until(60)
+    d.done(60, d.last(EnterMaintenance, "host2"), Outcome.NO_TARGET, "no host can take vm3")
+    d.until(120)
+    d.done(130, d.last(ShutdownVms, "host2"), stopped=("vm3", "vm4"))
+    d.done(131, d.last(ShutdownHost, "host2"))
+    return d
+
+
+def test_power_on_vms_starts_again_what_the_agent_shut_down() -> None:
+    """R7: power back, host2 (shut down without maintenance) is idle again: PowerOnVms
+    names the VMs its VM shutdown stopped, with the groups; once, not again."""
+    groups = (VmGroup(("vm3",), 20),)
+    d = vms_stopped_then_down(two_hosts(power_on_vms=True, vm_groups=groups))
+    d.event(400, state("UPS2", "OL"))
+    start = d.last(PowerOnVms, "host2")
+    assert (start.vms, start.groups) == (("vm3", "vm4"), groups)
+    assert start.reason == ("UPS2 back on line after 400 s; starting again the VMs this "
+                            "agent shut down on host2")
+    assert d.engine.phase("host2") is Phase.STARTING_VMS
+    d.done(470, start, stopped=("vm4", "vm3"))
+    assert d.engine.phase("host2") is Phase.IDLE
+    d.until(2000)
+    assert len(d.of(PowerOnVms)) == 1
+
+
+def test_without_power_on_vms_nothing_is_started() -> None:
+    d = vms_stopped_then_down(two_hosts())
+    d.event(400, state("UPS2", "OL"))
+    d.until(2000)
+    assert d.of(PowerOnVms) == [] and d.engine.phase("host2") is Phase.IDLE
+
+
+def test_power_failing_again_aborts_the_power_on_and_keeps_the_vms() -> None:
+    """Power fails again while the VMs start: the power-on is cancelled so that the
+    timers run; the VMs not started are started at the next return."""
+    d = vms_stopped_then_down(two_hosts(power_on_vms=True))
+    d.event(400, state("UPS2", "OL"))
+    start = d.last(PowerOnVms, "host2")
+    [cancel] = [a for a in d.event(410, state("UPS2", "OB")) if isinstance(a, Cancel)]
+    assert (cancel.target, cancel.step) == (start.id, "power on VMs")
+    d.done(411, start, Outcome.CANCELLED)
+    assert d.engine.phase("host2") is Phase.IDLE
+    d.until(470)
+    assert d.last(EnterMaintenance, "host2") is not None     # the timers ran again
+    d.event(480, state("UPS2", "OL"))
+    d.until(600)
+    assert d.last(PowerOnVms, "host2").vms == ("vm3", "vm4")
+
+
+def test_vms_to_start_survive_the_agents_own_reboot() -> None:
+    """The VMs to start again are kept across a restart of the agent (R9)."""
+    plan = two_hosts(power_on_vms=True)
+    d = vms_stopped_then_down(plan)
+    saved = json.loads(json.dumps(d.engine.snapshot()))
+    engine = PolicyEngine.restore(plan, saved, 140)
+    again = Drive(plan, 140, engine)
+    again.until(140)
+    again.event(400, state("UPS1", "OL"))
+    again.event(400, state("UPS2", "OL"))
+    again.until(500)
+    assert again.last(PowerOnVms, "host2").vms == ("vm3", "vm4")
+
+
+# -- R6: the vCenter's host and the agent's VM's host last ------------------------------
+
+
+def three_esx(**flags: dict[str, bool]) -> Plan:
+    hosts = tuple(HostPlan(name, "vsphere", (Supply("UPS1"),), shutdown_after=60,
+                           manager="vc1", **flags.get(name, {}))
+                  for name in ("esx1", "esx2", "esx3"))
+    return Plan(ups=(UpsPlan("UPS1"),), hosts=hosts, name="mgmt")
+
+
+def test_the_vcenter_host_and_the_agent_vm_host_go_last() -> None:
+    """Shutdowns due together: the other host first, then the vCenter's host (once the
+    other is down), then the agent's VM's host; the reason says why."""
+    d = Drive(three_esx(esx1={"runs_vcenter": True}, esx2={"runs_agent": True}))
+    started(d, 0, "UPS1")
+    d.event(0, state("UPS1", "OB"))
+    d.until(60)
+    assert [a.host for _, a in d.of(ShutdownVms)] == ["esx3"]
+    assert d.engine.phase("esx1") is Phase.AFTER_OTHERS
+    d.done(70, d.last(ShutdownVms, "esx3"))
+    assert [a.host for _, a in d.of(ShutdownVms)] == ["esx3"]      # esx3 still stopping
+    d.done(71, d.last(ShutdownHost, "esx3"))
+    vms1 = d.last(ShutdownVms, "esx1")
+    assert vms1.reason == "UPS1 on battery for 60 s; runs the vCenter VM: after esx3"
+    assert d.of(ShutdownVms, "esx2") == []
+    d.done(80, vms1)
+    d.done(81, d.last(ShutdownHost, "esx1"))
+    assert d.last(ShutdownVms, "esx2").reason == (
+        "UPS1 on battery for 60 s; runs the agent's VM: after esx1, esx3")
+
+
+def test_a_vcenter_host_alone_does_not_wait() -> None:
+    """Only hosts whose shutdown has started are waited for; other managers not at all."""
+    plan = three_esx(esx1={"runs_vcenter": True})
+    plan = replace(plan, hosts=(plan.hosts[0], replace(plan.hosts[1], shutdown_after=300),
+                                replace(plan.hosts[2], manager="vc2")))
+    d = Drive(plan)
+    started(d, 0, "UPS1")
+    d.event(0, state("UPS1", "OB"))
+    d.until(60)
+    assert {a.host for _, a in d.of(ShutdownVms)} == {"esx1", "esx3"}
+    assert d.last(ShutdownVms, "esx1").reason == "UPS1 on battery for 60 s"

@@ -701,3 +701,79 @@ def test_format_text_is_aligned() -> None:
     lines = format_text([Entry(0, "UPS1", "power failed", "status OB"),
                          Entry(120, "host1", "down")])
     assert lines == ["  0 s  UPS1   power failed: status OB", "120 s  host1  down"]
+
+
+VM_GROUPS = """
+[[ups]]
+name = "UPS1"
+[[cluster]]
+name = "vc"
+kind = "vsphere"
+vm_shutdown_time = 10
+[[agent]]
+name = "mgmt"
+[[host]]
+name = "esx1"
+cluster = "vc"
+agent = "mgmt"
+powered_by = ["UPS1"]
+shutdown_after = 60
+vm_shutdown_timeout = 60
+vm_groups = [{patterns = ["db*"], timeout = 20}, {patterns = ["web*"], timeout = 15}]
+vms = ["mail", "web1", {name = "db1", shutdown_time = 30}, "db2"]
+""" + events('t = 0\nups = "UPS1"\nstatus = "OB"')
+
+
+def test_vm_groups_are_stopped_in_order() -> None:
+    """simulate plays vm_groups: the db group first (db1 powered off at the group's 20 s),
+    then web, then the VMs of no group, before the host shuts down."""
+    entries = run(VM_GROUPS)
+    vms = [(e.t, e.subject, e.event) for e in entries if e.subject in
+           ("db1", "db2", "web1", "mail")]
+    assert vms == [
+        (70, "db2", "shut down (VM group 1 of 3)"),
+        (80, "db1", "powered off after 20 s (guest still running) (VM group 1 of 3)"),
+        (90, "web1", "shut down (VM group 2 of 3)"),
+        (100, "mail", "shut down (no VM group: last)"),
+    ]
+    assert (100, "esx1", "shut down") in actions(entries, "esx1")
+    with pytest.raises(ScenarioError, match=r"vm_groups\[2\]\.wait: unknown key"):
+        loads(VM_GROUPS.replace("timeout = 15", "wait = 15"))
+
+
+def test_power_on_vms_starts_them_again_in_reverse_group_order() -> None:
+    """simulate plays power_on_vms: the host boots when the output is back, then the VMs
+    it stopped start again, the VMs of no group first, the first group last."""
+    text = VM_GROUPS.replace('name = "UPS1"\n', 'name = "UPS1"\nwarning_period = 180\n'
+                             'shutdown_delay = 60\n', 1).replace(
+        "vm_shutdown_timeout = 60\n", "vm_shutdown_timeout = 60\npower_on_vms = true\n")
+    entries = run(text + events('t = 300\nups = "UPS1"\nstatus = "OL"'))
+    after = [(e.t, e.subject, e.event) for e in entries if e.t >= 300 and e.subject != "mgmt"]
+    assert after == [
+        (300, "UPS1", "power restored"),
+        (300, "esx1", "power on VMs"),
+        (300, "UPS1", "output on"),
+        (360, "esx1", "booted"),
+        (360, "mail", "powered on (no VM group: first)"),
+        (370, "web1", "powered on (VM group 2 of 3)"),
+        (380, "db1", "powered on (VM group 1 of 3)"),
+        (380, "db2", "powered on (VM group 1 of 3)"),
+        (390, "esx1", "VMs started"),
+    ]
+
+
+def test_vcenter_and_agent_vm_hosts_go_last() -> None:
+    """simulate: three hosts due together; the host running the vCenter VM stops its VMs
+    once the other is down, the host running the agent's VM after both."""
+    host = ('[[host]]\nname = "{}"\ncluster = "vc"\nagent = "mgmt"\npowered_by = ["UPS1"]\n'
+            'shutdown_after = 60\nvms = ["{}"]\n')
+    text = ('[[ups]]\nname = "UPS1"\n[[cluster]]\nname = "vc"\nkind = "vsphere"\n'
+            'vm_shutdown_time = 10\n[[agent]]\nname = "mgmt"\n'
+            + host.format("esx1", "vcsa") + "runs_vcenter = true\n"
+            + host.format("esx2", "agentvm") + "runs_agent = true\n"
+            + host.format("esx3", "app") + events('t = 0\nups = "UPS1"\nstatus = "OB"'))
+    entries = run(text)
+    starts = [(e.t, e.subject) for e in entries if e.event == "shut down VMs"]
+    assert starts == [(60, "esx3"), (70, "esx1"), (80, "esx2")]
+    downs = [(e.t, e.subject) for e in entries if e.event == "down"]
+    assert downs == [(130, "esx3"), (140, "esx1"), (150, "esx2")]

@@ -106,6 +106,15 @@ shutdown_duration = 60
     ('[[host]]\nname = "h"\nbackend = "vsfere"\n', "host[1].backend: unknown backend"),
     ('[[host]]\nname = "h"\nbackend = "xenserver"\n', 'host[1].backend: unknown backend '
      '"xenserver" (did you mean "xen"?); the kinds are local, ssh, vsphere, xen, xenmaster, simulated'),
+    ('[[host]]\nname = "h"\nbackend = "vsphere"\nvm_groups = [{patterns = ["db*"]}]\n',
+     "host[1].vm_groups[1].timeout: is required"),
+    ('[[host]]\nname = "h"\nvm_groups = [{patterns = ["a"], timeout = 1}, '
+     '{patterns = ["b"], timeout = "2"}]\n', "host[1].vm_groups[2].timeout: must be a number"),
+    ('[[host]]\nname = "h"\nvm_groups = {patterns = ["a"], timeout = 1}\n',
+     "host[1].vm_groups: must be a list"),
+    ('[[host]]\nname = "h"\npower_on_vms = "yes"\n',
+     "host[1].power_on_vms: must be true or false"),
+    ('[[host]]\nname = "h"\nruns_agent = 1\n', "host[1].runs_agent: must be true or false"),
     ('[slave]\nruntime_margin = 25\n', "slave.runtime_margin: must be a share of the need "
      "from 0 to 1 (0.25 adds 25 %), not 25"),
     ('[slave]\nruntime_margin = -0.1\n', "slave.runtime_margin: must be a share of the need "
@@ -189,6 +198,43 @@ def test_plan_errors_about_a_host_key_name_the_key(
         "after u@h cuts its output at 120 s (shutdown at 100 s + OS 60 s)",
         f'upsagent: {path}: host[2].shutdown_after (host "esx1"): shutdown_after (60 s) '
         "must be greater than maintenance_after (90 s)"]
+
+
+def test_vm_groups_are_read_into_the_plan_and_checked_against_the_budget(
+        tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """vm_groups of a [[host]] reach its HostPlan; groups whose timeouts exceed
+    vm_shutdown_timeout are a check-config error naming host[N].vm_groups."""
+    from upsagent.cli.configcmds import check_config
+    from upsagent.policy.plan import VmGroup
+
+    text = (f'[slave]\ndry_run = true\nstate_file = "{tmp_path}/s"\n'
+            '[[slave.monitor]]\nups = "u@h"\nuser = "m"\npassword = "p"\n'
+            '[[host]]\nname = "me"\nshutdown_after = 100\n'
+            '[[host]]\nname = "esx1"\nbackend = "vsphere"\nvcenter = "vc1"\n'
+            'shutdown_after = 60\nvm_shutdown_timeout = 60\npower_on_vms = true\n'
+            'runs_vcenter = true\n'
+            'vm_groups = [{patterns = ["db*", "sql?"], timeout = 40}, '
+            '{patterns = "*", timeout = 30}]\n' + VCENTER)
+    config = loads_toml(text, source="t.toml")
+    assert config.slave is not None
+    assert config.slave.plan.host("esx1").vm_groups == (
+        VmGroup(("db*", "sql?"), 40), VmGroup(("*",), 30))
+    assert config.slave.plan.host("esx1").power_on_vms
+    assert config.slave.plan.host("esx1").manager == "vc1"
+    assert config.slave.plan.host("esx1").runs_vcenter
+    assert not config.slave.plan.host("me").power_on_vms
+    from upsagent.config import to_toml
+    again = loads_toml(to_toml(config), source="t.toml")      # written back as read
+    assert again.slave is not None and again.slave.plan == config.slave.plan
+    path = tmp_path / "u.toml"
+    path.write_text(text)
+    os.chmod(path, 0o600)
+    assert check_config(["--config", str(path)]) == 1
+    errors = capsys.readouterr().err.splitlines()
+    assert errors == [
+        f'upsagent: {path}: host[2].vm_groups (host "esx1"): the VM groups\' timeouts add '
+        "up to 70 s (40 s + 30 s), more than the VM shutdown budget vm_shutdown_timeout = "
+        "60 s"]
 
 
 BACKEND_PLAN = """

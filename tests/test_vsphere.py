@@ -25,6 +25,7 @@ from upsagent.config.managers import VcenterConfig  # noqa: E402
 from upsagent.hypervisors.base import HostInfo, backend_class  # noqa: E402
 from upsagent.hypervisors.vsphere import GRACE, VsphereBackend  # noqa: E402
 from upsagent.hypervisors.vsphere_client import VsphereClient  # noqa: E402
+from upsagent.policy.plan import VmGroup  # noqa: E402
 from upsagent.system.runner import Outcome, Result  # noqa: E402
 from tests import vcsimext  # noqa: E402
 from tests.vcsimext import PASSWORD, USER, Vcsim  # noqa: E402
@@ -261,6 +262,60 @@ def test_shutdown_vms_guest_then_power_off(sim: Vcsim) -> None:
     assert time.monotonic() - start >= 3      # the hung guest waited for its timeout
     assert all(sim.vm(f"{H0}_VM{i}")["power"] == "poweredOff" for i in range(3))
     assert sim.vm(f"{H1}_VM0")["power"] == "poweredOn"
+
+
+@pytest.mark.vcsim("-vm", "3", "-hang", "DC0_C0_H0_VM2")
+def test_shutdown_vms_in_groups(sim: Vcsim) -> None:
+    """vm_groups: group after group, each powered off at its own timeout (the hung VM2 at
+    2 s), the VMs matching no group (VM0) last; the other hosts' VMs are left alone."""
+    b, seam, _ = backend(sim)
+    groups = (VmGroup(("*_VM2",), 2), VmGroup(("nothing",), 1), VmGroup(("*_VM1",), 2))
+    names = [f"{H0}_VM{i}" for i in range(3)]
+    start = time.monotonic()
+    d = b.shutdown_vms(H0, 6, groups)
+    off: dict[str, float] = {}
+    while len(off) < 3 and time.monotonic() - start < 20:
+        for vm in sim.state()["vms"]:
+            if vm["name"] in names and vm["power"] == "poweredOff":
+                off.setdefault(vm["name"], time.monotonic() - start)
+        time.sleep(0.05)
+    result = result_of(d, seam)
+    assert result.outcome is Outcome.OK, result
+    assert result.stopped == tuple(names)
+    assert sorted(off, key=off.__getitem__) == [names[2], names[1], names[0]], off
+    assert off[names[2]] >= 2          # the hung guest got its group's timeout
+    assert off[names[1]] < 4           # the next group did not wait for the budget
+    assert sim.vm(f"{H1}_VM0")["power"] == "poweredOn"
+
+
+@pytest.mark.vcsim("-vm", "3")
+def test_power_on_vms_after_the_host_is_back(sim: Vcsim) -> None:
+    """power_on_vms: the VMs the agent stopped start again once the host is back (the
+    backend waits for it to boot), in reverse group order; a VM already on counts."""
+    b, seam, _ = backend(sim)
+    groups = (VmGroup(("*_VM2",), 1), VmGroup(("*_VM1",), 1))
+    names = tuple(f"{H0}_VM{i}" for i in range(3))
+    assert result_of(b.shutdown_vms(H0, 3, groups), seam).ok
+    assert result_of(b.shutdown_host(H0), seam).ok
+    wait_until(lambda: sim.host(H0)["connection"] == "notResponding")
+    starting = b.power_on_vms(H0, names, groups, 30)
+    time.sleep(0.5)
+    assert all(sim.vm(n)["power"] == "poweredOff" for n in names)   # waits for the host
+    sim.control("host", name=H0, power="on")
+    result = result_of(starting, seam)
+    assert result.outcome is Outcome.OK, result
+    assert result.stopped == (names[0], names[1], names[2])          # no group, 2, 1
+    assert all(sim.vm(n)["power"] == "poweredOn" for n in names)
+    again = result_of(b.power_on_vms(H0, names[:1], (), 5), seam)
+    assert again.ok and again.stopped == names[:1]
+
+
+def test_power_on_vms_gives_up_when_the_host_stays_down(sim: Vcsim) -> None:
+    b, seam, _ = backend(sim)
+    assert result_of(b.shutdown_host(H1), seam).ok
+    wait_until(lambda: sim.host(H1)["connection"] == "notResponding")
+    result = result_of(b.power_on_vms(H1, (f"{H1}_VM0",), (), 1), seam)
+    assert result.outcome is Outcome.UNREACHABLE and result.left == (f"{H1}_VM0",)
 
 
 def test_shutdown_host_in_maintenance_and_forced(sim: Vcsim) -> None:

@@ -204,9 +204,15 @@ def _host(host: HostPlan) -> list[str]:
                  f"{{ ups = {_value(s.ups)}, power_value = {s.power_value} }}"
                  for s in host.powered_by) + "]"]
     for f in fields(HostPlan):
-        if f.name in ("name", "backend", "powered_by"):
+        # manager: from the host's vcenter, written with the manager sections
+        if f.name in ("name", "backend", "powered_by", "manager"):
             continue
         value = getattr(host, f.name)
+        if f.name == "vm_groups" and value:
+            lines.append("vm_groups = [" + ", ".join(
+                f"{{ patterns = {_value(list(g.patterns))}, timeout = {_value(g.timeout)} }}"
+                for g in value) + "]")
+            continue
         if value != f.default:
             key = "pool_master" if f.name == "is_pool_master" else f.name
             lines.append(f"{key} = {_value(list(value) if isinstance(value, tuple) else value)}")

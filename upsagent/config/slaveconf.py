@@ -59,7 +59,7 @@ from upsagent.nut.target import BadTarget, split_name
 from upsagent.config.notify import FLAGS, NOTIFY_TYPES, NotifySettings, message_problem
 from upsagent.policy.plan import (
     DEFAULT_SHUTDOWN_COMMAND, TRAITS, HostPlan, Plan, Supply,
-    UpsCountdown, UpsPlan, upsmon_plan)
+    UpsCountdown, UpsPlan, VmGroupError, read_vm_groups, upsmon_plan)
 from upsagent.config.shellline import ShellLine
 from upsagent.config.managers import (
     LocalConfig, ManagerConfig, PrivateCheck, ReadableCheck, SshTargetConfig, VcenterConfig,
@@ -99,7 +99,7 @@ _HOST_FLOAT = ("maintenance_after", "shutdown_after", "shutdown_delay", "shutdow
                "command_budget", "debounce", "maintenance_timeout", "vm_shutdown_timeout")
 _HOST_KEYS = ("name", "backend", "powered_by", "min_supplies", *_HOST_FLOAT, "command",
               "message", "cluster", "pool_master", "shutdown_on_critical", "vcenter", "pool",
-              "ssh")
+              "ssh", "vm_groups", "power_on_vms", "runs_vcenter", "runs_agent")
 
 
 @dataclass(frozen=True)
@@ -402,6 +402,16 @@ def _host(r: Reader, item: object, where: str,
         # the hosts of one pool evacuate one after the other (R5), as the scenario shows
         values["cluster"] = f"xenpool:{item['pool']}"
     values["is_pool_master"] = r.flag(item, "pool_master", where)
+    values["power_on_vms"] = r.flag(item, "power_on_vms", where)
+    values["runs_vcenter"] = r.flag(item, "runs_vcenter", where)
+    values["runs_agent"] = r.flag(item, "runs_agent", where)
+    if backend == "vsphere" and isinstance(item.get("vcenter"), str):
+        values["manager"] = item["vcenter"]
+    if "vm_groups" in item:
+        try:
+            values["vm_groups"] = read_vm_groups(item["vm_groups"])
+        except VmGroupError as exc:
+            raise r.fail(f"{where}.{exc.key}", exc.reason) from None
     explicit = {k: v for k, v in values.items() if v is not None}
     critical = r.flag(item, "shutdown_on_critical", where)
     known = {f.name for f in fields(HostPlan)}

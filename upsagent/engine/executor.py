@@ -39,7 +39,7 @@ from upsagent.hypervisors.base import Backend
 from upsagent.system.runner import Runner, result_of
 from upsagent.policy.actions import (
     OPERATIONS, Action, Cancel, EnterMaintenance, ExitMaintenance, Notify, Outcome, Result,
-    RunCommand, SetFsd, ShutdownHost, ShutdownVms, WarnUsers,
+    PowerOnVms, RunCommand, SetFsd, ShutdownHost, ShutdownVms, WarnUsers,
 )
 from upsagent.policy.events import Event
 from upsagent.policy.policy import PolicyEngine
@@ -191,9 +191,11 @@ class Executor:
         if isinstance(action, ShutdownVms):
             if action.evacuate:
                 return backend.evacuate(action.host, action.timeout)
-            return backend.shutdown_vms(action.host, action.timeout)
+            return backend.shutdown_vms(action.host, action.timeout, action.groups)
         if isinstance(action, ShutdownHost):
             return backend.shutdown_host(action.host, action.killpower)
+        if isinstance(action, PowerOnVms):
+            return backend.power_on_vms(action.host, action.vms, action.groups, action.timeout)
         raise TypeError(f"not an operation: {action!r}")
 
     def _command(self, action: RunCommand) -> Deferred[Result]:

@@ -38,6 +38,7 @@ from upsagent.system.runner import Outcome, Result, Runner
 
 if TYPE_CHECKING:
     from upsagent.config.managers import ManagerConfig
+    from upsagent.policy.plan import VmGroup
 
 __all__ = ["BACKENDS", "Backend", "HostInfo", "Outcome", "Result", "backend_class",
            "build_backend"]
@@ -97,9 +98,22 @@ class Backend:
         """Take ``host`` out of maintenance, waiting up to ``timeout`` for it to answer."""
         return succeed(Result(Outcome.NOT_APPLICABLE, f"{self.kind}: no maintenance mode"))
 
-    def shutdown_vms(self, host: str, timeout: float) -> Deferred[Result]:
-        """Stop the VMs running on ``host``: guest shutdown, power-off after ``timeout``."""
+    def shutdown_vms(self, host: str, timeout: float,
+                     groups: Sequence[VmGroup] = ()) -> Deferred[Result]:
+        """Stop the VMs running on ``host``: guest shutdown, power-off after ``timeout``.
+        ``groups`` (a host's ``vm_groups``): stop them group by group, each powered off
+        at its own timeout, the VMs matching no group last, all within ``timeout``
+        (:func:`~upsagent.policy.plan.vm_batches`); a backend that cannot tell its VMs
+        apart may stop them all at once within ``timeout``."""
         return succeed(Result(Outcome.NOT_APPLICABLE, f"{self.kind}: no VMs"))
+
+    def power_on_vms(self, host: str, vms: Sequence[str], groups: Sequence[VmGroup] = (),
+                     timeout: float = 600.0) -> Deferred[Result]:
+        """Power is back (``power_on_vms``): start ``vms`` (the VMs the agent shut down on
+        ``host``) again in reverse order of ``groups``, the VMs of no group first, once
+        ``host`` is up and out of maintenance (waiting up to ``timeout`` for it).  A VM
+        already running counts as started."""
+        return succeed(Result(Outcome.NOT_APPLICABLE, f"{self.kind}: cannot start VMs"))
 
     def evacuate(self, host: str, timeout: float) -> Deferred[Result]:
         """The shutdown's evacuation step (a :class:`~upsagent.policy.actions.ShutdownVms`

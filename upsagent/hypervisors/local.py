@@ -30,6 +30,7 @@ from upsagent.system.runner import Outcome, Result, Runner, result_of
 from upsagent.policy.plan import DEFAULT_SHUTDOWN_COMMAND
 
 if TYPE_CHECKING:
+    from upsagent.policy.plan import VmGroup
     from upsagent.config.managers import LocalConfig, ManagerConfig
 
 __all__ = ["LocalBackend", "POWERDOWN_MAGIC"]
@@ -73,7 +74,8 @@ class LocalBackend(Backend):
     def hosts(self) -> Deferred[list[HostInfo]]:
         return succeed([HostInfo(self.name, True)])
 
-    def shutdown_vms(self, host: str, timeout: float) -> Deferred[Result]:
+    def shutdown_vms(self, host: str, timeout: float,
+                     groups: Sequence[VmGroup] = ()) -> Deferred[Result]:
         return succeed(Result(Outcome.NOT_APPLICABLE, "no VMs on this OS"))
 
     def shutdown_host(self, host: str, killpower: bool = False) -> Deferred[Result]:

@@ -43,6 +43,7 @@ from upsagent.system.runner import Outcome, Result, Runner
 from upsagent.system.threads import Blocking, own_pool
 
 if TYPE_CHECKING:
+    from upsagent.policy.plan import VmGroup
     from upsagent.config.managers import ManagerConfig, VcenterConfig
 
 __all__ = ["GRACE", "KEEPALIVE", "VsphereBackend"]
@@ -246,9 +247,17 @@ class VsphereBackend(Backend):
         return self._run(f"exit maintenance on {host}", timeout,
                          lambda cancel: self.client.exit_maintenance(host, timeout, cancel))
 
-    def shutdown_vms(self, host: str, timeout: float) -> Deferred[Result]:
+    def shutdown_vms(self, host: str, timeout: float,
+                     groups: Sequence[VmGroup] = ()) -> Deferred[Result]:
         return self._run(f"shut down the VMs of {host}", timeout,
-                         lambda cancel: self.client.shutdown_vms(host, timeout, cancel))
+                         lambda cancel: self.client.shutdown_vms(host, timeout, cancel,
+                                                                 tuple(groups)))
+
+    def power_on_vms(self, host: str, vms: Sequence[str], groups: Sequence[VmGroup] = (),
+                     timeout: float = 600.0) -> Deferred[Result]:
+        return self._run(f"start the VMs of {host} again", timeout,
+                         lambda cancel: self.client.power_on_vms(
+                             host, tuple(vms), tuple(groups), timeout, cancel))
 
     def shutdown_host(self, host: str, killpower: bool = False) -> Deferred[Result]:
         return self._run(f"shut down {host}", SHUTDOWN_LIMIT,

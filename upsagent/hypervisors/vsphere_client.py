@@ -33,6 +33,7 @@ from urllib.parse import urlsplit
 
 from twisted.logger import Logger
 
+from upsagent.policy.plan import VmGroup, vm_batches
 from upsagent.system.runner import Outcome, Result
 
 if TYPE_CHECKING:
@@ -375,19 +376,45 @@ class VsphereClient:
         self.owned.discard(name)
         return Result(Outcome.OK, "out of maintenance")
 
-    def shutdown_vms(self, name: str, timeout: float, cancel: threading.Event) -> Result:
+    def shutdown_vms(self, name: str, timeout: float, cancel: threading.Event,
+                     groups: tuple[VmGroup, ...] = ()) -> Result:
         """Guest shutdown of the VMs whose tools run, power-off of the others; power-off of
-        whatever is still on after ``timeout``."""
-        return self.call(lambda: self._shutdown_vms(name, timeout, cancel))
+        whatever is still on after ``timeout``.  With ``groups``, group after group, each
+        powered off at its own timeout, the VMs matching no group last with what is left
+        of ``timeout`` (:func:`~upsagent.policy.plan.vm_batches`)."""
+        return self.call(lambda: self._shutdown_vms(name, timeout, cancel, groups))
 
-    def _shutdown_vms(self, name: str, timeout: float, cancel: threading.Event) -> Result:
+    def _shutdown_vms(self, name: str, timeout: float, cancel: threading.Event,
+                      groups: tuple[VmGroup, ...] = ()) -> Result:
         host = self._host(name)
         running = self._running(host)
         if not running:
             return Result(Outcome.OK, "no VMs running")
-        deadline = time.monotonic() + timeout
+        names = {props["name"] for _, props in running}
+        batches = vm_batches(groups, names, timeout)
+        for i, (batch, seconds) in enumerate(batches):
+            if groups:
+                _log.info("{host}: VM group {n}/{of} ({vms}), {seconds:g} s", host=name,
+                          n=i + 1, of=len(batches), vms=", ".join(batch), seconds=seconds)
+            self._stop_batch(host, set(batch), seconds, cancel)
+        left_names = tuple(sorted(p["name"] for _, p in self._running(host)))
+        stopped = tuple(sorted(names - set(left_names)))
+        order = (" in order " + " | ".join(", ".join(b) for b, _ in batches)
+                 if groups else "")
+        if left_names:
+            return Result(Outcome.FAILED, f"{len(left_names)} VMs still running",
+                          stopped=stopped, left=left_names)
+        return Result(Outcome.OK, f"{len(stopped)} VMs stopped{order}", stopped=stopped)
+
+    def _stop_batch(self, host: Any, batch: set[str], seconds: float,
+                    cancel: threading.Event) -> None:
+        """Stop the running VMs of ``host`` named in ``batch``: guest shutdown where tools
+        run, power-off otherwise, and power-off of what still runs after ``seconds``."""
+        deadline = time.monotonic() + seconds
         tasks = []
-        for vm, props in running:
+        for vm, props in self._running(host):
+            if props["name"] not in batch:
+                continue
             try:
                 if props.get("guest.toolsRunningStatus") in _TOOLS_RUNNING:
                     vm.ShutdownGuest()
@@ -397,11 +424,10 @@ class VsphereClient:
             except vim.fault.InvalidPowerState:
                 continue
             tasks.append(vm.PowerOffVM_Task())
-        names = {props["name"] for _, props in running}
         while True:
-            left = [(vm, p) for vm, p in self._running(host)]
+            left = [(vm, p) for vm, p in self._running(host) if p["name"] in batch]
             if not left:
-                break
+                return
             if cancel.is_set():
                 raise Cancelled()
             if time.monotonic() >= deadline:
@@ -411,14 +437,57 @@ class VsphereClient:
                     except vim.fault.InvalidPowerState:
                         pass
                 self._wait_all(tasks, time.monotonic() + TASK_GRACE, cancel)
-                break
+                return
             time.sleep(POLL)
-        left_names = tuple(sorted(p["name"] for _, p in self._running(host)))
-        stopped = tuple(sorted(names - set(left_names)))
-        if left_names:
-            return Result(Outcome.FAILED, f"{len(left_names)} VMs still running",
-                          stopped=stopped, left=left_names)
-        return Result(Outcome.OK, f"{len(stopped)} VMs stopped", stopped=stopped)
+
+    def power_on_vms(self, name: str, vms: tuple[str, ...], groups: tuple[VmGroup, ...],
+                     timeout: float, cancel: threading.Event) -> Result:
+        """Start ``vms`` on host ``name`` again, in reverse group order (the VMs of no
+        group first), once the host is connected and out of maintenance (waiting up to
+        ``timeout``); each batch's power-on tasks end before the next batch starts."""
+        return self.call(lambda: self._power_on_vms(name, vms, groups, timeout, cancel))
+
+    def _power_on_vms(self, name: str, vms: tuple[str, ...], groups: tuple[VmGroup, ...],
+                      timeout: float, cancel: threading.Event) -> Result:
+        host = self._host(name)
+        deadline = time.monotonic() + timeout
+        while (host.runtime.connectionState != "connected"
+               or host.runtime.inMaintenanceMode):
+            if cancel.is_set():
+                raise Cancelled()
+            if time.monotonic() >= deadline:
+                state = ("in maintenance" if host.runtime.connectionState == "connected"
+                         else host.runtime.connectionState)
+                return Result(Outcome.UNREACHABLE, f"host still {state} after {timeout:g} s",
+                              left=tuple(sorted(vms)))
+            time.sleep(POLL)
+        started: list[str] = []
+        for batch, _ in reversed(vm_batches(groups, vms, 0.0)):
+            wanted = set(batch)
+            tasks = []
+            for vm, props in self._vms(host):
+                if props["name"] not in wanted or props.get("config.template"):
+                    continue
+                if props.get("runtime.powerState") == "poweredOn":
+                    started.append(props["name"])
+                    continue
+                tasks.append((props["name"], vm.PowerOnVM_Task()))
+            for vm_name, task in tasks:
+                try:
+                    fault = self._wait_task(task, deadline + TASK_GRACE, cancel)
+                except TimeoutError:
+                    continue
+                if fault is None:
+                    started.append(vm_name)
+                else:
+                    _log.warn("{host}: {vm} did not start: {why}", host=name, vm=vm_name,
+                              why=_fault(fault))
+        left = tuple(sorted(set(vms) - set(started)))
+        if left:
+            return Result(Outcome.FAILED, f"{len(left)} VMs not started", left=left,
+                          stopped=tuple(started))
+        return Result(Outcome.OK, f"{len(started)} VMs started: {', '.join(started)}",
+                      stopped=tuple(started))
 
     def _wait_all(self, tasks: list[Any], deadline: float, cancel: threading.Event) -> None:
         for task in tasks:

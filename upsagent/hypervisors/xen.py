@@ -46,6 +46,7 @@ from upsagent.system.runner import Outcome, Result, Runner
 from upsagent.system.threads import Blocking
 
 if TYPE_CHECKING:
+    from upsagent.policy.plan import VmGroup
     from upsagent.config.managers import ManagerConfig, XenPoolConfig
 
 __all__ = ["XenBackend", "XenPool", "master_url"]
@@ -511,7 +512,9 @@ class XenBackend(Backend):
         return self._run(f"exit maintenance of {host}",
                          lambda stop: self.pool.enable(host, timeout, stop))
 
-    def shutdown_vms(self, host: str, timeout: float) -> Deferred[Result]:
+    def shutdown_vms(self, host: str, timeout: float,
+                     groups: Sequence[VmGroup] = ()) -> Deferred[Result]:
+        # vm_groups are not applied on XenServer yet: all the VMs within ``timeout``
         return self._run(f"VMs of {host}",
                          lambda stop: self.pool.shutdown_vms(host, timeout, stop))
 

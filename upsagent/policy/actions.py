@@ -10,7 +10,8 @@ the log, the timeline of ``upsagent simulate`` and the tests all read the same s
 Two kinds of action:
 
 * **operations** (:data:`OPERATIONS`): :class:`EnterMaintenance`, :class:`ExitMaintenance`,
-  :class:`ShutdownVms`, :class:`ShutdownHost`, :class:`RunCommand`, :class:`SetFsd`.  The
+  :class:`ShutdownVms`, :class:`ShutdownHost`, :class:`RunCommand`, :class:`SetFsd`,
+  :class:`PowerOnVms`.  The
   engine waits for their result before the host's next step; at most one per host is in
   flight.
 * **messages**: :class:`Notify` (upsmon's notifications, with NOTIFYMSG texts),
@@ -22,6 +23,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from upsagent.policy.plan import VmGroup
 from upsagent.system.runner import Outcome, Result
 
 __all__ = [
@@ -31,6 +33,7 @@ __all__ = [
     "ExitMaintenance",
     "Notify",
     "OPERATIONS",
+    "PowerOnVms",
     "Outcome",
     "Result",
     "RunCommand",
@@ -74,14 +77,29 @@ class ExitMaintenance(Action):
 @dataclass(frozen=True)
 class ShutdownVms(Action):
     """Stop the VMs still running on the host (guest shutdown, power-off after
-    ``timeout``); with ``evacuate`` first try to move them away (XenServer)."""
+    ``timeout``); with ``evacuate`` first try to move them away (XenServer).  ``groups``:
+    the host's VM priority groups, stopped in order within ``timeout``
+    (:func:`~upsagent.policy.plan.vm_batches`)."""
 
     timeout: float = 60.0
     evacuate: bool = False
+    groups: tuple[VmGroup, ...] = ()
 
     @property
     def verb(self) -> str:  # type: ignore[override]
         return "evacuate" if self.evacuate else "shut down VMs"
+
+
+@dataclass(frozen=True)
+class PowerOnVms(Action):
+    """Power is back (``power_on_vms``): start again ``vms``, the VMs the agent shut down
+    on the host, in reverse order of ``groups`` (the VMs of no group first), waiting up to
+    ``timeout`` seconds for the host to be up and out of maintenance."""
+
+    vms: tuple[str, ...] = ()
+    groups: tuple[VmGroup, ...] = ()
+    timeout: float = 600.0
+    verb = "power on VMs"
 
 
 @dataclass(frozen=True)
@@ -153,4 +171,5 @@ class Cancel(Action):
 
 
 #: the actions whose result the engine waits for
-OPERATIONS = (EnterMaintenance, ExitMaintenance, ShutdownVms, ShutdownHost, RunCommand, SetFsd)
+OPERATIONS = (EnterMaintenance, ExitMaintenance, ShutdownVms, ShutdownHost, RunCommand, SetFsd,
+              PowerOnVms)

@@ -35,8 +35,9 @@ its parts, for the engine and for ``check-config`` alike.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
+from fnmatch import fnmatchcase
 from typing import Literal
 
 __all__ = [
@@ -52,6 +53,10 @@ __all__ = [
     "TRAITS",
     "UpsCountdown",
     "UpsPlan",
+    "VmGroup",
+    "VmGroupError",
+    "read_vm_groups",
+    "vm_batches",
     "runtime_trigger",
     "shutdown_sequence",
     "traits_of",
@@ -154,6 +159,82 @@ class Supply:
 
 
 @dataclass(frozen=True)
+class VmGroup:
+    """One VM priority group of a host (``vm_groups``): the VMs whose names match one of
+    ``patterns`` (shell-style, case-sensitive: ``db*``, ``web-?``) get a guest shutdown
+    together and are powered off if still running after ``timeout`` seconds; then the next
+    group starts.  A VM belongs to the first group it matches."""
+
+    patterns: tuple[str, ...]
+    timeout: float
+
+    def matches(self, vm: str) -> bool:
+        return any(fnmatchcase(vm, pattern) for pattern in self.patterns)
+
+
+class VmGroupError(ValueError):
+    """A ``vm_groups`` value that is not well formed: ``key`` names the part
+    (``vm_groups[1].timeout``), ``reason`` says why."""
+
+    def __init__(self, key: str, reason: str) -> None:
+        super().__init__(f"{key}: {reason}")
+        self.key, self.reason = key, reason
+
+
+def read_vm_groups(value: object, key: str = "vm_groups") -> tuple[VmGroup, ...]:
+    """``vm_groups`` as written in TOML (a list of ``{patterns = [...], timeout = N}``
+    tables; ``patterns`` may be one string) as :class:`VmGroup` values, or
+    :class:`VmGroupError` naming the key (``key[2].timeout``)."""
+    if not isinstance(value, list):
+        raise VmGroupError(key, "must be a list of { patterns = [...], timeout = seconds } "
+                           "tables")
+    groups = []
+    for i, entry in enumerate(value):
+        at = f"{key}[{i + 1}]"
+        if not isinstance(entry, dict):
+            raise VmGroupError(at, "must be a table { patterns = [...], timeout = seconds }")
+        for name in entry:
+            if name not in ("patterns", "timeout"):
+                raise VmGroupError(f"{at}.{name}", "unknown key (patterns or timeout)")
+        patterns = entry.get("patterns")
+        if isinstance(patterns, str):
+            patterns = [patterns]
+        if (not isinstance(patterns, list) or not patterns
+                or not all(isinstance(p, str) and p for p in patterns)):
+            raise VmGroupError(f"{at}.patterns", "must be a non-empty list of VM name "
+                               "patterns (such as [\"db*\", \"vc*\"])")
+        timeout = entry.get("timeout")
+        if timeout is None:
+            raise VmGroupError(f"{at}.timeout", "is required (the seconds the group's "
+                               "guests get before they are powered off)")
+        if isinstance(timeout, bool) or not isinstance(timeout, (int, float)):
+            raise VmGroupError(f"{at}.timeout", "must be a number (seconds)")
+        if timeout < 0:
+            raise VmGroupError(f"{at}.timeout", f"must not be negative ({timeout:g})")
+        groups.append(VmGroup(tuple(patterns), float(timeout)))
+    return tuple(groups)
+
+
+def vm_batches(groups: Sequence[VmGroup], vms: Iterable[str],
+               budget: float) -> list[tuple[tuple[str, ...], float]]:
+    """The order in which a backend stops ``vms`` within ``budget`` seconds: one batch per
+    group (its VMs, sorted, and its timeout), then the VMs matching no group with what is
+    left of the budget (0 when the groups use all of it: guest shutdown, then power-off
+    at once).  Empty batches are left out; without groups, one batch of all the VMs."""
+    left = sorted(set(vms))
+    batches: list[tuple[tuple[str, ...], float]] = []
+    for group in groups:
+        mine = [vm for vm in left if group.matches(vm)]
+        left = [vm for vm in left if vm not in mine]
+        if mine:
+            batches.append((tuple(mine), group.timeout))
+    if left:
+        rest = max(budget - sum(g.timeout for g in groups), 0.0)
+        batches.append((tuple(left), rest))
+    return batches
+
+
+@dataclass(frozen=True)
 class HostPlan:
     """One protected host: what happens to it and when.
 
@@ -188,6 +269,31 @@ class HostPlan:
     is_pool_master: bool = False
     #: None: the backend's default (see :class:`BackendTraits`)
     shutdown_on_critical: bool | None = None
+    #: VM priority groups, stopped in order within ``vm_shutdown_timeout`` (the VMs
+    #: matching no group last, with what the groups leave of it): :func:`vm_batches`
+    vm_groups: tuple[VmGroup, ...] = ()
+    #: once power is back and the host is up (out of maintenance, booted), start again
+    #: the VMs the agent shut down, in reverse group order (R7)
+    power_on_vms: bool = False
+    #: the manager (vCenter) the host belongs to (``vcenter`` of a ``[[host]]``); hosts
+    #: without one are grouped by ``cluster``
+    manager: str | None = None
+    #: the host runs the vCenter VM / the agent's own VM: its shutdown waits, before its
+    #: VMs are stopped, for the other hosts of its manager whose shutdown has started
+    #: (R6; the agent's VM's host after the vCenter's)
+    runs_vcenter: bool = False
+    runs_agent: bool = False
+
+    @property
+    def manager_key(self) -> str | None:
+        """What groups the hosts of one manager: ``manager``, else ``cluster``."""
+        return self.manager or self.cluster
+
+    @property
+    def last_rank(self) -> int:
+        """R6: 0 for most hosts, 1 for the vCenter's host, 2 for the agent's VM's host:
+        a host waits for the hosts of its manager with a lower rank."""
+        return 2 if self.runs_agent else 1 if self.runs_vcenter else 0
 
     @property
     def traits(self) -> BackendTraits:
@@ -489,6 +595,26 @@ def _check_steps(host: HostPlan) -> list[Problem]:
     if not host.command and host.command_budget > 0:
         problems.append(Problem(name, "command_budget", f"host {name}: command_budget is "
                                 "set but there is no command", "warning"))
+    if host.vm_groups:
+        total = sum(g.timeout for g in host.vm_groups)
+        if not host.traits.vms:
+            problems.append(Problem(name, "vm_groups", f"host {name}: vm_groups is set, but "
+                                    f"a {host.backend} host runs no VMs", "warning"))
+        elif total > host.vm_shutdown_timeout:
+            how = " + ".join(_s(g.timeout) for g in host.vm_groups)
+            problems.append(Problem(
+                name, "vm_groups", f"host {name}: the VM groups' timeouts add up to "
+                f"{_s(total)} ({how}), more than the VM shutdown budget "
+                f"vm_shutdown_timeout = {_s(host.vm_shutdown_timeout)}",
+                excess=total - host.vm_shutdown_timeout))
+    if (host.runs_vcenter or host.runs_agent) and host.manager_key is None:
+        problems.append(Problem(name, "runs_vcenter" if host.runs_vcenter else "runs_agent",
+                                f"host {name}: runs_vcenter/runs_agent orders a host after "
+                                "the other hosts of its vCenter, but it names none",
+                                "warning"))
+    if host.power_on_vms and not host.traits.vms:
+        problems.append(Problem(name, "power_on_vms", f"host {name}: power_on_vms is set, "
+                                f"but a {host.backend} host runs no VMs", "warning"))
     if host.left_alone and (m is not None or s is not None):
         problems.append(Problem(
             name, "is_pool_master", f"host {name}: the pool master is never scheduled with "
@@ -540,7 +666,7 @@ def validate(plan: Plan) -> list[Problem]:
 
     Checks: duplicate names; negative times; supplies (none, unknown UPS, power value below
     min_supplies); shutdown_after > maintenance_after; maintenance on a backend without it;
-    a command without a budget; timers on a pool master; a runtime_margin outside 0 to 1;
+    a command without a budget; VM groups beyond the VM shutdown budget; timers on a pool master; a runtime_margin outside 0 to 1;
     and that every host's steps with their durations end before the UPS countdown cuts its
     output (with redundant supplies: before the cut that leaves it below min_supplies, all
     UPSes failing together).

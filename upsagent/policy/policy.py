@@ -29,7 +29,7 @@ from dataclasses import dataclass, replace
 
 from upsagent.policy.actions import (
     Action, Cancel, EnterMaintenance, ExitMaintenance, Notify, Outcome, Result, RunCommand,
-    SetFsd, ShutdownVms, WarnUsers,
+    PowerOnVms, SetFsd, ShutdownVms, WarnUsers,
 )
 from upsagent.policy.events import CommLost, CommOk, Event, UpsState
 from upsagent.policy.plan import HostPlan, Plan, runtime_trigger
@@ -204,7 +204,7 @@ class PolicyEngine(Stages):
         for name, old in hosts.items():
             if name not in self._hosts:
                 continue
-            rec = HostRecord(name, generation=old.generation)
+            rec = HostRecord(name, generation=old.generation, vms_stopped=old.vms_stopped)
             if old.ours or old.phase in (Phase.ENTERING, Phase.EVACUATING):
                 rec.phase, rec.ours = Phase.MAINTENANCE, True
             self._hosts[name] = rec
@@ -287,7 +287,10 @@ class PolicyEngine(Stages):
         for _ in range(8):   # a host's change can release another (R6: the agent goes last)
             before = [(r.phase, len(r.inflight), r.since) for r in self._hosts.values()]
             views, verdicts = self._verdicts(now)
-            for rec in self._hosts.values():
+            # R6: the vCenter's and the agent's VM's hosts after the others, so that
+            # they see the shutdowns that start at the same moment
+            for rec in sorted(self._hosts.values(),
+                              key=lambda r: self.plan.host(r.name).last_rank):
                 out += self._advance(rec, self.plan.host(rec.name), views, verdicts, now)
             out += self._expire(now)
             if before == [(r.phase, len(r.inflight), r.since) for r in self._hosts.values()]:
@@ -347,6 +350,13 @@ class PolicyEngine(Stages):
             rec.exit_when_done, rec.phase = False, Phase.EXITING
             return out + [self._start(rec, ExitMaintenance(
                 self._next_id(rec.name), rec.name, reason), 600.0, now)]
+        if rec.phase is Phase.IDLE and plan.power_on_vms and rec.vms_stopped:
+            reason = (rec.back_reason or "power is back") + (
+                f"; starting again the VMs this agent shut down on {rec.name}")
+            rec.phase = Phase.STARTING_VMS
+            action = PowerOnVms(self._next_id(rec.name), rec.name, reason,
+                                vms=rec.vms_stopped, groups=plan.vm_groups)
+            return out + [self._start(rec, action, action.timeout, now)]
         return out
 
     def _track_power(self, rec: HostRecord, plan: HostPlan, power: PowerView,
@@ -489,7 +499,14 @@ class PolicyEngine(Stages):
 
     def _maybe_abort(self, rec: HostRecord, plan: HostPlan, power: PowerView,
                      now: float) -> list[Action]:
-        """R5: an urgent trigger during a migration aborts it (once)."""
+        """R5: an urgent trigger during a migration aborts it (once).  R7: power failing
+        again aborts the VMs' power-on (once), so that the timers run."""
+        if (rec.phase is Phase.STARTING_VMS and not rec.aborting
+                and power.state is not Power.OK):
+            rec.aborting = True
+            return [Cancel(self._next_id(rec.name), rec.name,
+                           f"{rec.power_reason or 'power failing'} again",
+                           target=rec.inflight[0], step="power on VMs")]
         if (rec.phase is not Phase.ENTERING or rec.aborting or rec.since is None
                 or not plan.shuts_down):
             return []
@@ -509,6 +526,7 @@ class PolicyEngine(Stages):
         limit = {EnterMaintenance: getattr(action, "timeout", 0.0),
                  ExitMaintenance: getattr(action, "timeout", 0.0),
                  ShutdownVms: getattr(action, "timeout", 0.0),
+                 PowerOnVms: getattr(action, "timeout", 0.0),
                  SetFsd: getattr(action, "wait", 0.0)}.get(type(action), 60.0)
         again = replace(action, id=self._next_id(action.host),
                         reason=f"resumed after a restart: {action.reason}")

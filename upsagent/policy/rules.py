@@ -66,14 +66,24 @@ R6. **Shutdown** is the sequence :data:`SHUTDOWN_STAGES`, each stage skipped whe
     agent's own host, the message, FINALDELAY), the operator's command, evacuation
     (XenServer, when maintenance did not already empty the host), the VMs' shutdown (when
     VMs may be left), waiting for the agent's other hosts (the agent's own host goes last),
-    the host's shutdown.
+    the host's shutdown.  A host that runs the vCenter VM (``runs_vcenter``) or the agent's
+    own VM (``runs_agent``) waits, after its command and before its evacuation and VMs,
+    until the other hosts of its manager (``HostPlan.manager_key``) whose shutdown has
+    started are down (their shutdown accepted): the vCenter is needed for their steps.
+    The agent's VM's host also waits for the vCenter's host; neither waits for hosts
+    whose shutdown has not started.
 
 R7. **Power back** is handled by the host's phase, :data:`ON_POWER_BACK`: steps not started
     are cancelled; a migration in progress completes, then maintenance is exited at once;
     a host in maintenance exits it; a shutdown still in its start delay is called off; once
     the command, the VMs' or the host's shutdown has started, the shutdown completes
     (it cannot be undone); a host we shut down in maintenance is taken out of it, the
-    backend waiting for it to boot.  Except for upsmon's own plan
+    backend waiting for it to boot.  With ``power_on_vms``, once power is back and the
+    host is idle again (out of maintenance, or booted after a shutdown that did not use
+    it), the VMs the agent shut down on it (the ``stopped`` of its VM shutdowns) are
+    started again (:class:`PowerOnVms`: reverse group order, the backend waiting for the
+    host to be up); power failing again meanwhile aborts it, and the VMs not started are
+    remembered for the next return.  Except for upsmon's own plan
     (:func:`final_delay_commits`: the host :func:`~upsagent.policy.plan.upsmon_plan` makes,
     from upsmon.conf or ``[slave]`` without ``[[host]]``): its start delay is FINALDELAY,
     and upsmon, once it has decided to shut down, always goes through with it (upsmon.c
@@ -332,11 +342,14 @@ class Phase(str, Enum):
     FSD = "fsd"                        # shutdown: SetFsd in flight (primary's own host)
     DELAY = "delay"                    # shutdown: announced, waiting the start delay
     COMMAND = "command"                # shutdown: RunCommand in flight
+    AFTER_OTHERS = "after-others"      # shutdown: the vCenter's (agent VM's) host waiting
+                                       # for the other hosts of its vCenter
     EVACUATING = "evacuating"          # shutdown: EnterMaintenance as an evacuation
     VMS = "vms"                        # shutdown: ShutdownVms in flight
     LAST = "last"                      # shutdown: waiting for the agent's other hosts
     STOPPING = "stopping"              # shutdown: ShutdownHost in flight
     DOWN = "down"                      # shut down
+    STARTING_VMS = "starting-vms"      # power back: PowerOnVms in flight (power_on_vms)
 
 
 class When(Enum):
@@ -348,6 +361,7 @@ class When(Enum):
     EVACUATE = "the backend evacuates before a shutdown and maintenance did not"
     VMS_LEFT = "VMs may still run on the host"
     AGENT_HOST = "the agent's own host"
+    RUNS_INFRA = "the host runs the vCenter VM or the agent's VM"
 
 
 #: R6, in order
@@ -355,6 +369,7 @@ SHUTDOWN_STAGES: tuple[tuple[Phase, When], ...] = (
     (Phase.FSD, When.PRIMARY_AGENT_HOST),
     (Phase.DELAY, When.ALWAYS),
     (Phase.COMMAND, When.COMMAND),
+    (Phase.AFTER_OTHERS, When.RUNS_INFRA),
     (Phase.EVACUATING, When.EVACUATE),
     (Phase.VMS, When.VMS_LEFT),
     (Phase.LAST, When.AGENT_HOST),
@@ -383,6 +398,8 @@ AFTER_RESULT: Mapping[tuple[Phase, bool], Phase | str] = {
     (Phase.VMS, False): NEXT_STAGE,
     (Phase.STOPPING, True): Phase.DOWN,
     (Phase.STOPPING, False): Phase.DOWN,         # nothing more can be done for it
+    (Phase.STARTING_VMS, True): Phase.IDLE,
+    (Phase.STARTING_VMS, False): Phase.IDLE,     # one attempt; the result says what is off
 }
 
 #: seconds between attempts to take a host out of maintenance, and how many attempts
@@ -412,11 +429,13 @@ ON_POWER_BACK: Mapping[Phase, OnPowerBack] = {
     Phase.FSD: OnPowerBack.COMMITTED,      # FSD is latched: the UPS will be switched off
     Phase.DELAY: OnPowerBack.CALL_OFF,
     Phase.COMMAND: OnPowerBack.COMMITTED,
+    Phase.AFTER_OTHERS: OnPowerBack.COMMITTED,
     Phase.EVACUATING: OnPowerBack.COMMITTED,
     Phase.VMS: OnPowerBack.COMMITTED,
     Phase.LAST: OnPowerBack.COMMITTED,
     Phase.STOPPING: OnPowerBack.COMMITTED,
     Phase.DOWN: OnPowerBack.EXIT_AFTER_BOOT,
+    Phase.STARTING_VMS: OnPowerBack.FORGET,
 }
 
 

@@ -11,8 +11,8 @@ class only so that each module stays readable; nothing uses it on its own.
 from __future__ import annotations
 
 from upsagent.policy.actions import (
-    Action, Cancel, EnterMaintenance, Notify, Result, RunCommand, SetFsd, ShutdownHost,
-    ShutdownVms, WarnUsers,
+    Action, Cancel, EnterMaintenance, Notify, Outcome, Result, RunCommand, SetFsd,
+    ShutdownHost, ShutdownVms, WarnUsers,
 )
 from upsagent.policy.plan import HostPlan, Plan
 from upsagent.policy.rules import (
@@ -57,6 +57,7 @@ class Stages:
                             and rec.before_order is not Phase.NO_MAINTENANCE),
             When.VMS_LEFT: plan.traits.vms and rec.vms_left,
             When.AGENT_HOST: agent and len(self.plan.hosts) > 1,
+            When.RUNS_INFRA: plan.last_rank > 0 and plan.manager_key is not None,
         }[when]
 
     def _next_stage(self, rec: HostRecord, plan: HostPlan, now: float) -> list[Action]:
@@ -94,6 +95,12 @@ class Stages:
                 out.append(WarnUsers(self._next_id(name), name, f"shutdown {when}: {why}",
                                      message=plan.message))
             return out
+        if phase is Phase.AFTER_OTHERS:
+            first = self._manager_first(plan)
+            if first:
+                what = "the agent's VM" if plan.runs_agent else "the vCenter VM"
+                rec.order_reason = f"{why}; runs {what}: after {', '.join(first)}"
+            return []
         if phase is Phase.COMMAND:
             return [self._start(rec, RunCommand(self._next_id(name), name, why,
                                                 argv=plan.command, budget=plan.command_budget),
@@ -107,7 +114,8 @@ class Stages:
             if rec.before_order is Phase.NO_MAINTENANCE and rec.note:
                 why = f"{why}; maintenance failed: {rec.note}"
             return [self._start(rec, ShutdownVms(self._next_id(name), name, why,
-                                                 timeout=plan.vm_shutdown_timeout),
+                                                 timeout=plan.vm_shutdown_timeout,
+                                                 groups=plan.vm_groups),
                                 plan.vm_shutdown_timeout, now)]
         if phase is Phase.STOPPING:
             killpower = plan.traits.agent and any(
@@ -123,7 +131,17 @@ class Stages:
             return now < (rec.stage_at or now) + plan.shutdown_delay
         if rec.phase is Phase.LAST:
             return self._others_until(rec, now) is not None
+        if rec.phase is Phase.AFTER_OTHERS:
+            return bool(self._manager_first(plan))
         return False
+
+    def _manager_first(self, plan: HostPlan) -> list[str]:
+        """R6: the hosts of ``plan``'s manager, of a lower :attr:`~HostPlan.last_rank`,
+        whose shutdown is in progress (``plan`` waits for them)."""
+        return [other.name for other in self.plan.hosts
+                if other.name != plan.name and other.manager_key == plan.manager_key
+                and other.last_rank < plan.last_rank and not other.left_alone
+                and self._hosts[other.name].phase in SHUTTING_DOWN]
 
     def _others_until(self, rec: HostRecord, now: float) -> float | None:
         """R6: until when the agent's own host must wait for the others (None: done).
@@ -145,7 +163,8 @@ class Stages:
         return until
 
     def _continue(self, rec: HostRecord, plan: HostPlan, now: float) -> list[Action]:
-        if rec.phase in (Phase.DELAY, Phase.LAST) and not self._stage_waits(rec, plan, now):
+        if (rec.phase in (Phase.DELAY, Phase.LAST, Phase.AFTER_OTHERS)
+                and not self._stage_waits(rec, plan, now)):
             return self._next_stage(rec, plan, now)
         return []
 
@@ -165,6 +184,11 @@ class Stages:
                 rec.note = result.detail or result.outcome.value
         elif phase is Phase.VMS:
             rec.vms_left = False
+            rec.vms_stopped = tuple(sorted(set(rec.vms_stopped) | set(result.stopped)))
+        elif phase is Phase.STARTING_VMS:
+            rec.aborting = False
+            if result.outcome is not Outcome.CANCELLED:
+                rec.vms_stopped = ()
         elif phase is Phase.EXITING:
             if ok:
                 rec.ours, rec.exit_attempts, rec.exit_at = False, 0, None

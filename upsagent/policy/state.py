@@ -17,6 +17,7 @@ from typing import Any
 
 from upsagent.policy import actions
 from upsagent.policy.actions import Action
+from upsagent.policy.plan import VmGroup
 from upsagent.policy.rules import Phase
 
 __all__ = ["HostRecord", "StateError", "UpsRecord", "dump_state", "load_state"]
@@ -76,6 +77,8 @@ class HostRecord:
     exit_when_done: bool = False
     vms_left: bool = True
     down_at: float | None = None
+    #: the VMs this agent shut down on the host, to start again (``power_on_vms``)
+    vms_stopped: tuple[str, ...] = ()
     exit_at: float | None = None
     exit_attempts: int = 0
     power_reason: str = ""
@@ -95,6 +98,8 @@ _ACTIONS: dict[str, type[Action]] = {
 def _jsonable(value: Any) -> Any:
     if isinstance(value, Phase):
         return value.value
+    if isinstance(value, VmGroup):
+        return {"patterns": list(value.patterns), "timeout": value.timeout}
     if isinstance(value, (frozenset, set)):
         return sorted(value)
     if isinstance(value, tuple):
@@ -155,7 +160,11 @@ def load_state(data: dict[str, Any]) -> tuple[
         ops = []
         for raw in data["operations"]:
             cls = _ACTIONS[raw["type"]]
-            ops.append((cls(**_fields(cls, raw)), float(raw["guard"])))
+            fields = _fields(cls, raw)
+            if "groups" in fields:      # ShutdownVms: its VM groups, as dicts
+                fields["groups"] = tuple(VmGroup(tuple(g["patterns"]), float(g["timeout"]))
+                                         for g in fields["groups"])
+            ops.append((cls(**fields), float(raw["guard"])))
         return int(data["seq"]), ups, hosts, ops
     except (KeyError, TypeError, ValueError) as exc:
         raise StateError(f"damaged policy state: {exc!r}") from exc

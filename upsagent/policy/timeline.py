@@ -19,7 +19,7 @@ from dataclasses import dataclass
 
 from upsagent.policy.actions import (
     Action, Cancel, EnterMaintenance, ExitMaintenance, Notify, Outcome, Result, RunCommand,
-    SetFsd, ShutdownHost, ShutdownVms, WarnUsers,
+    PowerOnVms, SetFsd, ShutdownHost, ShutdownVms, WarnUsers,
 )
 
 __all__ = ["Entry", "action_entry", "format_json", "format_text", "result_entry"]
@@ -63,6 +63,7 @@ _DONE = {
     ShutdownHost: ("shutting down", "shutdown failed"),
     RunCommand: ("command done", "command failed"),
     SetFsd: ("secondaries gone", "FSD wait over"),
+    PowerOnVms: ("VMs started", "VM start failed"),
 }
 
 

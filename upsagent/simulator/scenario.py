@@ -51,7 +51,7 @@ from typing import Any
 
 from upsagent.policy.plan import (
     DEFAULT_RUNTIME_MARGIN, RUNTIME_MARGIN_RULE, HostPlan, Plan, Supply, UpsCountdown,
-    UpsPlan)
+    UpsPlan, VmGroup, VmGroupError, read_vm_groups)
 
 __all__ = [
     "AgentSpec", "ClusterSpec", "EventSpec", "HostSpec", "Scenario", "ScenarioError",
@@ -280,6 +280,16 @@ def _vms(table: _Table) -> tuple[VmSpec, ...]:
     return tuple(vms)
 
 
+def _vm_groups(table: _Table) -> tuple[VmGroup, ...]:
+    value = table._get("vm_groups", (list,), "a list of { patterns, timeout } tables", None)
+    if value is None:
+        return ()
+    try:
+        return read_vm_groups(value)
+    except VmGroupError as exc:
+        raise ScenarioError(f"{table.where}: {exc.key}: {exc.reason}") from None
+
+
 def _host(table: _Table, clusters: Mapping[str, ClusterSpec]) -> HostSpec:
     name = table.text("name") or ""
     cluster = table.text("cluster")
@@ -300,7 +310,9 @@ def _host(table: _Table, clusters: Mapping[str, ClusterSpec]) -> HostSpec:
         message=table.text("message"), debounce=table.number("debounce", 5.0),
         maintenance_timeout=table.number("maintenance_timeout"),
         vm_shutdown_timeout=table.number("vm_shutdown_timeout", 60.0), cluster=cluster,
-        is_pool_master=table.flag("pool_master"), shutdown_on_critical=shutdown_on_critical)
+        is_pool_master=table.flag("pool_master"), shutdown_on_critical=shutdown_on_critical,
+        vm_groups=_vm_groups(table), power_on_vms=bool(table.flag("power_on_vms")),
+        runs_vcenter=bool(table.flag("runs_vcenter")), runs_agent=bool(table.flag("runs_agent")))
     return HostSpec(
         plan=plan, agent=table.text("agent", "agent"), cluster=cluster, vms=_vms(table),
         boot_time=table.number("boot_time", 60.0), stop_time=table.number("stop_time"),

@@ -30,7 +30,7 @@ simulated time:
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Literal
 
@@ -39,6 +39,7 @@ from twisted.internet.interfaces import IDelayedCall, IReactorTime
 
 from upsagent.hypervisors.base import Backend, HostInfo
 from upsagent.policy.actions import Outcome, Result
+from upsagent.policy.plan import VmGroup, vm_batches
 from upsagent.policy.rules import fmt
 
 __all__ = ["SimCluster", "SimHost", "SimVm", "SimulatedBackend"]
@@ -291,37 +292,102 @@ class SimCluster:
 
     # -- shutdown ----------------------------------------------------------------------
 
-    def shutdown_vms(self, name: str, timeout: float) -> Deferred[Result]:
+    def shutdown_vms(self, name: str, timeout: float,
+                     groups: Sequence[VmGroup] = ()) -> Deferred[Result]:
         host = self.hosts[name]
         if host.state != "up":
             return succeed(Result(Outcome.UNREACHABLE, f"{name} is {host.state}"))
-        vms = sorted((vm for vm in self.running_on(name) if vm.state == "running"),
-                     key=lambda v: v.name)
+        vms = {vm.name: vm for vm in self.running_on(name) if vm.state == "running"}
         if not vms:
             return succeed(Result(Outcome.OK, "no VM running"))
         stopped: list[str] = []
         forced: list[str] = []
-        end = 0.0
-        for vm in vms:
-            took = vm.shutdown_time if vm.shutdown_time is not None else self.vm_shutdown_time
-            if not vm.tools:
-                took, how = 0.0, "powered off (no guest tools)"
-                forced.append(vm.name)
-            elif took > timeout:
-                took, how = timeout, f"powered off after {fmt(timeout)} (guest still running)"
-                forced.append(vm.name)
-            else:
-                how = "shut down"
-                stopped.append(vm.name)
-            end = max(end, took)
-            self.clock.callLater(took, self._vm_off, vm, how)
+        start = 0.0
+        batches = vm_batches(groups, vms, timeout)
+        for i, (batch, limit) in enumerate(batches):
+            which = ""
+            if groups:
+                grouped = any(g.matches(batch[0]) for g in groups)
+                which = (f" (VM group {i + 1} of {len(batches)})" if grouped
+                         else " (no VM group: last)")
+            end = 0.0
+            for vm in (vms[n] for n in batch):
+                took = (vm.shutdown_time if vm.shutdown_time is not None
+                        else self.vm_shutdown_time)
+                if not vm.tools:
+                    took, how = 0.0, "powered off (no guest tools)"
+                    forced.append(vm.name)
+                elif took > limit:
+                    took, how = limit, f"powered off after {fmt(limit)} (guest still running)"
+                    forced.append(vm.name)
+                else:
+                    how = "shut down"
+                    stopped.append(vm.name)
+                end = max(end, took)
+                self.clock.callLater(start + took, self._vm_off, vm, how + which)
+            start += end
         parts = [f"VMs {_list(stopped)} shut down"] if stopped else []
         if forced:
             parts.append(f"{_list(forced)} powered off")
+        if groups:
+            parts.append("in order " + " | ".join(", ".join(b) for b, _ in batches))
         d: Deferred[Result] = Deferred()
-        self.clock.callLater(end, d.callback, Result(
+        self.clock.callLater(start, d.callback, Result(
             Outcome.OK, "; ".join(parts), stopped=tuple(stopped + forced)))
         return d
+
+    def power_on_vms(self, name: str, vms: Sequence[str], groups: Sequence[VmGroup],
+                     timeout: float) -> Deferred[Result]:
+        """Start ``vms`` again once ``name`` is up and out of maintenance, in reverse group
+        order, a batch every ``vm_shutdown_time`` (the time a guest takes to start)."""
+        host = self.hosts[name]
+        d: Deferred[Result] = Deferred()
+
+        def start() -> None:
+            if host.maintenance:
+                d.callback(Result(Outcome.FAILED, f"{name} is in maintenance"))
+                return
+            batches = list(reversed(vm_batches(groups, vms, 0.0)))
+            started: list[str] = []
+            at = 0.0
+            for i, (batch, _) in enumerate(batches):
+                which = ""
+                if groups:
+                    which = (f" (VM group {len(batches) - i} of {len(batches)})"
+                             if any(g.matches(batch[0]) for g in groups)
+                             else " (no VM group: first)")
+                for vm_name in batch:
+                    vm = self.vms.get(vm_name)
+                    if vm is None or vm.state in ("running", "migrating"):
+                        continue
+                    started.append(vm_name)
+                    self.clock.callLater(at, self._vm_on, vm, name, "powered on" + which)
+                at += self.vm_shutdown_time
+            self.clock.callLater(at, d.callback, Result(
+                Outcome.OK, f"VMs {_list(started)} started" if started else
+                "no VM to start", stopped=tuple(started)))
+
+        if host.state == "up":
+            start()
+            return d
+
+        def up() -> None:
+            if not d.called:
+                timer.cancel()
+                start()
+
+        def late() -> None:
+            self._waiters[name].remove(up)
+            d.callback(Result(Outcome.UNREACHABLE, f"{name} did not come back within "
+                              f"{fmt(timeout)}"))
+        self._waiters.setdefault(name, []).append(up)
+        timer = self.clock.callLater(timeout, late)
+        return d
+
+    def _vm_on(self, vm: SimVm, host: str, how: str) -> None:
+        if vm.state not in ("running", "migrating") and self.hosts[host].state == "up":
+            vm.host, vm.state = host, "running"
+            self.log(vm.name, how, f"on {host}")
 
     def _vm_off(self, vm: SimVm, how: str) -> None:
         if vm.state == "running":
@@ -425,11 +491,16 @@ class SimulatedBackend(Backend):
     def exit_maintenance(self, host: str, timeout: float) -> Deferred[Result]:
         return self.cluster.exit_maintenance(host, timeout)
 
-    def shutdown_vms(self, host: str, timeout: float) -> Deferred[Result]:
-        return self.cluster.shutdown_vms(host, timeout)
+    def shutdown_vms(self, host: str, timeout: float,
+                     groups: Sequence[VmGroup] = ()) -> Deferred[Result]:
+        return self.cluster.shutdown_vms(host, timeout, groups)
 
     def shutdown_host(self, host: str, killpower: bool = False) -> Deferred[Result]:
         return self.cluster.shutdown_host(host)
+
+    def power_on_vms(self, host: str, vms: Sequence[str], groups: Sequence[VmGroup] = (),
+                     timeout: float = 600.0) -> Deferred[Result]:
+        return self.cluster.power_on_vms(host, vms, groups, timeout)
 
     def warn_users(self, host: str, message: str) -> Deferred[Result]:
         return succeed(Result(Outcome.OK, "message shown"))
