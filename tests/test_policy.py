@@ -27,9 +27,10 @@ from upsagent.policy.actions import (
 )
 from upsagent.policy.events import CommLost, CommOk, Event, UpsState
 from upsagent.engine.executor import Executor, MonitorFsd
+from upsagent.policy.checks import validate
 from upsagent.policy.plan import (
     HostPlan, Plan, Supply, UpsCountdown, UpsPlan, VmGroup, VmGroupError, read_vm_groups,
-    upsmon_plan, validate, vm_batches,
+    upsmon_plan, vm_batches,
 )
 from upsagent.policy.policy import PolicyEngine
 from upsagent.policy.rules import Phase

@@ -3,7 +3,7 @@
 lines (``<source>: <key or host>: <reason>``), the same at start, on SIGHUP and in
 ``upsagent check-config``.
 
-* :func:`plan_problems` turns :func:`~upsagent.policy.plan.validate` findings into lines:
+* :func:`plan_problems` turns :func:`~upsagent.policy.checks.validate` findings into lines:
   errors stop the agent, warnings are printed.  It adds what the agent needs to run the
   plan: the runner's and monitors' settings (:func:`settings_problems`) and that every
   host's backend exists in this version (:func:`backend_problems`; the plan knows more
@@ -26,7 +26,8 @@ from upsagent.config.slaveconf import (
     _HOST_KEYS, DELAY_VARIABLE, SIMULATION_ONLY, SlaveConfig, _replace)
 from upsagent.config.validate import show
 from upsagent.policy.plan import (
-    HostPlan, Problem, UpsCountdown, is_upsmon_host, runtime_trigger, validate)
+    HostPlan, UpsCountdown, is_upsmon_host, runtime_trigger)
+from upsagent.policy.checks import Problem, validate
 
 __all__ = ["agent_backends", "backend_problems", "countdown_problems", "plan_problems",
            "runtime_triggers", "settings_problems", "tls_problems", "upsmon_like",
@@ -49,7 +50,7 @@ def plan_problems(slave: SlaveConfig, available: Collection[str] | None = None,
                   ) -> tuple[list[str], list[str]]:
     """Everything wrong with ``slave`` as (errors, warnings) lines, ``check-config``'s.
 
-    :func:`~upsagent.policy.plan.validate`'s findings, :func:`settings_problems` and
+    :func:`~upsagent.policy.checks.validate`'s findings, :func:`settings_problems` and
     :func:`backend_problems` (``available``: the backend kinds that can be built, default
     :func:`agent_backends`).  In a dry run a missing backend is only a warning: the dry
     run goes on without it.
@@ -221,7 +222,7 @@ def settings_problems(slave: SlaveConfig) -> list[str]:
     return lines
 
 
-#: a :class:`~upsagent.policy.plan.Problem`'s step that is a HostPlan field, by its key
+#: a :class:`~upsagent.policy.checks.Problem`'s step that is a HostPlan field, by its key
 #: in a ``[[host]]`` table when the two differ
 _STEP_KEYS = {"is_pool_master": "pool_master"}
 

@@ -47,7 +47,8 @@ from upsagent.simulator.simulated import SimCluster, SimulatedBackend
 from upsagent.policy.actions import Action, Outcome, Result, ShutdownHost
 from upsagent.policy.events import CommLost, CommOk, UpsState
 from upsagent.engine.executor import Executor
-from upsagent.policy.plan import Plan, validate
+from upsagent.policy.checks import validate
+from upsagent.policy.plan import Plan
 from upsagent.policy.policy import PolicyEngine
 from upsagent.policy.rules import fmt
 from upsagent.simulator.scenario import AgentSpec, EventSpec, HostSpec, Scenario, UpsSpec
