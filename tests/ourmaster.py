@@ -54,6 +54,18 @@ def free_port() -> int:
         return port
 
 
+def stop_process(proc: "subprocess.Popen[bytes]", grace: float = 10.0) -> None:
+    """TERM a test's server (started with ``start_new_session``), then KILL its whole
+    process group if it is still there after ``grace`` seconds; reaped either way."""
+    if proc.poll() is None:
+        proc.terminate()
+        try:
+            proc.wait(grace)
+        except subprocess.TimeoutExpired:
+            os.killpg(proc.pid, signal.SIGKILL)
+            proc.wait()
+
+
 def wait_for(check: Callable[[], T | None], timeout: float = 15.0,
              what: str = "condition") -> T:
     """Poll ``check`` until it returns something truthy; fail after ``timeout`` seconds."""
@@ -137,13 +149,8 @@ class OurMaster:
         self.proc.send_signal(sig)
 
     def stop(self) -> None:
-        if self.proc is not None and self.proc.poll() is None:
-            self.proc.terminate()
-            try:
-                self.proc.wait(10)
-            except subprocess.TimeoutExpired:
-                os.killpg(self.proc.pid, signal.SIGKILL)
-                self.proc.wait()
+        if self.proc is not None:
+            stop_process(self.proc)
 
     def __enter__(self) -> "OurMaster":
         return self.start()

@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import os
 import random
-import signal
 import socket
 import subprocess
 import sys
@@ -25,6 +24,7 @@ import time
 from pathlib import Path
 from types import TracebackType
 
+from tests.ourmaster import stop_process
 from upsagent.drivers.snmp.values import parse_oid
 
 __all__ = ["Snmpsim", "free_udp_port", "sorted_walk"]
@@ -111,13 +111,8 @@ class Snmpsim:
             time.sleep(0.05)
 
     def stop(self) -> None:
-        if self.proc is not None and self.proc.poll() is None:
-            self.proc.terminate()
-            try:
-                self.proc.wait(10)
-            except subprocess.TimeoutExpired:
-                os.killpg(self.proc.pid, signal.SIGKILL)
-                self.proc.wait()
+        if self.proc is not None:
+            stop_process(self.proc)
         self.proc = None
 
     def __enter__(self) -> "Snmpsim":

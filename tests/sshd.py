@@ -18,18 +18,15 @@ import subprocess
 import time
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Iterator
 
-__all__ = ["SSHD", "Sshd", "free_port", "recorder", "start_sshd"]
+import pytest
+
+from tests.ourmaster import free_port
+
+__all__ = ["SSHD", "Sshd", "free_port", "recorder", "sshd", "start_sshd"]
 
 SSHD = "/usr/sbin/sshd"
-
-
-def free_port() -> int:
-    """A TCP port free on 127.0.0.1 now."""
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port: int = s.getsockname()[1]
-    return port
 
 
 @dataclass
@@ -111,3 +108,14 @@ def recorder(directory: Path, name: str = "record") -> tuple[Path, Path]:
                       f"'{out}'\necho -- >> '{out}'\necho recorded\necho to-stderr >&2\n")
     os.chmod(script, 0o755)
     return script, out
+
+
+@pytest.fixture(scope="module")
+def sshd(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Sshd]:
+    """One sshd for a test module (import this fixture into the module that uses it)."""
+    server = start_sshd(tmp_path_factory.mktemp("sshd"))
+    try:
+        yield server
+    finally:
+        server.stop()
+

@@ -7,6 +7,8 @@ from __future__ import annotations
 
 import os
 import shutil
+import subprocess
+import sys
 import time
 from collections.abc import Iterator
 from dataclasses import replace
@@ -21,19 +23,10 @@ from upsagent.config.managers import SshTargetConfig
 from upsagent.hypervisors.base import build_backend
 from upsagent.hypervisors.ssh import SshBackend
 from upsagent.system.runner import Outcome, Result
-from tests.sshd import SSHD, Sshd, free_port, recorder, start_sshd
+from tests.sshd import SSHD, Sshd, free_port, recorder, sshd, start_sshd  # noqa: F401 (fixture)
 
 pytestmark = pytest.mark.skipif(not os.path.exists(SSHD) or shutil.which("ssh-keygen") is None,
                                 reason="needs Debian's openssh-server (make sysdeps)")
-
-
-@pytest.fixture(scope="module")
-def sshd(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Sshd]:
-    server = start_sshd(tmp_path_factory.mktemp("sshd"))
-    try:
-        yield server
-    finally:
-        server.stop()
 
 
 @pytest.fixture
@@ -200,20 +193,18 @@ def _config(tmp_path: Path, sshd: Sshd, command: str, *, known: Path | None = No
     return path
 
 
-def test_ssh(*args: str) -> "subprocess.CompletedProcess[str]":
-    import subprocess
-    import sys
+def run_test_ssh(*args: str) -> "subprocess.CompletedProcess[str]":
+    """``upsagent test-ssh ARGS`` as a user runs it (not itself a test: no ``test_`` name)."""
     return subprocess.run([sys.executable, "-m", "upsagent", "test-ssh", *args],
                           capture_output=True, text=True, timeout=60)
 
 
-test_ssh.__test__ = False  # type: ignore[attr-defined]
 
 
 def test_test_ssh_passes_and_runs_nothing(sshd: Sshd, tmp_path: Path) -> None:
     script, out = recorder(tmp_path)
     config = _config(tmp_path, sshd, f'"{script}", "now"')
-    result = test_ssh("--config", str(config), "nas")
+    result = run_test_ssh("--config", str(config), "nas")
     assert result.returncode == 0, result.stderr
     assert "found there" in result.stdout and "nothing was shut down" in result.stdout
     assert not out.exists()
@@ -221,18 +212,18 @@ def test_test_ssh_passes_and_runs_nothing(sshd: Sshd, tmp_path: Path) -> None:
 
 def test_test_ssh_errors_have_their_exit_status(sshd: Sshd, tmp_path: Path) -> None:
     script, out = recorder(tmp_path)
-    missing = test_ssh("--config", str(_config(tmp_path, sshd, '"/nonexistent/poweroff"')),
+    missing = run_test_ssh("--config", str(_config(tmp_path, sshd, '"/nonexistent/poweroff"')),
                        "nas")
     assert missing.returncode == 6 and "not found there" in missing.stderr, missing
     other = tmp_path / "other_known_hosts"
     other.write_text("[127.0.0.1]:1 " + sshd.host_pub + "\n")
-    key = test_ssh("--config", str(_config(tmp_path, sshd, f'"{script}"', known=other)),
+    key = run_test_ssh("--config", str(_config(tmp_path, sshd, f'"{script}"', known=other)),
                    "nas")
     assert key.returncode == 4 and "never trusted on first use" in key.stderr, key
     pw = tmp_path / "pw"
     pw.write_text("wrong-password\n")
     pw.chmod(0o600)
-    login = test_ssh("--config", str(_config(tmp_path, sshd, f'"{script}"',
+    login = run_test_ssh("--config", str(_config(tmp_path, sshd, f'"{script}"',
                                              auth=f'password_file = "{pw}"')), "nas")
     assert login.returncode == 5 and "refused" in login.stderr, login
     assert "wrong-password" not in login.stderr + login.stdout
@@ -244,9 +235,9 @@ def test_test_ssh_unreachable_and_unknown_host(tmp_path: Path) -> None:
                 tmp_path / "log")
     (tmp_path / "kh").write_text("")
     config = _config(tmp_path, fake, '"/sbin/poweroff"', auth='password = "x"')
-    down = test_ssh("--config", str(config), "nas")
+    down = run_test_ssh("--config", str(config), "nas")
     assert down.returncode == 3 and "refused" in down.stderr.lower(), down
-    unknown = test_ssh("--config", str(config), "nope")
+    unknown = run_test_ssh("--config", str(config), "nope")
     assert unknown.returncode == 1 and "ssh hosts: nas" in unknown.stderr, unknown
 
 

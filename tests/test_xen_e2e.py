@@ -20,7 +20,6 @@ from __future__ import annotations
 import os
 import shutil
 import time
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -29,7 +28,8 @@ import pytest
 pytest.importorskip("XenAPI")
 
 from tests.ourmaster import OurMaster, ask, wait_for  # noqa: E402
-from tests.sshd import SSHD, Sshd, free_port, recorder, start_sshd  # noqa: E402
+from tests.sshd import (  # noqa: E402,F401 (sshd is a fixture)
+    SSHD, Sshd, free_port, recorder, sshd, start_sshd)
 from tests.test_reliability import UPS_CONF, Slave, dev  # noqa: E402
 from tests.xapisim import Pool, make_ca  # noqa: E402
 
@@ -141,15 +141,6 @@ def events_of(sim: Pool) -> list[dict[str, Any]]:
 def first(events: list[dict[str, Any]], match: Any) -> int:
     """The index of the first event that ``match``es."""
     return next(i for i, e in enumerate(events) if match(e))
-
-
-@pytest.fixture(scope="module")
-def sshd(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Sshd]:
-    server = start_sshd(tmp_path_factory.mktemp("sshd"))
-    try:
-        yield server
-    finally:
-        server.stop()
 
 
 @needs_sshd

@@ -119,6 +119,8 @@ class _Builder:
         self.warnings: list[str] = []
         #: keys that hold a secret written in the main file itself
         self.inline_secrets: list[str] = []
+        #: the typed getters, failing with this file's key paths
+        self.reader = Reader(self.fail)
 
     # -- helpers ---------------------------------------------------------------------
 
@@ -138,11 +140,11 @@ class _Builder:
 
     def table(self, value: object, where: str) -> dict[str, Any]:
         """``value``, which must be a TOML table."""
-        return Reader(self.fail).table(value, where)
+        return self.reader.table(value, where)
 
     def known_keys(self, table: dict[str, Any], allowed: tuple[str, ...], where: str) -> None:
         """Refuse a key not in ``allowed``, suggesting the closest one."""
-        Reader(self.fail).keys(table, allowed, where)
+        self.reader.keys(table, allowed, where)
 
     def string(self, table: dict[str, Any], key: str, where: str,
                required: bool = False) -> str | None:

@@ -53,8 +53,6 @@ __all__ = ["XenBackend", "XenPool", "master_url"]
 
 _log = Logger()
 T = TypeVar("T")
-#: runs a blocking function in a thread, its result in a Deferred
-InThread = Blocking  # the one seam, upsagent.system.threads
 
 #: evacuate's refusals after which VMs are moved one by one
 _PLACEMENT = {"HOST_NOT_ENOUGH_FREE_MEMORY", "NO_HOSTS_AVAILABLE", "VM_REQUIRES_SR",
@@ -386,7 +384,7 @@ class XenBackend(Backend):
 
     kind = "xen"
 
-    def __init__(self, pool: XenPool, in_thread: InThread) -> None:
+    def __init__(self, pool: XenPool, in_thread: Blocking) -> None:
         self.pool = pool
         self.in_thread = in_thread
 
