@@ -52,6 +52,11 @@ class HostInfo:
     connected: bool
     in_maintenance: bool = False
     detail: str = ""
+    #: the backend found the vCenter's own VM / this agent's own VM running on this host
+    #: (vsphere: detected at every inventory; the operator's ``runs_vcenter`` /
+    #: ``runs_agent`` marks hold regardless)
+    runs_vcenter: bool = False
+    runs_agent: bool = False
 
 
 class Backend:
