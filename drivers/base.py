@@ -67,10 +67,16 @@ class Driver:
         self.reactor = reactor
 
     @classmethod
+    def unfit(cls, config: "UpsConfig") -> str | None:
+        """Why this driver cannot serve ``config`` here (a mode it lacks, a library that
+        is not installed), or None: with ``serve = "auto"`` the UPS is then served from
+        NUT's own driver, and check-config says why."""
+        return None
+
+    @classmethod
     def implements(cls, config: "UpsConfig") -> bool:
-        """Whether this driver can serve ``config`` (a mode it lacks says no: with
-        ``serve = "auto"`` the UPS is then served from NUT's own driver)."""
-        return True
+        """Whether this driver can serve ``config`` (:meth:`unfit` has no objection)."""
+        return cls.unfit(config) is None
 
     def start(self) -> "Deferred[None]":
         """Begin reading the device; fires after the first successful read."""

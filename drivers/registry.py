@@ -24,6 +24,8 @@ import importlib
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
+from twisted.logger import Logger
+
 from upsagent.drivers.base import Driver, UnavailableDriver
 
 if TYPE_CHECKING:
@@ -31,6 +33,8 @@ if TYPE_CHECKING:
 
     from upsagent.config.schema import UpsConfig
     from upsagent.model import UPS
+
+_log = Logger(namespace="upsagent.drivers")
 
 __all__ = ["DRIVERS", "NUT_SOCKET", "DriverEntry", "available", "create_driver", "describe",
            "driver_class", "known_driver", "served_by_nut", "serving"]
@@ -108,14 +112,23 @@ def serving(config: "UpsConfig") -> str:
 
         why = "" if config.serve == "nut-driver" else (
             f"; upsagent has no driver of its own for {config.driver!r}"
-            if not available(config.driver) else
-            f"; upsagent's driver for {config.driver!r} cannot serve this UPS's settings")
+            if not available(config.driver) else f"; {_unfit(config)}")
         return (f"NUT's driver {config.driver} through its socket {socket_path(config)} "
                 f"(NUT's driver must be running){why}")
     if available(config.driver):
         entry = DRIVERS[config.driver]
         return f"upsagent's driver for {config.driver} ({entry.family})"
     return f"nobody: {describe(config.driver)}; the UPS will be reported as not connected"
+
+
+def _unfit(config: "UpsConfig") -> str:
+    """Why upsagent's own driver for ``config`` is not used (``auto``)."""
+    try:
+        cls = driver_class(config.driver)
+    except ImportError as exc:
+        return f"upsagent's driver for {config.driver!r} cannot be loaded ({exc})"
+    why = cls.unfit(config) if cls is not None else None
+    return why or f"upsagent's driver for {config.driver!r} cannot serve this UPS's settings"
 
 
 def driver_class(name: str) -> type[Driver] | None:
@@ -131,7 +144,11 @@ def create_driver(config: "UpsConfig", ups: "UPS", reactor: "IReactorTime") -> D
     UnavailableDriver saying why if there is none."""
     name = config.driver
     try:
-        cls = _load(NUT_SOCKET) if served_by_nut(config) else driver_class(name)
+        nut = served_by_nut(config)
+        if nut and config.serve == "auto" and available(name):
+            _log.warn("UPS {ups}: served by NUT's own {driver} through its socket: {why}",
+                      ups=config.name, driver=name, why=_unfit(config))
+        cls = _load(NUT_SOCKET) if nut else driver_class(name)
     except ImportError as exc:
         return UnavailableDriver(config, ups, reactor, why=(
             f"driver {name!r} cannot be loaded ({exc}); the UPS is reported as not connected"))

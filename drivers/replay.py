@@ -153,11 +153,12 @@ class ReplayDriver(Driver):
     # -- the Driver contract ---------------------------------------------------------
 
     @classmethod
-    def implements(cls, config: UpsConfig) -> bool:
+    def unfit(cls, config: UpsConfig) -> str | None:
         """Everything but dummy-ups' repeater mode (NUT's dummy-ups serves that)."""
         options = config.options
-        return _mode(options.get("mode"), config.port or options.get("port") or "") != \
-            "repeater"
+        if _mode(options.get("mode"), config.port or options.get("port") or "") == "repeater":
+            return "upsagent's dummy-ups has no repeater mode"
+        return None
 
     def start(self) -> "Deferred[None]":
         """Publish driver.*, then read the file; fires after the first successful read."""

@@ -557,7 +557,7 @@ def test_create_driver_chooses_who_serves(monkeypatch: pytest.MonkeyPatch) -> No
     from upsagent.drivers.usbhid.driver import UsbHidDriver
 
     def no_library(choice: str = "auto") -> object:
-        raise transport.MissingLibrary("no hidapi, no pyusb")
+        raise transport.MissingLibrary(f"no hidapi, no pyusb: {transport.INSTALL}")
 
     monkeypatch.setattr(transport, "backend", no_library)
 
@@ -567,6 +567,10 @@ def test_create_driver_chooses_who_serves(monkeypatch: pytest.MonkeyPatch) -> No
 
     assert made("dummy-ups") is ReplayDriver
     assert made("usbhid-ups") is NutSocketDriver
+    # check-config says why NUT's driver serves it, and what to install
+    said = registry.serving(UpsConfig("u", "usbhid-ups"))
+    assert "NUT's driver usbhid-ups through its socket" in said
+    assert "install upsagent[usb]" in said and "no hidapi, no pyusb" in said
     assert made("apcsmart") is NutSocketDriver
     assert made("dummy-ups", "nut-driver") is NutSocketDriver
     assert made("usbhid-ups", "upsagent") is UsbHidDriver
@@ -575,4 +579,4 @@ def test_create_driver_chooses_who_serves(monkeypatch: pytest.MonkeyPatch) -> No
     assert made("dummy-ups", "upsagent") is ReplayDriver
     repeater = UpsConfig("u", "dummy-ups", port="ups@host", options={"port": "ups@host"})
     assert type(registry.create_driver(repeater, UPS("u"), Clock())) is NutSocketDriver
-    assert "cannot serve this UPS's settings" in registry.serving(repeater)
+    assert "has no repeater mode" in registry.serving(repeater)

@@ -138,16 +138,16 @@ class UsbHidDriver(Driver):
     # -- the Driver contract -----------------------------------------------------------
 
     @classmethod
-    def implements(cls, config: UpsConfig) -> bool:
+    def unfit(cls, config: UpsConfig) -> str | None:
         """Only with a USB library to reach the device: without hidapi and pyusb, ``serve =
         "auto"`` keeps reading NUT's own usbhid-ups through its socket (as before this
-        driver existed); ``serve = "upsagent"`` gets this driver, which then says to
-        install upsagent[usb]."""
+        driver existed) and check-config says to install upsagent[usb]; ``serve =
+        "upsagent"`` gets this driver, which then says it at start."""
         try:
             transport.backend(config.options.get("backend", "auto"))
-        except transport.MissingLibrary:
-            return False
-        return True
+        except transport.MissingLibrary as exc:
+            return f"upsagent's usbhid-ups cannot reach USB: {exc}"
+        return None
 
     def start(self) -> "Deferred[None]":
         self.publish_driver_info()
