@@ -20,10 +20,10 @@
 //
 // Control:
 //
-//	POST /_ext/vapp?name=A&vms=V1,V2&order=1,2&stop=guestShutdown,powerOff&delay=5,0
+//	POST /_ext/vapp?name=A&vms=V1,V2&order=1,2&stop=guestShutdown,powerOff&delay=5,0&start=powerOn,none
 //	     creates vApp A in the cluster's root pool with those members (parentVApp,
-//	     resourcePool, entityConfig set; order/stop/delay per member, defaults 0 /
-//	     powerOff / 0)
+//	     resourcePool, entityConfig set; order/stop/delay/start per member, defaults 0 /
+//	     powerOff / 0 / powerOn)
 //	POST /_ext/guest?name=V&ip=A,B&mac=M&uuid=U  the VM's guest.ipAddress (A), guest.net[0]
 //	     addresses (all); its first virtual NIC's macAddress (and guest.net[0]'s);
 //	     config.uuid (the SMBIOS UUID a VM shows its guest)
@@ -149,13 +149,16 @@ func createVAppControl(q url.Values) string {
 			types.PropertyChange{Name: "parentVApp", Val: ref})
 		order, _ := strconv.Atoi(listAt(q, "order", i))
 		delay, _ := strconv.Atoi(listAt(q, "delay", i))
-		stop := listAt(q, "stop", i)
+		stop, start := listAt(q, "stop", i), listAt(q, "start", i)
 		if stop == "" {
 			stop = "powerOff"
 		}
+		if start == "" {
+			start = "powerOn"
+		}
 		key := v.Self
 		entities = append(entities, types.VAppEntityConfigInfo{Key: &key, Tag: v.Name,
-			StartOrder: int32(order), StartAction: "powerOn", StopAction: stop, StopDelay: int32(delay)})
+			StartOrder: int32(order), StartAction: start, StopAction: stop, StopDelay: int32(delay)})
 	}
 	cfg := *vapp.VAppConfig
 	cfg.EntityConfig = entities
