@@ -247,3 +247,39 @@ def test_vapp_across_hosts_is_not_stopped_as_a_unit(sim: Vcsim, tmp_path: Path) 
     assert result.outcome is Outcome.OK and result.stopped == (f"{H0}_VM0", f"{H0}_VM1")
     assert sim.vm(f"{H1}_VM0")["power"] == "poweredOn"
     assert sim.state()["vapps"][0]["state"] == "started"
+
+
+@pytest.mark.vcsim("-vm", "4", "-guest-delay", "400ms")
+def test_over_a_direct_esxi_session_the_vcenter_vm_stops_before_last_vms(
+        sim: Vcsim, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A session that does not go through the vCenter (HostAgent; vcsim-ext here answers
+    as a vCenter, so the session kind is what is replaced): the vCenter VM (VM1, by name)
+    stops after the ordinary VM (VM3) and before the infrastructure VM (VM2); the agent's
+    VM (VM0, by name) is still left running."""
+    from upsagent.hypervisors import vsphere_vms
+    monkeypatch.setattr(vsphere_vms, "session_is_vcenter", lambda client: False)
+    vm = [f"{H0}_VM{i}" for i in range(4)]
+    b, seam = backend(sim, identity(tmp_path), vcenter_vm=vm[1], agent_vm=vm[0],
+                      last_vms=("*_VM2",))
+    start = time.monotonic()
+    d = b.shutdown_vms(H0, 20)
+    off = off_times(sim, vm, start, lambda: sim.vm(vm[2])["power"] != "poweredOn")
+    result = result_of(d, seam)
+    assert result.outcome is Outcome.OK and result.left == (vm[0],), result
+    assert result.stopped == (vm[1], vm[2], vm[3])
+    assert off[vm[3]] < off[vm[1]] < off[vm[2]], off
+    assert sim.vm(vm[0])["power"] == "poweredOn"
+
+
+def test_vapp_across_hosts_is_started_member_by_member(sim: Vcsim, tmp_path: Path) -> None:
+    """Power back: a vApp with a member registered on another host is not started as a
+    unit, even one remembered as stopped as a unit; only this host's member is started,
+    the other host's VM is left as it is."""
+    sim.control("vapp", name="App1", vms=f"{H0}_VM0,{H1}_VM0")
+    b, seam = backend(sim, identity(tmp_path))
+    assert result_of(b.shutdown_vms(H0, 5), seam).ok
+    assert result_of(b.shutdown_vms(H1, 5), seam).ok
+    b.client.vapp_units.add("App1")
+    result = result_of(b.power_on_vms(H0, (f"{H0}_VM0",), (), 10), seam)
+    assert result.outcome is Outcome.OK and result.stopped == (f"{H0}_VM0",), result
+    assert sim.vm(f"{H1}_VM0")["power"] == "poweredOff"

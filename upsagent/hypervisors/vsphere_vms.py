@@ -58,7 +58,8 @@ if TYPE_CHECKING:
     from upsagent.hypervisors.vsphere_client import VsphereClient
 
 __all__ = ["Batch", "LocalIdentity", "Placement", "Unit", "VmInfo", "addresses_of",
-           "detect", "plan_batches", "read_vms", "shutdown_vms", "start_vms", "swap_uuid"]
+           "detect", "plan_batches", "read_vms", "session_is_vcenter", "shutdown_vms",
+           "start_vms", "swap_uuid"]
 
 _log = Logger(namespace="upsagent.vsphere")
 vim: Any = importlib.import_module("pyVmomi").vim
@@ -360,6 +361,12 @@ def _units(client: VsphereClient, host: str, name: str, mine: Sequence[VmInfo],
     return units
 
 
+def session_is_vcenter(client: VsphereClient) -> bool:
+    """The session goes through a vCenter (``VirtualCenter``), not a direct ESXi one
+    (``HostAgent``)."""
+    return str(client.si.content.about.apiType) != "HostAgent"
+
+
 def shutdown_vms(client: VsphereClient, name: str, timeout: float, cancel: threading.Event,
                  groups: tuple[VmGroup, ...] = ()) -> Result:
     """Stop the VMs running on host ``name`` (see the module's docstring)."""
@@ -369,7 +376,7 @@ def shutdown_vms(client: VsphereClient, name: str, timeout: float, cancel: threa
     if not mine:
         return Result(Outcome.OK, "no VMs running")
     placement = detect(client, every)
-    through_vcenter = client.si.content.about.apiType != "HostAgent"
+    through_vcenter = session_is_vcenter(client)
     kept: dict[str, str] = {}
     if placement.agent_vm is not None and placement.agent_vm.host == host:
         kept[placement.agent_vm.name] = "the agent's own VM"
