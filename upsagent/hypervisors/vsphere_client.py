@@ -169,7 +169,7 @@ class VsphereClient:
     def check(self, hosts: list[str]) -> list[str]:
         """Log in, look, change nothing: one problem line per finding (free ESXi, a host
         vCenter does not know, a privilege of :data:`PRIVILEGES` the session lacks on a
-        host)."""
+        host, a ``vcenter_vm`` / ``agent_vm`` that names no VM)."""
         try:
             self.connect()
         except Exception as exc:  # noqa: BLE001 - a failed login is a finding
@@ -181,6 +181,7 @@ class VsphereClient:
             problems.append(f"{free}: {FREE_ESXI_HINT}")
         known = {name: obj for obj, p in self._view(vim.HostSystem, ["name"])
                  for name in [p.get("name")] if name}
+        problems += vsphere_vms.check_names(self)
         session = self.si.content.sessionManager.currentSession.key
         authorization = self.si.content.authorizationManager
         for name in hosts:

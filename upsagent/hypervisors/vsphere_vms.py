@@ -58,8 +58,8 @@ if TYPE_CHECKING:
     from upsagent.hypervisors.vsphere_client import VsphereClient
 
 __all__ = ["Batch", "LocalIdentity", "Placement", "Unit", "VmInfo", "addresses_of",
-           "detect", "plan_batches", "read_vms", "session_is_vcenter", "shutdown_vms",
-           "start_vms", "swap_uuid"]
+           "check_names", "detect", "plan_batches", "read_vms", "session_is_vcenter",
+           "shutdown_vms", "start_vms", "swap_uuid"]
 
 _log = Logger(namespace="upsagent.vsphere")
 vim: Any = importlib.import_module("pyVmomi").vim
@@ -245,6 +245,15 @@ def detect(client: VsphereClient, vms: Sequence[VmInfo]) -> Placement:
             how.append("agent VM ambiguous: " + ", ".join(sorted(
                 {vm.name for vm in by_uuid + by_mac})))
     return Placement(vcenter, agent, tuple(how))
+
+
+def check_names(client: VsphereClient) -> list[str]:
+    """``check-config --connect``: one line per ``vcenter_vm`` / ``agent_vm`` that names
+    no VM of this vCenter."""
+    names = {vm.name for vm in read_vms(client, ("name",))}
+    wanted = [(key, getattr(client.config, key)) for key in ("vcenter_vm", "agent_vm")]
+    return [f"{key} = {value!r}: no VM of that name (the host that runs it cannot be found)"
+            for key, value in wanted if value is not None and value not in names]
 
 
 def _nic_macs(client: VsphereClient) -> dict[str, frozenset[str]]:
