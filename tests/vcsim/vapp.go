@@ -9,9 +9,10 @@
 //     vApp's stop order: the members grouped by entityConfig startOrder, the highest first
 //     ("reverse on shutdown"); each member of a group gets its stopAction (powerOff, the
 //     default; guestShutdown, as ShutdownGuest here: off after -guest-delay unless it hangs,
-//     powered off when its tools do not run, as ESXi's autostop does; suspend; none: left
-//     on), then the sequence waits up to the group's largest stopDelay for those members to
-//     be off before the next group.  The task succeeds at the end even when a hung guest is
+//     and powered off when its tools do not run (the reference does not say; a choice of
+//     this simulator); suspend; none: left on), then the sequence waits the group's largest
+//     stopDelay ("the system waits until the number of seconds specified in the delay have
+//     passed"), cut short here once those members are off, before the next group.  The task succeeds at the end even when a hung guest is
 //     still on (the caller powers it off); cancelable between groups.  InvalidState when no
 //     member is on.
 //   - PowerOnVApp_Task: members with startAction powerOn, lowest startOrder first, each
