@@ -56,12 +56,16 @@ url = "https://vc1.example.com/sdk"
 user = "upsagent@vsphere.local"
 password_file = "vc1.pw"
 ca_file = "vc1-ca.pem"
+vcenter_vm = "VCSA"
+last_vms = ["dns*", "ad?"]
 [[slave.vcenter]]
 name = "esx9"
 url = "https://esx9.example.com"
 user = "admin"
 password = "esx-secret"
 thumbprint = "SHA256:{thumb}"
+agent_vm = "ups-agent"
+last_vms = "dc1"
 [[slave.xenpool]]
 name = "pool1"
 url = "https://xen1.example.com"
@@ -128,9 +132,11 @@ def test_manager_sections_become_records(files: Path) -> None:
     the passwords come from password_file, password or the secrets file (by user name)."""
     slave = full(files)
     vc1 = VcenterConfig("vc1", "https://vc1.example.com/sdk", "upsagent@vsphere.local",
-                        "vc-secret", ca_file=str(files / "vc1-ca.pem"))
+                        "vc-secret", ca_file=str(files / "vc1-ca.pem"), vcenter_vm="VCSA",
+                        last_vms=("dns*", "ad?"))
     esx9 = VcenterConfig("esx9", "https://esx9.example.com", "admin", "esx-secret",
-                         thumbprint=f"SHA256:{THUMB}")
+                         thumbprint=f"SHA256:{THUMB}", agent_vm="ups-agent",
+                         last_vms=("dc1",))
     pool1 = XenPoolConfig("pool1", "https://xen1.example.com", "root", "pool-secret",
                           insecure=True)
     assert (slave.vcenters, slave.xenpools) == ((vc1, esx9), (pool1,))
@@ -232,6 +238,17 @@ SSH = ('[[host]]\nname = "nas"\nbackend = "ssh"\n[host.ssh]\naddress = "192.0.2.
     (VC + 'ca_file = "/nonexistent/ca.pem"\n' + ESX,
      "slave.vcenter[1].ca_file: cannot read /nonexistent/ca.pem: No such file or directory"),
     (VC + VC + ESX, 'slave.vcenter[2].name: "vc1" is already the name of slave.vcenter[1]'),
+    (VC + 'vcenter_vm = " "\n' + ESX,
+     "slave.vcenter[1].vcenter_vm: must be a VM's name as vCenter shows it, not empty"),
+    (VC + "agent_vm = 3\n" + ESX, "slave.vcenter[1].agent_vm: must be a non-empty string"),
+    (VC + "last_vms = 3\n" + ESX,
+     'slave.vcenter[1].last_vms: must be a list of VM name patterns (such as ["dns*", '
+     '"ad?"]), not an integer'),
+    (VC + 'last_vms = ["dns*", ""]\n' + ESX,
+     "slave.vcenter[1].last_vms: entry 2 must be a non-empty VM name pattern, not ''"),
+    ('[[slave.xenpool]]\nname = "p1"\nurl = "https://x/"\nuser = "u"\npassword = "p"\n'
+     'vcenter_vm = "VCSA"\n[[host]]\nname = "x1"\nbackend = "xen"\npool = "p1"\n',
+     "slave.xenpool[1].vcenter_vm: unknown key"),
     (VC + "pasword = 1\n" + ESX,
      'slave.vcenter[1].pasword: unknown key (did you mean "password"?)'),
     (VC.replace('password = "p"\n', "") + ESX,

@@ -96,7 +96,7 @@ def sim(tmp_path: Path, simulator_binary: Path, request: pytest.FixtureRequest
 def config(sim: Vcsim, **kw: Any) -> VcenterConfig:
     base: dict[str, Any] = {"ca_file": str(sim.cert)}
     base.update(kw)
-    return VcenterConfig(name="vc1", url=sim.url, user=base.pop("user", USER),
+    return VcenterConfig(name="vc1", url=base.pop("url", sim.url), user=base.pop("user", USER),
                          password=base.pop("password", PASSWORD), **base)
 
 

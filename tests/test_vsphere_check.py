@@ -131,3 +131,11 @@ def test_check_config_connect_unreachable(tmp_path: Path, sim: Vcsim) -> None:
     assert 'upsagent: connect: vcenter "vc1": cannot log in' in done.stderr
 
 
+
+
+def test_check_names_a_vcenter_vm_or_agent_vm_that_does_not_exist(sim: Vcsim) -> None:
+    before = sim.state()
+    b, seam, _ = backend(sim, vcenter_vm="VCSA", agent_vm=f"{H0}_VM0")
+    assert check(b, seam, [H0]) == ["vcenter_vm = 'VCSA': no VM of that name (the host that "
+                                    "runs it cannot be found)"]
+    assert sim.state() == before

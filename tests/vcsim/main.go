@@ -35,6 +35,7 @@
 //	POST /_ext/vm?name=V&tools=running|notRunning&hang=0|1
 //	POST /_ext/drs?behavior=fullyAutomated|manual
 //	POST /_ext/down?on=1|0                    vCenter stops/starts answering SOAP (503)
+//	POST /_ext/vapp, /_ext/guest              vApps and guest identity: see vapp.go
 //
 // The first line on stdout is "vCenter <url> sha256=<fingerprint>" once it listens.
 //
@@ -562,7 +563,8 @@ func control(w http.ResponseWriter, r *http.Request) {
 			VMs   []vmState   `json:"vms"`
 			DRS   bool        `json:"drs"`
 			Down  bool        `json:"down"`
-		}{DRS: drsAuto, Down: down}
+			VApps []vappState `json:"vapps"` // vapp.go
+		}{DRS: drsAuto, Down: down, VApps: vappStates()}
 		for _, e := range simulator.Map.All("HostSystem") {
 			h := e.(*simulator.HostSystem)
 			hs := hostState{Name: h.Name, Connection: string(h.Runtime.ConnectionState),
@@ -621,8 +623,13 @@ func control(w http.ResponseWriter, r *http.Request) {
 	case "/_ext/down":
 		down = q.Get("on") == "1"
 	default:
-		http.Error(w, "unknown control", http.StatusNotFound)
-		return
+		if msg, known := extraControl(r.URL.Path, q); !known || msg != "" {
+			if !known {
+				msg = "unknown control"
+			}
+			http.Error(w, msg, http.StatusNotFound)
+			return
+		}
 	}
 	fmt.Fprintln(w, "ok")
 }

@@ -31,7 +31,7 @@ from dataclasses import fields
 
 from upsagent.config.schema import (
     Config, ListenAddress, MasterConfig, ShutdownConfig, UpsConfig, UserConfig)
-from upsagent.config.managers import ApiManagerConfig, SshTargetConfig
+from upsagent.config.managers import ApiManagerConfig, SshTargetConfig, VcenterConfig
 from upsagent.config.slavecheck import upsmon_like
 from upsagent.config.slaveconf import DEFAULT_STATE_FILE, ArgvLine, SlaveConfig, TlsOptions
 from upsagent.policy.plan import HostPlan, Plan
@@ -182,6 +182,13 @@ def _api_manager(manager: ApiManagerConfig) -> list[str]:
             lines.append(f"{key} = {_value(value)}")
     if manager.insecure:
         lines.append("insecure = true")
+    if isinstance(manager, VcenterConfig):
+        for key in ("vcenter_vm", "agent_vm"):
+            value = getattr(manager, key)
+            if value is not None:
+                lines.append(f"{key} = {_value(value)}")
+        if manager.last_vms:
+            lines.append(f"last_vms = {_value(list(manager.last_vms))}")
     return lines
 
 

@@ -23,6 +23,10 @@ Rules (upsagent.toml(5) documents every key); an error names the key path and th
   neither, the system's CA certificates.  ``insecure = true`` turns the check off: only
   when written, never with ``ca_file`` or ``thumbprint``, and with a warning at every load
   (check-config prints it, the agent logs it).
+* ``[[slave.vcenter]]`` only: ``vcenter_vm`` and ``agent_vm`` (the names of the vCenter's
+  own VM and of the VM this agent runs in, when the backend is not to find them itself)
+  and ``last_vms`` (VM name patterns, shell-style: the infrastructure VMs a host's VM
+  shutdown stops after the others); see :mod:`upsagent.hypervisors.vsphere_vms`.
 * The password comes from exactly one place (:meth:`~upsagent.config.reader.Reader.password`:
   ``password``, ``password_file`` or a ``[slave].secrets_file`` entry keyed by the user),
   and secret files others can read are refused, as for every password of the file.
@@ -54,6 +58,7 @@ MANAGED_KINDS = ("local", "ssh", "vsphere", "xen")
 
 _API_KEYS = ("name", "url", "user", "password", "password_file", "ca_file", "thumbprint",
              "insecure")
+_VCENTER_KEYS = ("vcenter_vm", "agent_vm", "last_vms")
 _SSH_KEYS = ("address", "port", "user", "key_file", "password", "password_file",
              "known_hosts", "command")
 _THUMBPRINT = re.compile(r"SHA256:(?:[0-9A-Fa-f]{2}:?){31}[0-9A-Fa-f]{2}")
@@ -101,6 +106,13 @@ class VcenterConfig(ApiManagerConfig):
     kind: ClassVar[str] = "vsphere"
     section: ClassVar[str] = "slave.vcenter"
     host_key: ClassVar[str] = "vcenter"
+
+    #: the vCenter's own VM, by name (None: found by its guest addresses)
+    vcenter_vm: str | None = None
+    #: the VM this agent runs in, by name (None: found by this machine's BIOS UUID / MACs)
+    agent_vm: str | None = None
+    #: infrastructure VMs (name patterns) stopped after the others of their host
+    last_vms: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -195,7 +207,7 @@ def _api_managers(r: Reader, slave: Mapping[str, Any], key: str, cls: type[_A],
 
 def _api_manager(r: Reader, item: Mapping[str, Any], where: str, cls: type[_A],
                  files: _Files) -> _A:
-    r.keys(item, _API_KEYS, where)
+    r.keys(item, _API_KEYS + (_VCENTER_KEYS if cls is VcenterConfig else ()), where)
     name = r.text(item, "name", where, required=True)
     url = r.text(item, "url", where, required=True)
     user = r.text(item, "user", where, required=True)
@@ -219,7 +231,33 @@ def _api_manager(r: Reader, item: Mapping[str, Any], where: str, cls: type[_A],
                                             "digits, colons allowed)")
     if ca_file is not None:
         files.readable(ca_file, f"{where}.ca_file")
+    if cls is VcenterConfig:
+        return cls(name, url, user, password, ca_file, thumbprint, insecure,
+                   **_vcenter_vms(r, item, where))
     return cls(name, url, user, password, ca_file, thumbprint, insecure)
+
+
+def _vcenter_vms(r: Reader, item: Mapping[str, Any], where: str) -> dict[str, Any]:
+    """``vcenter_vm``, ``agent_vm`` and ``last_vms`` of a ``[[slave.vcenter]]``."""
+    values: dict[str, Any] = {}
+    for key in ("vcenter_vm", "agent_vm"):
+        name = r.text(item, key, where)
+        if name is not None and not name.strip():
+            raise r.fail(f"{where}.{key}", "must be a VM's name as vCenter shows it, not "
+                                           "empty")
+        values[key] = name
+    raw = item.get("last_vms", [])
+    if isinstance(raw, str):
+        raw = [raw]
+    if not isinstance(raw, list):
+        raise r.fail(f"{where}.last_vms", "must be a list of VM name patterns (such as "
+                                          f"[\"dns*\", \"ad?\"]), not {kind_of(raw)}")
+    for i, pattern in enumerate(raw):
+        if not isinstance(pattern, str) or not pattern:
+            raise r.fail(f"{where}.last_vms", f"entry {i + 1} must be a non-empty VM name "
+                                              f"pattern, not {pattern!r}")
+    values["last_vms"] = tuple(raw)
+    return values
 
 
 def _check_url(r: Reader, url: str, where: str) -> None:

@@ -200,13 +200,15 @@ class VsphereBackend(Backend):
         return self.blocking(self.client.disconnect).addErrback(lambda _: None)
 
     def hosts(self) -> Deferred[list[HostInfo]]:
-        """Every host of the vCenter with its connection and maintenance state (an empty
-        list when the vCenter cannot be reached; the reason is logged)."""
+        """Every host of the vCenter with its connection and maintenance state, and whether
+        it runs the vCenter VM or this agent's VM (an empty list when the vCenter cannot be
+        reached; the reason is logged)."""
         holder: list[list[HostInfo]] = []
 
         def work(_: threading.Event) -> Result:
             holder.append([HostInfo(h.name, h.connection == "connected", h.in_maintenance,
-                                    f"{h.connection}, {h.power}")
+                                    f"{h.connection}, {h.power}", h.runs_vcenter,
+                                    h.runs_agent)
                            for h in self.client.hosts()])
             return Result(Outcome.OK)
 

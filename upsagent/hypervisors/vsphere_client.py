@@ -33,7 +33,9 @@ from urllib.parse import urlsplit
 
 from twisted.logger import Logger
 
-from upsagent.policy.plan import VmGroup, vm_batches
+from upsagent.hypervisors import vsphere_vms
+from upsagent.hypervisors.vsphere_vms import LocalIdentity, Resolve
+from upsagent.policy.plan import VmGroup
 from upsagent.system.runner import Outcome, Result
 
 if TYPE_CHECKING:
@@ -67,7 +69,6 @@ FREE_ESXI_HINT = ("free ESXi refuses every change through the API (RestrictedVer
 POLL = 0.25
 #: what a task is given beyond its own timeout before we stop waiting for it
 TASK_GRACE = 15.0
-_TOOLS_RUNNING = ("guestToolsRunning", "guestToolsExecutingScripts")
 _NETWORK_ERRORS = (OSError, socket.timeout, ConnectionError)
 
 
@@ -83,6 +84,9 @@ class HostState:
     connection: str
     power: str
     in_maintenance: bool
+    #: it runs the vCenter's own VM / this agent's VM (:func:`vsphere_vms.detect`)
+    runs_vcenter: bool = False
+    runs_agent: bool = False
 
 
 def ssl_context(config: VcenterConfig) -> ssl.SSLContext:
@@ -113,13 +117,22 @@ class VsphereClient:
     """One session to ``config``'s vCenter; blocking; re-logs in when the session is gone.
 
     ``owned``: the hosts this agent put into maintenance (only they are taken out again).
+    ``identity``: this machine's SMBIOS UUID and MACs, ``resolve``: a host name to its
+    addresses (both injectable for tests), to find the agent's VM and the vCenter VM;
+    ``vapp_units``: the vApps this agent stopped as units (started again as units).
     """
 
-    def __init__(self, config: VcenterConfig, http_timeout: float = 30.0) -> None:
+    def __init__(self, config: VcenterConfig, http_timeout: float = 30.0,
+                 identity: LocalIdentity | None = None,
+                 resolve: Resolve | None = None) -> None:
         self.config = config
         self.http_timeout = http_timeout
         self.si: Any = None
         self.owned: set[str] = set()
+        self.identity = identity if identity is not None else LocalIdentity()
+        self.resolve: Resolve = resolve if resolve is not None else vsphere_vms._resolve
+        self.vapp_units: set[str] = set()
+        self._placement: tuple[str | None, str | None] | None = None
         self._lock = threading.Lock()
 
     # -- session -----------------------------------------------------------------------
@@ -156,7 +169,7 @@ class VsphereClient:
     def check(self, hosts: list[str]) -> list[str]:
         """Log in, look, change nothing: one problem line per finding (free ESXi, a host
         vCenter does not know, a privilege of :data:`PRIVILEGES` the session lacks on a
-        host)."""
+        host, a ``vcenter_vm`` / ``agent_vm`` that names no VM)."""
         try:
             self.connect()
         except Exception as exc:  # noqa: BLE001 - a failed login is a finding
@@ -168,6 +181,7 @@ class VsphereClient:
             problems.append(f"{free}: {FREE_ESXI_HINT}")
         known = {name: obj for obj, p in self._view(vim.HostSystem, ["name"])
                  for name in [p.get("name")] if name}
+        problems += vsphere_vms.check_names(self)
         session = self.si.content.sessionManager.currentSession.key
         authorization = self.si.content.authorizationManager
         for name in hosts:
@@ -235,14 +249,35 @@ class VsphereClient:
             view.Destroy()
 
     def hosts(self) -> list[HostState]:
-        """Every host vCenter knows."""
+        """Every host vCenter knows, with the ones that run the vCenter VM and this agent's
+        VM marked (:func:`vsphere_vms.detect`; a change is logged)."""
         def read() -> list[HostState]:
+            found = self._view(vim.HostSystem, ["name", "runtime.connectionState",
+                                                "runtime.powerState",
+                                                "runtime.inMaintenanceMode"])
+            try:
+                placement = vsphere_vms.detect(self, vsphere_vms.read_vms(self))
+            except vim.fault.NotAuthenticated:
+                raise
+            except Exception as exc:  # noqa: BLE001 - the hosts are still worth listing
+                _log.warn("vcenter {name}: cannot tell where the vCenter VM and the agent's "
+                          "VM run: {exc}", name=self.config.name, exc=exc)
+                placement = vsphere_vms.Placement()
+            vc, agent = placement.vcenter_vm, placement.agent_vm
+            names = {obj._moId: p.get("name", "") for obj, p in found}
+            seen = (f"{vc.name} on {names.get(vc.host)}" if vc is not None else None,
+                    f"{agent.name} on {names.get(agent.host)}" if agent is not None else None)
+            if seen != self._placement:
+                self._placement = seen
+                _log.info("vcenter {name}: the vCenter VM: {vc}; the agent's VM: {agent} "
+                          "({how})", name=self.config.name, vc=seen[0] or "not found",
+                          agent=seen[1] or "not found", how="; ".join(placement.how))
             return [HostState(p.get("name", ""), str(p.get("runtime.connectionState")),
                               str(p.get("runtime.powerState")),
-                              bool(p.get("runtime.inMaintenanceMode")))
-                    for _, p in self._view(vim.HostSystem, [
-                        "name", "runtime.connectionState", "runtime.powerState",
-                        "runtime.inMaintenanceMode"])]
+                              bool(p.get("runtime.inMaintenanceMode")),
+                              vc is not None and vc.host == obj._moId,
+                              agent is not None and agent.host == obj._moId)
+                    for obj, p in found]
         return self.call(read)
 
     def _host(self, name: str) -> Any:
@@ -381,64 +416,13 @@ class VsphereClient:
         """Guest shutdown of the VMs whose tools run, power-off of the others; power-off of
         whatever is still on after ``timeout``.  With ``groups``, group after group, each
         powered off at its own timeout, the VMs matching no group last with what is left
-        of ``timeout`` (:func:`~upsagent.policy.plan.vm_batches`)."""
+        of ``timeout``; the vCenter VM, the agent's VM, vApps and ``last_vms`` as
+        :func:`vsphere_vms.shutdown_vms` says."""
         return self.call(lambda: self._shutdown_vms(name, timeout, cancel, groups))
 
     def _shutdown_vms(self, name: str, timeout: float, cancel: threading.Event,
                       groups: tuple[VmGroup, ...] = ()) -> Result:
-        host = self._host(name)
-        running = self._running(host)
-        if not running:
-            return Result(Outcome.OK, "no VMs running")
-        names = {props["name"] for _, props in running}
-        batches = vm_batches(groups, names, timeout)
-        for i, (batch, seconds) in enumerate(batches):
-            if groups:
-                _log.info("{host}: VM group {n}/{of} ({vms}), {seconds:g} s", host=name,
-                          n=i + 1, of=len(batches), vms=", ".join(batch), seconds=seconds)
-            self._stop_batch(host, set(batch), seconds, cancel)
-        left_names = tuple(sorted(p["name"] for _, p in self._running(host)))
-        stopped = tuple(sorted(names - set(left_names)))
-        order = (" in order " + " | ".join(", ".join(b) for b, _ in batches)
-                 if groups else "")
-        if left_names:
-            return Result(Outcome.FAILED, f"{len(left_names)} VMs still running",
-                          stopped=stopped, left=left_names)
-        return Result(Outcome.OK, f"{len(stopped)} VMs stopped{order}", stopped=stopped)
-
-    def _stop_batch(self, host: Any, batch: set[str], seconds: float,
-                    cancel: threading.Event) -> None:
-        """Stop the running VMs of ``host`` named in ``batch``: guest shutdown where tools
-        run, power-off otherwise, and power-off of what still runs after ``seconds``."""
-        deadline = time.monotonic() + seconds
-        tasks = []
-        for vm, props in self._running(host):
-            if props["name"] not in batch:
-                continue
-            try:
-                if props.get("guest.toolsRunningStatus") in _TOOLS_RUNNING:
-                    vm.ShutdownGuest()
-                    continue
-            except vim.fault.ToolsUnavailable:
-                pass
-            except vim.fault.InvalidPowerState:
-                continue
-            tasks.append(vm.PowerOffVM_Task())
-        while True:
-            left = [(vm, p) for vm, p in self._running(host) if p["name"] in batch]
-            if not left:
-                return
-            if cancel.is_set():
-                raise Cancelled()
-            if time.monotonic() >= deadline:
-                for vm, _ in left:
-                    try:
-                        tasks.append(vm.PowerOffVM_Task())
-                    except vim.fault.InvalidPowerState:
-                        pass
-                self._wait_all(tasks, time.monotonic() + TASK_GRACE, cancel)
-                return
-            time.sleep(POLL)
+        return vsphere_vms.shutdown_vms(self, name, timeout, cancel, groups)
 
     def power_on_vms(self, name: str, vms: tuple[str, ...], groups: tuple[VmGroup, ...],
                      timeout: float, cancel: threading.Event) -> Result:
@@ -461,40 +445,13 @@ class VsphereClient:
                 return Result(Outcome.UNREACHABLE, f"host still {state} after {timeout:g} s",
                               left=tuple(sorted(vms)))
             time.sleep(POLL)
-        started: list[str] = []
-        for batch, _ in reversed(vm_batches(groups, vms, 0.0)):
-            wanted = set(batch)
-            tasks = []
-            for vm, props in self._vms(host):
-                if props["name"] not in wanted or props.get("config.template"):
-                    continue
-                if props.get("runtime.powerState") == "poweredOn":
-                    started.append(props["name"])
-                    continue
-                tasks.append((props["name"], vm.PowerOnVM_Task()))
-            for vm_name, task in tasks:
-                try:
-                    fault = self._wait_task(task, deadline + TASK_GRACE, cancel)
-                except TimeoutError:
-                    continue
-                if fault is None:
-                    started.append(vm_name)
-                else:
-                    _log.warn("{host}: {vm} did not start: {why}", host=name, vm=vm_name,
-                              why=_fault(fault))
+        started = vsphere_vms.start_vms(self, name, vms, groups, deadline, cancel)
         left = tuple(sorted(set(vms) - set(started)))
         if left:
             return Result(Outcome.FAILED, f"{len(left)} VMs not started", left=left,
                           stopped=tuple(started))
         return Result(Outcome.OK, f"{len(started)} VMs started: {', '.join(started)}",
                       stopped=tuple(started))
-
-    def _wait_all(self, tasks: list[Any], deadline: float, cancel: threading.Event) -> None:
-        for task in tasks:
-            try:
-                self._wait_task(task, deadline, cancel)
-            except TimeoutError:
-                return
 
     def shutdown_host(self, name: str, cancel: threading.Event) -> Result:
         """Shut the host down: plain when in maintenance, forced otherwise."""
