@@ -527,3 +527,48 @@ def test_status_socket_key_is_read_and_written_back(tmp_path: Path) -> None:
         assert again.slave is not None and again.slave.status_socket == expected
     with pytest.raises(ConfigError, match="slave.status_socket: must be a non-empty string"):
         loads_toml(base + "status_socket = 3\n", source=str(source))
+
+
+class ListeningClock(Clock):
+    """A Clock whose listenUNIX records the paths and hands out ports that record their
+    stop (the daemon's socket handling, without a real reactor)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.listening: list[str] = []
+
+    def listenUNIX(self, path: str, factory: Any, backlog: int = 50,
+                   mode: int = 0o666) -> Any:
+        self.listening.append(path)
+        clock = self
+
+        class Port:
+            def stopListening(self) -> None:
+                clock.listening.remove(path)
+        return Port()
+
+
+def test_the_socket_is_kept_across_a_reload_and_moved_when_the_path_changes(
+        tmp_path: Path) -> None:
+    from dataclasses import replace
+
+    clock = ListeningClock()
+    config = replace(timed_config(tmp_path), status_socket=str(tmp_path / "a.sock"))
+    rig = Rig(config, clock)
+    assert clock.listening == [str(tmp_path / "a.sock")]
+    rig.daemon.reload(config)
+    assert clock.listening == [str(tmp_path / "a.sock")]      # not reopened
+    rig.daemon.reload(replace(config, status_socket=str(tmp_path / "b.sock")))
+    assert clock.listening == [str(tmp_path / "b.sock")]
+    rig.daemon.stop()
+    assert clock.listening == []
+
+
+def test_a_socket_path_that_cannot_be_used_stops_the_start(tmp_path: Path) -> None:
+    from dataclasses import replace
+
+    (tmp_path / "a.sock").write_text("")
+    clock = ListeningClock()
+    with pytest.raises(ConfigError, match="a.sock: exists and is not a socket"):
+        Rig(replace(timed_config(tmp_path), status_socket=str(tmp_path / "a.sock")), clock)
+    assert clock.listening == [] and not clock.getDelayedCalls()
