@@ -91,9 +91,17 @@ class StatusBook:
         elif isinstance(event, CommOk):
             reading.lost, reading.lost_at = "", None
         elif isinstance(event, UpsState):
-            reading.status = " ".join(sorted(event.status))
+            reading.status = " ".join(sorted(event.status, key=_word_order))
             reading.charge, reading.runtime = event.charge, event.runtime
             reading.read_at, reading.lost, reading.lost_at = now, "", None
+
+
+def _word_order(word: str) -> tuple[int, str]:
+    """``ups.status`` words as NUT writes them: the power state first (``OB DISCHRG``)."""
+    return (_LEADING.index(word) if word in _LEADING else len(_LEADING), word)
+
+
+_LEADING = ("FSD", "OL", "OB", "LB", "HB", "RB")
 
 
 def _plan(host: HostPlan, effective: HostPlan) -> dict[str, Any]:
