@@ -571,3 +571,22 @@ def test_a_socket_path_that_cannot_be_used_stops_the_start(tmp_path: Path) -> No
     with pytest.raises(ConfigError, match="a.sock: exists and is not a socket"):
         Rig(replace(timed_config(tmp_path), status_socket=str(tmp_path / "a.sock")), clock)
     assert clock.listening == [] and not clock.getDelayedCalls()
+
+
+def test_the_start_delay_counts_down_too(tmp_path: Path) -> None:
+    """A host in its start delay (shutdown_delay) shows when the delay ends."""
+    from dataclasses import replace
+
+    clock = Clock()
+    clock.advance(1000)
+    config = timed_config(tmp_path)
+    plan = replace(config.plan, hosts=(replace(config.plan.hosts[0], shutdown_delay=30),))
+    rig = Rig(replace(config, plan=plan), clock)
+    rig.status(1000, "OL")
+    rig.status(1001, "OB DISCHRG")
+    rig.until(1070)
+    [host] = status_report(rig.daemon, clock.seconds())["hosts"]
+    assert host["phase"] == "delay"
+    assert [(t["step"], t["left"]) for t in host["timers"]] == [("start delay ends", 21)]
+    text = status_cli.render(status_report(rig.daemon, clock.seconds()))
+    assert "    start delay ends in 21s (UPS1@nas on battery for 60 s)" in text

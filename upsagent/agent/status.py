@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import os
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, cast
 
 from upsagent import __version__
 from upsagent.agent.inventory import manager_label
@@ -128,6 +128,17 @@ def _plan(host: HostPlan, effective: HostPlan) -> dict[str, Any]:
     }
 
 
+def _start_delay(record: dict[str, Any] | None, host: HostPlan,
+                 now: float) -> list[dict[str, Any]]:
+    """The start delay's timer of a host waiting in it (phase ``delay``; from the engine's
+    snapshot: when the stage began, plus the host's ``shutdown_delay``)."""
+    if record is None or record.get("phase") != "delay" or record.get("stage_at") is None:
+        return []
+    due = float(record["stage_at"]) + host.shutdown_delay
+    return [{"step": "start delay ends", "due": due, "left": due - now,
+             "reason": record.get("order_reason", "")}]
+
+
 def status_report(daemon: SlaveDaemon, now: float) -> dict[str, Any]:
     """The agent's status as JSON types (:mod:`upsagent.cli.status` renders it)."""
     config = daemon.config
@@ -138,6 +149,7 @@ def status_report(daemon: SlaveDaemon, now: float) -> dict[str, Any]:
     inventory = daemon.inventory
     seen = inventory.hosts if inventory is not None else {}
     pending = engine.pending() if engine is not None else []
+    records = cast("dict[str, Any]", engine.snapshot()["hosts"]) if engine is not None else {}
     running = engine.in_flight() if engine is not None else []
     hosts = []
     for host in config.plan.hosts:
@@ -152,7 +164,8 @@ def status_report(daemon: SlaveDaemon, now: float) -> dict[str, Any]:
             "plan": _plan(host, effective),
             "phase": engine.phase(host.name).value if engine is not None else None,
             "timers": [{"step": s.step, "due": s.due, "left": s.due - now,
-                        "reason": s.reason} for s in pending if s.host == host.name],
+                        "reason": s.reason} for s in pending if s.host == host.name]
+            + _start_delay(records.get(host.name), host, now),
             "in_flight": [a.verb for a in running if a.host == host.name],
             "last_action": vars(last).copy() if last is not None else None,
             "inventory": vars(state).copy() if state is not None else None,

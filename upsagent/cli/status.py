@@ -6,7 +6,8 @@ default :data:`~upsagent.config.slaveconf.DEFAULT_STATUS_SOCKET`; ``--socket`` n
 directly; ``--dry-run`` the dry-run agent's, the path with ``.dry-run`` appended), sends
 ``status`` and prints the report (:mod:`upsagent.agent.status`): a header (agent, pid,
 uptime, version, dry run), the UPSes' last readings, then per host its phase, the timers
-counting during an outage (``shut down in 4m02s``), the operations in flight, the last
+counting during an outage (``shut down in 4m02s``; the start delay's end while a host
+waits in it), the operations in flight, the last
 operation with its result and age, the inventory's line and the plan's steps.  ``--json``
 prints the agent's JSON as it came.
 
