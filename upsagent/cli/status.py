@@ -27,11 +27,13 @@ import sys
 import tomllib
 from typing import Any
 
+from upsagent.config import DEFAULT_CONFIG_PATH
 from upsagent.config.slaveconf import DEFAULT_STATUS_SOCKET
 
 __all__ = ["ask", "main", "render", "socket_path", "span"]
 
-DEFAULT_CONFIG = "/etc/upsagent/upsagent.toml"
+#: as check-config's
+DEFAULT_CONFIG = DEFAULT_CONFIG_PATH
 DRY_RUN_SUFFIX = ".dry-run"
 #: seconds to connect and read the reply
 TIMEOUT = 10.0
