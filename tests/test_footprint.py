@@ -45,6 +45,7 @@ def slave_toml(tmp_path: Path, port: int, tls: str = "", name: str = "slave") ->
     notifications go to the log only)."""
     path = tmp_path / f"{name}.toml"
     path.write_text(f'[slave]\nname = "vm"\nstate_file = "{tmp_path}/{name}.json"\n'
+                    f'status_socket = "{tmp_path}/{name}.sock"\n'
                     'shutdown_command = ["/bin/true"]\n[slave.notify_flags]\n'
                     'COMMBAD = ["SYSLOG"]\nNOCOMM = ["SYSLOG"]\nCOMMOK = ["SYSLOG"]\n'
                     f'[[slave.monitor]]\nups = "dummy@127.0.0.1:{port}"\nuser = "slaveuser"\n'

@@ -25,7 +25,7 @@ from upsagent.policy.actions import (
     Action, Cancel, EnterMaintenance, ExitMaintenance, Notify, Outcome, Result, RunCommand,
     PowerOnVms, SetFsd, ShutdownHost, ShutdownVms, WarnUsers,
 )
-from upsagent.policy.events import CommLost, CommOk, Event, UpsState
+from upsagent.policy.events import CommLost, CommOk, Event, Placement, UpsState
 from upsagent.engine.executor import Executor, MonitorFsd
 from upsagent.policy.checks import validate
 from upsagent.policy.plan import (
@@ -1221,3 +1221,73 @@ def test_a_vcenter_host_alone_does_not_wait() -> None:
     d.until(60)
     assert {a.host for _, a in d.of(ShutdownVms)} == {"esx1", "esx3"}
     assert d.last(ShutdownVms, "esx1").reason == "UPS1 on battery for 60 s"
+
+
+def test_a_detected_placement_orders_the_hosts_as_a_mark_does() -> None:
+    """No marks: the inventory's Placement makes esx1 the vCenter's host and esx2 the
+    agent's VM's host, with the same order and reasons as the marks."""
+    d = Drive(three_esx())
+    d._take(0, d.engine.handle(Placement("esx1", runs_vcenter=True), 0))
+    d._take(0, d.engine.handle(Placement("esx2", runs_agent=True), 0))
+    assert d.engine.configured.host("esx1").runs_vcenter is False   # the plan as written
+    started(d, 0, "UPS1")
+    d.event(0, state("UPS1", "OB"))
+    d.until(60)
+    assert [a.host for _, a in d.of(ShutdownVms)] == ["esx3"]
+    d.done(70, d.last(ShutdownVms, "esx3"))
+    d.done(71, d.last(ShutdownHost, "esx3"))
+    assert d.last(ShutdownVms, "esx1").reason == (
+        "UPS1 on battery for 60 s; runs the vCenter VM: after esx3")
+    d.done(80, d.last(ShutdownVms, "esx1"))
+    d.done(81, d.last(ShutdownHost, "esx1"))
+    assert d.last(ShutdownVms, "esx2").reason == (
+        "UPS1 on battery for 60 s; runs the agent's VM: after esx1, esx3")
+
+
+def test_placement_latest_detection_wins_but_marks_hold() -> None:
+    """The vCenter VM moves from esx1 to esx3 (DRS): esx1 no longer waits, esx3 does;
+    esx2's mark holds although nothing was detected there; unknown hosts are ignored."""
+    d = Drive(three_esx(esx2={"runs_vcenter": True}))
+    engine = d.engine
+    engine.handle(Placement("esx1", runs_vcenter=True), 0)
+    engine.handle(Placement("esx2"), 0)
+    engine.handle(Placement("elsewhere", runs_vcenter=True), 0)
+    assert [h.runs_vcenter for h in engine.plan.hosts] == [True, True, False]
+    engine.handle(Placement("esx1"), 0)
+    engine.handle(Placement("esx3", runs_vcenter=True), 0)
+    assert [h.runs_vcenter for h in engine.plan.hosts] == [False, True, True]
+    assert [h.last_rank for h in engine.configured.hosts] == [0, 1, 0]
+
+
+def test_a_placement_releases_a_host_that_waits() -> None:
+    """esx1, detected as the vCenter's host, waits in after-others for the others; the
+    vCenter VM is then no longer found on it: it goes on at once."""
+    d = Drive(three_esx())
+    d.engine.handle(Placement("esx1", runs_vcenter=True), 0)
+    started(d, 0, "UPS1")
+    d.event(0, state("UPS1", "OB"))
+    d.until(60)
+    assert d.engine.phase("esx1") is Phase.AFTER_OTHERS
+    assert d.of(ShutdownVms, "esx1") == []
+    out = d._take(65, d.engine.handle(Placement("esx1"), 65))
+    assert [(a.host, a.verb) for a in out if isinstance(a, ShutdownVms)] == [
+        ("esx1", "shut down VMs")]
+
+
+def test_detected_placement_survives_a_restart() -> None:
+    """Saved in the snapshot: a host waiting for the others keeps waiting after a
+    restart, before the inventory's first round; marks come from the new plan."""
+    d = Drive(three_esx())
+    d.engine.handle(Placement("esx1", runs_vcenter=True), 0)
+    started(d, 0, "UPS1")
+    d.event(0, state("UPS1", "OB"))
+    d.until(60)
+    assert d.engine.phase("esx1") is Phase.AFTER_OTHERS
+    snap = json.loads(json.dumps(d.engine.snapshot()))
+    again = PolicyEngine.restore(three_esx(), snap, 61)
+    assert again.plan.host("esx1").runs_vcenter and not again.configured.host(
+        "esx1").runs_vcenter
+    restarted = Drive(three_esx(), 61, again)
+    restarted.event(61, state("UPS1", "OB"))
+    assert restarted.engine.phase("esx1") is Phase.AFTER_OTHERS
+    assert restarted.of(ShutdownVms, "esx1") == []

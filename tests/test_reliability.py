@@ -54,6 +54,7 @@ class Slave:
 [slave]
 name = "vm"
 state_file = "{self.dir}/state.json"
+status_socket = "{self.dir}/status.sock"
 deadtime = {deadtime}
 hostsync = {HOSTSYNC}
 pollfreq = 1

@@ -276,7 +276,7 @@ def test_backend_the_agent_cannot_drive_is_a_check_config_error(
     (tmp_path / "known_hosts").write_text("")
     manager = MANAGER_OF[kind].format(known_hosts=tmp_path / "known_hosts")
     path.write_text(BACKEND_PLAN.format(kind=kind, manager=manager) +
-                    f'[slave]\nstate_file = "{tmp_path}/s"\n')
+                    f'[slave]\nstate_file = "{tmp_path}/s"\nstatus_socket = ""\n')
     os.chmod(path, 0o600)
     line = (f'{path}: host[2].backend: {kind} (host "esx1"): {why}; available: '
             f'{", ".join(agent_backends())}')
@@ -605,6 +605,7 @@ def test_dry_run_keeps_its_own_state(tmp_path: Path) -> None:
     path = tmp_path / "u.toml"
     real_state = tmp_path / "s.json"
     path.write_text(f'[slave]\nname = "me"\nstate_file = "{real_state}"\n'
+                    f'status_socket = "{tmp_path}/st.sock"\n'
                     '[[slave.monitor]]\nups = "UPS1@nas"\nuser = "m"\npassword = "p"\n'
                     '[[host]]\nname = "me"\nshutdown_after = 60\ndebounce = 0\n')
     os.chmod(path, 0o600)
@@ -614,6 +615,10 @@ def test_dry_run_keeps_its_own_state(tmp_path: Path) -> None:
     assert loaded().state_file == str(real_state)
     dry = loaded("--dry-run")
     assert dry.dry_run and dry.state_file == f"{real_state}.dry-run"
+    assert (loaded().status_socket, dry.status_socket) == (
+        f"{tmp_path}/st.sock", f"{tmp_path}/st.sock.dry-run")      # beside the real one
+    assert loaded("-n", "--status-socket", "/x/s").status_socket == "/x/s"
+    assert loaded("--status-socket", "").status_socket is None
     assert loaded("-n", "--state-file", "/x/y").state_file == "/x/y"
     assert loaded("--state-file", "/x/y").state_file == "/x/y"
     path.write_text(path.read_text().replace(f'state_file = "{real_state}"\n',
@@ -621,7 +626,7 @@ def test_dry_run_keeps_its_own_state(tmp_path: Path) -> None:
     assert loaded().state_file == DEFAULT_STATE_FILE + ".dry-run"
 
     clock = Clock()
-    rig = Rig(dry, clock)                        # a whole sequence, taken as done
+    rig = Rig(replace(dry, status_socket=None), clock)  # a whole sequence, taken as done
     rig.status(0, "OL")
     rig.status(1, "OB")
     rig.until(120)
@@ -656,6 +661,7 @@ def test_countdown_delay_read_from_the_ups(tmp_path: Path,
 [slave]
 name = "me"
 state_file = "{tmp_path}/s.json"
+status_socket = ""
 [[slave.monitor]]
 ups = "UPS1@nas"
 user = "m"
@@ -797,7 +803,8 @@ class Pair:
             else:
                 env = dict(os.environ)
                 argv = [sys.executable, "-m", "upsagent", "slave", "--nut-config", str(conf),
-                        "--state-file", str(conf / "state.json")]
+                        "--state-file", str(conf / "state.json"),
+                        "--status-socket", str(conf / "status.sock")]
             with open(conf / "log", "wb") as log:
                 self.procs.append(subprocess.Popen(argv, env=env, stdout=log,
                                                    stderr=subprocess.STDOUT,

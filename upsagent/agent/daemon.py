@@ -52,6 +52,15 @@ the engine does not plan by the countdown.
 
 **Dry run**: everything but the actions (the executor logs what it would do and when);
 the sessions are kept.
+
+**Inventory and status.**  Every manager's hosts are read at start and every 30 s
+(:mod:`upsagent.agent.inventory`; changes are logged, the detected placement of the
+vCenter's and the agent's VM goes to the engine); ``status_socket`` answers
+``upsagent status`` (:mod:`upsagent.agent.control`) with :func:`~upsagent.agent.status.
+status_report`: the plans, phases, timers, each host's last operation (recorded by
+:class:`~upsagent.agent.status.StatusBook` from the executor's observer), the UPSes' last
+readings and the inventory.  The socket is opened before anything starts (a path that
+cannot be used stops the start) and kept across reloads (moved when the path changes).
 """
 
 from __future__ import annotations
@@ -63,7 +72,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from twisted.internet.defer import Deferred, DeferredList, succeed
+from twisted.internet.defer import Deferred, DeferredList, maybeDeferred, succeed
 from twisted.logger import Logger
 
 from upsagent.config.schema import ConfigError
@@ -77,6 +86,8 @@ from upsagent.policy.actions import Action, Outcome, Result, ShutdownHost
 from upsagent.policy.events import CommLost, Event, UpsState
 from upsagent.engine.executor import Executor, MonitorFsd
 from upsagent.agent.notify import Notifier
+from upsagent.agent.inventory import Inventory, build_inventory
+from upsagent.agent.status import StatusBook, status_report
 from upsagent.policy.policy import PolicyEngine
 
 __all__ = ["BackendFactory", "MonitorFactory", "SlaveDaemon", "VariableReader", "read_variable",
@@ -220,6 +231,12 @@ class SlaveDaemon:
         self._delay_from_ups: dict[str, Any] = {}
         self._delay_read: set[str] = set()
         self.ups_delays: dict[str, float] = {}
+        #: the status report's parts: history, inventory, the socket and its path
+        self.status = StatusBook()
+        self.inventory: Inventory | None = None
+        self.started_at = float(reactor.seconds())
+        self._control: Any = None
+        self._control_path: str | None = None
 
     # -- start and stop ------------------------------------------------------------------
 
@@ -231,17 +248,24 @@ class SlaveDaemon:
         flag at every start; one written since boot is kept: a shutdown is under way).
         """
         prepared = self._prepare(self.config)
+        self._listen(prepared.config)
         if self.config.powerdown_flag is not None:
             _, message = clear_stale_flag(self.config.powerdown_flag)
             if message:
                 _log.warn("{message}", message=message)
         self._switch(prepared)
 
-    def stop(self, logout: bool = True) -> Deferred[Any]:
+    def stop(self, logout: bool = True, *, keep_socket: bool = False) -> Deferred[Any]:
         """Stop timers and monitors; ``logout`` sends LOGOUT (not after the shutdown order).
         Every backend closes its session with its manager (:meth:`Backend.close`: a xen
-        pool logs out)."""
+        pool logs out).  The status socket is closed too, unless ``keep_socket`` (a
+        reload)."""
         waits = []
+        if self.inventory is not None:
+            self.inventory.stop()
+        if not keep_socket and self._control is not None:
+            waits.append(maybeDeferred(self._control.stopListening))  # removes the file
+            self._control = self._control_path = None
         if self.executor is not None:
             self._save(self.executor.engine)
             self.executor.stop()
@@ -270,16 +294,21 @@ class SlaveDaemon:
         parts = self._prepare(config, snapshot)
         old = self.config
         self._reloading = True
-        stopped = self.stop(logout=True)
+        stopped = self.stop(logout=True, keep_socket=True)
 
         def switch(_: object) -> None:
             self._reloading = False
+            try:
+                self._listen(parts.config)
+            except ConfigError as exc:
+                _log.error("reload: the status socket stays at {old}: {exc}",
+                           old=self._control_path, exc=exc)
             try:
                 self._switch(parts)
             except Exception:
                 _log.failure("reload: the new configuration failed to start; going back to "
                              "the previous one")
-                self.stop(logout=True)           # whatever of the new one did start
+                self.stop(logout=True, keep_socket=True)  # what of the new one did start
                 self._switch(self._prepare(old, snapshot))
         return stopped.addCallback(switch)
 
@@ -345,8 +374,25 @@ class SlaveDaemon:
             if backend is not None:
                 backend.remember_maintenance(name)
         self.executor.start()
+        self.inventory = build_inventory(config, parts.backends, self.reactor,
+                                         self.executor.handle)
+        self.inventory.start()
         for monitor in self.monitors.values():
             monitor.start()
+
+    def _listen(self, config: SlaveConfig) -> None:
+        """Open (or move, or close) the status socket as ``config`` says."""
+        path = config.status_socket
+        if path == self._control_path:
+            return
+        from upsagent.agent.control import listen_status
+        port = None
+        if path is not None:
+            port = listen_status(self.reactor, path,
+                                 lambda: status_report(self, float(self.reactor.seconds())))
+        if self._control is not None:
+            self._control.stopListening()
+        self._control, self._control_path = port, path
 
     def _connect(self, backend: Backend) -> None:
         """Log the backend in now, so that what cannot work (a refused login, a free ESXi)
@@ -424,6 +470,7 @@ class SlaveDaemon:
     # -- callbacks -----------------------------------------------------------------------
 
     def _event(self, event: Event) -> None:
+        self.status.ups_event(event, float(self.reactor.seconds()))
         if self.executor is not None:
             self.executor.handle(event)
         system = event.ups
@@ -510,6 +557,7 @@ class SlaveDaemon:
         self._saved = text
 
     def _observe(self, kind: str, action: Action, result: Result | None, now: float) -> None:
+        self.status.observe(kind, action, result, now)
         agent = self.config.plan.agent_host
         if not isinstance(action, ShutdownHost) or agent is None or action.host != agent.name:
             return

@@ -21,6 +21,9 @@ SUBCOMMANDS: dict[str, tuple[str, str]] = {
     "master": ("upsagent.cli.master:main", "run the master daemon (serves the NUT protocol)"),
     "slave": ("upsagent.cli.slave:main",
               "run the slave agent: watch UPSes, shut hosts down (upsmon's job)"),
+    "status": ("upsagent.cli.status:main",
+               "ask the running slave agent for its plans, timers, last actions and "
+               "inventory"),
     "query": ("upsagent.cli.query:main", "query a NUT server; takes exactly upsc's arguments"),
     "rw": ("upsagent.cli.rw:main", "list or set writable variables, like upsrw"),
     "cmd": ("upsagent.cli.cmd:main", "list or run instant commands, like upscmd"),

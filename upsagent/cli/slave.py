@@ -20,7 +20,7 @@ from dataclasses import replace
 from upsagent.cli.foreground import serve
 from upsagent.cli.logs import start_logging
 from upsagent.config.schema import ConfigError
-from upsagent.config.slaveconf import DEFAULT_STATE_FILE, SlaveConfig
+from upsagent.config.slaveconf import DEFAULT_STATE_FILE, DEFAULT_STATUS_SOCKET, SlaveConfig
 
 __all__ = ["main"]
 
@@ -38,7 +38,9 @@ its own host's shutdown command has started, the next start is a new boot (a fre
 watch; only the hosts it put into maintenance are remembered, to take them out).
 A dry run (--dry-run, or dry_run = true) keeps its state apart, in the state file with
 .dry-run appended, unless --state-file names one: what it decided (FSD set, a host shut
-down) never reaches the real agent.  The plan is checked at start as check-config checks
+down) never reaches the real agent; its status socket is the configured one with
+.dry-run appended too, unless --status-socket names one.  'upsagent status' asks the
+running agent, through its status socket, for its plans, timers and last actions.  The plan is checked at start as check-config checks
 it.  SIGHUP re-reads the configuration: everything it needs is checked and built first,
 and when anything is refused the log says what and why and the running configuration
 goes on untouched.
@@ -63,6 +65,10 @@ def build_parser() -> argparse.ArgumentParser:
                         help=f"where the sequence's state is kept (default: the "
                              f"configured one, else {DEFAULT_STATE_FILE}; in a dry run "
                              f"that path with {DRY_RUN_SUFFIX} appended)")
+    parser.add_argument("--status-socket", metavar="PATH",
+                        help=f"the Unix socket 'upsagent status' asks (default: the "
+                             f"configured one, else {DEFAULT_STATUS_SOCKET}; in a dry run "
+                             f"that path with {DRY_RUN_SUFFIX} appended; '' for none)")
     parser.add_argument("-n", "--dry-run", action="store_true",
                         help="do everything except the actions: log what would be done "
                              "and when; the state goes to a file of its own (the state "
@@ -89,6 +95,10 @@ def load(args: argparse.Namespace) -> SlaveConfig:
         slave = replace(slave, state_file=args.state_file)
     elif slave.dry_run:      # its FSD and shutdowns must never be restored by a real agent
         slave = replace(slave, state_file=slave.state_file + DRY_RUN_SUFFIX)
+    if args.status_socket is not None:
+        slave = replace(slave, status_socket=args.status_socket or None)
+    elif slave.dry_run and slave.status_socket is not None:   # beside the real agent's
+        slave = replace(slave, status_socket=slave.status_socket + DRY_RUN_SUFFIX)
     return slave
 
 

@@ -33,7 +33,8 @@ from upsagent.config.schema import (
     Config, ListenAddress, MasterConfig, ShutdownConfig, UpsConfig, UserConfig)
 from upsagent.config.managers import ApiManagerConfig, SshTargetConfig, VcenterConfig
 from upsagent.config.slavecheck import upsmon_like
-from upsagent.config.slaveconf import DEFAULT_STATE_FILE, ArgvLine, SlaveConfig, TlsOptions
+from upsagent.config.slaveconf import (
+    DEFAULT_STATE_FILE, DEFAULT_STATUS_SOCKET, ArgvLine, SlaveConfig, TlsOptions)
 from upsagent.policy.plan import HostPlan, Plan
 
 __all__ = ["toml_key", "toml_string", "to_toml"]
@@ -110,6 +111,8 @@ def _slave(slave: SlaveConfig) -> list[str]:
         lines.append(f"name = {_value(plan.name)}")
     if slave.state_file != DEFAULT_STATE_FILE:
         lines.append(f"state_file = {_value(slave.state_file)}")
+    if slave.status_socket != DEFAULT_STATUS_SOCKET:
+        lines.append(f"status_socket = {_value(slave.status_socket or '')}")
     defaults = Plan()
     for key, value in (("deadtime", plan.deadtime), ("hostsync", plan.hostsync),
                        ("nocommwarntime", plan.nocommwarntime),

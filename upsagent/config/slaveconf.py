@@ -69,13 +69,15 @@ if TYPE_CHECKING:
     from upsagent.config.monitoring import MonitorSettings
     from upsagent.config.upsmonconf import UpsmonConf
 
-__all__ = ["DEFAULT_STATE_FILE", "DELAY_VARIABLE", "SIMULATION_ONLY", "ArgvLine",
+__all__ = ["DEFAULT_STATE_FILE", "DEFAULT_STATUS_SOCKET", "DELAY_VARIABLE", "SIMULATION_ONLY", "ArgvLine",
            "MonitorConfig", "SlaveConfig", "TlsOptions", "build_slave", "from_upsmon",
            "load_upsmon_dir"]
 
 _T = TypeVar("_T")
 
 DEFAULT_STATE_FILE = "/var/lib/upsagent/slave.json"
+#: the running agent's status socket (``upsagent status``), unless ``status_socket`` says
+DEFAULT_STATUS_SOCKET = "/run/upsagent/slave.sock"
 #: what a UPS publishes as the delay between its shutdown order and the output going off
 DELAY_VARIABLE = "ups.delay.shutdown"
 
@@ -88,7 +90,7 @@ _BACKEND_ALIASES = {"xenserver": "xen", "xcp-ng": "xen", "xcp": "xen", "esxi": "
 
 _SLAVE_FLOAT = ("deadtime", "hostsync", "finaldelay", "pollfreq", "pollfreq_alert",
                 "nocommwarntime", "rbwarntime", "shutdown_budget", "notify_budget")
-_SLAVE_KEYS = ("name", "state_file", *_SLAVE_FLOAT, "minsupplies", "dry_run",
+_SLAVE_KEYS = ("name", "state_file", "status_socket", *_SLAVE_FLOAT, "minsupplies", "dry_run",
                "secrets_file", "shutdown_command", "powerdown_flag", "notify_command",
                "notify_messages", "notify_flags", "runtime_margin", "monitor", "vcenter",
                "xenpool")
@@ -157,6 +159,9 @@ class SlaveConfig:
     plan: Plan
     monitors: tuple[MonitorConfig, ...] = ()
     state_file: str = DEFAULT_STATE_FILE
+    #: the Unix socket ``upsagent status`` asks (:mod:`upsagent.agent.control`); None: no
+    #: status socket (``status_socket = ""``, and a :class:`SlaveConfig` built in code)
+    status_socket: str | None = None
     poll_freq: float = 5.0
     poll_freq_alert: float = 5.0
     dry_run: bool = False
@@ -297,9 +302,11 @@ def build_slave(document: Mapping[str, Any], *, source: str,
         "powerdown_flag": path(r.text(slave, "powerdown_flag", "slave")),
         "state_file": path(r.text(slave, "state_file", "slave"))
     }
+    status_socket = (None if slave.get("status_socket") == "" else
+                     path(r.text(slave, "status_socket", "slave")) or DEFAULT_STATUS_SOCKET)
     return SlaveConfig(plan=plan, monitors=monitors, notify=notify, source=source,
                        vcenters=vcenters, xenpools=xenpools, host_managers=links,
-                       warnings=(*warnings, *unused),
+                       warnings=(*warnings, *unused), status_socket=status_socket,
                        **{k: v for k, v in extra.items() if v is not None})
 
 
@@ -480,6 +487,7 @@ def _notify(r: Reader, slave: Mapping[str, Any]) -> NotifySettings:
 
 
 def from_upsmon(conf: UpsmonConf, *, state_file: str = DEFAULT_STATE_FILE,
+                status_socket: str | None = DEFAULT_STATUS_SOCKET,
                 name: str | None = None) -> SlaveConfig:
     """The slave configuration that behaves as upsmon with ``conf`` (one local host)."""
     monitors = tuple(MonitorConfig(
@@ -495,7 +503,7 @@ def from_upsmon(conf: UpsmonConf, *, state_file: str = DEFAULT_STATE_FILE,
     shutdown = (conf.shutdown_cmd.argv() if conf.shutdown_cmd is not None
                 else DEFAULT_SHUTDOWN_COMMAND)
     return SlaveConfig(plan=plan, monitors=monitors, state_file=state_file,
-                       poll_freq=float(conf.poll_freq),
+                       status_socket=status_socket, poll_freq=float(conf.poll_freq),
                        poll_freq_alert=float(conf.poll_freq_alert),
                        shutdown_command=tuple(shutdown), powerdown_flag=conf.powerdown_flag,
                        notify=conf.notify, source=conf.path, warnings=tuple(conf.warnings),

@@ -41,7 +41,7 @@ from upsagent.policy.actions import (
     OPERATIONS, Action, Cancel, EnterMaintenance, ExitMaintenance, Notify, Outcome, Result,
     PowerOnVms, RunCommand, SetFsd, ShutdownHost, ShutdownVms, WarnUsers,
 )
-from upsagent.policy.events import Event
+from upsagent.policy.events import Event, Placement
 from upsagent.policy.policy import PolicyEngine
 from upsagent.policy.rules import fmt
 
@@ -96,8 +96,9 @@ class Executor:
         """Begin: the engine's due actions (after a restore, the resumed operations)."""
         self._feed(self.engine.tick(self.reactor.seconds()))
 
-    def handle(self, event: Event) -> None:
-        """A monitor's event."""
+    def handle(self, event: Event | Placement) -> None:
+        """A monitor's event, or the inventory's placement of the vCenter's and the
+        agent's VMs."""
         if not self._stopped:
             self._feed(self.engine.handle(event, self.reactor.seconds()))
 

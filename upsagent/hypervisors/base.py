@@ -92,7 +92,11 @@ class Backend:
         (vsphere) counts ``host`` as one of them.  The default remembers nothing."""
 
     def hosts(self) -> Deferred[list[HostInfo]]:
-        """The managed hosts and their connection state (the agent logs them every 30 s)."""
+        """The managed hosts and their connection state, as the manager says now (the
+        agent's inventory, :mod:`upsagent.agent.inventory`, asks every 30 s, one call at a
+        time).  Fails when the manager cannot be asked (the inventory reports it
+        unreachable, with the failure's message); an empty list says the manager lists no
+        host, so every configured host is "not found"."""
         return succeed([])
 
     def enter_maintenance(self, host: str, timeout: float) -> Deferred[Result]:

@@ -15,7 +15,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-__all__ = ["CommLost", "CommOk", "Event", "UpsState"]
+__all__ = ["CommLost", "CommOk", "Event", "Placement", "UpsState"]
 
 
 @dataclass(frozen=True)
@@ -49,3 +49,18 @@ class CommOk:
 
 
 Event = UpsState | CommLost | CommOk
+
+
+@dataclass(frozen=True)
+class Placement:
+    """Where the agent's inventory (:mod:`upsagent.agent.inventory`) last found the
+    vCenter's VM and the agent's own VM: on ``host`` or not.
+
+    Not a UPS event: the engine ORs it with the operator's ``runs_vcenter`` /
+    ``runs_agent`` marks of the plan for R6's order (a mark always holds; the detected
+    flags follow the latest detection, since DRS or a maintenance moves the VMs).
+    """
+
+    host: str
+    runs_vcenter: bool = False
+    runs_agent: bool = False

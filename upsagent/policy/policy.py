@@ -7,6 +7,7 @@
     actions = engine.handle(UpsState("UPS1", frozenset({"OB"})), now)   # an observation
     actions = engine.tick(now)                   # call at (or after) engine.next_deadline()
     actions = engine.action_done(action.id, result, now)        # an operation finished
+    actions = engine.handle(Placement("esx2", runs_vcenter=True), now)  # the inventory
     state = engine.snapshot()                    # a JSON-able dict, after every call
     engine = PolicyEngine.restore(plan, state, now)   # after a restart; then tick(now)
 
@@ -21,6 +22,14 @@ The rules it applies are in :mod:`upsagent.policy.rules` (read its theory of ope
 this module keeps the state (one record per UPS and per host) and walks the rules after
 every input until nothing more changes; the shutdown sequence itself (R6) and the results
 of operations are in :mod:`upsagent.policy.stages`.
+
+**Placement.**  R6 orders the hosts that run the vCenter's VM or the agent's own VM after
+the others of their manager.  The operator marks them (``runs_vcenter`` / ``runs_agent``
+of the plan, :attr:`PolicyEngine.configured`); the agent's inventory detects them and says
+so with a :class:`~upsagent.policy.events.Placement`.  The rules read :attr:`PolicyEngine.plan`,
+the configured plan with each host's flags OR-ed with what was last detected on it: a mark
+always holds, a detection lasts until the next one says otherwise (DRS, or a maintenance,
+moves the VMs).
 """
 
 from __future__ import annotations
@@ -31,7 +40,7 @@ from upsagent.policy.actions import (
     Action, Cancel, EnterMaintenance, ExitMaintenance, Notify, Outcome, Result, RunCommand,
     PowerOnVms, SetFsd, ShutdownVms, WarnUsers,
 )
-from upsagent.policy.events import CommLost, CommOk, Event, UpsState
+from upsagent.policy.events import CommLost, CommOk, Event, Placement, UpsState
 from upsagent.policy.plan import HostPlan, Plan, runtime_trigger
 from upsagent.policy.rules import (
     GRACE, NEW_BOOT, NOTIFY_ON_NEW_WORD, SHUTTING_DOWN, OnPowerBack, Phase, Power,
@@ -66,6 +75,9 @@ class PolicyEngine(Stages):
     """Decides, for every host of one :class:`~upsagent.policy.plan.Plan`, what to do when."""
 
     def __init__(self, plan: Plan, now: float) -> None:
+        #: the plan as configured (the operator's marks); :attr:`plan` is what the rules
+        #: read: this one with the detected placement OR-ed in (:meth:`_apply_placement`)
+        self.configured = plan
         self.plan = plan
         self._now = now
         self._seq = 0
@@ -82,11 +94,32 @@ class PolicyEngine(Stages):
 
     # -- the API ---------------------------------------------------------------------
 
-    def handle(self, event: Event, now: float) -> list[Action]:
-        """An observation from a monitor at ``now``: the actions to take now."""
+    def handle(self, event: Event | Placement, now: float) -> list[Action]:
+        """An observation from a monitor (or the inventory's :class:`Placement`) at
+        ``now``: the actions to take now.  A placement can release a host that waits for
+        others (R6), so it is followed by the rule walk as any event."""
         self._now = now
+        if isinstance(event, Placement):
+            self._place(event)
+            return self._run(now)
         out = self._observe(event, now)
         return out + self._run(now)
+
+    def _place(self, placement: Placement) -> None:
+        rec = self._hosts.get(placement.host)
+        if rec is None:         # not in the plan
+            return
+        rec.seen_vcenter, rec.seen_agent = placement.runs_vcenter, placement.runs_agent
+        self._apply_placement()
+
+    def _apply_placement(self) -> None:
+        """:attr:`plan` = :attr:`configured` with each host's detected flags OR-ed in."""
+        hosts = []
+        for host in self.configured.hosts:
+            rec = self._hosts[host.name]
+            hosts.append(replace(host, runs_vcenter=host.runs_vcenter or rec.seen_vcenter,
+                                 runs_agent=host.runs_agent or rec.seen_agent))
+        self.plan = replace(self.configured, hosts=tuple(hosts))
 
     def tick(self, now: float) -> list[Action]:
         """Time has passed (a deadline, or a restart): the actions that are due."""
@@ -139,7 +172,13 @@ class PolicyEngine(Stages):
         return [name for name, rec in self._hosts.items() if rec.ours]
 
     def snapshot(self) -> dict[str, object]:
-        """The whole state as a JSON-able dict (see :meth:`restore`)."""
+        """The whole state as a JSON-able dict (see :meth:`restore`).
+
+        The detected placement is part of it (each host record's ``seen_vcenter`` /
+        ``seen_agent``): an agent restarted mid-sequence must keep R6's order, and before
+        its inventory's first round (a login to the vCenter, which may take long or fail
+        during the outage) the last detection is the best knowledge there is; the next
+        round replaces it."""
         return dump_state(self._now, self._seq, self._ups, self._hosts,
                           [(a, g) for a, g in self._ops.values()])
 
@@ -163,12 +202,14 @@ class PolicyEngine(Stages):
             engine._ups.update((name, urec) for name, urec in ups.items()
                                if name in engine._ups)
             engine._adopt(hosts, ops, now)
+            engine._apply_placement()
             return engine
         engine._restored_at = now
         agent = plan.agent_host
         own = hosts.get(agent.name) if agent is not None else None
         if own is not None and own.phase in NEW_BOOT:
             engine._new_boot(hosts, now)
+            engine._apply_placement()
             return engine
         # our FSD (R2a) belongs to the own host's shutdown: remembered only while it runs
         latched = own is not None and own.phase in SHUTTING_DOWN
@@ -181,6 +222,7 @@ class PolicyEngine(Stages):
                 urec.fsd_by_us = urec.fsd_by_us and latched
                 engine._ups[name] = urec
         engine._adopt(hosts, ops, now)
+        engine._apply_placement()
         return engine
 
     def _adopt(self, hosts: dict[str, HostRecord], ops: list[tuple[Action, float]],
@@ -204,7 +246,8 @@ class PolicyEngine(Stages):
         for name, old in hosts.items():
             if name not in self._hosts:
                 continue
-            rec = HostRecord(name, generation=old.generation, vms_stopped=old.vms_stopped)
+            rec = HostRecord(name, generation=old.generation, vms_stopped=old.vms_stopped,
+                             seen_vcenter=old.seen_vcenter, seen_agent=old.seen_agent)
             if old.ours or old.phase in (Phase.ENTERING, Phase.EVACUATING):
                 rec.phase, rec.ours = Phase.MAINTENANCE, True
             self._hosts[name] = rec

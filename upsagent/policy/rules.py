@@ -71,7 +71,10 @@ R6. **Shutdown** is the sequence :data:`SHUTDOWN_STAGES`, each stage skipped whe
     until the other hosts of its manager (``HostPlan.manager_key``) whose shutdown has
     started are down (their shutdown accepted): the vCenter is needed for their steps.
     The agent's VM's host also waits for the vCenter's host; neither waits for hosts
-    whose shutdown has not started.
+    whose shutdown has not started.  Which hosts these are: the operator's marks always,
+    and the hosts where the agent's inventory last detected the vCenter's or the agent's
+    VM (a :class:`~upsagent.policy.events.Placement`, every 30 s; a detection lasts until
+    the next one says otherwise, as DRS or a maintenance moves the VMs).
 
 R7. **Power back** is handled by the host's phase, :data:`ON_POWER_BACK`: steps not started
     are cancelled; a migration in progress completes, then maintenance is exited at once;

@@ -88,6 +88,10 @@ class HostRecord:
     note: str = ""
     #: the host of the same cluster this one's maintenance waited for
     queued_behind: str = ""
+    #: the inventory last found the vCenter's VM / the agent's own VM on this host
+    #: (:class:`~upsagent.policy.events.Placement`; OR-ed with the plan's marks)
+    seen_vcenter: bool = False
+    seen_agent: bool = False
 
 
 _ACTIONS: dict[str, type[Action]] = {
