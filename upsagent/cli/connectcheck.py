@@ -23,11 +23,13 @@ from upsagent.config.slaveconf import SlaveConfig
 __all__ = ["connect_problems", "manager_label", "run_connect_checks"]
 
 #: how each kind's manager is named in a line (its configuration section)
-_LABELS = {"vsphere": "vcenter", "xen": "xenpool", "ssh": "ssh", "local": "local"}
+_LABELS = {"vsphere": "vcenter", "xen": "xenpool", "ssh": "ssh", "local": "local",
+           "xenmaster": "xenmaster"}
 
 
 def manager_label(manager: ManagerConfig) -> str:
-    """``vcenter "vc1"``, ``xenpool "pool1"``, ``ssh "nas"``, ``local "this-server"``."""
+    """``vcenter "vc1"``, ``xenpool "pool1"``, ``ssh "nas"``, ``local "this-server"``,
+    ``xenmaster "host1"`` (the pool master the agent runs on)."""
     return f'{_LABELS.get(manager.kind, manager.kind)} "{manager.name}"'
 
 
