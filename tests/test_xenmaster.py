@@ -171,6 +171,27 @@ def test_a_vm_left_running_is_reported(rig: Any) -> None:
     assert set(done.stopped) == {"app1", "db1", "web1"} and "db2" in done.detail
 
 
+def test_a_hard_shutdown_refused_while_the_clean_one_ends_is_tried_again(rig: Any) -> None:
+    """xapi answering OTHER_OPERATION_IN_PROGRESS (the cancelled clean shutdown still
+    holds the VM): once it has ended, the hard shutdown is asked again."""
+    from tests.xapisim import XapiError
+    sim, config = rig
+    sim.vm_named("app1").hangs = True
+    original, refused = sim.shutdown_vm, []
+
+    def shutdown_vm(task: Any, vm: str, clean: bool) -> str:
+        if sim.vms[vm].name_label == "app1" and not clean and not refused:
+            refused.append(vm)
+            raise XapiError("OTHER_OPERATION_IN_PROGRESS", "VM", vm, "clean_shutdown", "x")
+        return original(task, vm, clean)
+    sim.shutdown_vm = shutdown_vm  # type: ignore[method-assign]
+    done = result(backend(config).shutdown_vms("host1", 0.5))
+    assert refused and done.outcome is Outcome.OK and "app1" in done.stopped, done
+    hard = [sim.vms[args[0]].name_label for m, args in sim.calls
+            if m == "Async.VM.hard_shutdown"]
+    assert hard == ["app1", "app1"]
+
+
 def test_cancelling_stops_the_clean_shutdown_in_flight(rig: Any) -> None:
     """With the real thread seam: the Deferred is cancelled while a guest hangs."""
     from twisted.internet.selectreactor import SelectReactor

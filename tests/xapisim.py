@@ -15,7 +15,10 @@ host: ``HOST_NOT_DISABLED``; a host that is down: ``HOST_OFFLINE``), ``host.evac
 (plans over the other enabled live hosts by memory and refuses up front with
 ``HOST_NOT_ENOUGH_FREE_MEMORY [vm]`` / ``NO_HOSTS_AVAILABLE [vm]``, then migrates one VM
 after another), ``VM.get_all_records/get_record/pool_migrate/clean_shutdown/
-hard_shutdown``, tasks (``task.get_record/cancel/destroy``) and ``event.from`` with tokens.
+hard_shutdown`` (a clean shutdown needs the PV drivers, ``VM_LACKS_FEATURE_SHUTDOWN``
+otherwise, and is cancellable; a guest that ``hangs`` never ends it; a hard shutdown ends
+a clean one in flight, as xapi cancels it; templates and snapshots are never running),
+tasks (``task.get_record/cancel/destroy``) and ``event.from`` with tokens.
 Every call is recorded in :attr:`Pool.calls` (method and parameters, the session left out).
 """
 

@@ -247,8 +247,11 @@ class XenPool:
                     except XenAPI.Failure:
                         pass  # ended meanwhile, or not cancellable
                 raise Stopped(", ".join(running))
+            asked = time.monotonic()
             reply = event_from(["task"], token, min(left, 2.0))
             token = reply["token"]
+            if not reply["events"] and time.monotonic() - asked < 0.05:
+                stop.wait(0.1)   # an answer without events at once: no busy loop
             for event in reply["events"]:
                 if event["ref"] in running and "progress" in event.get("snapshot", {}):
                     _log.debug("task {task}: {p:.0%}", task=event["ref"],

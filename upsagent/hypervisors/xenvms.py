@@ -37,6 +37,9 @@ _log = Logger()
 
 #: seconds a hard shutdown gets (it does not wait for the guest; xapi takes seconds)
 HARD_GRACE = 30.0
+#: seconds a VM's cancelled clean shutdown gets to end when xapi refuses its hard shutdown
+#: with OTHER_OPERATION_IN_PROGRESS
+BUSY_WAIT = 5.0
 
 
 def stop_vms(pool: XenPool, name: str, timeout: float, stop: threading.Event,
@@ -106,15 +109,40 @@ def _stop_batch(pool: XenPool, vms: dict[str, dict[str, Any]], seconds: float,
                           vm=vms[vm]["name_label"], status=record["status"],
                           why=" ".join(map(str, record.get("error_info", []))))
             hard.append(vm)
-        forced = []
-        for vm in hard:
-            try:
-                forced.append(api.Async.VM.hard_shutdown(vm))
-            except XenAPI.Failure as exc:   # halted meanwhile (VM_BAD_POWER_STATE), ...
-                _log.info("{vm}: hard shutdown refused ({why})", vm=vms[vm]["name_label"],
-                          why=" ".join(map(str, exc.details)))
-        tasks += forced
-        if forced:
-            pool.wait_tasks(forced, max(deadline, time.monotonic()) + HARD_GRACE, stop)
+        until = max(deadline, time.monotonic()) + HARD_GRACE
+        for attempt in (1, 2):
+            forced, busy = _hard(api, vms, hard)
+            tasks += forced
+            ended = pool.wait_tasks(list(forced), until, stop) if forced else {}
+            busy += [vm for task, vm in forced.items() if _busy(ended.get(task))]
+            if not busy or attempt == 2:
+                break
+            # a clean shutdown still being cancelled holds the VM: wait for it, once more
+            holding = [task for task, vm in clean.items() if vm in busy]
+            pool.wait_tasks(holding, min(time.monotonic() + BUSY_WAIT, until), stop)
+            hard = busy
     finally:
         pool.destroy(tasks)
+
+
+def _hard(api: Any, vms: dict[str, dict[str, Any]], which: list[str],
+          ) -> tuple[dict[str, str], list[str]]:
+    """``Async.VM.hard_shutdown`` of each of ``which``: the tasks (task -> VM), and the VMs
+    xapi refused at once because another operation holds them."""
+    import XenAPI
+    tasks, busy = {}, []
+    for vm in which:
+        try:
+            tasks[api.Async.VM.hard_shutdown(vm)] = vm
+        except XenAPI.Failure as exc:   # halted meanwhile (VM_BAD_POWER_STATE), ...
+            _log.info("{vm}: hard shutdown refused ({why})", vm=vms[vm]["name_label"],
+                      why=" ".join(map(str, exc.details)))
+            if _busy({"status": "failure", "error_info": exc.details}):
+                busy.append(vm)
+    return tasks, busy
+
+
+def _busy(record: dict[str, Any] | None) -> bool:
+    """Whether a task ended refused because another operation holds its VM."""
+    return (record is not None and record["status"] == "failure"
+            and list(record.get("error_info", []))[:1] == ["OTHER_OPERATION_IN_PROGRESS"])
