@@ -192,6 +192,17 @@ def test_a_hard_shutdown_refused_while_the_clean_one_ends_is_tried_again(rig: An
     assert hard == ["app1", "app1"]
 
 
+def test_without_event_from_the_tasks_are_looked_at_again(rig: Any) -> None:
+    sim, config = rig
+    sim.without_events = True
+    sim.vm_named("web1").hangs = True
+    started = time.monotonic()
+    done = result(backend(config).shutdown_vms("host1", 1.0))
+    assert done.outcome is Outcome.OK and len(done.stopped) == 4, done
+    assert time.monotonic() - started < 4
+    assert methods(sim).count("event.from") >= 1 and "Async.VM.hard_shutdown" in methods(sim)
+
+
 def test_cancelling_stops_the_clean_shutdown_in_flight(rig: Any) -> None:
     """With the real thread seam: the Deferred is cancelled while a guest hangs."""
     from twisted.internet.selectreactor import SelectReactor

@@ -208,7 +208,8 @@ class XenPool:
         """The running VMs of ``host_ref`` (no control domain, template or snapshot)."""
         return {ref: rec for ref, rec in self.api().VM.get_all_records().items()
                 if rec["resident_on"] == host_ref and rec["power_state"] == "Running"
-                and not rec["is_control_domain"] and not rec["is_a_template"]
+                and not rec.get("is_control_domain", False)
+                and not rec.get("is_a_template", False)
                 and not rec.get("is_a_snapshot", False)}
 
     # -- tasks ---------------------------------------------------------------------------
@@ -248,7 +249,17 @@ class XenPool:
                         pass  # ended meanwhile, or not cancellable
                 raise Stopped(", ".join(running))
             asked = time.monotonic()
-            reply = event_from(["task"], token, min(left, 2.0))
+            try:
+                reply = event_from(["task"], token, min(left, 2.0))
+            except XenAPI.Failure as exc:
+                code = exc.details[0] if exc.details else ""
+                if code == "EVENT_FROM_TOKEN_PARSE_FAILURE":
+                    token = ""       # start over from the current state
+                    continue
+                if code != "MESSAGE_METHOD_UNKNOWN":
+                    raise
+                stop.wait(min(left, 0.5))   # no event.from here: look again shortly
+                continue
             token = reply["token"]
             if not reply["events"] and time.monotonic() - asked < 0.05:
                 stop.wait(0.1)   # an answer without events at once: no busy loop

@@ -143,7 +143,7 @@ class XenMasterBackend(Backend):
             ref, rec = self.pool.host(self.name)
             role = "pool master" if self.pool.is_master(ref) else "not the pool master"
             found.append(HostInfo(self.name, bool(rec.get("live", True)),
-                                  not rec["enabled"], role))
+                                  not rec.get("enabled", True), role))
             return Result(Outcome.OK)
 
         def listed(result: Result) -> list[HostInfo]:
@@ -156,7 +156,7 @@ class XenMasterBackend(Backend):
     def _disable(self, host: str) -> str:
         """``host.disable`` of ``host`` if it is enabled (blocking): what was done."""
         ref, rec = self.pool.host(host)
-        if not rec["enabled"]:
+        if not rec.get("enabled", True):
             return f"{host} already disabled in xapi"
         self.pool.api().host.disable(ref)
         return f"{host} disabled in xapi"

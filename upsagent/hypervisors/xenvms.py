@@ -81,7 +81,8 @@ def _stop_batch(pool: XenPool, vms: dict[str, dict[str, Any]], seconds: float,
     clean: dict[str, str] = {}     # task -> VM
     hard: list[str] = []
     for vm, rec in vms.items():
-        if "clean_shutdown" not in rec.get("allowed_operations", []):
+        allowed = rec.get("allowed_operations")
+        if allowed is not None and "clean_shutdown" not in allowed:
             hard.append(vm)
             continue
         try:
