@@ -91,9 +91,12 @@ def _stop_batch(pool: XenPool, vms: dict[str, dict[str, Any]], seconds: float,
             _log.info("{vm}: clean shutdown refused ({why})", vm=rec["name_label"],
                       why=" ".join(map(str, exc.details)))
             hard.append(vm)
-    tasks = list(clean)
+    forced, busy = _hard(api, vms, hard)          # no clean shutdown: hard at once
+    tasks = [*clean, *forced]
     try:
         ended = pool.wait_tasks(tasks, deadline, stop) if tasks else {}
+        hard = busy + [vm for task, vm in forced.items() if _busy(ended.get(task))]
+        waiting = [task for task in forced if task not in ended]
         for task, vm in clean.items():
             record = ended.get(task)
             if record is not None and record["status"] == "success":
@@ -114,8 +117,10 @@ def _stop_batch(pool: XenPool, vms: dict[str, dict[str, Any]], seconds: float,
         for attempt in (1, 2):
             forced, busy = _hard(api, vms, hard)
             tasks += forced
-            ended = pool.wait_tasks(list(forced), until, stop) if forced else {}
+            waiting += forced
+            ended = pool.wait_tasks(waiting, until, stop) if waiting else {}
             busy += [vm for task, vm in forced.items() if _busy(ended.get(task))]
+            waiting = []
             if not busy or attempt == 2:
                 break
             # a clean shutdown still being cancelled holds the VM: wait for it, once more
