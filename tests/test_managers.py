@@ -510,6 +510,9 @@ def test_a_xenmaster_host_is_the_pool_master_and_its_own_manager(tmp_path: Path)
      'member is a "xen" host'),
     ({}, '[[host]]\nname = "nas"\nbackend = "ssh"\npool = "pool1"\n',
      'host[2].pool: only a xen or xenmaster host has a pool (this one\'s backend is "ssh")'),
+    ({}, '[[host]]\nname = "host2"\nbackend = "xen"\npool = "pool1"\npool_master = true\n',
+     'host[2].pool_master: pool "pool1" already has its master, host[1] ("host1"); a pool '
+     'has one'),
 ])
 def test_bad_xenmaster_settings_are_refused(tmp_path: Path, changes: dict[str, str],
                                             extra: str, message: str) -> None:

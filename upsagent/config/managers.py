@@ -287,6 +287,7 @@ def host_managers(r: Reader, raw_hosts: Sequence[Mapping[str, Any]],
             links[host.name] = _named(r, item, where, vcenters, VcenterConfig)
         elif host.backend in ("xen", "xenmaster"):
             links[host.name] = _named(r, item, where, pools, XenPoolConfig, host.backend)
+    _one_master_per_pool(r, hosts, links)
     warnings = []
     for managers, cls in ((vcenters, VcenterConfig), (pools, XenPoolConfig)):
         for j, manager in enumerate(managers):
@@ -295,6 +296,22 @@ def host_managers(r: Reader, raw_hosts: Sequence[Mapping[str, Any]],
                                 f"{show(manager.name)} ({cls.host_key} = "
                                 f"{show(manager.name)}): it is not used")
     return links, warnings
+
+
+def _one_master_per_pool(r: Reader, hosts: Sequence[HostPlan],
+                         links: Mapping[str, object]) -> None:
+    """A pool has one master: a ``xenmaster`` host and another host of its pool declared
+    ``pool_master = true`` (or a second ``xenmaster`` host) are refused."""
+    masters: dict[str, int] = {}
+    for i, host in enumerate(hosts):
+        pool = links.get(host.name)
+        if not isinstance(pool, XenPoolConfig) or not host.is_pool_master:
+            continue
+        if pool.name in masters:
+            j = masters[pool.name]
+            raise r.fail(f"host[{i + 1}].pool_master", f"pool {show(pool.name)} already has "
+                         f"its master, host[{j + 1}] ({show(hosts[j].name)}); a pool has one")
+        masters[pool.name] = i
 
 
 def _named(r: Reader, item: Mapping[str, Any], where: str, managers: Sequence[_A],
