@@ -64,6 +64,13 @@ _log = Logger()
 DISABLE_LIMIT = 20.0
 
 
+class _PoolSide(XenBackend):
+    """The xen backend's machinery as the xenmaster backend uses it (its log lines say
+    ``xenmaster``); never registered, never built from a configuration."""
+
+    kind = "xenmaster"
+
+
 class XenMasterBackend(Backend):
     """The pool master the agent runs on: its VMs through xapi, its shutdown as this OS."""
 
@@ -75,8 +82,7 @@ class XenMasterBackend(Backend):
         self.local = local
         self.reactor = reactor
         #: the pool's session, threads and watched operations (the xen backend's)
-        self.xen = XenBackend(pool, in_thread, reactor)
-        self.xen.kind = self.kind  # type: ignore[misc]  # its log lines say xenmaster
+        self.xen: XenBackend = _PoolSide(pool, in_thread, reactor)
 
     @property
     def pool(self) -> XenPool:
