@@ -44,6 +44,7 @@ from twisted.internet.defer import Deferred
 from twisted.logger import Logger
 
 from upsagent.hypervisors.base import Backend, HostInfo
+from upsagent.hypervisors.xenvms import stop_vms, time_limit
 from upsagent.system.runner import Outcome, Result, Runner
 from upsagent.system.threads import Blocking
 
@@ -373,7 +374,6 @@ class XenPool:
         """The VMs of host ``name``, group by group (:func:`~upsagent.hypervisors.xenvms.
         stop_vms`: clean shutdown where allowed, hard shutdown else or past the group's
         timeout)."""
-        from upsagent.hypervisors.xenvms import stop_vms
         return stop_vms(self, name, timeout, stop, groups)
 
     def shutdown_host(self, name: str) -> Result:
@@ -561,7 +561,7 @@ class XenBackend(Backend):
                      groups: Sequence[VmGroup] = ()) -> Deferred[Result]:
         return self.run(f"VMs of {host}",
                         lambda stop: self.pool.shutdown_vms(host, timeout, stop, groups),
-                        timeout)
+                        time_limit(timeout, groups))
 
     def shutdown_host(self, host: str, killpower: bool = False) -> Deferred[Result]:
         return self.run(f"shutdown of {host}", lambda stop: self.pool.shutdown_host(host))

@@ -48,7 +48,7 @@ from twisted.logger import Logger
 from upsagent.hypervisors.base import Backend, HostInfo
 from upsagent.hypervisors.local import LocalBackend
 from upsagent.hypervisors.xen import XenBackend, XenPool
-from upsagent.hypervisors.xenvms import HARD_GRACE, stop_vms
+from upsagent.hypervisors.xenvms import stop_vms, time_limit
 from upsagent.system.runner import Outcome, Result, Runner
 from upsagent.system.threads import Blocking
 
@@ -179,8 +179,7 @@ class XenMasterBackend(Backend):
                 _log.warn("{host}: host.disable refused ({why}); stopping its VMs anyway",
                           host=host, why=" ".join(map(str, exc.details)))
             return stop_vms(self.pool, host, timeout, stop, groups)
-        limit = timeout + HARD_GRACE * (len(groups) + 1)
-        return self.xen.run(f"VMs of {host}", work, limit)
+        return self.xen.run(f"VMs of {host}", work, time_limit(timeout, groups))
 
     def evacuate(self, host: str, timeout: float) -> Deferred[Result]:
         """The pool master has nowhere to send its VMs: they are stopped."""

@@ -31,7 +31,7 @@ from upsagent.system.runner import Outcome, Result
 if TYPE_CHECKING:
     from upsagent.hypervisors.xen import XenPool
 
-__all__ = ["HARD_GRACE", "stop_vms"]
+__all__ = ["HARD_GRACE", "stop_vms", "time_limit"]
 
 _log = Logger()
 
@@ -40,6 +40,12 @@ HARD_GRACE = 30.0
 #: seconds a VM's cancelled clean shutdown gets to end when xapi refuses its hard shutdown
 #: with OTHER_OPERATION_IN_PROGRESS
 BUSY_WAIT = 5.0
+
+
+def time_limit(timeout: float, groups: Sequence[VmGroup]) -> float:
+    """The longest :func:`stop_vms` may take: ``timeout`` and a :data:`HARD_GRACE` per
+    batch (at most one per group and one for the VMs of no group)."""
+    return timeout + HARD_GRACE * (len(groups) + 1)
 
 
 def stop_vms(pool: XenPool, name: str, timeout: float, stop: threading.Event,
