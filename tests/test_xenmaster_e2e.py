@@ -12,6 +12,9 @@ our slaves (``upsagent slave``) and the xapi simulator of tests/xapisim.py over 
   shutdown and is hard shut down at the group's timeout, then the rest), and then this
   OS's shutdown command runs (a recording command in place of ``/sbin/shutdown``).
 
+And the pool master's agent alone without timers: on low battery (critical, as upsmon)
+its VMs stop, then its shutdown command runs.
+
 Everything is checked from the simulator's state and event log and the recording; polling
 with deadlines, nothing sleeps for time to pass.
 """
@@ -177,3 +180,46 @@ def _power_cut(sim: Pool, master: OurMaster, mgmt: Slave, own: Slave) -> None:
     assert down is not None and down >= order[-1][1] - 0.05, (down, order[-1][1])
     own.wait_log("host1: shut down: ok", 5)
     assert mgmt.shut_down_at() is None        # the management VM itself was not shut down
+
+
+def test_low_battery_without_timers_stops_the_vms_then_the_master(tmp_path: Path) -> None:
+    """The pool master's agent alone, no timer: on OB LB (critical, as upsmon) its VMs
+    are stopped, then this OS's shutdown runs."""
+    ca, cert, key = make_ca(tmp_path, ["127.0.0.2"])
+    sim = Pool({"host1": ("127.0.0.2", 32 * GiB)}, "host1",
+               {"vm1": ("host1", 2 * GiB), "vm2": ("host1", 2 * GiB)}, migration_time=0.2)
+    sim.vm_named("vm2").pv_drivers = False
+    port = free_port()
+    sim.serve(port, cert, key)
+    pw = tmp_path / "pool1.pw"
+    pw.write_text(sim.password + "\n")
+    pw.chmod(0o600)
+    master = OurMaster(UPS_CONF, files={"ups.dev": dev("OL CHRG")}).start()
+    own: Slave | None = None
+    try:
+        own = Slave(tmp_path, master.port, pool_section(port, "127.0.0.2", pw, ca) + """
+[[host]]
+name = "host1"
+backend = "xenmaster"
+pool = "pool1"
+""")
+        wait_for(lambda: "NUMLOGINS dummy 1" in ask(master.port, "GET NUMLOGINS dummy"),
+                 20, f"the slave to log in\n{own.log()}")
+        (master.dir / "ups.dev").write_text(dev("OB DISCHRG LB"))
+        answer = ask(master.port, "USERNAME admin", "PASSWORD adminpass",
+                     'SET VAR dummy ups.status "OB DISCHRG LB"')
+        assert answer == "OK\nOK\nOK\n", answer
+        slave = own
+        wait_for(lambda: slave.shut_down_at() is not None, 20,
+                 f"the master's shutdown command\n{own.log()}")
+        assert [vm for vm, _ in halts(sim)] and \
+            {vm for vm, _ in halts(sim)} == {"vm1", "vm2"}
+        assert all(when <= (own.shut_down_at() or 0) + 0.05 for _, when in halts(sim))
+        assert not sim.hosts[sim.master].enabled and sim.hosts[sim.master].live
+        assert "host.shutdown" not in [m for m, _ in sim.calls]
+    finally:
+        if own is not None:
+            own.proc.terminate()
+            own.proc.wait(10)
+        master.stop()
+        sim.close()
