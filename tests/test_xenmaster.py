@@ -289,6 +289,17 @@ def test_xapi_silent_delays_the_local_shutdown_by_the_disable_limit_only(rig: An
     assert "xapi not told" in done.detail and "cancelled" in done.detail
 
 
+def test_cancelled_while_xapi_is_told_this_os_is_not_shut_down(rig: Any) -> None:
+    _, config = rig
+    clock, runner = Clock(), Runner()
+    d = backend(config, clock=clock, runner=runner,
+                blocking=lambda f: Deferred()).shutdown_host("host1")
+    d.cancel()
+    assert result(d).outcome is Outcome.CANCELLED and runner.ran == []
+    clock.advance(DISABLE_LIMIT)
+    assert runner.ran == [] and not clock.getDelayedCalls()
+
+
 def test_warn_users_as_this_os(rig: Any) -> None:
     _, config = rig
     runner = Runner()

@@ -196,14 +196,27 @@ class XenMasterBackend(Backend):
     def shutdown_host(self, host: str, killpower: bool = False) -> Deferred[Result]:
         """Tell xapi (``host.disable``, at most :data:`DISABLE_LIMIT` s), then this OS's
         shutdown as the ``local`` backend runs it; xapi's failure is a note in the
-        Result, never a reason not to shut down."""
+        Result, never a reason not to shut down.  Cancelled while xapi is being told
+        (the engine aborting the step): ``cancelled``, this OS's shutdown not run; once
+        that runs, a cancel leaves it running."""
+        cancelled: list[bool] = []
+        started: list[bool] = []
+
+        def cancel(_: Deferred[Result]) -> None:
+            cancelled.append(True)
+            if not started:        # once this OS's shutdown runs, it is not undone
+                told.cancel()
+        outer: Deferred[Result] = Deferred(cancel)
         told = self.xen.run(f"disable {host}",
                             lambda stop: Result(Outcome.OK, self._disable(host)))
         timer = self.reactor.callLater(DISABLE_LIMIT, told.cancel)
 
-        def local(result: Result | Any) -> Deferred[Result]:
+        def local(result: Result | Any) -> Deferred[Result] | Result:
             if timer.active():
                 timer.cancel()
+            if cancelled:
+                return Result(Outcome.CANCELLED, f"shutdown of {host}: cancelled")
+            started.append(True)
             if not isinstance(result, Result):
                 result = Result(Outcome.FAILED, str(result))
             note = result.detail if result.ok else f"xapi not told: {result.detail}"
@@ -214,7 +227,12 @@ class XenMasterBackend(Backend):
                 return replace(done, detail=f"{done.detail} ({note})" if done.detail
                                else note)
             return self.local.shutdown_host(host, killpower).addCallback(noted)
-        return told.addBoth(local)
+
+        def relay(result: Any) -> None:
+            if not outer.called:
+                outer.callback(result)
+        told.addBoth(local).addBoth(relay)
+        return outer
 
     def warn_users(self, host: str, message: str) -> Deferred[Result]:
         return self.local.warn_users(host, message)
