@@ -1,8 +1,9 @@
 # -*- test-case-name: tests.test_vsphere_check -*-
 """``upsagent check-config --connect``: log in to every manager of the slave's hosts and look.
 
-Each manager (a ``[[slave.vcenter]]``, a ``[[slave.xenpool]]``, an ``ssh`` host, this OS) gets
-its backend built exactly as the agent builds it
+Each manager (a ``[[slave.vcenter]]``, a ``[[slave.xenpool]]``, an ``ssh`` host, this OS, a
+``xenmaster`` host: the pool master the agent runs on) gets its backend built exactly as
+the agent builds it
 (:meth:`~upsagent.config.slaveconf.SlaveConfig.managers` and
 :func:`~upsagent.hypervisors.base.build_backend`), and its
 :meth:`~upsagent.hypervisors.base.Backend.check` is asked about the hosts it manages: log in,
