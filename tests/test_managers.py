@@ -17,7 +17,8 @@ from twisted.internet.task import Clock
 from upsagent.agent.daemon import SlaveDaemon
 from upsagent.config import ConfigError, load_toml, loads_toml, to_toml
 from upsagent.config.managers import (
-    LocalConfig, ManagerConfig, SshTargetConfig, VcenterConfig, XenPoolConfig)
+    LocalConfig, ManagerConfig, SshTargetConfig, VcenterConfig, XenMasterConfig,
+    XenPoolConfig)
 from upsagent.config.slaveconf import SlaveConfig
 from upsagent.config.slavecheck import plan_problems
 from upsagent.hypervisors import base
@@ -462,3 +463,102 @@ def test_a_missing_extra_names_the_extra(monkeypatch: pytest.MonkeyPatch) -> Non
     with pytest.raises(ImportError, match=r"backend 'vsphere' is not available: install "
                                           r"upsagent\[vsphere\]"):
         build_backend(VcenterConfig("vc1", "https://vc1", "u", "p"), Clock(), FakeRunner())
+
+
+# -- the pool master protected by its own agent (xenmaster) ------------------------------
+
+XENMASTER = """
+[slave]
+name = "host1"
+shutdown_command = ["/sbin/poweroff"]
+powerdown_flag = "/etc/killpower"
+state_file = "{state}"
+[[slave.xenpool]]
+name = "pool1"
+url = "https://localhost"
+user = "root"
+password = "pool-secret"
+thumbprint = "SHA256:{thumb}"
+{monitor}
+[[host]]
+name = "host1"
+backend = "xenmaster"
+pool = "pool1"
+shutdown_after = 200
+vm_shutdown_timeout = 60
+vm_groups = [{{ patterns = ["app*"], timeout = 30 }}]
+"""
+
+
+def xenmaster(tmp_path: Path, extra: str = "", **changes: str) -> str:
+    text = XENMASTER.format(thumb=THUMB, monitor=MONITOR, state=tmp_path / "s.json") + extra
+    for old, new in changes.items():
+        text = text.replace(old, new)
+    return text
+
+
+def test_a_xenmaster_host_is_the_pool_master_and_its_own_manager(tmp_path: Path) -> None:
+    """Its manager is its pool with this OS's shutdown settings; it is the pool master
+    and the agent's own host; a xen member of the same pool has the pool's backend."""
+    member = '[[host]]\nname = "host2"\nbackend = "xen"\npool = "pool1"\nshutdown_after = 60\n'
+    slave = loads_toml(xenmaster(tmp_path, member), source="u.toml").slave
+    assert slave is not None
+    pool = XenPoolConfig("pool1", "https://localhost", "root", "pool-secret",
+                         thumbprint=f"SHA256:{THUMB}")
+    assert slave.managers() == [
+        (XenMasterConfig("host1", pool, LocalConfig("host1", ("/sbin/poweroff",), 30.0,
+                                                    "/etc/killpower")), ("host1",)),
+        (pool, ("host2",))]
+    host = slave.plan.hosts[0]
+    assert host.is_pool_master and host.traits.agent and not host.left_alone
+    assert slave.plan.agent_host == host
+    assert plan_problems(slave) == ([], [])
+    again = loads_toml(to_toml(loads_toml(xenmaster(tmp_path, member), source="u.toml")),
+                       source="u.toml").slave
+    assert again == slave
+
+
+@pytest.mark.parametrize("changes, extra, message", [
+    ({'pool = "pool1"\nshutdown_after = 200': "shutdown_after = 200"}, "",
+     'host[1].pool: missing: a xenmaster host names its [[slave.xenpool]] (the names are: '
+     '"pool1")'),
+    ({'pool = "pool1"\n': 'pool = "pool1"\npool_master = false\n'}, "",
+     'host[1].pool_master: a xenmaster host is the pool master the agent runs on; a pool '
+     'member is a "xen" host'),
+    ({}, '[[host]]\nname = "nas"\nbackend = "ssh"\npool = "pool1"\n',
+     'host[2].pool: only a xen or xenmaster host has a pool (this one\'s backend is "ssh")'),
+    ({}, '[[host]]\nname = "host2"\nbackend = "xen"\npool = "pool1"\npool_master = true\n',
+     'host[2].pool_master: pool "pool1" already has its master, host[1] ("host1"); a pool '
+     'has one'),
+])
+def test_bad_xenmaster_settings_are_refused(tmp_path: Path, changes: dict[str, str],
+                                            extra: str, message: str) -> None:
+    with pytest.raises(ConfigError) as info:
+        loads_toml(xenmaster(tmp_path, extra, **changes), source="u.toml")
+    assert str(info.value).startswith(f"u.toml: {message}")
+
+
+def test_a_xenmaster_host_and_a_local_host_are_one_machine_too_many(tmp_path: Path) -> None:
+    slave = loads_toml(xenmaster(tmp_path, '[[host]]\nname = "vm"\nshutdown_after = 60\n'),
+                       source="u.toml").slave
+    assert slave is not None
+    errors, _ = plan_problems(slave)
+    assert any("more than one host of the agent's own machine (backend local or "
+               "xenmaster): host1, vm" in line for line in errors), errors
+
+
+def test_the_agent_builds_the_xenmaster_backend(tmp_path: Path) -> None:
+    pytest.importorskip("XenAPI")
+    from upsagent.hypervisors.xenmaster import XenMasterBackend
+    slave = loads_toml(xenmaster(tmp_path), source="u.toml").slave
+    assert slave is not None
+    runner = FakeRunner()
+    daemon = SlaveDaemon(slave, Clock(), runner=runner,
+                         monitor_factory=lambda s, e: FakeMonitor(s, e))
+    daemon.start()
+    assert daemon.executor is not None
+    built = daemon.executor.backends["host1"]
+    assert isinstance(built, XenMasterBackend)
+    assert (built.local.shutdown_command, built.local.powerdown_flag, built.local.runner) \
+        == (("/sbin/poweroff",), "/etc/killpower", runner)
+    assert built.pool.config.url == "https://localhost"

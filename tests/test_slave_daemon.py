@@ -309,8 +309,9 @@ OWN_HOST = ('[[slave.monitor]]\nups = "u@h"\nuser = "m"\npassword = "p"\n'
      'the agent\'s own host, host[1] ("me"), has min_supplies = 1, and that is what counts: '
      "write min_supplies = 2 in host[1] and remove minsupplies from [slave]"),
     ("minsupplies = 1", 'backend = "vsphere"\nvcenter = "vc1"\n' + VCENTER, 'slave.minsupplies: applies to the agent\'s own '
-     'host, and with [[host]] tables that is the one with backend "local", which this file '
-     "does not have: each [[host]] has its own min_supplies; remove minsupplies from [slave]"),
+     'host, and with [[host]] tables that is the one with backend "local" (or "xenmaster"), '
+     "which this file does not have: each [[host]] has its own min_supplies; remove "
+     "minsupplies from [slave]"),
 ])
 def test_upsmon_settings_that_hosts_override_are_refused(slave: str, host: str,
                                                          message: str) -> None:

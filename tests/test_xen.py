@@ -178,7 +178,7 @@ def test_shutdown_vms_clean_then_hard(rig: Any) -> None:
     done = result(sync_backend(config).shutdown_vms("host3", 10.0))
     assert done.outcome is Outcome.OK and set(done.stopped) == {"vm4", "vm5"}
     methods = [m for m, _ in sim.calls]
-    assert "Async.VM.clean_shutdown" in methods and "VM.hard_shutdown" in methods
+    assert "Async.VM.clean_shutdown" in methods and "Async.VM.hard_shutdown" in methods
 
 
 def test_exit_maintenance_enables_after_boot(rig: Any) -> None:

@@ -15,7 +15,10 @@ host: ``HOST_NOT_DISABLED``; a host that is down: ``HOST_OFFLINE``), ``host.evac
 (plans over the other enabled live hosts by memory and refuses up front with
 ``HOST_NOT_ENOUGH_FREE_MEMORY [vm]`` / ``NO_HOSTS_AVAILABLE [vm]``, then migrates one VM
 after another), ``VM.get_all_records/get_record/pool_migrate/clean_shutdown/
-hard_shutdown``, tasks (``task.get_record/cancel/destroy``) and ``event.from`` with tokens.
+hard_shutdown`` (a clean shutdown needs the PV drivers, ``VM_LACKS_FEATURE_SHUTDOWN``
+otherwise, and is cancellable; a guest that ``hangs`` never ends it; a hard shutdown ends
+a clean one in flight, as xapi cancels it; templates and snapshots are never running),
+tasks (``task.get_record/cancel/destroy``) and ``event.from`` with tokens.
 Every call is recorded in :attr:`Pool.calls` (method and parameters, the session left out).
 """
 
@@ -97,6 +100,11 @@ class SimVM:
     power_state: str = "Running"
     pv_drivers: bool = True
     is_control_domain: bool = False
+    is_a_template: bool = False
+    is_a_snapshot: bool = False
+    #: the guest ignores a clean shutdown: the task runs until cancelled (or the VM is
+    #: hard shut down, which xapi does by cancelling the clean shutdown's task)
+    hangs: bool = False
 
 
 @dataclass
@@ -135,6 +143,8 @@ class Pool:
         self.sessions: set[str] = set()
         self.tasks: dict[str, SimTask] = {}
         self.calls: list[tuple[str, tuple[Any, ...]]] = []
+        #: answer event.from with MESSAGE_METHOD_UNKNOWN (the client must poll instead)
+        self.without_events = False
         self._events: list[dict[str, Any]] = []
         self._lock = threading.Condition()
         self._servers: list[_Server] = []
@@ -195,17 +205,20 @@ class Pool:
                     "result": t.result, "error_info": list(t.error_info)}
         if cls == "host":
             h = self.hosts[ref]
-            return {"name_label": h.name_label, "address": h.address, "enabled": h.enabled,
+            return {"name_label": h.name_label, "hostname": h.name_label,
+                    "address": h.address, "enabled": h.enabled,
                     "uuid": ref[10:], "memory_total": str(h.memory),
                     "resident_VMs": [r for r, v in self.vms.items() if v.resident_on == ref
                                      and v.power_state == "Running"],
                     "live": h.live}
         v = self.vms[ref]
-        ops = ["hard_shutdown", "pool_migrate"] + (["clean_shutdown"] if v.pv_drivers else [])
+        running = v.power_state == "Running" and not (v.is_a_template or v.is_a_snapshot)
+        ops = (["hard_shutdown", "pool_migrate"] + (["clean_shutdown"] if v.pv_drivers else [])
+               if running else ["start"] if v.power_state == "Halted" else [])
         return {"name_label": v.name_label, "power_state": v.power_state,
                 "resident_on": v.resident_on if v.power_state == "Running" else
-                "OpaqueRef:NULL", "is_a_template": False,
-                "is_control_domain": v.is_control_domain,
+                "OpaqueRef:NULL", "is_a_template": v.is_a_template,
+                "is_a_snapshot": v.is_a_snapshot, "is_control_domain": v.is_control_domain,
                 "memory_static_max": str(v.memory), "allowed_operations": ops}
 
     def event_from(self, classes: list[str], token: str, timeout: float) -> dict[str, Any]:
@@ -285,9 +298,13 @@ class Pool:
         if v.power_state != "Running":
             raise XapiError("VM_BAD_POWER_STATE", vm, "running", v.power_state.lower())
         if clean and not v.pv_drivers:
-            raise XapiError("OPERATION_NOT_ALLOWED", "VM lacks feature shutdown")
+            raise XapiError("VM_LACKS_FEATURE_SHUTDOWN", vm)
         if clean:
-            time.sleep(self.migration_time / 2)
+            end = time.monotonic() + self.migration_time / 2
+            while v.hangs or time.monotonic() < end:
+                if task.cancel.is_set() or v.power_state != "Running":
+                    raise XapiError("TASK_CANCELLED", "")
+                time.sleep(0.02)
         v.power_state = "Halted"
         self._event("vm", vm)
         return ""
@@ -383,6 +400,8 @@ class _Member:
                 raise XapiError("HANDLE_INVALID", cls, args[0])
             return pool._record(cls, args[0])
         if name == "event.from":
+            if pool.without_events:          # an older or partial xapi, for the tests
+                raise XapiError("MESSAGE_METHOD_UNKNOWN", name)
             return pool.event_from(args[0], args[1], float(args[2]))
         if name in ("host.disable", "host.enable", "host.shutdown"):
             host = pool.hosts[args[0]]

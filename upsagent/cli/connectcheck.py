@@ -1,8 +1,9 @@
 # -*- test-case-name: tests.test_vsphere_check -*-
 """``upsagent check-config --connect``: log in to every manager of the slave's hosts and look.
 
-Each manager (a ``[[slave.vcenter]]``, a ``[[slave.xenpool]]``, an ``ssh`` host, this OS) gets
-its backend built exactly as the agent builds it
+Each manager (a ``[[slave.vcenter]]``, a ``[[slave.xenpool]]``, an ``ssh`` host, this OS, a
+``xenmaster`` host: the pool master the agent runs on) gets its backend built exactly as
+the agent builds it
 (:meth:`~upsagent.config.slaveconf.SlaveConfig.managers` and
 :func:`~upsagent.hypervisors.base.build_backend`), and its
 :meth:`~upsagent.hypervisors.base.Backend.check` is asked about the hosts it manages: log in,
@@ -23,11 +24,13 @@ from upsagent.config.slaveconf import SlaveConfig
 __all__ = ["connect_problems", "manager_label", "run_connect_checks"]
 
 #: how each kind's manager is named in a line (its configuration section)
-_LABELS = {"vsphere": "vcenter", "xen": "xenpool", "ssh": "ssh", "local": "local"}
+_LABELS = {"vsphere": "vcenter", "xen": "xenpool", "ssh": "ssh", "local": "local",
+           "xenmaster": "xenmaster"}
 
 
 def manager_label(manager: ManagerConfig) -> str:
-    """``vcenter "vc1"``, ``xenpool "pool1"``, ``ssh "nas"``, ``local "this-server"``."""
+    """``vcenter "vc1"``, ``xenpool "pool1"``, ``ssh "nas"``, ``local "this-server"``,
+    ``xenmaster "host1"`` (the pool master the agent runs on)."""
     return f'{_LABELS.get(manager.kind, manager.kind)} "{manager.name}"'
 
 

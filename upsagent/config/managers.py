@@ -5,7 +5,9 @@ manager (:meth:`upsagent.hypervisors.base.Backend.build`), not one per kind.
 * ``[[slave.vcenter]]`` (:class:`VcenterConfig`): one per vCenter, or per ESXi host managed
   directly; a ``vsphere`` host names it with ``vcenter = "<name>"``.
 * ``[[slave.xenpool]]`` (:class:`XenPoolConfig`): one per XenServer / XCP-ng pool (``url``
-  may name any member); a ``xen`` host names it with ``pool = "<name>"``.
+  may name any member); a ``xen`` host names it with ``pool = "<name>"``, and so does a
+  ``xenmaster`` host (the pool master the agent runs on, :class:`XenMasterConfig`: its
+  pool's session and this OS's shutdown settings).
 * ``[host.ssh]`` (:class:`SshTargetConfig`): an ``ssh`` host is its own manager.
 * :class:`LocalConfig`: this OS, from ``[slave]``'s shutdown settings (no section of its
   own); the agent's local host uses it.
@@ -14,7 +16,7 @@ Rules (upsagent.toml(5) documents every key); an error names the key path and th
 
 * ``name``, ``url`` and ``user`` are required; names are unique within their section; a
   host naming a manager that is not defined, a ``vcenter`` on a host that is not
-  ``vsphere`` (or ``pool`` on one that is not ``xen``, ``[host.ssh]`` on one that is not
+  ``vsphere`` (or ``pool`` on one that is not ``xen`` or ``xenmaster``, ``[host.ssh]`` on one that is not
   ``ssh``) is refused.
 * ``url`` is ``https://host[:port][/path]`` (the password is sent over it) and carries no
   user or password of its own.
@@ -50,11 +52,11 @@ from upsagent.config.validate import show
 from upsagent.policy.plan import DEFAULT_SHUTDOWN_COMMAND, HostPlan
 
 __all__ = ["ApiManagerConfig", "LocalConfig", "MANAGED_KINDS", "ManagerConfig",
-           "SshTargetConfig", "VcenterConfig", "XenPoolConfig", "host_managers",
-           "read_managers"]
+           "SshTargetConfig", "VcenterConfig", "XenMasterConfig", "XenPoolConfig",
+           "host_managers", "read_managers"]
 
 #: the backend kinds whose hosts have a manager record (the agent builds one backend each)
-MANAGED_KINDS = ("local", "ssh", "vsphere", "xen")
+MANAGED_KINDS = ("local", "ssh", "vsphere", "xen", "xenmaster")
 
 _API_KEYS = ("name", "url", "user", "password", "password_file", "ca_file", "thumbprint",
              "insecure")
@@ -148,8 +150,23 @@ class SshTargetConfig:
     budget: float = 30.0
 
 
+@dataclass(frozen=True)
+class XenMasterConfig:
+    """A ``xenmaster`` host: the XenServer / XCP-ng pool master the agent runs on (in its
+    dom0).  ``name`` is the host (its name-label in the pool), ``pool`` the
+    ``[[slave.xenpool]]`` it names (its VMs are stopped through it), ``local`` this OS's
+    shutdown settings of ``[slave]`` (the host's own shutdown)."""
+
+    kind: ClassVar[str] = "xenmaster"
+
+    name: str
+    pool: XenPoolConfig
+    local: LocalConfig
+
+
 #: what a backend is built from (:meth:`upsagent.hypervisors.base.Backend.build`)
-ManagerConfig = Union[LocalConfig, VcenterConfig, XenPoolConfig, SshTargetConfig]
+ManagerConfig = Union[LocalConfig, VcenterConfig, XenPoolConfig, SshTargetConfig,
+                      XenMasterConfig]
 
 _A = TypeVar("_A", bound=ApiManagerConfig)
 
@@ -290,10 +307,12 @@ def host_managers(r: Reader, raw_hosts: Sequence[Mapping[str, Any]],
     links: dict[str, VcenterConfig | XenPoolConfig | SshTargetConfig] = {}
     for i, (item, host) in enumerate(zip(raw_hosts, hosts)):
         where = f"host[{i + 1}]"
-        for key, kind in (("vcenter", "vsphere"), ("pool", "xen"), ("ssh", "ssh")):
-            if key in item and host.backend != kind:
-                raise r.fail(f"{where}.{key}", f"only a {kind} host has a {key} (this one's "
-                                               f"backend is {show(host.backend)})")
+        for key, kinds in (("vcenter", ("vsphere",)), ("pool", ("xen", "xenmaster")),
+                           ("ssh", ("ssh",))):
+            if key in item and host.backend not in kinds:
+                raise r.fail(f"{where}.{key}", f"only a {' or '.join(kinds)} host has a "
+                                               f"{key} (this one's backend is "
+                                               f"{show(host.backend)})")
         if host.backend == "ssh":
             raw = item.get("ssh")
             if raw is None:
@@ -304,8 +323,9 @@ def host_managers(r: Reader, raw_hosts: Sequence[Mapping[str, Any]],
                                     host.name, files)
         elif host.backend == "vsphere":
             links[host.name] = _named(r, item, where, vcenters, VcenterConfig)
-        elif host.backend == "xen":
-            links[host.name] = _named(r, item, where, pools, XenPoolConfig)
+        elif host.backend in ("xen", "xenmaster"):
+            links[host.name] = _named(r, item, where, pools, XenPoolConfig, host.backend)
+    _one_master_per_pool(r, hosts, links)
     warnings = []
     for managers, cls in ((vcenters, VcenterConfig), (pools, XenPoolConfig)):
         for j, manager in enumerate(managers):
@@ -316,15 +336,32 @@ def host_managers(r: Reader, raw_hosts: Sequence[Mapping[str, Any]],
     return links, warnings
 
 
+def _one_master_per_pool(r: Reader, hosts: Sequence[HostPlan],
+                         links: Mapping[str, object]) -> None:
+    """A pool has one master: a ``xenmaster`` host and another host of its pool declared
+    ``pool_master = true`` (or a second ``xenmaster`` host) are refused."""
+    masters: dict[str, int] = {}
+    for i, host in enumerate(hosts):
+        pool = links.get(host.name)
+        if not isinstance(pool, XenPoolConfig) or not host.is_pool_master:
+            continue
+        if pool.name in masters:
+            j = masters[pool.name]
+            raise r.fail(f"host[{i + 1}].pool_master", f"pool {show(pool.name)} already has "
+                         f"its master, host[{j + 1}] ({show(hosts[j].name)}); a pool has one")
+        masters[pool.name] = i
+
+
 def _named(r: Reader, item: Mapping[str, Any], where: str, managers: Sequence[_A],
-           cls: type[_A]) -> _A:
-    """The manager a host names with ``vcenter = ...`` / ``pool = ...``."""
+           cls: type[_A], kind: str | None = None) -> _A:
+    """The manager a host (of backend ``kind``, default the manager's) names with
+    ``vcenter = ...`` / ``pool = ...``."""
     names = ", ".join(show(m.name) for m in managers)
     known = f" (the names are: {names})" if managers else \
         f" (there is no [[{cls.section}]])"
     if cls.host_key not in item:
-        raise r.fail(f"{where}.{cls.host_key}", f"missing: a {cls.kind} host names its "
-                                                f"[[{cls.section}]]{known}")
+        raise r.fail(f"{where}.{cls.host_key}", f"missing: a {kind or cls.kind} host names "
+                                                f"its [[{cls.section}]]{known}")
     name = item[cls.host_key]
     if not isinstance(name, str):
         raise r.fail(f"{where}.{cls.host_key}", f"must be a string, not {kind_of(name)}")

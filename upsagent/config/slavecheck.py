@@ -83,15 +83,15 @@ def runtime_triggers(slave: SlaveConfig) -> list[str]:
     the steps need and the margin (two polls of ``pollfreq_alert`` + ``runtime_margin`` of
     the need); for a host that enters maintenance, the point once it is in maintenance too
     (its VMs gone).  No line for a plan that reads no runtime (no timed step: upsmon's
-    way), for a pool master, or for a host that is neither shut down nor put into
-    maintenance."""
+    way), for a pool master left alone (its own agent's plan has it), or for a host that
+    is neither shut down nor put into maintenance."""
     plan = slave.plan
     if not plan.reads_battery:
         return []
     poll = slave.key("slave.pollfreq_alert", "POLLFREQALERT").rpartition(".")[2]
     lines = []
     for i, host in enumerate(plan.hosts):
-        if host.is_pool_master or not (host.shuts_down or host.enters_maintenance):
+        if host.left_alone or not (host.shuts_down or host.enters_maintenance):
             continue
         trigger = runtime_trigger(host, plan)
         verb = "shuts down" if host.shuts_down else "enters maintenance"

@@ -36,7 +36,10 @@ Rules (upsagent.toml(5) documents every key):
 * ``[[slave.vcenter]]``, ``[[slave.xenpool]]`` and a host's ``vcenter``, ``pool`` and
   ``[host.ssh]`` are the managers of the ``vsphere``, ``xen`` and ``ssh`` hosts, read by
   :mod:`upsagent.config.managers`; :meth:`SlaveConfig.managers` groups the hosts by
-  manager, one backend each.
+  manager, one backend each.  A ``xenmaster`` host (the pool master the agent runs on)
+  names its pool too; it is the pool master (``pool_master`` defaults to true, false is
+  refused) and the agent's own host, so the only one (with a ``local`` host besides, the
+  plan check refuses two hosts of the agent's machine).
 * Commands are argument lists (``shutdown_command``, ``notify_command``, a host's
   ``command``); a string is refused.  From upsmon.conf, SHUTDOWNCMD and NOTIFYCMD are the
   operator's shell lines and run as ``/bin/sh -c <line>``.
@@ -63,7 +66,7 @@ from upsagent.policy.plan import (
 from upsagent.config.shellline import ShellLine
 from upsagent.config.managers import (
     LocalConfig, ManagerConfig, PrivateCheck, ReadableCheck, SshTargetConfig, VcenterConfig,
-    XenPoolConfig, host_managers, read_managers)
+    XenMasterConfig, XenPoolConfig, host_managers, read_managers)
 
 if TYPE_CHECKING:
     from upsagent.config.monitoring import MonitorSettings
@@ -83,7 +86,7 @@ DELAY_VARIABLE = "ups.delay.shutdown"
 
 #: backend kinds of the registry that only ``upsagent simulate`` can drive (they act on a
 #: simulated cluster, which the agent does not have)
-SIMULATION_ONLY = frozenset({"simulated", "xenmaster"})
+SIMULATION_ONLY = frozenset({"simulated"})
 #: names operators write for a kind the plan knows by another name (for the error's hint)
 _BACKEND_ALIASES = {"xenserver": "xen", "xcp-ng": "xen", "xcp": "xen", "esxi": "vsphere",
                     "esx": "vsphere", "vcenter": "vsphere", "os": "local"}
@@ -204,7 +207,9 @@ class SlaveConfig:
         ``[[slave.xenpool]]`` share it; each ``ssh`` host is a manager of its own; the
         ``local`` host's is this OS (:class:`LocalConfig`, from ``[slave]``'s shutdown
         settings); an ``ssh`` host's record carries its ``shutdown_duration`` as the
-        ``budget`` of its shutdown command.  Hosts without a manager (``simulated``) are left out."""
+        ``budget`` of its shutdown command; a ``xenmaster`` host's is its own
+        (:class:`XenMasterConfig`: its pool and this OS's shutdown settings).  Hosts
+        without a manager (``simulated``) are left out."""
         groups: dict[tuple[str, str], tuple[ManagerConfig, list[str]]] = {}
         local: LocalConfig | None = None
         for host in self.plan.hosts:
@@ -213,6 +218,11 @@ class SlaveConfig:
                 manager = local = local or LocalConfig(
                     host.name, self.shutdown_command, self.shutdown_budget,
                     self.powerdown_flag)
+            elif host.backend == "xenmaster":   # its pool, and this OS's own shutdown
+                pool = self.host_managers.get(host.name)
+                manager = None if not isinstance(pool, XenPoolConfig) else XenMasterConfig(
+                    host.name, pool, LocalConfig(host.name, self.shutdown_command,
+                                                 self.shutdown_budget, self.powerdown_flag))
             else:
                 manager = self.host_managers.get(host.name)
                 if isinstance(manager, SshTargetConfig):  # the shutdown within its duration
@@ -323,9 +333,9 @@ def _own_host_settings(hosts: tuple[HostPlan, ...], minsupplies: int | None,
             continue
         if local is None:
             raise fail(f"slave.{key}", f"applies to the agent's own host, and with [[host]] "
-                       "tables that is the one with backend \"local\", which this file does "
-                       f"not have: each [[host]] has its own {name}; remove {key} from "
-                       "[slave]")
+                       "tables that is the one with backend \"local\" (or \"xenmaster\"), "
+                       f"which this file does not have: each [[host]] has its own {name}; "
+                       f"remove {key} from [slave]")
         own = getattr(hosts[local], name)
         if own != value:
             raise fail(f"slave.{key}", f"is {value:g}, but with [[host]] tables the agent's "
@@ -409,6 +419,12 @@ def _host(r: Reader, item: object, where: str,
         # the hosts of one pool evacuate one after the other (R5), as the scenario shows
         values["cluster"] = f"xenpool:{item['pool']}"
     values["is_pool_master"] = r.flag(item, "pool_master", where)
+    if backend == "xenmaster":
+        if values["is_pool_master"] is False:
+            raise r.fail(f"{where}.pool_master", "a xenmaster host is the pool master the "
+                         "agent runs on; a pool member is a \"xen\" host (write backend = "
+                         "\"xen\", or remove pool_master)")
+        values["is_pool_master"] = True
     values["power_on_vms"] = r.flag(item, "power_on_vms", where)
     values["runs_vcenter"] = r.flag(item, "runs_vcenter", where)
     values["runs_agent"] = r.flag(item, "runs_agent", where)

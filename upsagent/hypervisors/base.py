@@ -13,7 +13,8 @@ it issues operations again after a restart.
 
 **Construction.**  A backend is built from its manager's configuration record
 (:mod:`upsagent.config.managers`: :class:`~upsagent.config.managers.LocalConfig`,
-``VcenterConfig``, ``XenPoolConfig``, ``SshTargetConfig``), the reactor and the runner:
+``VcenterConfig``, ``XenPoolConfig``, ``SshTargetConfig``, ``XenMasterConfig``), the
+reactor and the runner:
 ``Backend.build(config, reactor, runner)``, one per manager, never one per kind (two hosts
 of one vCenter share its backend; each SSH host has its own).  :func:`build_backend` does it
 through the registry; the agent calls it once per manager
@@ -149,11 +150,12 @@ BACKENDS: Mapping[str, str] = {
     "local": "upsagent.hypervisors.local:LocalBackend",
     "ssh": "upsagent.hypervisors.ssh:SshBackend",
     "xen": "upsagent.hypervisors.xen:XenBackend",
+    "xenmaster": "upsagent.hypervisors.xenmaster:XenMasterBackend",
     "vsphere": "upsagent.hypervisors.vsphere:VsphereBackend",
 }
 
 #: the extra that provides each kind's dependencies
-_EXTRAS = {"vsphere": "vsphere", "xen": "xen", "ssh": "ssh"}
+_EXTRAS = {"vsphere": "vsphere", "xen": "xen", "xenmaster": "xen", "ssh": "ssh"}
 
 
 def backend_class(kind: str) -> type[Backend]:

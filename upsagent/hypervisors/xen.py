@@ -17,13 +17,15 @@ task in flight is cancelled (``task.cancel``).
   MEMORY``, ``NO_HOSTS_AVAILABLE``, ...) each VM is moved on its own with
   ``Async.VM.pool_migrate`` to the enabled host with the most free memory, progress
   logged.  Result: ``ok`` (all moved), ``no-target`` (some VMs left, named), ``timed-out``.
-* **VMs' shutdown**: ``Async.VM.clean_shutdown`` where allowed, ``hard_shutdown`` else or
-  past the deadline.
+* **VMs' shutdown**: group by group (``vm_groups``), ``Async.VM.clean_shutdown`` where
+  allowed, ``Async.VM.hard_shutdown`` else or past the group's timeout
+  (:mod:`upsagent.hypervisors.xenvms`, shared with the ``xenmaster`` backend).
 * **Host shutdown**: ``host.disable`` (xapi requires it) and ``host.shutdown``; no second
   evacuation (the engine evacuates first when maintenance did not).
 * **Exit maintenance**: ``host.enable``, retried while the host is still booting.
 * Every task is watched through ``event.from`` with a deadline, then destroyed.
-* The **pool master** is never put into maintenance or shut down by this backend.
+* The **pool master** is never put into maintenance or shut down by this backend: its own
+  agent protects it (``backend = "xenmaster"``, :mod:`upsagent.hypervisors.xenmaster`).
 """
 
 from __future__ import annotations
@@ -34,7 +36,7 @@ import ssl
 import threading
 import time
 import xmlrpc.client
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Collection, Sequence
 from typing import TYPE_CHECKING, Any, TypeVar, cast
 from urllib.parse import urlsplit, urlunsplit
 
@@ -42,6 +44,7 @@ from twisted.internet.defer import Deferred
 from twisted.logger import Logger
 
 from upsagent.hypervisors.base import Backend, HostInfo
+from upsagent.hypervisors.xenvms import stop_vms, time_limit
 from upsagent.system.runner import Outcome, Result, Runner
 from upsagent.system.threads import Blocking
 
@@ -53,6 +56,9 @@ __all__ = ["XenBackend", "XenPool", "master_url"]
 
 _log = Logger()
 T = TypeVar("T")
+
+#: how long past an operation's own limit :meth:`XenBackend.run` still waits for its thread
+GRACE = 60.0
 
 #: evacuate's refusals after which VMs are moved one by one
 _PLACEMENT = {"HOST_NOT_ENOUGH_FREE_MEMORY", "NO_HOSTS_AVAILABLE", "VM_REQUIRES_SR",
@@ -200,41 +206,90 @@ class XenPool:
         return bool(api.pool.get_master(api.pool.get_all()[0]) == ref)
 
     def guests(self, host_ref: str) -> dict[str, dict[str, Any]]:
-        """The running VMs of ``host_ref`` (no control domain, no template)."""
+        """The running VMs of ``host_ref`` (no control domain, template or snapshot)."""
         return {ref: rec for ref, rec in self.api().VM.get_all_records().items()
                 if rec["resident_on"] == host_ref and rec["power_state"] == "Running"
-                and not rec["is_control_domain"] and not rec["is_a_template"]}
+                and not rec.get("is_control_domain", False)
+                and not rec.get("is_a_template", False)
+                and not rec.get("is_a_snapshot", False)}
 
     # -- tasks ---------------------------------------------------------------------------
 
-    def watch(self, task: str, deadline: float, stop: threading.Event,
-              what: str) -> dict[str, Any]:
-        """Wait for ``task`` through ``event.from`` until it ends, ``deadline``
-        (monotonic) passes (then it is cancelled: ``TimeoutError``) or ``stop`` is set
-        (cancelled: :class:`Stopped`); its record.  The task is destroyed at the end."""
+    def wait_tasks(self, tasks: Collection[str], deadline: float,
+                   stop: threading.Event) -> dict[str, dict[str, Any]]:
+        """Wait through ``event.from`` until every one of ``tasks`` has ended or
+        ``deadline`` (monotonic) passes: the records of those that ended (a task that
+        vanished counts as ended, ``HANDLE_INVALID``).  ``stop`` set: the tasks still
+        running are cancelled (``task.cancel``) and :class:`Stopped` is raised.  Nothing
+        is destroyed here."""
+        import XenAPI
         api = self.api()
         event_from = getattr(api.event, "from")
-        token = ""
-        try:
-            while True:
-                record: dict[str, Any] = api.task.get_record(task)
+        token, ended = "", {}
+        while True:
+            for task in tasks:
+                if task in ended:
+                    continue
+                try:
+                    record: dict[str, Any] = api.task.get_record(task)
+                except XenAPI.Failure as exc:
+                    if not exc.details or exc.details[0] != "HANDLE_INVALID":
+                        raise
+                    record = {"status": "failure", "error_info": list(exc.details)}
                 if record["status"] not in ("pending", "cancelling"):
-                    return record
-                left = deadline - time.monotonic()
-                if stop.is_set() or left <= 0:
-                    api.task.cancel(task)
-                    raise Stopped(what) if stop.is_set() else TimeoutError(what)
-                reply = event_from(["task"], token, min(left, 2.0))
-                token = reply["token"]
-                for event in reply["events"]:
-                    if event["ref"] == task and "progress" in event["snapshot"]:
-                        _log.debug("{what}: {p:.0%}", what=what,
-                                   p=float(event["snapshot"]["progress"]))
-        finally:
+                    ended[task] = record
+            running = [task for task in tasks if task not in ended]
+            left = deadline - time.monotonic()
+            if not running or left <= 0:
+                return ended
+            if stop.is_set():
+                for task in running:
+                    try:
+                        api.task.cancel(task)
+                    except XenAPI.Failure:
+                        pass  # ended meanwhile, or not cancellable
+                raise Stopped(", ".join(running))
+            asked = time.monotonic()
             try:
-                api.task.destroy(task)
+                reply = event_from(["task"], token, min(left, 2.0))
+            except XenAPI.Failure as exc:
+                code = exc.details[0] if exc.details else ""
+                if code == "EVENT_FROM_TOKEN_PARSE_FAILURE":
+                    token = ""       # start over from the current state
+                    continue
+                if code != "MESSAGE_METHOD_UNKNOWN":
+                    raise
+                stop.wait(min(left, 0.5))   # no event.from here: look again shortly
+                continue
+            token = reply["token"]
+            if not reply["events"] and time.monotonic() - asked < 0.05:
+                stop.wait(0.1)   # an answer without events at once: no busy loop
+            for event in reply["events"]:
+                if event["ref"] in running and "progress" in event.get("snapshot", {}):
+                    _log.debug("task {task}: {p:.0%}", task=event["ref"],
+                               p=float(event["snapshot"]["progress"]))
+
+    def destroy(self, tasks: Collection[str]) -> None:
+        """``task.destroy`` of each of ``tasks``; failures are ignored."""
+        for task in tasks:
+            try:
+                self.api().task.destroy(task)
             except Exception:
                 pass
+
+    def watch(self, task: str, deadline: float, stop: threading.Event,
+              what: str) -> dict[str, Any]:
+        """Wait for ``task`` (:meth:`wait_tasks`) until it ends, ``deadline`` (monotonic)
+        passes (then it is cancelled: ``TimeoutError``) or ``stop`` is set (cancelled:
+        :class:`Stopped`); its record.  The task is destroyed at the end."""
+        try:
+            ended = self.wait_tasks([task], deadline, stop)
+            if task in ended:
+                return ended[task]
+            self.api().task.cancel(task)
+            raise TimeoutError(what)
+        finally:
+            self.destroy([task])
 
     # -- sequences -----------------------------------------------------------------------
 
@@ -314,37 +369,12 @@ class XenPool:
         text = f"{detail}: moved {len(moved)}" + (f", left {', '.join(left)}" if left else "")
         return Result(outcome, text, moved=moved, left=left)
 
-    def shutdown_vms(self, name: str, timeout: float, stop: threading.Event) -> Result:
-        """Clean shutdown where allowed, hard shutdown else or past ``timeout``."""
-        import XenAPI
-        deadline = time.monotonic() + timeout
-        ref, _ = self.host(name)
-        api = self.api()
-        stopped, left = [], []
-        for vm, rec in self.guests(ref).items():
-            label = rec["name_label"]
-            try:
-                if "clean_shutdown" in rec.get("allowed_operations", []):
-                    task = api.Async.VM.clean_shutdown(vm)
-                    try:
-                        if self.watch(task, deadline, stop,
-                                      f"shut down {label}")["status"] == "success":
-                            stopped.append(label)
-                            continue
-                    except TimeoutError:
-                        pass
-                api.VM.hard_shutdown(vm)
-                stopped.append(label)
-            except XenAPI.Failure as exc:
-                if exc.details and exc.details[0] == "VM_BAD_POWER_STATE":
-                    stopped.append(label)
-                else:
-                    left.append(label)
-        if left:
-            return Result(Outcome.FAILED, f"VMs of {name} still running: {', '.join(left)}",
-                          stopped=tuple(stopped), left=tuple(left))
-        return Result(Outcome.OK, f"{len(stopped)} VMs of {name} stopped",
-                      stopped=tuple(stopped))
+    def shutdown_vms(self, name: str, timeout: float, stop: threading.Event,
+                     groups: Sequence[VmGroup] = ()) -> Result:
+        """The VMs of host ``name``, group by group (:func:`~upsagent.hypervisors.xenvms.
+        stop_vms`: clean shutdown where allowed, hard shutdown else or past the group's
+        timeout)."""
+        return stop_vms(self, name, timeout, stop, groups)
 
     def shutdown_host(self, name: str) -> Result:
         """``host.disable`` if needed, then ``host.shutdown`` (no evacuation here)."""
@@ -384,9 +414,11 @@ class XenBackend(Backend):
 
     kind = "xen"
 
-    def __init__(self, pool: XenPool, in_thread: Blocking) -> None:
+    def __init__(self, pool: XenPool, in_thread: Blocking, reactor: Any = None) -> None:
         self.pool = pool
         self.in_thread = in_thread
+        #: with a reactor, an operation given a ``limit`` is watched (:meth:`run`)
+        self.reactor = reactor
 
     @classmethod
     def build(cls, config: ManagerConfig, reactor: Any, runner: Runner) -> XenBackend:
@@ -396,11 +428,14 @@ class XenBackend(Backend):
                             f"{type(config).__name__}")
         from upsagent.system.threads import in_thread
         pool = XenPool(cast("XenPoolConfig", config))
-        return cls(pool, in_thread(reactor))
+        return cls(pool, in_thread(reactor), reactor)
 
-    def _run(self, what: str, work: Callable[[threading.Event], Result]) -> Deferred[Result]:
+    def run(self, what: str, work: Callable[[threading.Event], Result],
+            limit: float | None = None) -> Deferred[Result]:
         """``work(stop)`` in a thread: its Result; an exception becomes ``unreachable``
-        (no answer) or ``failed``; cancelling sets ``stop`` and fires ``cancelled``."""
+        (no answer) or ``failed``; cancelling sets ``stop`` and fires ``cancelled``.
+        ``limit`` (with a :attr:`reactor`): no answer :data:`GRACE` seconds past it fires
+        ``timed-out`` and sets ``stop`` (the worker cancels its xapi task)."""
         import XenAPI
         stop = threading.Event()
 
@@ -423,6 +458,19 @@ class XenBackend(Backend):
             d.callback(Result(Outcome.CANCELLED, f"{what}: cancelled"))
 
         outer: Deferred[Result] = Deferred(cancel)
+        if limit is not None and self.reactor is not None:
+            def late() -> None:
+                stop.set()
+                if not outer.called:
+                    outer.callback(Result(Outcome.TIMED_OUT, f"{what}: no answer {GRACE:g} s "
+                                                             f"after its {limit:g} s limit"))
+            timer = self.reactor.callLater(limit + GRACE, late)
+
+            def disarm(value: Any) -> Any:
+                if timer.active():
+                    timer.cancel()
+                return value
+            outer.addBoth(disarm)
 
         def done(value: Any) -> None:
             if not outer.called:
@@ -434,10 +482,9 @@ class XenBackend(Backend):
         outer.addCallback(self._logged)
         return outer
 
-    @staticmethod
-    def _logged(result: Result) -> Result:
-        _log.info("xen: {outcome}: {detail}", outcome=result.outcome.value,
-                  detail=result.detail)
+    def _logged(self, result: Result) -> Result:
+        _log.info("{kind}: {outcome}: {detail}", kind=self.kind,
+                  outcome=result.outcome.value, detail=result.detail)
         return result
 
     def connect(self) -> Deferred[Result]:
@@ -445,7 +492,7 @@ class XenBackend(Backend):
         def work(stop: threading.Event) -> Result:
             self.pool.api()
             return Result(Outcome.OK, f"logged in to pool {self.pool.config.name}")
-        return self._run(f"pool {self.pool.config.name}", work)
+        return self.run(f"pool {self.pool.config.name}", work)
 
     def check(self, hosts: Sequence[str]) -> Deferred[list[str]]:
         """Log in to the pool master (following ``HOST_IS_SLAVE``), read the pool's hosts
@@ -482,7 +529,7 @@ class XenBackend(Backend):
             return Result(Outcome.OK, f"pool {name} checked")
 
         box: list[str] = []
-        return self._run(f"check of pool {name}", run).addCallback(
+        return self.run(f"check of pool {name}", run).addCallback(
             lambda result: box if result.ok else failed(result))
 
     def close(self) -> Deferred[None]:
@@ -498,25 +545,25 @@ class XenBackend(Backend):
         return cast("Deferred[list[HostInfo]]", self.in_thread(work))
 
     def enter_maintenance(self, host: str, timeout: float) -> Deferred[Result]:
-        return self._run(f"maintenance of {host}",
-                         lambda stop: self.pool.evacuate(host, timeout, stop))
+        return self.run(f"maintenance of {host}",
+                        lambda stop: self.pool.evacuate(host, timeout, stop))
 
     def evacuate(self, host: str, timeout: float) -> Deferred[Result]:
         """The engine's evacuation step before a shutdown: the same as maintenance."""
-        return self._run(f"evacuation of {host}",
-                         lambda stop: self.pool.evacuate(host, timeout, stop))
+        return self.run(f"evacuation of {host}",
+                        lambda stop: self.pool.evacuate(host, timeout, stop))
 
     def exit_maintenance(self, host: str, timeout: float) -> Deferred[Result]:
-        return self._run(f"exit maintenance of {host}",
-                         lambda stop: self.pool.enable(host, timeout, stop))
+        return self.run(f"exit maintenance of {host}",
+                        lambda stop: self.pool.enable(host, timeout, stop))
 
     def shutdown_vms(self, host: str, timeout: float,
                      groups: Sequence[VmGroup] = ()) -> Deferred[Result]:
-        # vm_groups are not applied on XenServer yet: all the VMs within ``timeout``
-        return self._run(f"VMs of {host}",
-                         lambda stop: self.pool.shutdown_vms(host, timeout, stop))
+        return self.run(f"VMs of {host}",
+                        lambda stop: self.pool.shutdown_vms(host, timeout, stop, groups),
+                        time_limit(timeout, groups))
 
     def shutdown_host(self, host: str, killpower: bool = False) -> Deferred[Result]:
-        return self._run(f"shutdown of {host}", lambda stop: self.pool.shutdown_host(host))
+        return self.run(f"shutdown of {host}", lambda stop: self.pool.shutdown_host(host))
 
 

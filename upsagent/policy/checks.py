@@ -199,8 +199,9 @@ def validate(plan: Plan) -> list[Problem]:
         problems += _check_countdown(host, plan)
     agents = [h.name for h in plan.hosts if h.traits.agent]
     if len(agents) > 1:
-        problems.append(Problem(None, "backend", "more than one local host: "
-                                + ", ".join(agents) + " (the agent runs on one machine)"))
+        problems.append(Problem(None, "backend", "more than one host of the agent's own "
+                                "machine (backend local or xenmaster): " + ", ".join(agents)
+                                + " (the agent runs on one machine)"))
     agent = plan.agent_host
     for ups in plan.ups:
         if ups.role == "primary" and (
