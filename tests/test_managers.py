@@ -373,7 +373,7 @@ def test_the_agent_builds_one_backend_per_manager(files: Path) -> None:
     """Two hosts of one vCenter share one backend; each SSH host has its own; each
     backend is built once, from its manager's record, the reactor and the runner."""
     FakeBackend.built = []
-    slave = replace(full(files), state_file=str(files / "state.json"))
+    slave = replace(full(files), state_file=str(files / "state.json"), status_socket=None)
     clock, runner = Clock(), FakeRunner()
     daemon = SlaveDaemon(slave, clock, runner=runner, backend_factory=FakeBackend.build,
                          monitor_factory=lambda s, e: FakeMonitor(s, e))
@@ -400,7 +400,7 @@ def test_stopping_the_agent_closes_every_backend_once(files: Path) -> None:
             return super().close()
 
     FakeBackend.built = []
-    slave = replace(full(files), state_file=str(files / "state.json"))
+    slave = replace(full(files), state_file=str(files / "state.json"), status_socket=None)
     daemon = SlaveDaemon(slave, Clock(), runner=FakeRunner(), backend_factory=Closing.build,
                          monitor_factory=lambda s, e: FakeMonitor(s, e))
     daemon.start()
@@ -415,7 +415,7 @@ def test_a_backend_that_cannot_be_built_stops_the_start(files: Path) -> None:
         if isinstance(config, VcenterConfig):
             raise RuntimeError("connection refused")
         return FakeBackend.build(config, reactor, runner)
-    slave = replace(full(files), state_file=str(files / "state.json"))
+    slave = replace(full(files), state_file=str(files / "state.json"), status_socket=None)
     with pytest.raises(ConfigError) as info:
         SlaveDaemon(slave, Clock(), runner=FakeRunner(), backend_factory=factory,
                     monitor_factory=lambda s, e: FakeMonitor(s, e)).start()
@@ -436,6 +436,7 @@ def test_the_registry_builds_the_local_backend(tmp_path: Path) -> None:
     extra to install."""
     slave = loads_toml(f'[slave]\nname = "me"\nshutdown_command = ["/sbin/poweroff"]\n'
                        f'state_file = "{tmp_path}/s.json"\npowerdown_flag = "/etc/kp"\n'
+                       'status_socket = ""\n'
                        f'{MONITOR}[[host]]\nname = "me"\nshutdown_after = 60\n',
                        source="u.toml").slave
     assert slave is not None and plan_problems(slave) == ([], [])
@@ -473,6 +474,7 @@ name = "host1"
 shutdown_command = ["/sbin/poweroff"]
 powerdown_flag = "/etc/killpower"
 state_file = "{state}"
+status_socket = ""
 [[slave.xenpool]]
 name = "pool1"
 url = "https://localhost"
