@@ -27,6 +27,15 @@
 //   - AuthorizationManager.HasPrivilegeOnEntity (with -deny-priv): false for those
 //     privileges (the stock simulator grants every privilege).
 //
+// -esx (esx.go): a direct ESXi endpoint instead (about.apiType HostAgent, the simulator's
+// ESX model): one host named -esx-name (its hardware uuid derived from the name as the
+// vCenter model derives its hosts', so the two simulators agree on a host's identity) with
+// -vm VMs <name>_VM<j>; the overrides above apply (there is no DRS: EnterMaintenanceMode
+// completes once the VMs are off), and once a ShutdownHost_Task has taken the host down
+// the process exits: the endpoint goes away as a real host's does.  -extra-vm NAME=IP,...
+// adds VMs (powered on, tools running, guest.ipAddress IP; e.g. the vCenter's own VM) on
+// the ESXi host, or on the last host of the vCenter model.
+//
 // Control (plain HTTP on the same port, for tests):
 //
 //	GET  /_ext/state                          hosts and VMs as JSON
@@ -96,6 +105,9 @@ var (
 	sessionIdle   = flag.Duration("session-idle", 0, "expire sessions idle this long")
 	freeESXi      = flag.Bool("free-esxi", false, "act as a free ESXi: esxBasic licence, writes refused with RestrictedVersion")
 	denyPrivs     = flag.String("deny-priv", "", "comma-separated privileges HasPrivilegeOnEntity denies")
+	esxMode       = flag.Bool("esx", false, "a direct ESXi endpoint (HostAgent), one host (esx.go)")
+	esxName       = flag.String("esx-name", "localhost.localdomain", "-esx: the host's name")
+	extraVMs      = flag.String("extra-vm", "", "comma-separated NAME=IP: extra VMs (esx.go)")
 )
 
 // ext is the extension's own state, under mu.
@@ -380,6 +392,7 @@ func (h *ExtHostSystem) ShutdownHostTask(req *types.ShutdownHost_Task) soap.HasF
 			mu.Lock()
 			hostDown(host)
 			mu.Unlock()
+			esxHostDown()
 		}()
 		return nil, nil
 	})
@@ -662,10 +675,16 @@ func split(s string) map[string]bool {
 func main() {
 	flag.Parse()
 	simulator.SessionIdleTimeout = *sessionIdle
-	m := simulator.VPX()
-	m.Host = 0
-	m.ClusterHost = *nhost
-	m.Machine = *nhost * *nvm
+	extras := parseExtraVMs(*extraVMs)
+	var m *simulator.Model
+	if *esxMode {
+		m = esxModel(len(extras))
+	} else {
+		m = simulator.VPX()
+		m.Host = 0
+		m.ClusterHost = *nhost
+		m.Machine = *nhost**nvm + len(extras)
+	}
 	if err := m.Create(); err != nil {
 		log.Fatal(err)
 	}
@@ -694,10 +713,17 @@ func main() {
 		vms = append(vms, e.(*simulator.VirtualMachine))
 	}
 	sort.Slice(vms, func(i, j int) bool { return vms[i].Name < vms[j].Name })
+	if *esxMode {
+		esxSetup(hosts[0])
+	}
 	noToolsSet, hangSet := split(*noTools), split(*hangVMs)
 	for i, v := range vms {
 		h := hosts[(i / *nvm)%len(hosts)]
 		name := fmt.Sprintf("%s_VM%d", h.Name, i%*nvm)
+		if extra := i - len(vms) + len(extras); extra >= 0 {
+			h, name = hosts[len(hosts)-1], extras[extra].name
+			setGuestIP(v, extras[extra].ip)
+		}
 		from := hostObj(*v.Runtime.Host)
 		if from != h {
 			move(v.Self, from, h)
@@ -739,6 +765,9 @@ func main() {
 	u := *srv.URL
 	u.User = nil
 	line := "vCenter " + u.String()
+	if *esxMode {
+		line = "ESXi " + u.String()
+	}
 	if der != nil {
 		sum := sha256.Sum256(der)
 		var hexes []string
