@@ -9,6 +9,7 @@ import (
 
 	"github.com/google/uuid"
 	"github.com/vmware/govmomi/simulator"
+	"github.com/vmware/govmomi/simulator/esx"
 	"github.com/vmware/govmomi/vim25/types"
 )
 
@@ -85,4 +86,12 @@ func esxHostDown() {
 		log.Printf("esx: host %s is down, the endpoint goes away", *esxName)
 		os.Exit(0)
 	}
+}
+
+// licenseManager is the LicenseManager of the model (-free-esxi sets its licence).
+func licenseManager() types.ManagedObjectReference {
+	if *esxMode {
+		return *esx.ServiceContent.LicenseManager
+	}
+	return types.ManagedObjectReference{Type: "LicenseManager", Value: "LicenseManager"}
 }

@@ -752,7 +752,7 @@ func main() {
 	}
 
 	if *freeESXi {
-		if e := simulator.Map.Get(types.ManagedObjectReference{Type: "LicenseManager", Value: "LicenseManager"}); e != nil {
+		if e := simulator.Map.Get(licenseManager()); e != nil {
 			lm := e.(*simulator.LicenseManager)
 			lm.Licenses = []types.LicenseManagerLicenseInfo{{
 				LicenseKey: "00000-00000-00000-00000-00000", EditionKey: "esxBasic",

@@ -37,7 +37,7 @@ from upsagent.policy.plan import VmGroup, vm_batches
 from upsagent.system.runner import Outcome, Result
 
 if TYPE_CHECKING:
-    from upsagent.config.managers import VcenterConfig
+    from upsagent.config.managers import ApiManagerConfig
 
 try:
     # pyVmomi's types are generated at run time; to mypy they are Any
@@ -85,11 +85,12 @@ class HostState:
     in_maintenance: bool
 
 
-def ssl_context(config: VcenterConfig) -> ssl.SSLContext:
+def ssl_context(config: ApiManagerConfig) -> ssl.SSLContext:
     """The TLS context the configuration asks for (see the module's docstring)."""
     if config.insecure:
-        _log.warn("vcenter {name} ({url}): certificate NOT verified (insecure = true): anyone "
+        _log.warn("{what} {name} ({url}): certificate NOT verified (insecure = true): anyone "
                   "on the network path can pose as it and take its password",
+                  what="ESXi host" if config.kind == "esxi" else "vcenter",
                   name=config.name, url=config.url)
         return ssl._create_unverified_context()  # noqa: S323 - the operator wrote insecure
     if config.ca_file is not None:
@@ -115,7 +116,7 @@ class VsphereClient:
     ``owned``: the hosts this agent put into maintenance (only they are taken out again).
     """
 
-    def __init__(self, config: VcenterConfig, http_timeout: float = 30.0) -> None:
+    def __init__(self, config: ApiManagerConfig, http_timeout: float = 30.0) -> None:
         self.config = config
         self.http_timeout = http_timeout
         self.si: Any = None
