@@ -21,10 +21,11 @@ Anything else refuses the session for every step (:class:`WrongEndpoint`).
 from (``summary.managementServerIp``) or an address the vCenter's URL resolves to.  Its
 guest shutdown comes after every other VM's (:meth:`EsxiClient.shutdown_vms`).
 
-**The host's shutdown** (:meth:`EsxiClient.shutdown_host`): with no VM left running the host
-enters maintenance first (hostd has no DRS: the task completes once the VMs are off) and
-is shut down plainly; with VMs still running (a guest that ignored its shutdown and was
-not powered off, the agent's own VM) it is shut down forced, and the host stops them.  The
+**The host's shutdown** (:meth:`EsxiClient.shutdown_host`): plain when the host is already in
+maintenance, forced otherwise (the host stops what still runs, such as the agent's own VM).
+It does not enter maintenance first, though hostd would (without DRS, once the VMs are
+off): a host shut down in maintenance boots in it, where its VMs, the vCenter's among
+them, cannot start, and nothing but that host's own endpoint could take it out.  The
 endpoint stops answering soon after: a connection lost after the shutdown was issued is
 the expected end, reported as accepted.
 """
@@ -41,7 +42,7 @@ from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
 
 from upsagent.hypervisors.vsphere_client import (
-    TASK_GRACE, Cancelled, VsphereClient, _fault, vim)
+    TASK_GRACE, VsphereClient, _fault, vim)
 from upsagent.policy.plan import VmGroup, vm_batches
 from upsagent.system.runner import Outcome, Result
 
@@ -53,8 +54,6 @@ __all__ = ["EsxiClient", "HostIdentity", "WrongEndpoint", "lockdown_of", "unreac
 
 #: the share of a VM shutdown's time kept for the vCenter's VM, which goes last
 VCENTER_VM_SHARE = 0.5
-#: how long the host's maintenance may take once its VMs are off
-MAINTENANCE_LIMIT = 30
 #: what pyVim says when an endpoint does not answer its version probe
 _NOT_ANSWERING = "is down or is not a VIM server"
 
@@ -246,20 +245,19 @@ class EsxiClient(VsphereClient):
         return Result(Outcome.OK, f"{len(stopped)} VMs stopped{order}", stopped=stopped)
 
     def shutdown_host(self, name: str, cancel: threading.Event) -> Result:
-        """Maintenance (when no VM runs) then a plain shutdown, else a forced one; a lost
-        connection once the shutdown was issued is the expected end."""
+        """Plain in maintenance, forced otherwise (see the module); a lost connection once
+        the shutdown was issued is the expected end."""
         return self.call(lambda: self._direct_shutdown(name, cancel))
 
     def _direct_shutdown(self, name: str, cancel: threading.Event) -> Result:
         host = self._host(name)
-        note = ""
-        if not host.runtime.inMaintenanceMode:
-            running = [p["name"] for _, p in self._running(host)]
-            if running:
-                note = f" (forced: {len(running)} VMs still running: {', '.join(running)})"
-            else:
-                note = self._maintenance(host, cancel)
-        force = not host.runtime.inMaintenanceMode
+        if host.runtime.inMaintenanceMode:
+            force, note = False, ""
+        else:
+            running = sorted(str(p["name"]) for _, p in self._running(host))
+            force = True
+            note = (f" (forced: {len(running)} VMs still running: {', '.join(running)})"
+                    if running else " (forced: not in maintenance)")
         task = host.ShutdownHost_Task(force=force)
         try:
             fault = self._wait_task(task, time.monotonic() + TASK_GRACE * 4, cancel)
@@ -273,22 +271,3 @@ class EsxiClient(VsphereClient):
         if fault is not None:
             return Result(Outcome.FAILED, _fault(fault))
         return Result(Outcome.OK, f"shutdown accepted{note}")
-
-    def _maintenance(self, host: Any, cancel: threading.Event) -> str:
-        """Enter maintenance with no VM running (hostd: done once they are off); what
-        went wrong, as a note for the result, or ''."""
-        try:
-            task = host.EnterMaintenanceMode_Task(timeout=MAINTENANCE_LIMIT,
-                                                  evacuatePoweredOffVms=False)
-            fault = self._wait_task(task, time.monotonic() + MAINTENANCE_LIMIT + TASK_GRACE,
-                                    cancel)
-        except Cancelled:
-            raise
-        except Exception as exc:  # noqa: BLE001 - then the shutdown is forced
-            if unreachable(exc):
-                raise
-            fault = exc
-        if fault is None:
-            return " (in maintenance first)"
-        return f" (forced: maintenance failed: {_fault(fault)})"
-

@@ -48,17 +48,15 @@ import threading
 from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING, Any, TypeVar, cast
 
-from dataclasses import replace
-
-from twisted.internet.defer import CancelledError, Deferred, gatherResults, succeed
-from twisted.internet.task import LoopingCall, deferLater
+from twisted.internet.defer import Deferred, gatherResults
+from twisted.internet.task import LoopingCall
 from twisted.logger import Logger
 from twisted.python.failure import Failure
 
 from upsagent.hypervisors.base import Backend, HostInfo
-from upsagent.hypervisors.esxi import (
-    EsxiClient, WrongEndpoint, lockdown_of, unreachable, vcenter_addresses, vcenter_uuid)
+from upsagent.hypervisors.esxi import EsxiClient, unreachable
 from upsagent.hypervisors.vsphere_client import FREE_ESXI_HINT, Cancelled, VsphereClient
+from upsagent.hypervisors.vsphere_paths import StepPaths, no_drs
 from upsagent.system.runner import Outcome, Result, Runner
 from upsagent.system.threads import Blocking, own_pool
 
@@ -75,17 +73,13 @@ _T = TypeVar("_T")
 GRACE = 60.0
 #: seconds between keep-alive calls (vCenter expires idle sessions after ~30 min)
 KEEPALIVE = 300.0
-#: limit of a shutdown_host operation (the task is accepted within seconds)
-SHUTDOWN_LIMIT = 120.0
-#: first wait before trying an unreachable vCenter again, and the longest one
-RETRY_FIRST = 2.0
-RETRY_MAX = 15.0
-
-#: a step's blocking work: (cancel, seconds left of the step) -> its result
-Work = Callable[[threading.Event, float], Result]
+#: limit of a shutdown_host operation (the task is accepted within seconds), retries of
+#: an unreachable vCenter and the direct session included: the default shutdown_duration,
+#: so that the result comes before the engine's own guard (its limit + 30 s)
+SHUTDOWN_LIMIT = 60.0
 
 #: the seam: run a blocking callable somewhere, fire with its value
-class VsphereBackend(Backend):
+class VsphereBackend(StepPaths, Backend):
     """The hosts of one vCenter."""
 
     kind = "vsphere"
@@ -204,41 +198,6 @@ class VsphereBackend(Backend):
                                  ).addCallback(joined)
         return d.addCallback(direct)
 
-    def _connect_direct(self, host: str) -> Deferred[Result]:
-        """Log in to ``host``'s direct session, its identity checked against the UUID
-        vCenter gives it when vCenter answers (:mod:`~upsagent.hypervisors.esxi`)."""
-        session = self.direct[host]
-
-        def work(_: threading.Event) -> Result:
-            self._expect(host)
-            about = session.connect()
-            free = session.free_esxi()
-            if free is not None:
-                return Result(Outcome.FAILED, f"direct ESXi session to {host} is {free}: "
-                              f"{FREE_ESXI_HINT}")
-            return Result(Outcome.OK, f"direct ESXi session to {host}: {about}")
-
-        def logged(result: Result) -> Result:
-            if not result.ok:
-                _log.error("vcenter {name}: direct ESXi session to {host}: {detail}",
-                           name=self.config.name, host=host, detail=result.detail)
-            return result
-        return self._run(f"log in to {host} directly", 60.0, work,
-                         f"ESXi host {host}").addCallback(logged)
-
-    def _expect(self, host: str) -> None:
-        """(Blocking.)  Give ``host``'s direct session the UUID vCenter gives the host,
-        and note the vCenter's addresses, when vCenter answers."""
-        try:
-            self.direct[host].expect(vcenter_uuid(self.client, host))
-        except WrongEndpoint:
-            raise
-        except Exception as exc:  # noqa: BLE001 - vCenter away: the name is checked
-            _log.info("vcenter {name}: the hardware UUID of {host} not read: {exc}",
-                      name=self.config.name, host=host, exc=_msg(exc))
-        if not self._vc_addresses:
-            self._vc_addresses = vcenter_addresses(self.config.url)
-
     def remember_maintenance(self, host: str) -> None:
         """``host`` was put into maintenance by this agent before its restart: exit it on
         power return as one entered now."""
@@ -266,28 +225,6 @@ class VsphereBackend(Backend):
             return [result.detail]
         return self._run("check", 60.0, work).addCallback(lines)
 
-    def _check_direct(self, host: str) -> list[str]:
-        """(Blocking.)  ``check`` of ``host``'s direct session: it logs in, is a host
-        agent, is that host, and allows the steps (not free ESXi, the privileges)."""
-        session = self.direct[host]
-        where = f"host {host}: direct ESXi session ({session.config.url})"
-        try:
-            self._expect(host)
-        except WrongEndpoint as exc:
-            return [f"{where}: {exc}"]
-        lines = session.check([host])
-        if lines and lines[0].startswith("cannot log in"):
-            try:
-                mode = lockdown_of(self.client, host)
-            except Exception:  # noqa: BLE001 - vCenter cannot tell
-                mode = None
-            hint = (f"; vCenter shows the host in lockdown mode ({mode}): only its "
-                    f"exception users may log in directly, add {session.config.user} to them"
-                    if mode else "; in lockdown mode only the host's exception users may "
-                    "log in directly")
-            lines[0] += hint
-        return [f"{where}: {line}" for line in lines]
-
     def _keep_alive(self) -> None:
         def work(_: threading.Event) -> Result:
             self.client.keep_alive()
@@ -300,19 +237,6 @@ class VsphereBackend(Backend):
         self._run("keep-alive", 60.0, work).addCallback(logged)
         for host, session in self.direct.items():
             self._keep_direct(host, session)
-
-    def _keep_direct(self, host: str, session: EsxiClient) -> None:
-        def work(_: threading.Event) -> Result:
-            self._expect(host)
-            session.keep_alive()
-            return Result(Outcome.OK, "alive")
-
-        def logged(result: Result) -> None:
-            if not result.ok:
-                _log.warn("vcenter {name}: direct ESXi session to {host}: keep-alive: "
-                          "{detail}", name=self.config.name, host=host, detail=result.detail)
-        self._run(f"keep {host}'s direct session alive", 60.0, work,
-                  f"ESXi host {host}").addCallback(logged)
 
     def stop(self) -> Deferred[None]:
         """Stop the keep-alive and log out."""
@@ -354,7 +278,7 @@ class VsphereBackend(Backend):
         d = self._run(f"enter maintenance on {host}", timeout,
                       lambda cancel: self.client.enter_maintenance(host, timeout, cancel))
         if host in self.direct:
-            d.addCallback(_no_drs)
+            d.addCallback(no_drs)
         self._entering[host] = d
 
         def forget(result: Result) -> Result:
@@ -405,133 +329,6 @@ class VsphereBackend(Backend):
         def direct(cancel: threading.Event, _: float) -> Result:
             return self.direct[host].shutdown_host(host, cancel)
         return self._step(host, f"shut down {host}", SHUTDOWN_LIMIT, vcenter, direct)
-
-    # -- the path of a step: vCenter, the direct session, retries -------------------------
-
-    def runs_vcenter(self, host: str) -> bool:
-        """``host`` runs the vCenter VM: its mark, or the inventory's detection."""
-        return host in self._marked or host in self._detected
-
-    def _step(self, host: str, what: str, limit: float, vcenter: Work,
-              direct: Work) -> Deferred[Result]:
-        """A VMs' or host shutdown: through the direct session first for the vCenter's
-        host, else through vCenter, falling back to the direct session (or retrying)
-        when vCenter is unreachable; within ``limit`` seconds in all."""
-        end = self.reactor.seconds() + limit
-        if host in self.direct and self.runs_vcenter(host):
-            return _chain(self._direct(host, what, end, direct, "runs the vCenter VM"),
-                          lambda first: self._vcenter(host, what, end, vcenter, first))
-        return self._vcenter(host, what, end, vcenter, None, direct)
-
-    def _direct(self, host: str, what: str, end: float, work: Work,
-                why: str) -> Deferred[Result | None]:
-        """``work`` through ``host``'s direct session; None (with a log line) when the
-        session does not answer or is not that host's: the caller goes on through vCenter."""
-        refused: list[str] = []
-
-        def run(cancel: threading.Event) -> Result:
-            try:
-                return work(cancel, max(end - self.reactor.seconds(), 1.0))
-            except WrongEndpoint as exc:
-                refused.append(str(exc))
-                return Result(Outcome.FAILED, str(exc))
-
-        def path(result: Result) -> Result | None:
-            if result.outcome is Outcome.UNREACHABLE or refused:
-                _log.warn("{what}: the direct ESXi session cannot be used ({detail}): "
-                          "through vcenter {name}", what=what, detail=result.detail,
-                          name=self.config.name)
-                return None
-            return _say(result, f"through the direct ESXi session ({why})")
-        d: Deferred[Result | None] = self._run(
-            what, max(end - self.reactor.seconds(), 1.0), run, f"ESXi host {host}"
-        ).addCallback(path)
-        return d
-
-    def _vcenter(self, host: str, what: str, end: float, work: Work,
-                 done: Result | None, direct: Work | None = None) -> Deferred[Result]:
-        """``work`` through vCenter (unless ``done``); unreachable: the direct session
-        when there is one, else tried again with a growing pause while time is left."""
-        if done is not None:
-            return succeed(done)
-        start = self.reactor.seconds()
-        outer: Deferred[Result] = Deferred(lambda _: current[0].cancel())
-        current: list[Deferred[Any]] = []
-        attempts = [0]
-
-        def attempt() -> None:
-            attempts[0] += 1
-            left = max(end - self.reactor.seconds(), 1.0)
-            d = self._run(what, left, lambda cancel: work(cancel, left))
-            current[:] = [d]      # before judge, which may replace it (an inline seam)
-            d.addCallback(judge).addErrback(_cancelled)
-
-        def judge(result: Result) -> None:
-            if outer.called:
-                return
-            if result.outcome is not Outcome.UNREACHABLE:
-                again = (f"vcenter answering again after {attempts[0]} attempts"
-                         if attempts[0] > 1 else "")
-                # the path is said where there is a choice of paths, or a retry
-                path = "through " + (again or "vcenter") if self.direct else again
-                outer.callback(_say(result, path) if path else result)
-                return
-            if direct is not None and host in self.direct:
-                fallback = self._direct(host, what, end, direct,
-                                        f"vcenter {self.config.name} unreachable: "
-                                        f"{result.detail}")
-                current[:] = [fallback]
-
-                def landed(through: Result | None) -> None:
-                    if not outer.called:
-                        outer.callback(through if through is not None else _unreachable(
-                            result, attempts[0], start, self.reactor.seconds()))
-                fallback.addCallback(landed).addErrback(_cancelled)
-                return
-            pause = min(RETRY_FIRST * 2 ** (attempts[0] - 1), RETRY_MAX)
-            if self.reactor.seconds() + pause >= end:
-                outer.callback(_unreachable(result, attempts[0], start,
-                                            self.reactor.seconds()))
-                return
-            _log.warn("{what}: {detail}; trying again in {pause:g} s", what=what,
-                      detail=result.detail, pause=pause)
-            current[:] = [deferLater(self.reactor, pause, attempt).addErrback(_cancelled)]
-        attempt()
-        return outer
-
-
-def _chain(d: Deferred[Result | None],
-           then: Callable[[Result | None], Deferred[Result]]) -> Deferred[Result]:
-    out: Deferred[Result] = Deferred(lambda _: d.cancel())
-
-    def next_(first: Result | None) -> None:
-        if not out.called:
-            then(first).chainDeferred(out)
-    d.addCallback(next_).addErrback(_cancelled)
-    return out
-
-
-def _cancelled(failure: Failure) -> Failure | None:
-    """The step was cancelled: its outer Deferred has failed with CancelledError."""
-    return None if isinstance(failure.value, CancelledError) else failure
-
-
-def _say(result: Result, path: str) -> Result:
-    """``result`` with the path it took at the end of its detail."""
-    return replace(result, detail=f"{result.detail} ({path})" if result.detail else path)
-
-
-def _unreachable(last: Result, attempts: int, start: float, now: float) -> Result:
-    return Result(Outcome.UNREACHABLE,
-                  f"unreachable: {attempts} attempt{'s' if attempts != 1 else ''} in "
-                  f"{now - start:.0f} s found no vCenter ({last.detail})")
-
-
-def _no_drs(result: Result) -> Result:
-    if result.outcome is not Outcome.UNREACHABLE:
-        return result
-    return _say(result, "no maintenance without vCenter: no DRS to move the VMs; the "
-                        "shutdown step stops them through the direct ESXi session")
 
 
 def _msg(exc: BaseException) -> str:
