@@ -74,7 +74,10 @@ class StepPaths:
             return Result(Outcome.OK, f"direct ESXi session to {host}: {about}")
 
         def logged(result: Result) -> Result:
-            if not result.ok:
+            if result.ok:
+                _log.info("vcenter {name}: {detail}", name=self.config.name,
+                          detail=result.detail)
+            else:
                 _log.error("vcenter {name}: direct ESXi session to {host}: {detail}",
                            name=self.config.name, host=host, detail=result.detail)
             return result
