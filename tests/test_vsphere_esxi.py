@@ -22,7 +22,7 @@ pytest.importorskip("pyVmomi")
 from upsagent.config.managers import EsxiConfig, VcenterConfig  # noqa: E402
 from upsagent.hypervisors.esxi import same_name  # noqa: E402
 from upsagent.hypervisors.vsphere import VsphereBackend  # noqa: E402
-from upsagent.system.runner import Outcome  # noqa: E402
+from upsagent.system.runner import Outcome, Result  # noqa: E402
 from upsagent.system.threads import inline  # noqa: E402
 from tests.test_vsphere import (  # noqa: E402, F401 - fixtures
     H0, H1, H2, ThreadSeam, drive, result_of, simulator_binary, wait_until)
@@ -238,31 +238,80 @@ def test_check_names_each_problem_of_the_direct_session(vc: Vcsim, tmp_path: Pat
 # -- retries on the Clock ----------------------------------------------------------------
 
 
-class Down:
-    """A vCenter client whose every call finds the network down; counts the calls."""
+class Endpoint:
+    """A vCenter client or a direct session whose network is down until ``up``; counts
+    the shutdowns asked of it."""
 
-    def __init__(self) -> None:
-        self.calls = 0
+    def __init__(self, name: str) -> None:
+        self.name, self.calls, self.up = name, 0, False
 
-    def shutdown_host(self, host: str, cancel: threading.Event) -> Any:
+    def shutdown_host(self, host: str, cancel: threading.Event) -> Result:
         self.calls += 1
-        raise ConnectionRefusedError(111, "Connection refused")
+        if not self.up:
+            raise ConnectionRefusedError(111, "Connection refused")
+        return Result(Outcome.OK, f"accepted by {self.name}")
+
+
+def fake_backend(*direct: str) -> tuple[VsphereBackend, Clock, Endpoint, Endpoint]:
+    """A backend on a Clock and an inline seam, its vCenter and H0's direct session fake
+    (``direct``: the hosts with a [host.esxi]; marked as running the vCenter VM)."""
+    clock, vcenter, esx = Clock(), Endpoint("vcenter"), Endpoint("esx")
+    config = VcenterConfig("vc1", "https://vc1/sdk", "u", "p", esxi=tuple(
+        EsxiConfig(h, f"https://{h}/sdk", "root", "p", runs_vcenter=True) for h in direct))
+    b = VsphereBackend(config, clock, blocking=inline, client=vcenter)  # type: ignore[arg-type]
+    for host in direct:
+        b.direct[host] = esx  # type: ignore[assignment]
+    return b, clock, vcenter, esx
 
 
 def test_retries_stop_when_the_step_is_cancelled() -> None:
-    clock, client = Clock(), Down()
-    config = VcenterConfig("vc1", "https://vc1/sdk", "u", "p")
-    b = VsphereBackend(config, clock, blocking=inline, client=client)  # type: ignore[arg-type]
+    b, clock, vcenter, _ = fake_backend()
     d = b.shutdown_host(H0)
-    assert client.calls == 1 and not d.called
+    assert vcenter.calls == 1 and not d.called
     clock.advance(2.0)
-    assert client.calls == 2
+    assert vcenter.calls == 2
     d.cancel()
     failures: list[Any] = []
     d.addErrback(failures.append)
     assert failures and failures[0].check(CancelledError)
     clock.advance(600.0)
-    assert client.calls == 2 and not clock.getDelayedCalls()
+    assert vcenter.calls == 2 and not clock.getDelayedCalls()
+
+
+def test_the_vcenter_host_with_its_session_down_goes_through_vcenter_again() -> None:
+    """The vCenter's host: its direct session first; it does not answer, so vCenter, tried
+    again until it answers; cancelling meanwhile stops it all."""
+    b, clock, vcenter, esx = fake_backend(H0)
+    d = b.shutdown_host(H0)
+    assert (esx.calls, vcenter.calls) == (1, 1) and not d.called
+    clock.advance(2.0)
+    assert vcenter.calls == 2
+    vcenter.up = True
+    clock.advance(4.0)
+    result = d.result
+    assert result.ok and result.detail == ("accepted by vcenter (through vcenter answering "
+                                           "again after 3 attempts)")
+    vcenter.up = False
+    d = b.shutdown_host(H0)
+    assert not d.called     # the session down, vCenter too: a pause before the next try
+    d.cancel()
+    clock.advance(600.0)
+    assert not clock.getDelayedCalls() and (esx.calls, vcenter.calls) == (2, 4)
+
+
+def test_neither_vcenter_nor_the_direct_session_answers() -> None:
+    """Another host with a direct session: vCenter unreachable, the session too; vCenter
+    is tried again while the step lasts, and the result names both."""
+    b, clock, vcenter, esx = fake_backend(H1)
+    b._marked.clear()                      # H1 is not the vCenter's host
+    d = b.shutdown_host(H1)
+    while not d.called:
+        clock.advance(1.0)
+    assert d.result.outcome is Outcome.UNREACHABLE
+    assert d.result.detail == ("unreachable: 7 attempts in 59 s found no vCenter (vcenter "
+                               "vc1: [Errno 111] Connection refused); nor the direct ESXi "
+                               "session")
+    assert esx.calls == 1 and vcenter.calls == 7
 
 
 def test_check_config_connect_with_host_esxi(tmp_path: Path, vc: Vcsim, esx: Vcsim) -> None:

@@ -24,7 +24,7 @@ from twisted.python.failure import Failure
 
 from upsagent.hypervisors.esxi import (
     EsxiClient, WrongEndpoint, lockdown_of, vcenter_addresses, vcenter_uuid)
-from upsagent.hypervisors.vsphere_client import FREE_ESXI_HINT, VsphereClient
+from upsagent.hypervisors.vsphere_client import FREE_ESXI_HINT, VsphereClient, _fault
 from upsagent.system.runner import Outcome, Result
 
 if TYPE_CHECKING:
@@ -93,10 +93,9 @@ class StepPaths:
             raise
         except Exception as exc:  # noqa: BLE001 - vCenter away: the name is checked
             _log.info("vcenter {name}: the hardware UUID of {host} not read: {exc}",
-                      name=self.config.name, host=host, exc=_msg(exc))
+                      name=self.config.name, host=host, exc=_fault(exc))
         if not self._vc_addresses:
             self._vc_addresses = vcenter_addresses(self.config.url)
-
 
     def _check_direct(self, host: str) -> list[str]:
         """(Blocking.)  ``check`` of ``host``'s direct session: it logs in, is a host
@@ -120,7 +119,6 @@ class StepPaths:
             lines[0] += hint
         return [f"{where}: {line}" for line in lines]
 
-
     def _keep_direct(self, host: str, session: EsxiClient) -> None:
         def work(_: threading.Event) -> Result:
             self._expect(host)
@@ -133,7 +131,6 @@ class StepPaths:
                           "{detail}", name=self.config.name, host=host, detail=result.detail)
         self._run(f"keep {host}'s direct session alive", 60.0, work,
                   f"ESXi host {host}").addCallback(logged)
-
 
     def runs_vcenter(self, host: str) -> bool:
         """``host`` runs the vCenter VM: its mark, or the inventory's detection."""
@@ -185,6 +182,7 @@ class StepPaths:
         outer: Deferred[Result] = Deferred(lambda _: current[0].cancel())
         current: list[Deferred[Any]] = []
         attempts = [0]
+        tried: list[str] = []       # the direct session was tried (once)
 
         def attempt() -> None:
             attempts[0] += 1
@@ -197,28 +195,35 @@ class StepPaths:
             if outer.called:
                 return
             if result.outcome is not Outcome.UNREACHABLE:
-                again = (f"vcenter answering again after {attempts[0]} attempts"
-                         if attempts[0] > 1 else "")
+                back = (f"vcenter answering again after {attempts[0]} attempts"
+                        if attempts[0] > 1 else "")
                 # the path is said where there is a choice of paths, or a retry
-                path = "through " + (again or "vcenter") if self.direct else again
+                path = "through " + (back or "vcenter") if self.direct else back
                 outer.callback(_say(result, path) if path else result)
                 return
-            if direct is not None and host in self.direct:
+            if direct is not None and host in self.direct and not tried:
+                tried.append(result.detail)
                 fallback = self._direct(host, what, end, direct,
                                         f"vcenter {self.config.name} unreachable: "
                                         f"{result.detail}")
                 current[:] = [fallback]
 
                 def landed(through: Result | None) -> None:
-                    if not outer.called:
-                        outer.callback(through if through is not None else _unreachable(
-                            result, attempts[0], start, self.reactor.seconds()))
+                    if outer.called:
+                        return
+                    if through is not None:
+                        outer.callback(through)
+                    else:                  # neither answers: vCenter may come back
+                        again(result)
                 fallback.addCallback(landed).addErrback(_cancelled)
                 return
+            again(result)
+
+        def again(result: Result) -> None:
             pause = min(RETRY_FIRST * 2 ** (attempts[0] - 1), RETRY_MAX)
-            if self.reactor.seconds() + pause >= end:
-                outer.callback(_unreachable(result, attempts[0], start,
-                                            self.reactor.seconds()))
+            now = self.reactor.seconds()
+            if now + pause >= end:
+                outer.callback(_unreachable(result, attempts[0], now - start, bool(tried)))
                 return
             _log.warn("{what}: {detail}; trying again in {pause:g} s", what=what,
                       detail=result.detail, pause=pause)
@@ -229,11 +234,19 @@ class StepPaths:
 
 def _chain(d: Deferred[Result | None],
            then: Callable[[Result | None], Deferred[Result]]) -> Deferred[Result]:
-    out: Deferred[Result] = Deferred(lambda _: d.cancel())
+    """``then(d's result)``, as one Deferred; cancelling it cancels the one running."""
+    current: list[Deferred[Any]] = [d]
+    out: Deferred[Result] = Deferred(lambda _: current[0].cancel())
+
+    def relay(result: Result) -> None:
+        if not out.called:
+            out.callback(result)
 
     def next_(first: Result | None) -> None:
         if not out.called:
-            then(first).chainDeferred(out)
+            second = then(first)
+            current[0] = second
+            second.addCallback(relay).addErrback(_cancelled)
     d.addCallback(next_).addErrback(_cancelled)
     return out
 
@@ -248,18 +261,17 @@ def _say(result: Result, path: str) -> Result:
     return replace(result, detail=f"{result.detail} ({path})" if result.detail else path)
 
 
-def _unreachable(last: Result, attempts: int, start: float, now: float) -> Result:
+def _unreachable(last: Result, attempts: int, seconds: float, direct: bool) -> Result:
+    either = "; nor the direct ESXi session" if direct else ""
     return Result(Outcome.UNREACHABLE,
                   f"unreachable: {attempts} attempt{'s' if attempts != 1 else ''} in "
-                  f"{now - start:.0f} s found no vCenter ({last.detail})")
+                  f"{seconds:.0f} s found no vCenter ({last.detail}){either}")
 
 
 def no_drs(result: Result) -> Result:
+    """A maintenance step that found vCenter unreachable, on a host with a direct session:
+    its result says why maintenance is not done through that session."""
     if result.outcome is not Outcome.UNREACHABLE:
         return result
     return _say(result, "no maintenance without vCenter: no DRS to move the VMs; the "
                         "shutdown step stops them through the direct ESXi session")
-
-
-def _msg(exc: BaseException) -> str:
-    return str(getattr(exc, "msg", "") or exc)
