@@ -331,3 +331,25 @@ def test_check_config_connect_with_host_esxi(tmp_path: Path, vc: Vcsim, esx: Vcs
     assert done.returncode == 1
     assert (f'upsagent: connect: vcenter "vc1": host {H1}: direct ESXi session ({esx.url}): '
             f"{esx.url} is host '{H2}'") in done.stderr
+
+
+def test_a_lost_session_whose_new_login_fails_is_unreachable() -> None:
+    """vCenter's session expired and the new login is refused (its SSO service down):
+    that counts as unreachable (the fallback and the retries apply), not as a failure."""
+    from upsagent.hypervisors.esxi import unreachable
+    from upsagent.hypervisors.vsphere_client import SessionLost, VsphereClient, vim
+
+    class Refusing(VsphereClient):
+        def connect(self) -> str:
+            raise vim.fault.InvalidLogin()
+
+    client = Refusing(VcenterConfig("vc1", "https://vc1/sdk", "u", "p"))
+    client.si = object()
+
+    def expired() -> None:
+        raise vim.fault.NotAuthenticated()
+    with pytest.raises(SessionLost) as info:
+        client.call(expired)
+    assert unreachable(info.value)
+    assert str(info.value) == ("https://vc1/sdk: the session was lost and the new login "
+                               "failed: InvalidLogin")

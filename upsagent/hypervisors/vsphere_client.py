@@ -49,7 +49,7 @@ except ImportError as exc:  # pragma: no cover - the registry turns it into the 
 vim: Any = _pyvmomi.vim
 vmodl: Any = _pyvmomi.vmodl
 
-__all__ = ["HostState", "VsphereClient", "ssl_context"]
+__all__ = ["HostState", "SessionLost", "VsphereClient", "ssl_context"]
 
 _log = Logger(namespace="upsagent.vsphere")
 _T = TypeVar("_T")
@@ -73,6 +73,11 @@ _NETWORK_ERRORS = (OSError, socket.timeout, ConnectionError)
 
 class Cancelled(Exception):
     """The engine cancelled the operation."""
+
+
+class SessionLost(ConnectionError):
+    """The session expired and logging in again failed: as unreachable as a network
+    error (the vsphere backend's fallback and retries treat it so)."""
 
 
 @dataclass(frozen=True)
@@ -199,7 +204,8 @@ class VsphereClient:
                 pass
 
     def call(self, fn: Callable[[], _T]) -> _T:
-        """``fn()``, logging in first if needed and again once if the session expired."""
+        """``fn()``, logging in first if needed and again once if the session expired
+        (:class:`SessionLost` when that new login fails: the endpoint is not usable)."""
         if self.si is None:
             self.connect()
         try:
@@ -207,7 +213,11 @@ class VsphereClient:
         except vim.fault.NotAuthenticated:
             _log.info("vcenter {name}: session expired, logging in again",
                       name=self.config.name)
-            self.connect()
+            try:
+                self.connect()
+            except Exception as exc:
+                raise SessionLost(f"{self.config.url}: the session was lost and the new "
+                                  f"login failed: {_fault(exc)}") from exc
             return fn()
 
     def keep_alive(self) -> None:
