@@ -225,11 +225,14 @@ class EsxiClient(VsphereClient):
         names = {str(p["name"]) for _, p in self._running(host)}
         if not names:
             return Result(Outcome.OK, "no VMs running")
-        end = time.monotonic() + timeout
+        start = time.monotonic()
+        end = start + timeout
         last = self.vcenter_vms(host, vcenter)
         budget = timeout * (1 - VCENTER_VM_SHARE) if last else timeout
         batches = vm_batches(groups, names - last, budget)
         for batch, seconds in batches:
+            # the groups' own timeouts, but never into the vCenter VM's share
+            seconds = min(seconds, max(start + budget - time.monotonic(), 0.0))
             self._stop_batch(host, set(batch), seconds, cancel)
         if last:
             self._stop_batch(host, set(last), max(end - time.monotonic(), 0.0), cancel)
