@@ -523,3 +523,18 @@ def test_host_esxi_password_file_others_can_read_is_refused(tmp_path: Path) -> N
     os.chmod(pw, 0o600)
     with pytest.raises(ConfigError, match=re.escape("(host[1].esxi.password)")):
         load_toml(write(tmp_path / "u.toml", text, 0o644))
+
+
+def test_check_config_warns_of_a_vcenter_host_without_host_esxi(tmp_path: Path) -> None:
+    text = MONITOR + VC + ESX + "shutdown_after = 60\nruns_vcenter = true\n"
+    slave = loads_toml(text, source="u.toml").slave
+    assert slave is not None
+    _, warnings = plan_problems(slave, available=("vsphere", "local"))
+    assert ('u.toml: host[1].runs_vcenter (host "esx1"): no [host.esxi]: once its VMs are '
+            "stopped, the vCenter VM among them, the host's own shutdown cannot go through "
+            "vCenter and fails; add [host.esxi] (its own endpoint) for it") in warnings
+    slave = loads_toml(text + '[host.esxi]\nuser = "root"\npassword = "p"\n',
+                       source="u.toml").slave
+    assert slave is not None
+    assert not any("[host.esxi]" in w for w in plan_problems(
+        slave, available=("vsphere", "local"))[1])
