@@ -353,3 +353,24 @@ def test_a_lost_session_whose_new_login_fails_is_unreachable() -> None:
     assert unreachable(info.value)
     assert str(info.value) == ("https://vc1/sdk: the session was lost and the new login "
                                "failed: InvalidLogin")
+
+
+def test_the_esx_simulator_has_no_drs_and_goes_away_with_its_host(esx: Vcsim) -> None:
+    """vcsim-ext -esx as hostd behaves: maintenance waits while VMs run (no DRS) and
+    completes once they are off; a plain shutdown outside maintenance is refused; the
+    endpoint goes away once the host is down."""
+    from upsagent.hypervisors.esxi import EsxiClient
+    client = EsxiClient(esxi(esx))
+    assert client.connect().startswith("HostAgent")
+    host = client._host(H2)
+    refused = client._wait_task(host.ShutdownHost_Task(force=False), 1e12, threading.Event())
+    assert type(refused).__name__.endswith("InvalidState")
+    entering = host.EnterMaintenanceMode_Task(timeout=60)
+    wait_until(lambda: esx.host(H2)["entering"])
+    assert not esx.host(H2)["maintenance"] and set(power(esx).values()) == {"poweredOn"}
+    assert client.shutdown_vms(H2, 10, threading.Event()).ok
+    assert client._wait_task(entering, 1e12, threading.Event()) is None
+    assert esx.host(H2)["maintenance"]
+    assert client._wait_task(host.ShutdownHost_Task(force=False), 1e12,
+                             threading.Event()) is None
+    wait_until(esx.gone)
