@@ -209,6 +209,8 @@ def test_check_all_well(vc: Vcsim, esx: Vcsim) -> None:
 
 
 def test_check_names_each_problem_of_the_direct_session(vc: Vcsim, tmp_path: Path) -> None:
+    (tmp_path / "locked").mkdir()
+    locked = Vcsim(tmp_path / "locked", "-lockdown", H2)
     free = esx_sim(tmp_path, H0, "-free-esxi")
     denied = esx_sim(tmp_path, H1, "-deny-priv", "Host.Config.Maintenance")
     wrong = esx_sim(tmp_path, H0)
@@ -226,12 +228,17 @@ def test_check_names_each_problem_of_the_direct_session(vc: Vcsim, tmp_path: Pat
                                    f"log in to {wrong.url} as {USER}")
         assert lines[2].endswith("in lockdown mode only the host's exception users may "
                                  "log in directly")
+        b, seam, _ = backend(locked, esxi(wrong, H2, password="wrong"))
+        lines = result_of(b.check([H2]), seam)
+        assert len(lines) == 1 and lines[0].endswith(
+            "; vCenter shows the host in lockdown mode (lockdownNormal): only its exception "
+            f"users may log in directly, add {USER} to them"), lines
         vcenter_as_esxi = backend(vc, esxi(vc, H0, False))
         lines = result_of(vcenter_as_esxi[0].check([H0]), vcenter_as_esxi[1])
         assert lines == [f"host {H0}: direct ESXi session ({vc.url}): {vc.url} is a "
                          "VirtualCenter, not an ESXi host (HostAgent)"]
     finally:
-        for s in (free, denied, wrong):
+        for s in (free, denied, wrong, locked):
             s.stop()
 
 

@@ -95,3 +95,14 @@ func licenseManager() types.ManagedObjectReference {
 	}
 	return types.ManagedObjectReference{Type: "LicenseManager", Value: "LicenseManager"}
 }
+
+// setLockdown shows the named hosts in normal lockdown mode (-lockdown).
+func setLockdown(hosts []*simulator.HostSystem, names map[string]bool) {
+	for _, h := range hosts {
+		if names[h.Name] && h.Config != nil {
+			simulator.Map.WithLock(h, func() {
+				h.Config.LockdownMode = types.HostLockdownModeLockdownNormal
+			})
+		}
+	}
+}

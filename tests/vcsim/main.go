@@ -34,7 +34,8 @@
 // completes once the VMs are off), and once a ShutdownHost_Task has taken the host down
 // the process exits: the endpoint goes away as a real host's does.  -extra-vm NAME=IP,...
 // adds VMs (powered on, tools running, guest.ipAddress IP; e.g. the vCenter's own VM) on
-// the ESXi host, or on the last host of the vCenter model.
+// the ESXi host, or on the last host of the vCenter model.  -lockdown H,... shows those
+// hosts in lockdown mode (config.lockdownMode lockdownNormal; logins are not refused).
 //
 // Control (plain HTTP on the same port, for tests):
 //
@@ -108,6 +109,7 @@ var (
 	esxMode       = flag.Bool("esx", false, "a direct ESXi endpoint (HostAgent), one host (esx.go)")
 	esxName       = flag.String("esx-name", "localhost.localdomain", "-esx: the host's name")
 	extraVMs      = flag.String("extra-vm", "", "comma-separated NAME=IP: extra VMs (esx.go)")
+	lockdown      = flag.String("lockdown", "", "comma-separated hosts in lockdown mode (esx.go)")
 )
 
 // ext is the extension's own state, under mu.
@@ -739,6 +741,7 @@ func main() {
 		setPower(v, types.VirtualMachinePowerStatePoweredOn)
 		simulator.Map.Put(&ExtVirtualMachine{v, types.ManagedObjectReference{Type: "ExtVirtualMachine", Value: v.Self.Value}})
 	}
+	setLockdown(hosts, split(*lockdown))
 	for _, h := range hosts {
 		simulator.Map.Put(&ExtHostSystem{h, types.ManagedObjectReference{Type: "ExtHostSystem", Value: h.Self.Value}})
 	}
