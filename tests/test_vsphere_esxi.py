@@ -196,6 +196,7 @@ def test_host_names_match_by_short_name() -> None:
     assert same_name("esx1", "esx1.example.com")
     assert not same_name("esx1.example.com", "esx1.example.org")
     assert not same_name("esx10", "esx1")
+    assert not same_name("10.0.0.5", "10") and same_name("10.0.0.5", "10.0.0.5")
 
 
 # -- check-config --connect --------------------------------------------------------------

@@ -33,6 +33,7 @@ the expected end, reported as accepted.
 from __future__ import annotations
 
 import http.client
+import ipaddress
 import socket
 import threading
 import time
@@ -100,8 +101,8 @@ def vcenter_addresses(url: str) -> frozenset[str]:
     host = urlsplit(url).hostname or ""
     try:
         return frozenset(str(info[4][0]) for info in socket.getaddrinfo(host, None))
-    except OSError:
-        return frozenset({host}) if host else frozenset()
+    except (OSError, UnicodeError):
+        return frozenset()
 
 
 def same_name(a: str, b: str) -> bool:
@@ -110,9 +111,17 @@ def same_name(a: str, b: str) -> bool:
     a, b = a.lower().rstrip("."), b.lower().rstrip(".")
     if a == b:
         return True
-    if "." in a and "." in b:
+    if "." in a and "." in b or _is_address(a) or _is_address(b):
         return False
     return a.split(".", 1)[0] == b.split(".", 1)[0]
+
+
+def _is_address(name: str) -> bool:
+    try:
+        ipaddress.ip_address(name)
+    except ValueError:
+        return False
+    return True
 
 
 class EsxiClient(VsphereClient):
@@ -124,7 +133,6 @@ class EsxiClient(VsphereClient):
 
     def __init__(self, config: EsxiConfig, http_timeout: float = 30.0) -> None:
         super().__init__(config, http_timeout)
-        self.esxi = config
         self.expected_uuid: str | None = None
         self.identity: HostIdentity | None = None
 
