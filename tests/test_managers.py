@@ -456,7 +456,7 @@ def test_host_esxi_becomes_a_record_on_its_vcenter(tmp_path: Path) -> None:
     """[host.esxi]: url defaults to https://<host name>/sdk, the password comes from one
     place (here the secrets file, keyed by user), the certificate keys as for
     [[slave.vcenter]]; managers() gives the vCenter's record its hosts' direct sessions
-    with their runs_vcenter marks."""
+    with their runs_vcenter / runs_agent marks."""
     from upsagent.config.managers import EsxiConfig
     ca = write(tmp_path / "esx-ca.pem", "-----BEGIN CERTIFICATE-----\n", 0o644)
     write(tmp_path / "secrets.toml", '"root" = "esx-root"\n')

@@ -20,7 +20,7 @@ from twisted.internet.task import Clock
 pytest.importorskip("pyVmomi")
 
 from upsagent.config.managers import EsxiConfig, VcenterConfig  # noqa: E402
-from upsagent.hypervisors.esxi import same_name  # noqa: E402
+from upsagent.hypervisors.esxi import local_macs, same_name  # noqa: E402
 from upsagent.hypervisors.vsphere import VsphereBackend  # noqa: E402
 from upsagent.system.runner import Outcome, Result  # noqa: E402
 from upsagent.system.threads import inline  # noqa: E402
@@ -62,6 +62,12 @@ def esxi(sim: Vcsim, host: str = H2, runs_vcenter: bool = True, **kw: Any) -> Es
     base.update(kw)
     return EsxiConfig(host, sim.url, base.pop("user", USER),
                       base.pop("password", PASSWORD), runs_vcenter=runs_vcenter, **base)
+
+
+@pytest.fixture(autouse=True)
+def no_own_macs(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The test machine is no VM of the simulators: its own MAC addresses are none."""
+    monkeypatch.setattr("upsagent.hypervisors.esxi.local_macs", lambda *_: frozenset())
 
 
 def backend(vc: Vcsim, *direct: EsxiConfig) -> tuple[VsphereBackend, ThreadSeam, Clock]:
@@ -124,6 +130,47 @@ def test_the_vcenter_vm_is_stopped_last_even_when_a_guest_hangs(vc: Vcsim, tmp_p
         assert set(power(esx).values()) == {"poweredOff"}
     finally:
         esx.stop()
+
+
+@pytest.mark.esx(H1)
+def test_the_agents_host_keeps_the_agents_vm_for_the_host_shutdown(vc: Vcsim, esx: Vcsim
+                                                                  ) -> None:
+    """H1 runs the agent's own VM (here H1_VM1: its NIC has one of "this machine's" MAC
+    addresses): through H1's own endpoint the other VMs are stopped, the agent's VM is left
+    running, and the host's forced shutdown takes it down with the host."""
+    b, seam, _ = backend(vc, esxi(esx, H1, runs_vcenter=False, runs_agent=True))
+    assert result_of(b.connect(), seam).ok
+    agent_vm = f"{H1}_VM1"
+    b.direct[H1].own_macs = frozenset({mac_of(b, H1, agent_vm)})
+    vms = result_of(b.shutdown_vms(H1, 10), seam)
+    assert vms.ok, vms
+    assert vms.detail.endswith(f"; {agent_vm} left running: the agent's own VM, which the "
+                               "host's shutdown stops (through the direct ESXi session (runs "
+                               "the agent's VM))")
+    assert agent_vm not in vms.stopped and power(esx) == {
+        f"{H1}_VM0": "poweredOff", agent_vm: "poweredOn", VCSA: "poweredOff"}
+    host = result_of(b.shutdown_host(H1), seam)
+    assert host.ok and f"(forced: 1 VMs still running: {agent_vm})" in host.detail, host
+    wait_until(esx.gone)
+    assert vc.host(H1)["power"] == "poweredOn"       # nothing went through vCenter
+
+
+def mac_of(b: VsphereBackend, host: str, vm: str) -> str:
+    from upsagent.hypervisors.vsphere_client import vim
+    session = b.direct[host]
+    for _, props in session._view(vim.VirtualMachine, ["name", "config.hardware.device"]):
+        if props["name"] == vm:
+            return next(str(d.macAddress) for d in props["config.hardware.device"]
+                        if isinstance(d, vim.vm.device.VirtualEthernetCard))
+    raise LookupError(vm)
+
+
+def test_local_macs_reads_the_interfaces(tmp_path: Path) -> None:
+    for name, mac in (("lo", "00:00:00:00:00:00"), ("eth0", "00:50:56:AB:CD:EF")):
+        (tmp_path / name).mkdir()
+        (tmp_path / name / "address").write_text(mac + "\n")
+    assert local_macs(str(tmp_path)) == {"00:50:56:ab:cd:ef"}
+    assert local_macs(str(tmp_path / "none")) == frozenset()
 
 
 # -- vCenter unreachable mid-sequence ----------------------------------------------------

@@ -3,8 +3,10 @@
 package main
 
 import (
+	"fmt"
 	"log"
 	"os"
+	"reflect"
 	"strings"
 
 	"github.com/google/uuid"
@@ -105,4 +107,27 @@ func setLockdown(hosts []*simulator.HostSystem, names map[string]bool) {
 			})
 		}
 	}
+}
+
+// uniqueMAC gives VM number i its own MAC address (the simulator gives every VM the same
+// one), so that a VM can be told apart by its MAC address as on a real host.
+func uniqueMAC(v *simulator.VirtualMachine, i int) {
+	simulator.Map.WithLock(v, func() {
+		if v.Config == nil {
+			return
+		}
+		for j, dev := range v.Config.Hardware.Device {
+			if _, ok := dev.(types.BaseVirtualEthernetCard); !ok {
+				continue
+			}
+			// the VMs share their NIC objects: give this VM a copy of its own
+			orig := reflect.ValueOf(dev).Elem()
+			dup := reflect.New(orig.Type())
+			dup.Elem().Set(orig)
+			nic := dup.Interface().(types.BaseVirtualDevice)
+			nic.(types.BaseVirtualEthernetCard).GetVirtualEthernetCard().MacAddress =
+				fmt.Sprintf("00:50:56:00:%02x:%02x", i/256, i%256)
+			v.Config.Hardware.Device[j] = nic
+		}
+	})
 }

@@ -36,6 +36,7 @@
 // adds VMs (powered on, tools running, guest.ipAddress IP; e.g. the vCenter's own VM) on
 // the ESXi host, or on the last host of the vCenter model.  -lockdown H,... shows those
 // hosts in lockdown mode (config.lockdownMode lockdownNormal; logins are not refused).
+// Every VM has a MAC address of its own (00:50:56:00:00:<i>).
 //
 // Control (plain HTTP on the same port, for tests):
 //
@@ -722,6 +723,7 @@ func main() {
 	for i, v := range vms {
 		h := hosts[(i / *nvm)%len(hosts)]
 		name := fmt.Sprintf("%s_VM%d", h.Name, i%*nvm)
+		uniqueMAC(v, i)
 		if extra := i - len(vms) + len(extras); extra >= 0 {
 			h, name = hosts[len(hosts)-1], extras[extra].name
 			setGuestIP(v, extras[extra].ip)

@@ -102,8 +102,8 @@ class ApiManagerConfig:
 @dataclass(frozen=True)
 class EsxiConfig(ApiManagerConfig):
     """``[host.esxi]``: the direct ESXi session (``apiType`` HostAgent) to one ``vsphere``
-    host, ``name``, as vCenter names it.  ``runs_vcenter`` is the host's mark of that
-    name, not a key of this table:
+    host, ``name``, as vCenter names it.  ``runs_vcenter`` / ``runs_agent`` are the host's
+    marks of the same names, not keys of this table:
     :meth:`~upsagent.config.slaveconf.SlaveConfig.managers` copies them in."""
 
     kind: ClassVar[str] = "esxi"
@@ -111,6 +111,7 @@ class EsxiConfig(ApiManagerConfig):
     host_key: ClassVar[str] = "esxi"
 
     runs_vcenter: bool = False
+    runs_agent: bool = False
 
 
 @dataclass(frozen=True)

@@ -202,7 +202,8 @@ class SlaveConfig:
         ``local`` host's is this OS (:class:`LocalConfig`, from ``[slave]``'s shutdown
         settings); an ``ssh`` host's record carries its ``shutdown_duration`` as the
         ``budget`` of its shutdown command, a ``[[slave.vcenter]]``'s record the
-        ``[host.esxi]`` of its hosts (``esxi``, with their ``runs_vcenter`` marks).  Hosts without a manager (``simulated``) are left out."""
+        ``[host.esxi]`` of its hosts (``esxi``, with their ``runs_vcenter`` and
+        ``runs_agent`` marks).  Hosts without a manager (``simulated``) are left out."""
         groups: dict[tuple[str, str], tuple[ManagerConfig, list[str]]] = {}
         local: LocalConfig | None = None
         for host in self.plan.hosts:
@@ -225,7 +226,8 @@ class SlaveConfig:
         if not isinstance(manager, VcenterConfig):
             return manager
         plans = {h.name: h for h in self.plan.hosts}
-        esxi = tuple(replace(self.host_esxi[n], runs_vcenter=plans[n].runs_vcenter)
+        esxi = tuple(replace(self.host_esxi[n], runs_vcenter=plans[n].runs_vcenter,
+                             runs_agent=plans[n].runs_agent)
                      for n in names if n in self.host_esxi)
         return replace(manager, esxi=esxi) if esxi else manager
 

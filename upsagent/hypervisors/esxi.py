@@ -21,6 +21,10 @@ Anything else refuses the session for every step (:class:`WrongEndpoint`).
 from (``summary.managementServerIp``) or an address the vCenter's URL resolves to.  Its
 guest shutdown comes after every other VM's (:meth:`EsxiClient.shutdown_vms`).
 
+**The agent's own VM** (a VM whose NIC has one of this machine's MAC addresses,
+:func:`local_macs`) is never stopped by the VMs' shutdown: the host's forced shutdown stops
+it, last.
+
 **The host's shutdown** (:meth:`EsxiClient.shutdown_host`): plain when the host is already in
 maintenance, forced otherwise (the host stops what still runs, such as the agent's own VM).
 It does not enter maintenance first, though hostd would (without DRS, once the VMs are
@@ -34,6 +38,7 @@ from __future__ import annotations
 
 import http.client
 import ipaddress
+import os
 import socket
 import threading
 import time
@@ -105,6 +110,25 @@ def vcenter_addresses(url: str) -> frozenset[str]:
         return frozenset()
 
 
+def local_macs(root: str = "/sys/class/net") -> frozenset[str]:
+    """The MAC addresses of this machine's network interfaces (Linux), lower case, the
+    all-zero one (loopback) left out: a VM whose NIC has one of them is the agent's own."""
+    try:
+        names = os.listdir(root)
+    except OSError:
+        return frozenset()
+    found = set()
+    for name in names:
+        try:
+            with open(os.path.join(root, name, "address"), encoding="ascii") as handle:
+                mac = handle.read().strip().lower()
+        except (OSError, UnicodeError):
+            continue
+        if mac and mac.strip("0:"):
+            found.add(mac)
+    return frozenset(found)
+
+
 def same_name(a: str, b: str) -> bool:
     """Host names that are the same host: equal ignoring case, or the same first label
     when one of them is a short name."""
@@ -135,6 +159,8 @@ class EsxiClient(VsphereClient):
         super().__init__(config, http_timeout)
         self.expected_uuid: str | None = None
         self.identity: HostIdentity | None = None
+        #: the MAC addresses of the agent's own machine (None: read them at first use)
+        self.own_macs: frozenset[str] | None = None
 
     def connect(self) -> str:
         """Log in (again), check that the endpoint is a host agent and the right host."""
@@ -218,6 +244,22 @@ class EsxiClient(VsphereClient):
                 found.add(str(props["name"]))
         return frozenset(found)
 
+    def own_vms(self, host: Any) -> frozenset[str]:
+        """The running VMs of ``host`` that are the agent's own machine (a NIC with one of
+        its MAC addresses, :func:`local_macs`)."""
+        if self.own_macs is None:
+            self.own_macs = local_macs()
+        if not self.own_macs:
+            return frozenset()
+        found = set()
+        for vm, props in self._running(host):
+            macs = {str(getattr(dev, "macAddress", "") or "").lower()
+                    for dev in vm.config.hardware.device
+                    if isinstance(dev, vim.vm.device.VirtualEthernetCard)}
+            if macs & self.own_macs:
+                found.add(str(props["name"]))
+        return frozenset(found)
+
     def shutdown_vms(self, name: str, timeout: float, cancel: threading.Event,
                      groups: tuple[VmGroup, ...] = (),
                      vcenter: Iterable[str] = ()) -> Result:
@@ -230,12 +272,15 @@ class EsxiClient(VsphereClient):
     def _direct_vms(self, name: str, timeout: float, cancel: threading.Event,
                     groups: tuple[VmGroup, ...], vcenter: frozenset[str]) -> Result:
         host = self._host(name)
-        names = {str(p["name"]) for _, p in self._running(host)}
+        mine = self.own_vms(host)
+        names = {str(p["name"]) for _, p in self._running(host)} - mine
+        spared = (f"; {', '.join(sorted(mine))} left running: the agent's own VM, which "
+                  "the host's shutdown stops" if mine else "")
         if not names:
-            return Result(Outcome.OK, "no VMs running")
+            return Result(Outcome.OK, f"no VMs running{spared}")
         start = time.monotonic()
         end = start + timeout
-        last = self.vcenter_vms(host, vcenter)
+        last = self.vcenter_vms(host, vcenter) - mine
         budget = timeout * (1 - VCENTER_VM_SHARE) if last else timeout
         batches = vm_batches(groups, names - last, budget)
         for batch, seconds in batches:
@@ -245,11 +290,12 @@ class EsxiClient(VsphereClient):
         if last:
             self._stop_batch(host, set(last), max(end - time.monotonic(), 0.0), cancel)
             batches.append((tuple(sorted(last)), 0.0))
-        left = tuple(sorted(p["name"] for _, p in self._running(host)))
+        left = tuple(sorted(p["name"] for _, p in self._running(host) if p["name"] in names))
         stopped = tuple(sorted(names - set(left)))
         order = " in order " + " | ".join(", ".join(b) for b, _ in batches)
         if last:
             order += f" (the vCenter VM {', '.join(sorted(last))} last)"
+        order += spared
         if left:
             return Result(Outcome.FAILED, f"{len(left)} VMs still running{order}",
                           stopped=stopped, left=left)

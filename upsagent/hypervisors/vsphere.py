@@ -28,10 +28,12 @@ seconds, logging in again when the session expired).
 **Without the vCenter** (:mod:`upsagent.hypervisors.esxi`).  A host with ``[host.esxi]``
 has a direct ESXi session, logged in at ``connect`` and kept alive with the vCenter's:
 
-* a host that runs the vCenter VM (its ``runs_vcenter`` mark, or the inventory's
-  detection, :attr:`HostInfo.runs_vcenter`) has its VMs' shutdown (the vCenter VM last)
-  and its own shutdown done through the direct session (the engine has already waited for
-  the other hosts of the vCenter, R6); should that session not answer, through vCenter;
+* a host that runs the vCenter VM or the agent's own VM (its ``runs_vcenter`` /
+  ``runs_agent`` mark, or the inventory's detection, :attr:`HostInfo.runs_vcenter` /
+  :attr:`HostInfo.runs_agent`) has its VMs' shutdown (the vCenter VM last, the agent's
+  own VM left to the host's shutdown) and its own shutdown done through the direct
+  session (the engine has already waited for the other hosts of the vCenter, R6);
+  should that session not answer, through vCenter;
 * any other host whose VMs' or host shutdown finds the vCenter unreachable (a network
   error, a 503, a lost session whose new login fails) has it done through the direct
   session with the time left; maintenance is not (no vCenter, no DRS): its result says so.
@@ -97,7 +99,9 @@ class VsphereBackend(StepPaths, Backend):
         #: host -> its direct ESXi session ([host.esxi])
         self.direct: dict[str, EsxiClient] = {e.name: EsxiClient(e) for e in config.esxi}
         self._marked = {e.name for e in config.esxi if e.runs_vcenter}
+        self._agent_marked = {e.name for e in config.esxi if e.runs_agent}
         self._detected: set[str] = set()
+        self._detected_agent: set[str] = set()
         self._vc_addresses: frozenset[str] = frozenset()
 
     @classmethod
@@ -268,6 +272,7 @@ class VsphereBackend(StepPaths, Backend):
         def listed(result: Result) -> list[HostInfo]:
             if result.ok and holder:   # the placement detection, kept while vCenter is away
                 self._detected = {h.name for h in holder[0] if h.runs_vcenter}
+                self._detected_agent = {h.name for h in holder[0] if h.runs_agent}
             if not result.ok:
                 _log.warn("vcenter {name}: hosts: {detail}", name=self.config.name,
                           detail=result.detail)

@@ -52,7 +52,9 @@ class StepPaths:
     #: host -> its direct ESXi session
     direct: dict[str, EsxiClient]
     _marked: set[str]
+    _agent_marked: set[str]
     _detected: set[str]
+    _detected_agent: set[str]
     _vc_addresses: frozenset[str]
 
     def _run(self, what: str, limit: float, work: Callable[[threading.Event], Result],
@@ -136,14 +138,19 @@ class StepPaths:
         """``host`` runs the vCenter VM: its mark, or the inventory's detection."""
         return host in self._marked or host in self._detected
 
+    def runs_agent(self, host: str) -> bool:
+        """``host`` runs the agent's own VM: its mark, or the inventory's detection."""
+        return host in self._agent_marked or host in self._detected_agent
+
     def _step(self, host: str, what: str, limit: float, vcenter: Work,
               direct: Work) -> Deferred[Result]:
         """A VMs' or host shutdown: through the direct session first for the vCenter's
-        host, else through vCenter, falling back to the direct session (or retrying)
+        host and the agent's VM's host, else through vCenter, falling back to the direct session (or retrying)
         when vCenter is unreachable; within ``limit`` seconds in all."""
         end = self.reactor.seconds() + limit
-        if host in self.direct and self.runs_vcenter(host):
-            return _chain(self._direct(host, what, end, direct, "runs the vCenter VM"),
+        if host in self.direct and (self.runs_vcenter(host) or self.runs_agent(host)):
+            why = "runs the vCenter VM" if self.runs_vcenter(host) else "runs the agent's VM"
+            return _chain(self._direct(host, what, end, direct, why),
                           lambda first: self._vcenter(host, what, end, vcenter, first))
         return self._vcenter(host, what, end, vcenter, None, direct)
 
