@@ -226,6 +226,16 @@ class EsxiClient(VsphereClient):
 
     # -- operations --------------------------------------------------------------------
 
+    def _running_details(self, host: Any) -> list[dict[str, Any]]:
+        """The running VMs of ``host`` with their guest addresses and devices, in one
+        read (a property a VM does not have, such as the guest's of a VM without Tools,
+        is simply absent)."""
+        return [p for _, p in self._view(vim.VirtualMachine, [
+            "name", "runtime.powerState", "runtime.host", "config.template",
+            "guest.ipAddress", "guest.net", "config.hardware.device"])
+            if p.get("runtime.host") == host and not p.get("config.template")
+            and p.get("runtime.powerState") == "poweredOn"]
+
     def vcenter_vms(self, host: Any, addresses: Iterable[str]) -> frozenset[str]:
         """The running VMs of ``host`` whose guest addresses include the management
         server's address or one of ``addresses`` (the vCenter's)."""
@@ -236,10 +246,10 @@ class EsxiClient(VsphereClient):
         if not wanted:
             return frozenset()
         found = set()
-        for vm, props in self._running(host):
-            ips = {str(vm.guest.ipAddress or "")}
-            for nic in vm.guest.net or []:
-                ips.update(str(ip) for ip in nic.ipAddress or [])
+        for props in self._running_details(host):
+            ips = {str(props.get("guest.ipAddress") or "")}
+            for nic in props.get("guest.net") or []:
+                ips.update(str(ip) for ip in getattr(nic, "ipAddress", None) or [])
             if ips & wanted:
                 found.add(str(props["name"]))
         return frozenset(found)
@@ -252,9 +262,9 @@ class EsxiClient(VsphereClient):
         if not self.own_macs:
             return frozenset()
         found = set()
-        for vm, props in self._running(host):
+        for props in self._running_details(host):
             macs = {str(getattr(dev, "macAddress", "") or "").lower()
-                    for dev in vm.config.hardware.device
+                    for dev in props.get("config.hardware.device") or []
                     if isinstance(dev, vim.vm.device.VirtualEthernetCard)}
             if macs & self.own_macs:
                 found.add(str(props["name"]))
