@@ -564,3 +564,96 @@ def test_the_agent_builds_the_xenmaster_backend(tmp_path: Path) -> None:
     assert (built.local.shutdown_command, built.local.powerdown_flag, built.local.runner) \
         == (("/sbin/poweroff",), "/etc/killpower", runner)
     assert built.pool.config.url == "https://localhost"
+
+
+# -- [host.esxi]: the direct ESXi session of a vsphere host ------------------------------
+
+ESXI = ESX + 'runs_vcenter = true\n[host.esxi]\nuser = "root"\n'
+
+
+def test_host_esxi_becomes_a_record_on_its_vcenter(tmp_path: Path) -> None:
+    """[host.esxi]: url defaults to https://<host name>/sdk, the password comes from one
+    place (here the secrets file, keyed by user), the certificate keys as for
+    [[slave.vcenter]]; managers() gives the vCenter's record its hosts' direct sessions
+    with their runs_vcenter / runs_agent marks."""
+    from upsagent.config.managers import EsxiConfig
+    ca = write(tmp_path / "esx-ca.pem", "-----BEGIN CERTIFICATE-----\n", 0o644)
+    write(tmp_path / "secrets.toml", '"root" = "esx-root"\n')
+    text = ('[slave]\nsecrets_file = "secrets.toml"\n' + MONITOR + VC + ESXI
+            + f'ca_file = "{ca}"\n'
+            + ESX.replace("esx1", "esx2") + '[host.esxi]\nurl = "https://192.0.2.7/sdk"\n'
+            'user = "upsagent"\npassword = "pw2"\ninsecure = true\n')
+    slave = load_toml(write(tmp_path / "u.toml", text)).slave
+    assert slave is not None
+    one = EsxiConfig("esx1", "https://esx1/sdk", "root", "esx-root", ca_file=str(ca))
+    two = EsxiConfig("esx2", "https://192.0.2.7/sdk", "upsagent", "pw2", insecure=True)
+    assert dict(slave.host_esxi) == {"esx1": one, "esx2": two}
+    [(vc, hosts)] = [(m, h) for m, h in slave.managers() if isinstance(m, VcenterConfig)]
+    assert hosts == ("esx1", "esx2")
+    assert vc.esxi == (replace(one, runs_vcenter=True), two)
+    assert "esx-root" not in repr(vc) and "pw2" not in repr(slave.host_esxi)
+    assert slave.warnings == (
+        f'{tmp_path / "u.toml"}: host[2].esxi.insecure: the certificate of the ESXi host '
+        '"esx2" (https://192.0.2.7/sdk) is not verified: anyone on the network path can '
+        "pose as it and take its password; set ca_file or thumbprint instead",)
+    again = loads_toml(to_toml(load_toml(tmp_path / "u.toml")), source="again")
+    assert again.slave is not None and again.slave.host_esxi == slave.host_esxi
+    assert again.slave.managers() == slave.managers()
+
+
+@pytest.mark.parametrize("text, message", [
+    (VC + ESXI.replace('user = "root"\n', ""), "host[1].esxi.user: missing (it is required)"),
+    (VC + ESXI.replace('user = "root"\n', 'user = "root"\nname = "x"\n'),
+     "host[1].esxi.name: unknown key"),
+    (VC + ESXI + 'url = "http://esx1/sdk"\n',
+     'host[1].esxi.url: must be an https:// URL (the password is sent over it), not '
+     '"http://esx1/sdk"'),
+    (VC + ESXI.replace('user = "root"\n', 'user = "root"\npassword = "p"\n')
+     + 'thumbprint = "SHA256:{thumb}"\ninsecure = true\n',
+     "host[1].esxi.insecure: insecure = true turns off the certificate check that "
+     "thumbprint sets up; keep one"),
+    (VC + ESXI.replace('user = "root"\n', 'user = "root"\npassword = "p"\n')
+     + 'ca_file = "/nonexistent/ca.pem"\n',
+     "host[1].esxi.ca_file: cannot read /nonexistent/ca.pem: No such file or directory"),
+    (VC + ESXI, 'host[1].esxi: no password for "root": set password, password_file or a '
+                "slave.secrets_file entry"),
+    (ESXI.replace('"vsphere"', '"local"').replace('vcenter = "vc1"\n', "")
+     .replace("runs_vcenter = true\n", ""),
+     'host[1].esxi: only a vsphere host has a direct ESXi session (this one\'s backend is '
+     '"local")'),
+    (VC + ESX + 'esxi = "esx1"\n', "host[1].esxi: must be a table"),
+])
+def test_bad_host_esxi_is_refused(tmp_path: Path, text: str, message: str) -> None:
+    with pytest.raises(ConfigError) as info:
+        loads_toml(MONITOR + text.replace("{thumb}", THUMB), source="u.toml")
+    assert str(info.value).startswith(f"u.toml: {message}")
+
+
+def test_host_esxi_password_file_others_can_read_is_refused(tmp_path: Path) -> None:
+    pw = write(tmp_path / "esx1.pw", "x\n", 0o644)
+    text = MONITOR + VC + ESXI + f'password_file = "{pw}"\n'
+    with pytest.raises(ConfigError) as info:
+        load_toml(write(tmp_path / "u.toml", text))
+    assert str(info.value).startswith(f"{pw}: mode 0644 lets users other than its owner "
+                                      "read the passwords it holds")
+    text = MONITOR.replace('password = "pw"\n', f'password_file = "{pw}"\n') + \
+        VC.replace('password = "p"\n', f'password_file = "{pw}"\n') + ESXI + \
+        'password = "inline"\n'
+    os.chmod(pw, 0o600)
+    with pytest.raises(ConfigError, match=re.escape("(host[1].esxi.password)")):
+        load_toml(write(tmp_path / "u.toml", text, 0o644))
+
+
+def test_check_config_warns_of_a_vcenter_host_without_host_esxi(tmp_path: Path) -> None:
+    text = MONITOR + VC + ESX + "shutdown_after = 60\nruns_vcenter = true\n"
+    slave = loads_toml(text, source="u.toml").slave
+    assert slave is not None
+    _, warnings = plan_problems(slave, available=("vsphere", "local"))
+    assert ('u.toml: host[1].runs_vcenter (host "esx1"): no [host.esxi]: once its VMs are '
+            "stopped, the vCenter VM among them, the host's own shutdown cannot go through "
+            "vCenter and fails; add [host.esxi] (its own endpoint) for it") in warnings
+    slave = loads_toml(text + '[host.esxi]\nuser = "root"\npassword = "p"\n',
+                       source="u.toml").slave
+    assert slave is not None
+    assert not any("[host.esxi]" in w for w in plan_problems(
+        slave, available=("vsphere", "local"))[1])

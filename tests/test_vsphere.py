@@ -161,13 +161,48 @@ def test_expired_session_logs_in_again(sim: Vcsim) -> None:
     assert len(result_of(b.hosts(), seam)) == 3
 
 
+def drive(d: Deferred[Any], seam: ThreadSeam, clock: Clock, step: float = 1.0,
+          limit: float = 600.0) -> Any:
+    """Settle the seam and advance the clock by ``step`` until ``d`` fires (within
+    ``limit`` simulated seconds): the backend's retries and deadlines run on ``clock``."""
+    box: list[Any] = []
+    d.addBoth(box.append)
+    start = clock.seconds()
+    while True:
+        seam.settle()
+        if box:
+            return box[0]
+        assert clock.seconds() - start < limit, "no result"
+        clock.advance(step)
+
+
 def test_unreachable_vcenter_is_a_result(sim: Vcsim) -> None:
-    b, seam, _ = backend(sim)
+    """A vCenter that stays unreachable (503) is tried again with growing pauses (2, 4, 8,
+    15, 15, 15 s) within the host shutdown's 60 s, then the result says so."""
+    b, seam, clock = backend(sim)
     assert result_of(b.connect(), seam).ok
     sim.control("down", on="1")
-    result = result_of(b.shutdown_host(H0), seam)
-    assert not result.ok
+    result = drive(b.shutdown_host(H0), seam, clock)
+    assert result.outcome is Outcome.UNREACHABLE
+    assert result.detail.startswith("unreachable: 7 attempts in 59 s found no vCenter "
+                                    "(vcenter vc1: 503 Service Unavailable)"), result
     assert sim.host(H0)["power"] == "poweredOn"
+
+
+def test_vcenter_back_within_the_step_shuts_the_host_down(sim: Vcsim) -> None:
+    b, seam, clock = backend(sim)
+    assert result_of(b.connect(), seam).ok
+    sim.control("down", on="1")
+    d = b.shutdown_host(H0)
+    seam.settle()
+    clock.advance(2.0)       # the second attempt, still unreachable
+    seam.settle()
+    sim.control("down", on="0")
+    result = drive(d, seam, clock)
+    assert result.outcome is Outcome.OK, result
+    assert result.detail == ("shutdown accepted (forced: not in maintenance) (vcenter "
+                             "answering again after 3 attempts)")
+    wait_until(lambda: sim.host(H0)["power"] == "poweredOff")
 
 
 # -- maintenance ------------------------------------------------------------------------

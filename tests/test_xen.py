@@ -301,3 +301,21 @@ def _two_threads(sim: Pool, config: XenPoolConfig) -> None:
         {"host2": Outcome.OK, "host3": Outcome.OK}, boxes
     assert len(sim.sessions) == 1
     assert all(sim.where(vm) == "host1" for vm in ("vm2", "vm3", "vm4", "vm5"))
+
+
+def test_hosts_reads_liveness_from_host_metrics(rig: Any) -> None:
+    """xapi keeps a host's liveness in its host_metrics object, not in the host record:
+    the inventory's view follows it (a dead host is disconnected, a disabled one is in
+    maintenance)."""
+    sim, config = rig
+    backend = sync_backend(config)
+    box: list[Any] = []
+    backend.hosts().addBoth(box.append)
+    assert {h.name: (h.connected, h.in_maintenance) for h in box[0]} == {
+        "host1": (True, False), "host2": (True, False), "host3": (True, False)}
+    sim.hosts[sim.host_ref("host3")].live = False
+    sim.hosts[sim.host_ref("host2")].enabled = False
+    box.clear()
+    backend.hosts().addBoth(box.append)
+    assert {h.name: (h.connected, h.in_maintenance) for h in box[0]} == {
+        "host1": (True, False), "host2": (True, True), "host3": (False, False)}

@@ -6,7 +6,9 @@
 unchanged (``make vcsim`` does the same).  :class:`Vcsim` runs one instance on a free
 loopback port; the model is one DRS cluster ``DC0_C0`` of hosts ``DC0_C0_H<i>`` with VMs
 ``DC0_C0_H<i>_VM<j>``; :meth:`Vcsim.state` and :meth:`Vcsim.control` use its ``/_ext``
-interface (see the header of main.go).
+interface (see the header of main.go).  With ``-esx`` the process is a direct ESXi
+endpoint instead (one host, ``-esx-name``; tests/vcsim/esx.go) that exits once the host is
+shut down (:meth:`Vcsim.gone`).
 """
 
 from __future__ import annotations
@@ -65,7 +67,7 @@ class Vcsim:
             stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
         assert self.proc.stdout is not None
         line = self.proc.stdout.readline().split()
-        if len(line) < 3 or line[0] != "vCenter":
+        if len(line) < 3 or line[0] not in ("vCenter", "ESXi"):
             self.stop()
             raise RuntimeError(f"vcsim-ext did not start: {line}")
         self.url = line[1]
@@ -94,6 +96,10 @@ class Vcsim:
         """POST /_ext/<what>?query (host power, vm tools/hang, drs, down)."""
         qs = "&".join(f"{k}={v}" for k, v in query.items())
         self._ext(f"/_ext/{what}?{qs}", "POST")
+
+    def gone(self) -> bool:
+        """The process has exited (an ``-esx`` endpoint whose host was shut down)."""
+        return self.proc.poll() is not None
 
     def stop(self) -> None:
         self.proc.kill()

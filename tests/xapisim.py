@@ -210,7 +210,7 @@ class Pool:
                     "uuid": ref[10:], "memory_total": str(h.memory),
                     "resident_VMs": [r for r, v in self.vms.items() if v.resident_on == ref
                                      and v.power_state == "Running"],
-                    "live": h.live}
+                    "metrics": f"OpaqueRef:metrics-{ref[10:]}"}
         v = self.vms[ref]
         running = v.power_state == "Running" and not (v.is_a_template or v.is_a_snapshot)
         ops = (["hard_shutdown", "pool_migrate"] + (["clean_shutdown"] if v.pv_drivers else [])
@@ -389,6 +389,10 @@ class _Member:
             return [pool.pool_ref]
         if name == "pool.get_master":
             return pool.master
+        if name == "host_metrics.get_all_records":    # liveness lives here, as in xapi
+            return {f"OpaqueRef:metrics-{r[10:]}": {"uuid": f"metrics-{r[10:]}",
+                                                   "live": h.live}
+                    for r, h in pool.hosts.items()}
         if name in ("host.get_all_records", "VM.get_all_records"):
             cls, table = ("host", pool.hosts) if name.startswith("host") else ("vm", pool.vms)
             return {r: pool._record(cls, r) for r in table}

@@ -27,6 +27,17 @@
 //   - AuthorizationManager.HasPrivilegeOnEntity (with -deny-priv): false for those
 //     privileges (the stock simulator grants every privilege).
 //
+// -esx (esx.go): a direct ESXi endpoint instead (about.apiType HostAgent, the simulator's
+// ESX model): one host named -esx-name (its hardware uuid derived from the name as the
+// vCenter model derives its hosts', so the two simulators agree on a host's identity) with
+// -vm VMs <name>_VM<j>; the overrides above apply (there is no DRS: EnterMaintenanceMode
+// completes once the VMs are off), and once a ShutdownHost_Task has taken the host down
+// the process exits: the endpoint goes away as a real host's does.  -extra-vm NAME=IP,...
+// adds VMs (powered on, tools running, guest.ipAddress IP; e.g. the vCenter's own VM) on
+// the ESXi host, or on the last host of the vCenter model.  -lockdown H,... shows those
+// hosts in lockdown mode (config.lockdownMode lockdownNormal; logins are not refused).
+// Every VM has a MAC address of its own (00:50:56:00:00:<i>).
+//
 // Control (plain HTTP on the same port, for tests):
 //
 //	GET  /_ext/state                          hosts and VMs as JSON
@@ -97,6 +108,10 @@ var (
 	sessionIdle   = flag.Duration("session-idle", 0, "expire sessions idle this long")
 	freeESXi      = flag.Bool("free-esxi", false, "act as a free ESXi: esxBasic licence, writes refused with RestrictedVersion")
 	denyPrivs     = flag.String("deny-priv", "", "comma-separated privileges HasPrivilegeOnEntity denies")
+	esxMode       = flag.Bool("esx", false, "a direct ESXi endpoint (HostAgent), one host (esx.go)")
+	esxName       = flag.String("esx-name", "localhost.localdomain", "-esx: the host's name")
+	extraVMs      = flag.String("extra-vm", "", "comma-separated NAME=IP: extra VMs (esx.go)")
+	lockdown      = flag.String("lockdown", "", "comma-separated hosts in lockdown mode (esx.go)")
 )
 
 // ext is the extension's own state, under mu.
@@ -381,6 +396,7 @@ func (h *ExtHostSystem) ShutdownHostTask(req *types.ShutdownHost_Task) soap.HasF
 			mu.Lock()
 			hostDown(host)
 			mu.Unlock()
+			esxHostDown()
 		}()
 		return nil, nil
 	})
@@ -669,10 +685,16 @@ func split(s string) map[string]bool {
 func main() {
 	flag.Parse()
 	simulator.SessionIdleTimeout = *sessionIdle
-	m := simulator.VPX()
-	m.Host = 0
-	m.ClusterHost = *nhost
-	m.Machine = *nhost * *nvm
+	extras := parseExtraVMs(*extraVMs)
+	var m *simulator.Model
+	if *esxMode {
+		m = esxModel(len(extras))
+	} else {
+		m = simulator.VPX()
+		m.Host = 0
+		m.ClusterHost = *nhost
+		m.Machine = *nhost**nvm + len(extras)
+	}
 	if err := m.Create(); err != nil {
 		log.Fatal(err)
 	}
@@ -701,10 +723,18 @@ func main() {
 		vms = append(vms, e.(*simulator.VirtualMachine))
 	}
 	sort.Slice(vms, func(i, j int) bool { return vms[i].Name < vms[j].Name })
+	if *esxMode {
+		esxSetup(hosts[0])
+	}
 	noToolsSet, hangSet := split(*noTools), split(*hangVMs)
 	for i, v := range vms {
 		h := hosts[(i / *nvm)%len(hosts)]
 		name := fmt.Sprintf("%s_VM%d", h.Name, i%*nvm)
+		uniqueMAC(v, i)
+		if extra := i - len(vms) + len(extras); extra >= 0 {
+			h, name = hosts[len(hosts)-1], extras[extra].name
+			setGuestIP(v, extras[extra].ip)
+		}
 		from := hostObj(*v.Runtime.Host)
 		if from != h {
 			move(v.Self, from, h)
@@ -720,6 +750,7 @@ func main() {
 		setPower(v, types.VirtualMachinePowerStatePoweredOn)
 		simulator.Map.Put(&ExtVirtualMachine{v, types.ManagedObjectReference{Type: "ExtVirtualMachine", Value: v.Self.Value}})
 	}
+	setLockdown(hosts, split(*lockdown))
 	for _, h := range hosts {
 		simulator.Map.Put(&ExtHostSystem{h, types.ManagedObjectReference{Type: "ExtHostSystem", Value: h.Self.Value}})
 	}
@@ -733,7 +764,7 @@ func main() {
 	}
 
 	if *freeESXi {
-		if e := simulator.Map.Get(types.ManagedObjectReference{Type: "LicenseManager", Value: "LicenseManager"}); e != nil {
+		if e := simulator.Map.Get(licenseManager()); e != nil {
 			lm := e.(*simulator.LicenseManager)
 			lm.Licenses = []types.LicenseManagerLicenseInfo{{
 				LicenseKey: "00000-00000-00000-00000-00000", EditionKey: "esxBasic",
@@ -746,6 +777,9 @@ func main() {
 	u := *srv.URL
 	u.User = nil
 	line := "vCenter " + u.String()
+	if *esxMode {
+		line = "ESXi " + u.String()
+	}
 	if der != nil {
 		sum := sha256.Sum256(der)
 		var hexes []string

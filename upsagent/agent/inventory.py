@@ -63,7 +63,7 @@ class HostState:
     host: str
     manager: str
     found: bool = False
-    connected: bool = False
+    connected: bool | None = False
     in_maintenance: bool = False
     detail: str = ""
     runs_vcenter: bool = False
@@ -102,10 +102,14 @@ def build_inventory(config: SlaveConfig, backends: Mapping[str, Backend], reacto
     return Inventory(managers, reactor, on_placement)
 
 
+_CONNECTED = {True: "connected", False: "disconnected",
+              None: "connection not watched"}
+
+
 def _words(state: HostState) -> str:
     if not state.found:
         return "not found"
-    words = ["connected" if state.connected else "disconnected"]
+    words = [_CONNECTED[state.connected]]
     if state.in_maintenance:
         words.append("in maintenance")
     if state.runs_vcenter:
@@ -213,7 +217,7 @@ class Inventory:
     def _log_change(self, before: HostState, after: HostState) -> None:
         host, manager = after.host, after.manager
         if before.read_at is None:
-            level = _log.info if after.found and after.connected else _log.warn
+            level = _log.info if after.found and after.connected is not False else _log.warn
             level("inventory: {manager}: {host}: {state}", manager=manager, host=host,
                   state=_words(after))
             return
@@ -227,7 +231,7 @@ class Inventory:
             return
         if not after.found:
             return
-        if before.connected != after.connected:
+        if before.connected != after.connected and after.connected is not None:
             if after.connected:
                 _log.info("inventory: {manager}: {host} is connected again{detail}",
                           manager=manager, host=host,

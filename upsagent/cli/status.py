@@ -185,7 +185,8 @@ def _inventory_line(state: dict[str, Any] | None, managers: dict[str, Any],
     if not state["found"]:
         words = f"not found on {state['manager']}"
     else:
-        words = "connected" if state["connected"] else "disconnected"
+        words = {True: "connected", False: "disconnected"}.get(state["connected"],
+                                                             "connection not watched")
         if state["in_maintenance"]:
             words += ", in maintenance"
         if state.get("detail"):

@@ -172,6 +172,9 @@ def _slave(slave: SlaveConfig) -> list[str]:
                 lines.append(f"{manager.host_key} = {_value(manager.name)}")
             elif isinstance(manager, SshTargetConfig):
                 lines += _ssh(manager)
+            esxi = slave.host_esxi.get(host.name)
+            if esxi is not None:
+                lines += ["[host.esxi]"] + _api_manager(esxi)[2:]
     return lines
 
 

@@ -32,6 +32,10 @@ Rules (upsagent.toml(5) documents every key); an error names the key path and th
 * The password comes from exactly one place (:meth:`~upsagent.config.reader.Reader.password`:
   ``password``, ``password_file`` or a ``[slave].secrets_file`` entry keyed by the user),
   and secret files others can read are refused, as for every password of the file.
+* ``[host.esxi]`` (:class:`EsxiConfig`, a ``vsphere`` host only): the host's own endpoint
+  for the direct ESXi session the backend falls back to once vCenter is gone: ``url``
+  (default ``https://<host name>/sdk``), ``user`` (required), the password and the
+  certificate keys with the same rules as ``[[slave.vcenter]]`` (:func:`host_esxi`).
 * ``[host.ssh]``: ``address`` and ``user`` (required), ``port`` (22), ``key_file`` (a
   private file) or a password, ``known_hosts`` (required, readable: the host's key is
   checked against it, never trusted on first use), ``command`` (the argument list run on
@@ -51,8 +55,8 @@ from upsagent.config.reader import Reader, kind_of
 from upsagent.config.validate import show
 from upsagent.policy.plan import DEFAULT_SHUTDOWN_COMMAND, HostPlan
 
-__all__ = ["ApiManagerConfig", "LocalConfig", "MANAGED_KINDS", "ManagerConfig",
-           "SshTargetConfig", "VcenterConfig", "XenMasterConfig", "XenPoolConfig",
+__all__ = ["ApiManagerConfig", "EsxiConfig", "LocalConfig", "MANAGED_KINDS", "ManagerConfig",
+           "SshTargetConfig", "VcenterConfig", "XenMasterConfig", "XenPoolConfig", "host_esxi",
            "host_managers", "read_managers"]
 
 #: the backend kinds whose hosts have a manager record (the agent builds one backend each)
@@ -61,6 +65,7 @@ MANAGED_KINDS = ("local", "ssh", "vsphere", "xen", "xenmaster")
 _API_KEYS = ("name", "url", "user", "password", "password_file", "ca_file", "thumbprint",
              "insecure")
 _VCENTER_KEYS = ("vcenter_vm", "agent_vm", "last_vms")
+_ESXI_KEYS = tuple(k for k in _API_KEYS if k != "name")
 _SSH_KEYS = ("address", "port", "user", "key_file", "password", "password_file",
              "known_hosts", "command")
 _THUMBPRINT = re.compile(r"SHA256:(?:[0-9A-Fa-f]{2}:?){31}[0-9A-Fa-f]{2}")
@@ -102,8 +107,25 @@ class ApiManagerConfig:
 
 
 @dataclass(frozen=True)
+class EsxiConfig(ApiManagerConfig):
+    """``[host.esxi]``: the direct ESXi session (``apiType`` HostAgent) to one ``vsphere``
+    host, ``name``, as vCenter names it.  ``runs_vcenter`` / ``runs_agent`` are the host's
+    marks of the same names, not keys of this table:
+    :meth:`~upsagent.config.slaveconf.SlaveConfig.managers` copies them in."""
+
+    kind: ClassVar[str] = "esxi"
+    section: ClassVar[str] = "host.esxi"
+    host_key: ClassVar[str] = "esxi"
+
+    runs_vcenter: bool = False
+    runs_agent: bool = False
+
+
+@dataclass(frozen=True)
 class VcenterConfig(ApiManagerConfig):
-    """``[[slave.vcenter]]``: a vCenter, or an ESXi host managed directly."""
+    """``[[slave.vcenter]]``: a vCenter, or an ESXi host managed directly.  ``esxi``: the
+    ``[host.esxi]`` of the hosts that name it (set by
+    :meth:`~upsagent.config.slaveconf.SlaveConfig.managers`, not a key)."""
 
     kind: ClassVar[str] = "vsphere"
     section: ClassVar[str] = "slave.vcenter"
@@ -115,6 +137,7 @@ class VcenterConfig(ApiManagerConfig):
     agent_vm: str | None = None
     #: infrastructure VMs (name patterns) stopped after the others of their host
     last_vms: tuple[str, ...] = ()
+    esxi: tuple[EsxiConfig, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -214,12 +237,43 @@ def _api_managers(r: Reader, slave: Mapping[str, Any], key: str, cls: type[_A],
                 raise r.fail(f"{where}.name", f"{show(manager.name)} is already the name of "
                                               f"slave.{key}[{j + 1}]")
         if manager.insecure:
-            warnings.append(f"{source}: {where}.insecure: the certificate of {key} "
-                            f"{show(manager.name)} ({manager.url}) is not verified: anyone "
-                            "on the network path can pose as it and take its password; "
-                            "set ca_file or thumbprint instead")
+            warnings.append(_insecure_warning(source, where, key, manager))
         found.append(manager)
     return tuple(found)
+
+
+def _insecure_warning(source: str, where: str, what: str, manager: ApiManagerConfig) -> str:
+    return (f"{source}: {where}.insecure: the certificate of {what} {show(manager.name)} "
+            f"({manager.url}) is not verified: anyone on the network path can pose as it "
+            "and take its password; set ca_file or thumbprint instead")
+
+
+def host_esxi(r: Reader, raw_hosts: Sequence[Mapping[str, Any]], hosts: Sequence[HostPlan],
+              *, source: str, table: Mapping[str, str], secret: Callable[[str, str], str],
+              path: Callable[[str | None], str | None], readable: ReadableCheck,
+              ) -> tuple[dict[str, EsxiConfig], list[str]]:
+    """Host name -> its ``[host.esxi]`` (``vsphere`` hosts only), and the warnings they
+    give (``insecure``).  ``url`` defaults to ``https://<host name>/sdk``; the rest is read
+    as a ``[[slave.vcenter]]`` is, the key paths named ``host[N].esxi.<key>``."""
+    files = _Files(table, secret, path, lambda *_: None, readable)
+    found: dict[str, EsxiConfig] = {}
+    warnings: list[str] = []
+    for i, (item, host) in enumerate(zip(raw_hosts, hosts)):
+        if "esxi" not in item:
+            continue
+        where = f"host[{i + 1}].esxi"
+        if host.backend != "vsphere":
+            raise r.fail(where, f"only a vsphere host has a direct ESXi session (this one's "
+                                f"backend is {show(host.backend)})")
+        raw = r.table(item["esxi"], where)
+        r.keys(raw, _ESXI_KEYS, where)
+        address = f"[{host.name}]" if ":" in host.name else host.name
+        filled = {"name": host.name, "url": f"https://{address}/sdk", **raw}
+        esxi = _api_manager(r, filled, where, EsxiConfig, files)
+        if esxi.insecure:
+            warnings.append(_insecure_warning(source, where, "the ESXi host", esxi))
+        found[host.name] = esxi
+    return found, warnings
 
 
 def _api_manager(r: Reader, item: Mapping[str, Any], where: str, cls: type[_A],

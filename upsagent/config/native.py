@@ -216,9 +216,10 @@ class _Builder:
                     self.inline_secrets.append(f"slave.{section}[{i + 1}].password")
         hosts = document.get("host", [])
         for i, host in enumerate(hosts if isinstance(hosts, list) else []):
-            ssh = host.get("ssh") if isinstance(host, dict) else None
-            if isinstance(ssh, dict) and "password" in ssh:
-                self.inline_secrets.append(f"host[{i + 1}].ssh.password")
+            for key in ("ssh", "esxi"):
+                table = host.get(key) if isinstance(host, dict) else None
+                if isinstance(table, dict) and "password" in table:
+                    self.inline_secrets.append(f"host[{i + 1}].{key}.password")
         return build_slave(
             document, source=self.source, fail=self.fail, secret=self.password_file,
             secrets=lambda path, where: self.secrets(path, where), path=self.path,

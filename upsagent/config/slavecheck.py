@@ -69,6 +69,7 @@ def plan_problems(slave: SlaveConfig, available: Collection[str] | None = None,
                 f"{monitor.delay_from_ups:g} s + the UPS's {DELAY_VARIABLE}) only when the "
                 "agent has read it; it logs what does not fit then")
     warnings += tls_problems(slave)
+    warnings += esxi_problems(slave)
     for line in backend_problems(slave, available):
         if slave.dry_run:
             warnings.append(f"{line} (a dry run goes on without it; a real run refuses "
@@ -184,6 +185,19 @@ def tls_problems(slave: SlaveConfig) -> list[str]:
                      f"installed: install upsagent[tls]; until then contact with "
                      f"{monitor.system} is lost at every connection")
     return lines
+
+
+def esxi_problems(slave: SlaveConfig) -> list[str]:
+    """A warning per ``vsphere`` host that runs the vCenter VM, is shut down, and has no
+    ``[host.esxi]``: once its VMs are stopped (the vCenter's among them), nothing can shut
+    it down (``upsagent/hypervisors/vsphere.py``)."""
+    names = [host.name for host in slave.plan.hosts]
+    return [f"{slave.source}: host[{names.index(h.name) + 1}].runs_vcenter (host "
+            f"{show(h.name)}): no [host.esxi]: once its VMs are stopped, the vCenter VM "
+            "among them, the host's own shutdown cannot go through vCenter and fails; "
+            "add [host.esxi] (its own endpoint) for it"
+            for h in slave.plan.hosts if h.backend == "vsphere" and h.runs_vcenter
+            and h.shuts_down and h.name not in slave.host_esxi]
 
 
 def settings_problems(slave: SlaveConfig) -> list[str]:

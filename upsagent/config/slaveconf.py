@@ -65,8 +65,8 @@ from upsagent.policy.plan import (
     UpsCountdown, UpsPlan, VmGroupError, read_vm_groups, upsmon_plan)
 from upsagent.config.shellline import ShellLine
 from upsagent.config.managers import (
-    LocalConfig, ManagerConfig, PrivateCheck, ReadableCheck, SshTargetConfig, VcenterConfig,
-    XenMasterConfig, XenPoolConfig, host_managers, read_managers)
+    EsxiConfig, LocalConfig, ManagerConfig, PrivateCheck, ReadableCheck, SshTargetConfig,
+    VcenterConfig, XenMasterConfig, XenPoolConfig, host_esxi, host_managers, read_managers)
 
 if TYPE_CHECKING:
     from upsagent.config.monitoring import MonitorSettings
@@ -104,7 +104,7 @@ _HOST_FLOAT = ("maintenance_after", "shutdown_after", "shutdown_delay", "shutdow
                "command_budget", "debounce", "maintenance_timeout", "vm_shutdown_timeout")
 _HOST_KEYS = ("name", "backend", "powered_by", "min_supplies", *_HOST_FLOAT, "command",
               "message", "cluster", "pool_master", "shutdown_on_critical", "vcenter", "pool",
-              "ssh", "vm_groups", "power_on_vms", "runs_vcenter", "runs_agent")
+              "ssh", "vm_groups", "power_on_vms", "runs_vcenter", "runs_agent", "esxi")
 
 
 @dataclass(frozen=True)
@@ -186,6 +186,8 @@ class SlaveConfig:
     #: name) and the ``ssh`` hosts (their ``[host.ssh]``)
     host_managers: Mapping[str, VcenterConfig | XenPoolConfig | SshTargetConfig] = field(
         default_factory=dict)
+    #: host name -> its ``[host.esxi]`` (the direct ESXi session of a ``vsphere`` host)
+    host_esxi: Mapping[str, EsxiConfig] = field(default_factory=dict)
 
     def key(self, native: str, upsmon: str) -> str:
         """``native`` (an upsagent.toml key path) or ``upsmon`` (the upsmon.conf word)."""
@@ -208,8 +210,10 @@ class SlaveConfig:
         ``local`` host's is this OS (:class:`LocalConfig`, from ``[slave]``'s shutdown
         settings); an ``ssh`` host's record carries its ``shutdown_duration`` as the
         ``budget`` of its shutdown command; a ``xenmaster`` host's is its own
-        (:class:`XenMasterConfig`: its pool and this OS's shutdown settings).  Hosts
-        without a manager (``simulated``) are left out."""
+        (:class:`XenMasterConfig`: its pool and this OS's shutdown settings); a
+        ``[[slave.vcenter]]``'s record has the ``[host.esxi]`` of its hosts (``esxi``, with
+        their ``runs_vcenter`` and ``runs_agent`` marks).  Hosts without a manager
+        (``simulated``) are left out."""
         groups: dict[tuple[str, str], tuple[ManagerConfig, list[str]]] = {}
         local: LocalConfig | None = None
         for host in self.plan.hosts:
@@ -230,7 +234,17 @@ class SlaveConfig:
             if manager is not None:
                 groups.setdefault((manager.kind, manager.name), (manager, []))[1].append(
                     host.name)
-        return [(manager, tuple(names)) for manager, names in groups.values()]
+        return [(self._with_esxi(manager, names), tuple(names))
+                for manager, names in groups.values()]
+
+    def _with_esxi(self, manager: ManagerConfig, names: list[str]) -> ManagerConfig:
+        if not isinstance(manager, VcenterConfig):
+            return manager
+        plans = {h.name: h for h in self.plan.hosts}
+        esxi = tuple(replace(self.host_esxi[n], runs_vcenter=plans[n].runs_vcenter,
+                             runs_agent=plans[n].runs_agent)
+                     for n in names if n in self.host_esxi)
+        return replace(manager, esxi=esxi) if esxi else manager
 
 
 def build_slave(document: Mapping[str, Any], *, source: str,
@@ -286,6 +300,8 @@ def build_slave(document: Mapping[str, Any], *, source: str,
     links, unused = host_managers(r, raw_hosts, hosts, source=source, vcenters=vcenters,
                                   pools=xenpools, table=table, secret=secret, path=path,
                                   private=private, readable=readable)
+    esxi, esxi_warnings = host_esxi(r, raw_hosts, hosts, source=source, table=table,
+                                    secret=secret, path=path, readable=readable)
     if hosts:
         _own_host_settings(hosts, minsupplies, finaldelay, fail)
         plan = Plan(hosts=hosts, name=agent)
@@ -316,7 +332,8 @@ def build_slave(document: Mapping[str, Any], *, source: str,
                      path(r.text(slave, "status_socket", "slave")) or DEFAULT_STATUS_SOCKET)
     return SlaveConfig(plan=plan, monitors=monitors, notify=notify, source=source,
                        vcenters=vcenters, xenpools=xenpools, host_managers=links,
-                       warnings=(*warnings, *unused), status_socket=status_socket,
+                       host_esxi=esxi, warnings=(*warnings, *esxi_warnings, *unused),
+                       status_socket=status_socket,
                        **{k: v for k, v in extra.items() if v is not None})
 
 

@@ -50,7 +50,9 @@ class HostInfo:
     """One managed host as the backend sees it now."""
 
     name: str
-    connected: bool
+    #: None: the backend does not watch the host's connection (ssh: reached only when
+    #: it acts); never a guess
+    connected: bool | None
     in_maintenance: bool = False
     detail: str = ""
     #: the backend found the vCenter's own VM / this agent's own VM running on this host

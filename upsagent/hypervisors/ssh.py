@@ -305,8 +305,9 @@ class SshBackend(Backend):
         return self.probe().addCallback(lines)
 
     def hosts(self) -> Deferred[list[HostInfo]]:
-        return succeed([HostInfo(self.target.name, True,
-                                 detail=f"ssh {self.target.address}")])
+        return succeed([HostInfo(self.target.name, None,
+                                 detail=f"ssh {self.target.address}, reached when it acts "
+                                        "(upsagent test-ssh tries it)")])
 
     def shutdown_host(self, host: str, killpower: bool = False) -> Deferred[Result]:
         return self.run(self.target.command)

@@ -24,6 +24,24 @@ restart), and only after an enter operation still running on that host has ended
 back mid-migration).
 ``connect`` logs in and starts the keep-alive (a cheap call every :data:`KEEPALIVE`
 seconds, logging in again when the session expired).
+
+**Without the vCenter** (:mod:`upsagent.hypervisors.esxi`).  A host with ``[host.esxi]``
+has a direct ESXi session, logged in at ``connect`` and kept alive with the vCenter's:
+
+* a host that runs the vCenter VM or the agent's own VM (its ``runs_vcenter`` /
+  ``runs_agent`` mark, or the inventory's detection, :attr:`HostInfo.runs_vcenter` /
+  :attr:`HostInfo.runs_agent`) has its VMs' shutdown (the vCenter VM last, the agent's
+  own VM left to the host's shutdown) and its own shutdown done through the direct
+  session (the engine has already waited for the other hosts of the vCenter, R6);
+  should that session not answer, through vCenter;
+* any other host whose VMs' or host shutdown finds the vCenter unreachable (a network
+  error, a 503, a lost session whose new login fails) has it done through the direct
+  session with the time left; maintenance is not (no vCenter, no DRS): its result says so.
+
+Without a direct session, a VMs' or host shutdown that finds the vCenter unreachable is
+tried again, after :data:`RETRY_FIRST` s, doubling up to :data:`RETRY_MAX` s, while the
+step's time limit lasts (a vCenter back in time still shuts the host down); the result
+then says how many attempts found it unreachable.  Every result says which path it took.
 """
 
 from __future__ import annotations
@@ -32,13 +50,15 @@ import threading
 from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING, Any, TypeVar, cast
 
-from twisted.internet.defer import Deferred
+from twisted.internet.defer import Deferred, gatherResults
 from twisted.internet.task import LoopingCall
 from twisted.logger import Logger
 from twisted.python.failure import Failure
 
 from upsagent.hypervisors.base import Backend, HostInfo
+from upsagent.hypervisors.esxi import EsxiClient, unreachable
 from upsagent.hypervisors.vsphere_client import FREE_ESXI_HINT, Cancelled, VsphereClient
+from upsagent.hypervisors.vsphere_paths import StepPaths, no_drs
 from upsagent.system.runner import Outcome, Result, Runner
 from upsagent.system.threads import Blocking, own_pool
 
@@ -55,11 +75,13 @@ _T = TypeVar("_T")
 GRACE = 60.0
 #: seconds between keep-alive calls (vCenter expires idle sessions after ~30 min)
 KEEPALIVE = 300.0
-#: limit of a shutdown_host operation (the task is accepted within seconds)
-SHUTDOWN_LIMIT = 120.0
+#: limit of a shutdown_host operation (the task is accepted within seconds), retries of
+#: an unreachable vCenter and the direct session included: the default shutdown_duration,
+#: so that the result comes before the engine's own guard (its limit + 30 s)
+SHUTDOWN_LIMIT = 60.0
 
 #: the seam: run a blocking callable somewhere, fire with its value
-class VsphereBackend(Backend):
+class VsphereBackend(StepPaths, Backend):
     """The hosts of one vCenter."""
 
     kind = "vsphere"
@@ -74,6 +96,13 @@ class VsphereBackend(Backend):
         self.keepalive = keepalive
         self._loop: LoopingCall | None = None
         self._entering: dict[str, Deferred[Result]] = {}
+        #: host -> its direct ESXi session ([host.esxi])
+        self.direct: dict[str, EsxiClient] = {
+            e.name: EsxiClient(e, rules=self.client.rules) for e in config.esxi}
+        self._marked = {e.name for e in config.esxi if e.runs_vcenter}
+        self._agent_marked = {e.name for e in config.esxi if e.runs_agent}
+        self._detected: set[str] = set()
+        self._detected_agent: set[str] = set()
 
     @classmethod
     def build(cls, config: ManagerConfig, reactor: Any, runner: Runner) -> VsphereBackend:
@@ -91,9 +120,11 @@ class VsphereBackend(Backend):
 
     # -- the watched call --------------------------------------------------------------
 
-    def _run(self, what: str, limit: float,
-             work: Callable[[threading.Event], Result]) -> Deferred[Result]:
-        """``work(cancel)`` on the seam, watched: ``limit`` + GRACE at most, cancellable."""
+    def _run(self, what: str, limit: float, work: Callable[[threading.Event], Result],
+             label: str | None = None) -> Deferred[Result]:
+        """``work(cancel)`` on the seam, watched: ``limit`` + GRACE at most, cancellable.
+        ``label`` names the endpoint in an unreachable result (default: the vCenter)."""
+        label = label or f"vcenter {self.config.name}"
         cancel = threading.Event()
 
         def canceller(_: Deferred[Result]) -> None:
@@ -110,9 +141,9 @@ class VsphereBackend(Backend):
                 return Result(Outcome.CANCELLED, "cancelled")
             except LookupError as exc:
                 return Result(Outcome.FAILED, str(exc))
-            except (OSError, ConnectionError) as exc:
-                return Result(Outcome.UNREACHABLE, f"vcenter {self.config.name}: {exc}")
             except Exception as exc:  # noqa: BLE001 - a fault is a result, not a crash
+                if unreachable(exc):
+                    return Result(Outcome.UNREACHABLE, f"{label}: {exc}")
                 if type(exc).__name__.endswith("RestrictedVersion"):
                     return Result(Outcome.FAILED, f"vcenter {self.config.name}: "
                                   f"{FREE_ESXI_HINT}")
@@ -157,7 +188,19 @@ class VsphereBackend(Backend):
                 self._loop.clock = self.reactor
                 self._loop.start(self.keepalive, now=False)
             return result
-        return d.addCallback(started)
+        d.addCallback(started)
+        if not self.direct:
+            return d
+
+        def direct(result: Result) -> Deferred[Result]:
+            def joined(lines: list[Result]) -> Result:
+                detail = "; ".join([result.detail, *(r.detail for r in lines)])
+                if self._loop is None:     # the direct sessions are kept alive too
+                    started(Result(Outcome.OK))
+                return Result(result.outcome, detail)
+            return gatherResults([self._connect_direct(h) for h in self.direct]
+                                 ).addCallback(joined)
+        return d.addCallback(direct)
 
     def remember_maintenance(self, host: str) -> None:
         """``host`` was put into maintenance by this agent before its restart: exit it on
@@ -171,8 +214,13 @@ class VsphereBackend(Backend):
         def work(_: threading.Event) -> Result:
             try:
                 found.append(self.client.check(list(hosts)))
+                for host in hosts:
+                    if host in self.direct:
+                        found[0].extend(self._check_direct(host))
             finally:
                 self.client.disconnect()
+                for session in self.direct.values():
+                    session.disconnect()
             return Result(Outcome.OK)
 
         def lines(result: Result) -> list[str]:
@@ -191,18 +239,29 @@ class VsphereBackend(Backend):
                 _log.warn("vcenter {name}: keep-alive: {detail}", name=self.config.name,
                           detail=result.detail)
         self._run("keep-alive", 60.0, work).addCallback(logged)
+        for host, session in self.direct.items():
+            self._keep_direct(host, session)
 
     def stop(self) -> Deferred[None]:
         """Stop the keep-alive and log out."""
         if self._loop is not None and self._loop.running:
             self._loop.stop()
         self._loop = None
-        return self.blocking(self.client.disconnect).addErrback(lambda _: None)
+
+        def disconnect() -> None:
+            self.client.disconnect()
+            for session in self.direct.values():
+                session.disconnect()
+        return self.blocking(disconnect).addErrback(lambda _: None)
+
+    def close(self) -> Deferred[None]:
+        """The agent stops: :meth:`stop`."""
+        return self.stop()
 
     def hosts(self) -> Deferred[list[HostInfo]]:
         """Every host of the vCenter with its connection and maintenance state, and whether
-        it runs the vCenter VM or this agent's VM (an empty list when the vCenter cannot be
-        reached; the reason is logged)."""
+        it runs the vCenter VM or this agent's VM; fails (``ConnectionError`` with the
+        reason) when the vCenter cannot be asked, as :meth:`Backend.hosts` says."""
         holder: list[list[HostInfo]] = []
 
         def work(_: threading.Event) -> Result:
@@ -213,15 +272,20 @@ class VsphereBackend(Backend):
             return Result(Outcome.OK)
 
         def listed(result: Result) -> list[HostInfo]:
-            if not result.ok:
-                _log.warn("vcenter {name}: hosts: {detail}", name=self.config.name,
-                          detail=result.detail)
-            return holder[0] if holder and result.ok else []
+            if not result.ok or not holder:
+                raise ConnectionError(f"vcenter {self.config.name}: "
+                                      f"{result.detail or result.outcome.value}")
+            # the placement detection, kept while vCenter is away
+            self._detected = {h.name for h in holder[0] if h.runs_vcenter}
+            self._detected_agent = {h.name for h in holder[0] if h.runs_agent}
+            return holder[0]
         return self._run("hosts", 60.0, work).addCallback(listed)
 
     def enter_maintenance(self, host: str, timeout: float) -> Deferred[Result]:
         d = self._run(f"enter maintenance on {host}", timeout,
                       lambda cancel: self.client.enter_maintenance(host, timeout, cancel))
+        if host in self.direct:
+            d.addCallback(no_drs)
         self._entering[host] = d
 
         def forget(result: Result) -> Result:
@@ -251,9 +315,12 @@ class VsphereBackend(Backend):
 
     def shutdown_vms(self, host: str, timeout: float,
                      groups: Sequence[VmGroup] = ()) -> Deferred[Result]:
-        return self._run(f"shut down the VMs of {host}", timeout,
-                         lambda cancel: self.client.shutdown_vms(host, timeout, cancel,
-                                                                 tuple(groups)))
+        def vcenter(cancel: threading.Event, left: float) -> Result:
+            return self.client.shutdown_vms(host, left, cancel, tuple(groups))
+
+        def direct(cancel: threading.Event, left: float) -> Result:
+            return self.direct[host].shutdown_vms(host, left, cancel, tuple(groups))
+        return self._step(host, f"shut down the VMs of {host}", timeout, vcenter, direct)
 
     def power_on_vms(self, host: str, vms: Sequence[str], groups: Sequence[VmGroup] = (),
                      timeout: float = 600.0) -> Deferred[Result]:
@@ -262,8 +329,12 @@ class VsphereBackend(Backend):
                              host, tuple(vms), tuple(groups), timeout, cancel))
 
     def shutdown_host(self, host: str, killpower: bool = False) -> Deferred[Result]:
-        return self._run(f"shut down {host}", SHUTDOWN_LIMIT,
-                         lambda cancel: self.client.shutdown_host(host, cancel))
+        def vcenter(cancel: threading.Event, _: float) -> Result:
+            return self.client.shutdown_host(host, cancel)
+
+        def direct(cancel: threading.Event, _: float) -> Result:
+            return self.direct[host].shutdown_host(host, cancel)
+        return self._step(host, f"shut down {host}", SHUTDOWN_LIMIT, vcenter, direct)
 
 
 def _msg(exc: BaseException) -> str:

@@ -34,12 +34,12 @@ from urllib.parse import urlsplit
 from twisted.logger import Logger
 
 from upsagent.hypervisors import vsphere_vms
-from upsagent.hypervisors.vsphere_vms import LocalIdentity, Resolve
+from upsagent.hypervisors.vsphere_vms import LocalIdentity, Resolve, VmRules
 from upsagent.policy.plan import VmGroup
 from upsagent.system.runner import Outcome, Result
 
 if TYPE_CHECKING:
-    from upsagent.config.managers import VcenterConfig
+    from upsagent.config.managers import ApiManagerConfig
 
 try:
     # pyVmomi's types are generated at run time; to mypy they are Any
@@ -51,7 +51,7 @@ except ImportError as exc:  # pragma: no cover - the registry turns it into the 
 vim: Any = _pyvmomi.vim
 vmodl: Any = _pyvmomi.vmodl
 
-__all__ = ["HostState", "VsphereClient", "ssl_context"]
+__all__ = ["HostState", "SessionLost", "VsphereClient", "ssl_context"]
 
 _log = Logger(namespace="upsagent.vsphere")
 _T = TypeVar("_T")
@@ -76,6 +76,11 @@ class Cancelled(Exception):
     """The engine cancelled the operation."""
 
 
+class SessionLost(ConnectionError):
+    """The session expired and logging in again failed: as unreachable as a network
+    error (the vsphere backend's fallback and retries treat it so)."""
+
+
 @dataclass(frozen=True)
 class HostState:
     """A host as vCenter shows it."""
@@ -89,11 +94,12 @@ class HostState:
     runs_agent: bool = False
 
 
-def ssl_context(config: VcenterConfig) -> ssl.SSLContext:
+def ssl_context(config: ApiManagerConfig) -> ssl.SSLContext:
     """The TLS context the configuration asks for (see the module's docstring)."""
     if config.insecure:
-        _log.warn("vcenter {name} ({url}): certificate NOT verified (insecure = true): anyone "
+        _log.warn("{what} {name} ({url}): certificate NOT verified (insecure = true): anyone "
                   "on the network path can pose as it and take its password",
+                  what="ESXi host" if config.kind == "esxi" else "vcenter",
                   name=config.name, url=config.url)
         return ssl._create_unverified_context()  # noqa: S323 - the operator wrote insecure
     if config.ca_file is not None:
@@ -117,20 +123,20 @@ class VsphereClient:
     """One session to ``config``'s vCenter; blocking; re-logs in when the session is gone.
 
     ``owned``: the hosts this agent put into maintenance (only they are taken out again).
-    ``identity``: this machine's SMBIOS UUID and MACs, ``resolve``: a host name to its
-    addresses (both injectable for tests), to find the agent's VM and the vCenter VM;
-    ``vapp_units``: the vApps this agent stopped as units (started again as units).
+    ``rules`` (:class:`~upsagent.hypervisors.vsphere_vms.VmRules`, from ``config``, with
+    ``identity``, this machine's SMBIOS UUID and MACs, and ``resolve``, a host name to its
+    addresses, both injectable for tests): how the agent's VM and the vCenter VM are found
+    and the VMs ordered; ``vapp_units``: the vApps this agent stopped as units (started again as units).
     """
 
-    def __init__(self, config: VcenterConfig, http_timeout: float = 30.0,
+    def __init__(self, config: ApiManagerConfig, http_timeout: float = 30.0,
                  identity: LocalIdentity | None = None,
-                 resolve: Resolve | None = None) -> None:
+                 resolve: Resolve | None = None, rules: VmRules | None = None) -> None:
         self.config = config
         self.http_timeout = http_timeout
         self.si: Any = None
         self.owned: set[str] = set()
-        self.identity = identity if identity is not None else LocalIdentity()
-        self.resolve: Resolve = resolve if resolve is not None else vsphere_vms._resolve
+        self.rules = rules if rules is not None else VmRules.of(config, identity, resolve)
         self.vapp_units: set[str] = set()
         self._placement: tuple[str | None, str | None] | None = None
         self._lock = threading.Lock()
@@ -212,7 +218,8 @@ class VsphereClient:
                 pass
 
     def call(self, fn: Callable[[], _T]) -> _T:
-        """``fn()``, logging in first if needed and again once if the session expired."""
+        """``fn()``, logging in first if needed and again once if the session expired
+        (:class:`SessionLost` when that new login fails: the endpoint is not usable)."""
         if self.si is None:
             self.connect()
         try:
@@ -220,7 +227,11 @@ class VsphereClient:
         except vim.fault.NotAuthenticated:
             _log.info("vcenter {name}: session expired, logging in again",
                       name=self.config.name)
-            self.connect()
+            try:
+                self.connect()
+            except Exception as exc:
+                raise SessionLost(f"{self.config.url}: the session was lost and the new "
+                                  f"login failed: {_fault(exc)}") from exc
             return fn()
 
     def keep_alive(self) -> None:

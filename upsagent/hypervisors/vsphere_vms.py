@@ -57,7 +57,7 @@ from upsagent.system.runner import Outcome, Result
 if TYPE_CHECKING:
     from upsagent.hypervisors.vsphere_client import VsphereClient
 
-__all__ = ["Batch", "LocalIdentity", "Placement", "Unit", "VmInfo", "addresses_of",
+__all__ = ["Batch", "LocalIdentity", "Placement", "Unit", "VmInfo", "VmRules", "addresses_of",
            "check_names", "detect", "plan_batches", "read_vms", "session_is_vcenter",
            "shutdown_vms", "start_vms", "swap_uuid"]
 
@@ -157,6 +157,30 @@ class LocalIdentity:
 
 
 @dataclass(frozen=True)
+class VmRules:
+    """What finds and orders the special VMs of one ``[[slave.vcenter]]``: its
+    ``vcenter_vm``, ``agent_vm`` and ``last_vms``, the vCenter's URL (its addresses find
+    the vCenter VM), this machine's identity and a resolver (injectable for tests).  A
+    host's direct ESXi session uses its vCenter's rules."""
+
+    vcenter_vm: str | None = None
+    agent_vm: str | None = None
+    last_vms: tuple[str, ...] = ()
+    vcenter_url: str = ""
+    identity: LocalIdentity = field(default_factory=LocalIdentity)
+    resolve: Resolve = _resolve
+
+    @classmethod
+    def of(cls, config: Any, identity: LocalIdentity | None = None,
+           resolve: Resolve | None = None) -> VmRules:
+        """The rules a manager's record gives (keys it lacks: their defaults)."""
+        return cls(getattr(config, "vcenter_vm", None), getattr(config, "agent_vm", None),
+                   tuple(getattr(config, "last_vms", ())), str(config.url),
+                   identity if identity is not None else LocalIdentity(),
+                   resolve if resolve is not None else _resolve)
+
+
+@dataclass(frozen=True)
 class VmInfo:
     """One VM as read in bulk."""
 
@@ -214,16 +238,18 @@ def _one(found: list[VmInfo]) -> VmInfo | None:
     return found[0] if len(found) == 1 else None
 
 
-def detect(client: VsphereClient, vms: Sequence[VmInfo]) -> Placement:
-    """Where the vCenter VM and this agent's VM are (see the module's docstring)."""
-    config, how = client.config, []
+def detect(client: VsphereClient, vms: Sequence[VmInfo],
+           also: frozenset[str] = frozenset()) -> Placement:
+    """Where the vCenter VM and this agent's VM are (see the module's docstring); ``also``:
+    more addresses of the vCenter (a direct session: the host's management server)."""
+    config, how = client.rules, []
     running = [vm for vm in vms if vm.running]
     vcenter = None
     if config.vcenter_vm is not None:
         vcenter = _one([vm for vm in running if vm.name == config.vcenter_vm])
         how.append(f"vcenter_vm = {config.vcenter_vm!r}")
     else:
-        addresses = addresses_of(config.url, client.resolve)
+        addresses = addresses_of(config.vcenter_url, config.resolve) | also
         vcenter = _one([vm for vm in running if vm.ips & addresses])
         how.append(f"vCenter VM by address {', '.join(sorted(addresses)) or 'unresolved'}")
     agent = None
@@ -231,7 +257,7 @@ def detect(client: VsphereClient, vms: Sequence[VmInfo]) -> Placement:
         agent = _one([vm for vm in running if vm.name == config.agent_vm])
         how.append(f"agent_vm = {config.agent_vm!r}")
     else:
-        uuids, macs = client.identity.uuids(), client.identity.macs()
+        uuids, macs = config.identity.uuids(), config.identity.macs()
         by_uuid = [vm for vm in running if vm.uuid in uuids]
         by_mac = [vm for vm in running if vm.macs & macs]
         if not by_mac and any(m.startswith(VMWARE_OUIS) for m in macs):
@@ -251,7 +277,7 @@ def check_names(client: VsphereClient) -> list[str]:
     """``check-config --connect``: one line per ``vcenter_vm`` / ``agent_vm`` that names
     no VM of this vCenter."""
     names = {vm.name for vm in read_vms(client, ("name",))}
-    wanted = [(key, getattr(client.config, key)) for key in ("vcenter_vm", "agent_vm")]
+    wanted = [(key, getattr(client.rules, key)) for key in ("vcenter_vm", "agent_vm")]
     return [f"{key} = {value!r}: no VM of that name (the host that runs it cannot be found)"
             for key, value in wanted if value is not None and value not in names]
 
@@ -299,6 +325,10 @@ def _group_of(groups: Sequence[VmGroup], unit: Unit) -> int | None:
     return min(indexes) if indexes else None
 
 
+#: the labels of the batches after the groups, in their order
+_TAIL = ("the vCenter VM", "last_vms")
+
+
 def plan_batches(groups: Sequence[VmGroup], units: Sequence[Unit], budget: float,
                  last: Sequence[str] = (), vcenter_vm: str | None = None) -> list[Batch]:
     """The order in which ``units`` are stopped within ``budget``: one batch per group
@@ -309,7 +339,7 @@ def plan_batches(groups: Sequence[VmGroup], units: Sequence[Unit], budget: float
     rest = max(budget - sum(g.timeout for g in groups), 0.0)
     infra = VmGroup(tuple(last), 0.0) if last else None
     ordinary: list[list[Unit]] = [[] for _ in range(len(groups) + 1)]
-    tail: dict[str, list[Unit]] = {"the vCenter VM": [], "last_vms": []}
+    tail: dict[str, list[Unit]] = {label: [] for label in _TAIL}
     for unit in sorted(units, key=lambda u: u.name):
         if vcenter_vm is not None and unit.vapp is None and unit.name == vcenter_vm:
             tail["the vCenter VM"].append(unit)
@@ -379,13 +409,16 @@ def session_is_vcenter(client: VsphereClient) -> bool:
 def shutdown_vms(client: VsphereClient, name: str, timeout: float, cancel: threading.Event,
                  groups: tuple[VmGroup, ...] = ()) -> Result:
     """Stop the VMs running on host ``name`` (see the module's docstring)."""
-    host = str(_key(client._host(name)))
+    obj = client._host(name)
+    host = str(_key(obj))
     every = read_vms(client)
     mine = [vm for vm in every if vm.host == host and vm.running]
     if not mine:
         return Result(Outcome.OK, "no VMs running")
-    placement = detect(client, every)
     through_vcenter = session_is_vcenter(client)
+    management = "" if through_vcenter else str(
+        getattr(obj.summary, "managementServerIp", "") or "")
+    placement = detect(client, every, frozenset({management} - {""}))
     kept: dict[str, str] = {}
     if placement.agent_vm is not None and placement.agent_vm.host == host:
         kept[placement.agent_vm.name] = "the agent's own VM"
@@ -394,7 +427,7 @@ def shutdown_vms(client: VsphereClient, name: str, timeout: float, cancel: threa
         kept[vcenter.name] = "the vCenter VM, which this session goes through"
     units = _units(client, host, name, [vm for vm in mine if vm.name not in kept], every,
                    list(kept))
-    batches = plan_batches(groups, units, timeout, client.config.last_vms,
+    batches = plan_batches(groups, units, timeout, client.rules.last_vms,
                            vcenter.name if vcenter is not None and not through_vcenter
                            else None)
     end = time.monotonic() + timeout
@@ -410,8 +443,9 @@ def shutdown_vms(client: VsphereClient, name: str, timeout: float, cancel: threa
              if vm.host == host and vm.running}
     left = tuple(sorted(still - set(kept)))
     stopped = tuple(sorted(names - still))
-    order = " in order " + " | ".join(", ".join(u.name for u in b.units) for b in batches) \
-        if groups or len(batches) > 1 else ""
+    order = " in order " + " | ".join(
+        ", ".join(u.name for u in b.units) + (f" ({b.label})" if b.label in _TAIL else "")
+        for b in batches) if groups or len(batches) > 1 else ""
     spared = (f"; left for the host's shutdown: "
               + ", ".join(f"{vm} ({why})" for vm, why in sorted(kept.items()))) if kept else ""
     if left:
@@ -524,7 +558,7 @@ def start_vms(client: VsphereClient, name: str, vms: tuple[str, ...],
     placement = detect(client, every)
     vcenter = placement.vcenter_vm.name if placement.vcenter_vm is not None else None
     started: list[str] = []
-    for batch in reversed(plan_batches(groups, units, 0.0, client.config.last_vms, vcenter)):
+    for batch in reversed(plan_batches(groups, units, 0.0, client.rules.last_vms, vcenter)):
         tasks = []
         state = {vm.name: vm for vm in read_vms(client, POWER_PROPS) if vm.host == host}
         for unit in batch.units:

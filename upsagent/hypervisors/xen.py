@@ -201,6 +201,27 @@ class XenPool:
                 return ref, rec
         raise LookupError(f"no host named {name!r} in pool {self.config.name}")
 
+    def liveness(self, records: dict[str, dict[str, Any]]) -> dict[str, bool | None]:
+        """host ref -> whether xapi counts the host live, as xapi keeps it: in the host's
+        metrics object (``host_metrics.live``; a ``live`` in the host record itself, as
+        some simulators give, is taken too); None when xapi does not say."""
+        metrics: dict[str, Any] = {}
+        if any("live" not in rec for rec in records.values()):
+            try:
+                metrics = self.api().host_metrics.get_all_records()
+            except Exception as exc:  # noqa: BLE001 - then liveness is unknown, not made up
+                _log.warn("xen pool {pool}: host_metrics: {exc}", pool=self.config.name,
+                          exc=exc)
+        out: dict[str, bool | None] = {}
+        for ref, rec in records.items():
+            if "live" in rec:
+                out[ref] = bool(rec["live"])
+                continue
+            found = metrics.get(rec.get("metrics", ""))
+            out[ref] = bool(found["live"]) if isinstance(found, dict) and "live" in found \
+                else None
+        return out
+
     def is_master(self, ref: str) -> bool:
         api = self.api()
         return bool(api.pool.get_master(api.pool.get_all()[0]) == ref)
@@ -344,11 +365,12 @@ class XenPool:
         """The enabled live host other than ``host_ref`` with the most free memory that
         can take ``vm``."""
         hosts = self.api().host.get_all_records()
+        live = self.liveness(hosts)
         vms = self.api().VM.get_all_records().values()
         need = int(vm.get("memory_static_max", "0"))
         best: tuple[int, str] | None = None
         for ref, rec in hosts.items():
-            if ref == host_ref or not rec["enabled"] or not rec.get("live", True):
+            if ref == host_ref or not rec["enabled"] or live[ref] is False:
                 continue
             used = sum(int(v.get("memory_static_max", "0")) for v in vms
                        if v["resident_on"] == ref and v["power_state"] == "Running")
@@ -382,7 +404,7 @@ class XenPool:
         if self.is_master(ref):
             return Result(Outcome.FAILED, f"{name} is the pool master: its own agent shuts "
                                           "it down")
-        if not rec.get("live", True):
+        if self.liveness({ref: rec})[ref] is False:
             return Result(Outcome.OK, f"{name} is already down")
         api = self.api()
         if rec["enabled"]:
@@ -517,7 +539,7 @@ class XenBackend(Backend):
                 if ref is None:
                     problems.append(f"host {host}: no host with that name-label in pool "
                                     f"{name} (it has: {', '.join(sorted(labels.values()))})")
-                elif not records[ref].get("live", True):
+                elif self.pool.liveness({ref: records[ref]})[ref] is False:
                     problems.append(f"host {host}: not live in pool {name}")
             return problems
 
@@ -540,8 +562,10 @@ class XenBackend(Backend):
 
     def hosts(self) -> Deferred[list[HostInfo]]:
         def work() -> list[HostInfo]:
-            return [HostInfo(r["name_label"], bool(r.get("live", True)), not r["enabled"])
-                    for r in self.pool.api().host.get_all_records().values()]
+            records = self.pool.api().host.get_all_records()
+            live = self.pool.liveness(records)
+            return [HostInfo(r["name_label"], live[ref], not r["enabled"])
+                    for ref, r in records.items()]
         return cast("Deferred[list[HostInfo]]", self.in_thread(work))
 
     def enter_maintenance(self, host: str, timeout: float) -> Deferred[Result]:

@@ -141,20 +141,21 @@ class XenMasterBackend(Backend):
         return self.xen.run(f"check of pool {name}", work, 60.0).addCallback(lines)
 
     def hosts(self) -> Deferred[list[HostInfo]]:
-        """This host as xapi sees it (live, disabled, pool master or not); this OS's view
-        (up) with xapi's error when xapi does not answer."""
+        """This host as xapi sees it (live, disabled, pool master or not); fails when xapi
+        does not answer (the inventory reports it unreachable)."""
         found: list[HostInfo] = []
 
         def work(stop: threading.Event) -> Result:
             ref, rec = self.pool.host(self.name)
             role = "pool master" if self.pool.is_master(ref) else "not the pool master"
-            found.append(HostInfo(self.name, bool(rec.get("live", True)),
+            found.append(HostInfo(self.name, self.pool.liveness({ref: rec})[ref],
                                   not rec.get("enabled", True), role))
             return Result(Outcome.OK)
 
         def listed(result: Result) -> list[HostInfo]:
-            return found if result.ok and found else [
-                HostInfo(self.name, True, False, f"xapi: {result.detail}")]
+            if not result.ok or not found:
+                raise ConnectionError(f"xapi: {result.detail or result.outcome.value}")
+            return found
         return self.xen.run(f"state of {self.name}", work, 60.0).addCallback(listed)
 
     # -- the operations ----------------------------------------------------------------
