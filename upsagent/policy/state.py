@@ -88,6 +88,11 @@ class HostRecord:
     note: str = ""
     #: the host of the same cluster this one's maintenance waited for
     queued_behind: str = ""
+    #: R6: failed attempts of the current host shutdown, when the next one is due, and
+    #: why the last one failed
+    stop_failures: int = 0
+    stop_retry_at: float | None = None
+    stop_note: str = ""
 
 
 _ACTIONS: dict[str, type[Action]] = {
