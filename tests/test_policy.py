@@ -768,10 +768,12 @@ def test_an_operation_that_never_answers_is_given_up() -> None:
                                                            "limit")
     enter_cancel = d.of(Cancel)[0][1]
     assert enter_cancel.step == "enter maintenance"
-    # R6: a host shutdown given up on has failed: issued again (10, 20, 40, 60, 60 s after
-    # each failure) while the power is still failing; the host is not counted as down
-    assert [t for t, _ in d.of(ShutdownHost)] == [240, 340, 450, 580, 730, 880]
-    assert d.engine.phase("host1") is Phase.STOPPING
+    # R6: a host shutdown given up on has failed: issued again (10, 20, 40, 60 s after
+    # each failure) while the power is still failing, the VMs first (their step was given
+    # up on too); the host is not counted as down
+    assert [t for t, _ in d.of(ShutdownVms)] == [150, 340, 540, 760, 1000]
+    assert [t for t, _ in d.of(ShutdownHost)] == [240, 430, 630, 850]
+    assert d.engine.phase("host1") is Phase.VMS
 
 
 # -- R6: a failed host shutdown is issued again -----------------------------------------
@@ -812,6 +814,29 @@ def test_a_failed_host_shutdown_is_issued_again_until_it_works() -> None:
     assert d.engine.phase("h") is Phase.DOWN
     d.until(2000)
     assert [t for t, _ in d.of(ShutdownHost)] == [60, 71, 180, 220, 280, 340, 400]
+
+
+def test_a_retry_stops_the_vms_first_when_their_step_failed_too() -> None:
+    """vCenter unreachable at the VMs' step and at the host's: the next attempt stops the
+    VMs again first, then the host; once the VMs are stopped, only the host is retried."""
+    d = Drive(three_esx())
+    started(d, 0, "UPS1")
+    d.event(0, state("UPS1", "OB"))
+    d.until(60)
+    d.done(60, d.last(ShutdownVms, "esx1"), Outcome.UNREACHABLE, "vCenter unreachable")
+    d.done(60, d.last(ShutdownHost, "esx1"), Outcome.UNREACHABLE, "vCenter unreachable")
+    d.until(70)
+    again = d.last(ShutdownVms, "esx1")
+    assert again.reason == ("UPS1 on battery for 60 s; again before attempt 2 of the "
+                            "host's shutdown, the last one failed: vCenter unreachable")
+    assert len(d.of(ShutdownHost, "esx1")) == 1
+    d.done(75, again, stopped=("vm1",))
+    assert d.last(ShutdownHost, "esx1").reason == (
+        "UPS1 on battery for 60 s; attempt 2, the last one failed: vCenter unreachable")
+    d.done(75, d.last(ShutdownHost, "esx1"), Outcome.FAILED, "InvalidState")
+    d.until(95)
+    assert [t for t, _ in d.of(ShutdownVms, "esx1")] == [60, 70]
+    assert [t for t, _ in d.of(ShutdownHost, "esx1")] == [60, 75, 95]
 
 
 def test_power_back_ends_the_retries_and_undoes_the_maintenance() -> None:

@@ -12,7 +12,7 @@ vcsim-ext (tests/vcsim/main.go).
   maintenance then fails (no host can take its VMs): host 2 stops its VMs and is shut
   down forced.
 * Faults: vCenter unreachable when the shutdown is due (the engine issues it again once
-  vCenter answers, rules R6), a VM that ignores its guest shutdown (powered off at the
+  vCenter answers, rules R6; the VMs first when their step failed too), a VM that ignores its guest shutdown (powered off at the
   step's timeout, then the host), a migration that never ends (maintenance ends at its
   deadline with Timedout, the VM left is stopped, then the host).
 
@@ -204,6 +204,35 @@ def test_vcenter_unreachable_when_the_shutdown_is_due(tmp_path: Path, sim: Vcsim
         assert time.monotonic() - back <= 10 + TOLERANCE + 10
         assert "attempt 2, the last one failed" in rig.slave.log()
         assert f"{H0}: shut down VMs" not in rig.slave.log()      # it was in maintenance
+        untouched(rig.sim, H1)
+        untouched(rig.sim, H2)
+    finally:
+        rig.close()
+
+
+def test_vcenter_unreachable_at_the_vms_and_the_shutdown(tmp_path: Path, sim: Vcsim) -> None:
+    """shutdown only, vCenter not answering from the power cut: the VMs' step and the
+    host's shutdown fail; once vCenter answers, the next attempt stops the VMs (guest
+    shutdown) first, then the host: its VMs are not cut off with it."""
+    rig = Rig(tmp_path, sim, hosts=vsphere_host(H0, shutdown_after=3, vm_shutdown_timeout=5))
+    try:
+        rig.sim.control("down", on="1")
+        rig.power("OB DISCHRG")
+        wait_for(lambda: re.search(rf"{H0}: shut down: (unreachable|failed|timed-out)",
+                                   rig.slave.log()), 3 + TOLERANCE + 30,
+                 f"the shutdown to fail\n{rig.slave.log()}")
+        assert re.search(rf"{H0}: shut down VMs: (unreachable|failed|timed-out)",
+                         rig.slave.log()), rig.slave.log()
+        state = rig.sim.state()
+        assert host(state, H0)["power"] == "poweredOn"
+        assert all(vm(state, name)["power"] == "poweredOn" for name in OURS)
+        rig.sim.control("down", on="0")
+        rig.until(lambda s: host(s, H0)["power"] == "poweredOff", 10 + TOLERANCE + 10,
+                  "H0 shut down once vCenter answers")
+        calls = rig.sim.calls()[H0]
+        stop = calls.index("ShutdownHost_Task")
+        assert {f"ShutdownGuest {VM0}", f"ShutdownGuest {VM1}"} <= set(calls[:stop])
+        assert "again before attempt 2 of the host's shutdown" in rig.slave.log()
         untouched(rig.sim, H1)
         untouched(rig.sim, H2)
     finally:

@@ -78,7 +78,8 @@ R6. **Shutdown** is the sequence :data:`SHUTDOWN_STAGES`, each stage skipped whe
     is still failing, its shutdown is issued again, one attempt at a time,
     :data:`SHUTDOWN_RETRY` seconds after the first failure, the wait doubling after every
     further failure up to :data:`SHUTDOWN_RETRY_MAX` (:func:`shutdown_retry_delay`), until
-    it succeeds.  Meanwhile the host counts as still shutting down: the hosts that wait
+    it succeeds; when the VMs' shutdown had failed too (vCenter unreachable), each attempt
+    stops the VMs again first.  Meanwhile the host counts as still shutting down: the hosts that wait
     for it (the agent's own host going last, the vCenter's host) go on waiting.  Power
     back before a retry ends the retries: the host is up and protected again (taken out
     of the maintenance this agent put it in, its VMs started again with ``power_on_vms``).

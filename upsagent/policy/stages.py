@@ -114,11 +114,17 @@ class Stages:
         if phase is Phase.VMS:
             if rec.before_order is Phase.NO_MAINTENANCE and rec.note:
                 why = f"{why}; maintenance failed: {rec.note}"
+            if rec.stop_failures:
+                why = (f"{why}; again before attempt {rec.stop_failures + 1} of the host's "
+                       f"shutdown, the last one failed: {rec.stop_note}")
             return [self._start(rec, ShutdownVms(self._next_id(name), name, why,
                                                  timeout=plan.vm_shutdown_timeout,
                                                  groups=plan.vm_groups),
                                 plan.vm_shutdown_timeout, now)]
         if phase is Phase.STOPPING:
+            if rec.stop_failures:
+                why = (f"{why}; attempt {rec.stop_failures + 1}, the last one failed: "
+                       f"{rec.stop_note}")
             return [self._shutdown_host(rec, plan, why, now)]
         return []
 
@@ -142,9 +148,12 @@ class Stages:
         if now < rec.stop_retry_at:
             return []
         rec.stop_retry_at = None
-        why = (f"{rec.order_reason}; attempt {rec.stop_failures + 1}, the last one failed: "
-               f"{rec.stop_note}")
-        return [self._shutdown_host(rec, plan, why, now)]
+        if plan.traits.vms and rec.vms_left:
+            # the VMs' step failed too (vCenter unreachable): the VMs first, then the host
+            rec.phase = Phase.VMS
+            out = self._enter_stage(rec, plan, Phase.VMS, now)
+            return out if rec.inflight else out + self._next_stage(rec, plan, now)
+        return self._enter_stage(rec, plan, Phase.STOPPING, now)
 
     def _stage_waits(self, rec: HostRecord, plan: HostPlan, now: float) -> bool:
         """Whether a waiting stage (start delay, the agent going last) must still wait."""
@@ -206,7 +215,7 @@ class Stages:
             if not ok:
                 rec.note = result.detail or result.outcome.value
         elif phase is Phase.VMS:
-            rec.vms_left = False
+            rec.vms_left = not ok         # R6: a retry of the host's shutdown stops them first
             rec.vms_stopped = tuple(sorted(set(rec.vms_stopped) | set(result.stopped)))
         elif phase is Phase.STARTING_VMS:
             rec.aborting = False
