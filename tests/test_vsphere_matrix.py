@@ -35,11 +35,14 @@ import pytest
 pytest.importorskip("pyVmomi")
 
 from tests.ourmaster import wait_for  # noqa: E402
-from tests.test_vsphere import H0, H1, H2, sim, simulator_binary  # noqa: E402, F401
+from tests.test_vsphere import (  # noqa: E402, F401
+    H0, H1, H2, backend, result_of, sim, simulator_binary,
+)
 from tests.test_vsphere_e2e import (  # noqa: E402
     MAINTENANCE_AFTER, OURS, TOLERANCE, Rig, host, untouched, vm, vsphere_host,
 )
 from tests.vcsimext import Vcsim  # noqa: E402
+from upsagent.policy.actions import Outcome  # noqa: E402
 
 VM0, VM1 = OURS
 
@@ -290,3 +293,27 @@ def test_a_migration_that_never_ends(tmp_path: Path, sim: Vcsim) -> None:
         untouched(rig.sim, H2)
     finally:
         rig.close()
+
+
+# -- the stuck migration itself, through the backend ----------------------------------
+
+
+@pytest.mark.vcsim("-stuck", VM1)
+def test_a_stuck_migration_is_cancelable_and_times_out(sim: Vcsim) -> None:
+    """vcsim-ext's stuck migration behaves as vCenter's task: the other VM moves, the task
+    keeps running (the VM stays), cancelling it ends it with the host out of maintenance;
+    with a timeout it ends with Timedout (the backend's "no target")."""
+    b, seam, _ = backend(sim)
+    d = b.enter_maintenance(H0, 60)
+    wait_for(lambda: sim.vm(VM0)["host"] != H0, 10, "VM0 moved")
+    assert sim.host(H0)["entering"] and sim.vm(VM1)["host"] == H0
+    d.cancel()
+    seam.settle()
+    wait_for(lambda: not sim.host(H0)["entering"], 10, "the task to end")
+    assert not sim.host(H0)["maintenance"] and sim.vm(VM1)["host"] == H0
+    started = time.monotonic()
+    result = result_of(b.enter_maintenance(H0, 2), seam)
+    assert time.monotonic() - started >= 2 - 0.5
+    assert result.outcome is Outcome.NO_TARGET and "Timedout" in result.detail, result
+    assert result.left == (VM1,)
+    assert not sim.host(H0)["maintenance"] and not sim.host(H0)["entering"]
