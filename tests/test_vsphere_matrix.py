@@ -123,11 +123,13 @@ def test_maintenance_then_shutdown_and_power_back(tmp_path: Path, sim: Vcsim) ->
     the agent takes it out, DRS brings its VMs back."""
     rig = Rig(tmp_path, sim, shutdown_after=5)
     try:
-        rig.power("OB DISCHRG")
-        rig.until(lambda s: host(s, H0)["maintenance"], MAINTENANCE_AFTER + TOLERANCE + 2,
-                  "H0 in maintenance")
-        rig.until(lambda s: host(s, H0)["power"] == "poweredOff", 5 + TOLERANCE + 2,
-                  "H0 shut down")
+        cut = rig.power("OB DISCHRG")
+        entered = rig.until(lambda s: host(s, H0)["maintenance"],
+                            MAINTENANCE_AFTER + TOLERANCE + 2, "H0 in maintenance")
+        assert entered - cut >= MAINTENANCE_AFTER - 0.5
+        down = rig.until(lambda s: host(s, H0)["power"] == "poweredOff", 5 + TOLERANCE + 2,
+                         "H0 shut down")
+        assert down - cut >= 5 - 0.5
         assert f"{H0}: shut down: ok: shutdown accepted\n" in rig.slave.log()  # not forced
         assert all(v["power"] == "poweredOn" for v in rig.sim.state()["vms"]
                    if v["name"] in OURS)
@@ -166,9 +168,10 @@ def test_both_ups_fail_and_the_second_maintenance_fails(tmp_path: Path, sim: Vcs
         rig.slave.wait_log(f"{H1}: enter maintenance: no-target", 10)
         assert not host(rig.sim.state(), H1)["maintenance"]
         assert time.monotonic() - cut < 7, "H1's maintenance failed only at the shutdown"
-        rig.until(lambda s: host(s, H0)["power"] == "poweredOff"
-                  and host(s, H1)["power"] == "poweredOff", 7 + TOLERANCE + 8,
-                  "H0 and H1 shut down")
+        down = rig.until(lambda s: host(s, H0)["power"] == "poweredOff"
+                         and host(s, H1)["power"] == "poweredOff", 7 + TOLERANCE + 8,
+                         "H0 and H1 shut down")
+        assert down - cut >= 7 - 0.5
         state = rig.sim.state()
         assert host(state, H0)["maintenance"] and not host(state, H1)["maintenance"]
         moved_and_own = set(OURS) | own_vms(H1)
