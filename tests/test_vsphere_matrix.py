@@ -11,8 +11,9 @@ vcsim-ext (tests/vcsim/main.go).
 * Reference scenario 3: two UPSes fail together; host 1's VMs move to host 2, whose
   maintenance then fails (no host can take its VMs): host 2 stops its VMs and is shut
   down forced.
-* Faults: vCenter unreachable when the shutdown is due (the engine issues it again once
-  vCenter answers, rules R6; the VMs first when their step failed too), a VM that ignores its guest shutdown (powered off at the
+* Faults: vCenter unreachable when the shutdown is due, from the VMs' step on, or from
+  the middle of the migration (the engine issues the shutdown again once vCenter answers,
+  rules R6; the VMs first when their step failed too), a VM that ignores its guest shutdown (powered off at the
   step's timeout, then the host), a migration that never ends (maintenance ends at its
   deadline with Timedout, the VM left is stopped, then the host).
 
@@ -239,6 +240,35 @@ def test_vcenter_unreachable_at_the_vms_and_the_shutdown(tmp_path: Path, sim: Vc
         stop = calls.index("ShutdownHost_Task")
         assert {f"ShutdownGuest {VM0}", f"ShutdownGuest {VM1}"} <= set(calls[:stop])
         assert "again before attempt 2 of the host's shutdown" in rig.slave.log()
+        untouched(rig.sim, H1)
+        untouched(rig.sim, H2)
+    finally:
+        rig.close()
+
+
+@pytest.mark.vcsim("-migrate-delay", "1s")
+def test_vcenter_unreachable_during_the_migration(tmp_path: Path, sim: Vcsim) -> None:
+    """vCenter stops answering while H0's VMs migrate and comes back only after the
+    shutdown failed: every step meanwhile fails, and the next attempt shuts H0 down; none
+    of its VMs dies with it (each was moved, or stopped before the host)."""
+    rig = Rig(tmp_path, sim, shutdown_after=5)
+    try:
+        rig.power("OB DISCHRG")
+        rig.until(lambda s: host(s, H0)["entering"], MAINTENANCE_AFTER + TOLERANCE + 2,
+                  "H0 entering maintenance")
+        rig.sim.control("down", on="1")
+        wait_for(lambda: re.search(rf"{H0}: shut down: (unreachable|failed|timed-out)",
+                                   rig.slave.log()), 5 + TOLERANCE + 30,
+                 f"the shutdown to fail\n{rig.slave.log()}")
+        assert host(rig.sim.state(), H0)["power"] == "poweredOn"
+        rig.sim.control("down", on="0")
+        rig.until(lambda s: host(s, H0)["power"] == "poweredOff", 10 + TOLERANCE + 10,
+                  "H0 shut down once vCenter answers")
+        state, calls = rig.sim.state(), rig.sim.calls()
+        stop = calls[H0].index("ShutdownHost_Task")
+        for name in OURS:
+            moved = vm(state, name)["host"] != H0 and vm(state, name)["power"] == "poweredOn"
+            assert moved or f"ShutdownGuest {name}" in calls[H0][:stop], (name, calls)
         untouched(rig.sim, H1)
         untouched(rig.sim, H2)
     finally:
