@@ -839,6 +839,28 @@ def test_a_retry_stops_the_vms_first_when_their_step_failed_too() -> None:
     assert [t for t, _ in d.of(ShutdownHost, "esx1")] == [60, 75, 95]
 
 
+def test_a_restart_after_the_own_hosts_failed_shutdown_is_a_new_boot() -> None:
+    """R9 holds with the retries: the own host's shutdown was started (and failed): a
+    restored engine starts afresh, as after a boot, and does not run it again by itself."""
+    plan = Plan(ups=(UpsPlan("UPS1"),), hosts=(
+        HostPlan("me", "local", (Supply("UPS1"),), shutdown_after=60),), name="me")
+    d = Drive(plan)
+    started(d, 0, "UPS1")
+    d.event(0, state("UPS1", "OB"))
+    d.until(60)
+    d.done(61, d.last(ShutdownHost), Outcome.FAILED, "exit 1")
+    snapshot = json.loads(json.dumps(d.engine.snapshot()))
+    again = Drive(plan, 65, PolicyEngine.restore(plan, snapshot, 65))
+    assert again.engine.phase("me") is Phase.IDLE
+    again.until(100)
+    assert again.of(ShutdownHost) == []
+    again.event(100, state("UPS1", "OB"))           # on battery since the boot: timers anew
+    again.until(159)
+    assert again.of(ShutdownHost) == []
+    again.until(160)
+    assert [t for t, _ in again.of(ShutdownHost)] == [160]
+
+
 def test_power_back_ends_the_retries_and_undoes_the_maintenance() -> None:
     """Power back while a failed shutdown waits for its next attempt: the host is up and
     protected again; this agent's maintenance is exited, nothing is tried again; the next
