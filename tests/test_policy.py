@@ -766,9 +766,178 @@ def test_an_operation_that_never_answers_is_given_up() -> None:
     cancel = d.last(Cancel)
     assert (cancel.target, cancel.reason) == (shutdown.id, "no answer 30 s after its time "
                                                            "limit")
-    assert d.engine.phase("host1") is Phase.DOWN
     enter_cancel = d.of(Cancel)[0][1]
     assert enter_cancel.step == "enter maintenance"
+    # R6: a host shutdown given up on has failed: issued again (10, 20, 40, 60 s after
+    # each failure) while the power is still failing, the VMs first (their step was given
+    # up on too); the host is not counted as down
+    assert [t for t, _ in d.of(ShutdownVms)] == [150, 340, 540, 760, 1000]
+    assert [t for t, _ in d.of(ShutdownHost)] == [240, 430, 630, 850]
+    assert d.engine.phase("host1") is Phase.VMS
+
+
+# -- R6: a failed host shutdown is issued again -----------------------------------------
+
+
+def ssh_plan(**kw: Any) -> Plan:
+    return Plan(ups=(UpsPlan("UPS1"),), hosts=(
+        HostPlan("h", "ssh", (Supply("UPS1"),), shutdown_after=60, **kw),), name="mgmt")
+
+
+def test_a_failed_host_shutdown_is_issued_again_until_it_works() -> None:
+    """The host's shutdown fails (its manager unreachable): issued again 10 s later, then
+    after 20, 40 and 60 s (the cap), one attempt at a time, until it works; the reason
+    says which attempt and why the last one failed."""
+    d = Drive(ssh_plan())
+    started(d, 0, "UPS1")
+    d.event(0, state("UPS1", "OB"))
+    d.until(60)
+    d.done(61, d.last(ShutdownHost), Outcome.UNREACHABLE, "vCenter unreachable")
+    assert d.engine.phase("h") is Phase.STOPPING
+    d.until(70.9)
+    assert len(d.of(ShutdownHost)) == 1
+    d.until(71)
+    second = d.last(ShutdownHost)
+    assert second.reason == ("UPS1 on battery for 60 s; attempt 2, the last one failed: "
+                             "vCenter unreachable")
+    d.until(160)                     # one attempt at a time: none while it runs
+    assert d.last(ShutdownHost) is second
+    d.done(160, second, Outcome.FAILED, "InvalidState")
+    for at in (180, 220, 280, 340):
+        d.until(at - 0.1)
+        assert d.of(ShutdownHost)[-1][0] < at - 1
+        d.until(at)
+        assert d.of(ShutdownHost)[-1][0] == at
+        d.done(at, d.last(ShutdownHost), Outcome.UNREACHABLE, "down")
+    d.until(400)
+    d.done(401, d.last(ShutdownHost))
+    assert d.engine.phase("h") is Phase.DOWN
+    d.until(2000)
+    assert [t for t, _ in d.of(ShutdownHost)] == [60, 71, 180, 220, 280, 340, 400]
+
+
+def test_a_retry_stops_the_vms_first_when_their_step_failed_too() -> None:
+    """vCenter unreachable at the VMs' step and at the host's: the next attempt stops the
+    VMs again first, then the host; once the VMs are stopped, only the host is retried."""
+    d = Drive(three_esx())
+    started(d, 0, "UPS1")
+    d.event(0, state("UPS1", "OB"))
+    d.until(60)
+    d.done(60, d.last(ShutdownVms, "esx1"), Outcome.UNREACHABLE, "vCenter unreachable")
+    d.done(60, d.last(ShutdownHost, "esx1"), Outcome.UNREACHABLE, "vCenter unreachable")
+    d.until(70)
+    again = d.last(ShutdownVms, "esx1")
+    assert again.reason == ("UPS1 on battery for 60 s; again before attempt 2 of the "
+                            "host's shutdown, the last one failed: vCenter unreachable")
+    assert len(d.of(ShutdownHost, "esx1")) == 1
+    d.done(75, again, stopped=("vm1",))
+    assert d.last(ShutdownHost, "esx1").reason == (
+        "UPS1 on battery for 60 s; attempt 2, the last one failed: vCenter unreachable")
+    d.done(75, d.last(ShutdownHost, "esx1"), Outcome.FAILED, "InvalidState")
+    d.until(95)
+    assert [t for t, _ in d.of(ShutdownVms, "esx1")] == [60, 70]
+    assert [t for t, _ in d.of(ShutdownHost, "esx1")] == [60, 75, 95]
+
+
+def test_a_restart_after_the_own_hosts_failed_shutdown_is_a_new_boot() -> None:
+    """R9 holds with the retries: the own host's shutdown was started (and failed): a
+    restored engine starts afresh, as after a boot, and does not run it again by itself."""
+    plan = Plan(ups=(UpsPlan("UPS1"),), hosts=(
+        HostPlan("me", "local", (Supply("UPS1"),), shutdown_after=60),), name="me")
+    d = Drive(plan)
+    started(d, 0, "UPS1")
+    d.event(0, state("UPS1", "OB"))
+    d.until(60)
+    d.done(61, d.last(ShutdownHost), Outcome.FAILED, "exit 1")
+    snapshot = json.loads(json.dumps(d.engine.snapshot()))
+    again = Drive(plan, 65, PolicyEngine.restore(plan, snapshot, 65))
+    assert again.engine.phase("me") is Phase.IDLE
+    again.until(100)
+    assert again.of(ShutdownHost) == []
+    again.event(100, state("UPS1", "OB"))           # on battery since the boot: timers anew
+    again.until(159)
+    assert again.of(ShutdownHost) == []
+    again.until(160)
+    assert [t for t, _ in again.of(ShutdownHost)] == [160]
+
+
+def test_power_back_ends_the_retries_and_undoes_the_maintenance() -> None:
+    """Power back while a failed shutdown waits for its next attempt: the host is up and
+    protected again; this agent's maintenance is exited, nothing is tried again; the next
+    failure starts over."""
+    d = Drive(two_hosts())
+    started(d)
+    d.event(0, state("UPS1", "OB"))
+    d.until(60)
+    d.done(70, d.last(EnterMaintenance))
+    d.until(120)
+    d.done(121, d.last(ShutdownHost, "host1"), Outcome.UNREACHABLE, "vCenter unreachable")
+    d.event(125, state("UPS1", "OL"))
+    assert d.last(ExitMaintenance, "host1").reason == "UPS1 back on line after 125 s"
+    d.done(126, d.last(ExitMaintenance))
+    d.until(1000)
+    assert len(d.of(ShutdownHost)) == 1 and d.engine.phase("host1") is Phase.IDLE
+    d.event(1000, state("UPS1", "OB"))
+    d.until(1060)
+    assert d.last(EnterMaintenance, "host1").reason == "UPS1 on battery for 60 s"
+
+
+def test_hosts_going_last_wait_for_a_failed_shutdown() -> None:
+    """R6: the agent's own host waits while another host's shutdown fails and is tried
+    again (it is not down), and goes once that host is down and had its
+    shutdown_duration."""
+    plan = Plan(ups=(UpsPlan("UPS", "primary"),), hosts=(
+        HostPlan("master", "local", (Supply("UPS"),), shutdown_after=600),
+        HostPlan("linux1", "ssh", (Supply("UPS"),), shutdown_duration=30)), hostsync=300)
+    d = Drive(plan)
+    started(d, 0, "UPS")
+    d.event(0, state("UPS", "OB"))
+    d.until(600)
+    d.done(601, d.last(ShutdownHost, "linux1"), Outcome.UNREACHABLE, "no route to host")
+    d.done(610, d.last(SetFsd))
+    d.until(611)
+    d.done(611, d.last(ShutdownHost, "linux1"), Outcome.UNREACHABLE, "no route to host")
+    d.until(650)
+    assert d.of(ShutdownHost, "master") == [] and d.engine.phase("master") is Phase.LAST
+    assert [t for t, _ in d.of(ShutdownHost, "linux1")] == [600, 611, 631]
+    d.done(650, d.last(ShutdownHost, "linux1"))
+    d.until(700)
+    assert [t for t, _ in d.of(ShutdownHost, "master")] == [680]
+
+
+def test_the_vcenter_host_waits_for_a_failed_shutdown() -> None:
+    """R6: the vCenter's host keeps its VMs (the vCenter) while another host's shutdown
+    fails: the retries need the vCenter."""
+    d = Drive(three_esx(esx1={"runs_vcenter": True}))
+    started(d, 0, "UPS1")
+    d.event(0, state("UPS1", "OB"))
+    d.until(60)
+    d.done(62, d.last(ShutdownVms, "esx2"))
+    d.done(62, d.last(ShutdownVms, "esx3"))
+    d.done(63, d.last(ShutdownHost, "esx2"), Outcome.UNREACHABLE, "vCenter unreachable")
+    d.done(63, d.last(ShutdownHost, "esx3"))
+    d.until(100)
+    assert d.of(ShutdownVms, "esx1") == []
+    assert [t for t, _ in d.of(ShutdownHost, "esx2")] == [62, 73]
+    d.done(100, d.last(ShutdownHost, "esx2"))
+    assert d.last(ShutdownVms, "esx1").reason == (
+        "UPS1 on battery for 60 s; runs the vCenter VM: after esx2, esx3")
+
+
+def test_a_restart_keeps_the_retries_of_a_failed_shutdown() -> None:
+    """R9: an agent restarted while a failed shutdown waits for its next attempt issues
+    it at the time it was due."""
+    d = Drive(ssh_plan())
+    started(d, 0, "UPS1")
+    d.event(0, state("UPS1", "OB"))
+    d.until(60)
+    d.done(61, d.last(ShutdownHost), Outcome.UNREACHABLE, "down")
+    snapshot = json.loads(json.dumps(d.engine.snapshot()))
+    again = Drive(ssh_plan(), 65, PolicyEngine.restore(ssh_plan(), snapshot, 65))
+    again.until(70.9)
+    assert again.of(ShutdownHost) == []
+    again.until(71)
+    assert [t for t, _ in again.of(ShutdownHost)] == [71]
 
 
 def test_exit_maintenance_is_retried() -> None:

@@ -162,6 +162,62 @@ def test_scenario_3_both_ups_fail(capsys: pytest.CaptureFixture[str]) -> None:
         "UPS2 on battery for 120 s; maintenance failed: no host can take vm1, vm2, vm3, vm4")
 
 
+def test_scenario_1b_vcenter_unreachable_at_the_shutdown(
+        capsys: pytest.CaptureFixture[str]) -> None:
+    """vCenter does not answer from 110 s to 160 s: host1's shutdown fails at 120 s and is
+    tried again 10 s, then 20 s, then 40 s after each failure (rules R6); the attempt at
+    190 s works and host1 is down before UPS1's output goes off."""
+    entries = run_json("1b-vcenter-unreachable", capsys)
+    host1 = [(t, event) for t, subject, event in steps(entries) if subject == "host1"]
+    assert host1 == [
+        (60, "enter maintenance"), (80, "in maintenance"),
+        (120, "shut down"), (120, "shutdown failed"),
+        (130, "shut down"), (130, "shutdown failed"),
+        (150, "shut down"), (150, "shutdown failed"),
+        (190, "shut down"), (190, "shutting down"), (250, "down"),
+        (420, "exit maintenance"), (480, "booted"), (480, "out of maintenance")]
+    assert detail(entries, 190, "host1", "shut down") == (
+        "UPS1 on battery for 120 s; attempt 4, the last one failed: vcenter does not answer")
+    assert [s for s in steps(entries) if s[1] == "vcenter"] == [
+        (110, "vcenter", "manager unreachable"), (160, "vcenter", "manager answers again")]
+    assert not any(e["subject"] == "host2" for e in entries)
+    assert main(["1b-vcenter-unreachable"]) == 0
+    assert capsys.readouterr().out.splitlines()[-1] == (
+        "# OK: no host or VM lost power while running")
+
+
+def test_a_cluster_event_needs_a_defined_cluster_and_reachable() -> None:
+    base = '[[ups]]\nname = "U"\n[[cluster]]\nname = "vc"\n'
+    with pytest.raises(ScenarioError, match="a cluster event needs reachable"):
+        loads(base + events('t = 1\ncluster = "vc"'))
+    with pytest.raises(ScenarioError, match="cluster 'vc2' is not defined"):
+        loads(base + events('t = 1\ncluster = "vc2"\nreachable = false'))
+    with pytest.raises(ScenarioError, match="reachable must be true or false"):
+        loads(base + events('t = 1\ncluster = "vc"\nreachable = 0'))
+
+
+def test_vcenter_unreachable_at_the_vms_step_stops_them_at_the_next_attempt() -> None:
+    """simulate: vCenter does not answer from 50 s to 75 s; the VMs' step and the host's
+    shutdown fail at 60 s and at the attempt of 70 s; the attempt of 90 s stops the VM
+    first, then the host: nothing loses power while running."""
+    text = ('[[ups]]\nname = "UPS1"\n[[cluster]]\nname = "vc"\nkind = "vsphere"\n'
+            'vm_shutdown_time = 10\n[[host]]\nname = "esx1"\ncluster = "vc"\n'
+            'powered_by = ["UPS1"]\nshutdown_after = 60\nvms = ["vm1"]\n'
+            + events('t = 0\nups = "UPS1"\nstatus = "OB"',
+                     't = 50\ncluster = "vc"\nreachable = false',
+                     't = 75\ncluster = "vc"\nreachable = true'))
+    entries = run(text)
+    assert actions(entries, "esx1") == [
+        (60, "esx1", "shut down VMs"), (60, "esx1", "VM shutdown failed"),
+        (60, "esx1", "shut down"), (60, "esx1", "shutdown failed"),
+        (70, "esx1", "shut down VMs"), (70, "esx1", "VM shutdown failed"),
+        (70, "esx1", "shut down"), (70, "esx1", "shutdown failed"),
+        (90, "esx1", "shut down VMs"), (100, "esx1", "VMs stopped"),
+        (100, "esx1", "shut down"), (100, "esx1", "shutting down"), (160, "esx1", "down")]
+    assert (100, "vm1", "shut down") in actions(entries, "vm1")
+    assert not any(e.event == "crashed" for e in entries)
+
+
 def test_scenario_4_xenserver_pool(capsys: pytest.CaptureFixture[str]) -> None:
     """XenServer: host1 is pool master on UPS1; UPS2 and UPS3 fail. 60 s: host2 then host3
     enter maintenance, all VMs end on host1. 120 s: host2 and host3 shut down. The master
@@ -308,8 +364,9 @@ def test_text_output_and_list(capsys: pytest.CaptureFixture[str]) -> None:
     assert out[-1] == "# OK: no host or VM lost power while running"
     assert main(["--list"]) == 0
     listed = [line.split()[0] for line in capsys.readouterr().out.splitlines()]
-    assert listed[:6] == ["1-maintenance", "2-return-during-migration", "3-both-ups",
-                          "4-xenserver-pool", "4b-xenserver-master-last", "5-poweract"]
+    assert listed[:7] == ["1-maintenance", "1b-vcenter-unreachable",
+                          "2-return-during-migration", "3-both-ups", "4-xenserver-pool",
+                          "4b-xenserver-master-last", "5-poweract"]
 
 
 def test_bad_scenarios_are_refused_with_the_place(tmp_path: Path,

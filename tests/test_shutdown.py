@@ -264,17 +264,24 @@ class SlowRunner(FakeRunner):
 
 
 def test_the_command_keeps_its_whole_budget(tmp_path: Path) -> None:
-    """The engine stops waiting for the host's shutdown after its own guard (90 s); the
-    command is not cancelled: the runner's budget (120 s) ends it, and its result is
-    still kept and logged."""
+    """The engine stops waiting for the host's shutdown after its own guard (90 s) and,
+    the host still up, runs the command again 10 s later (rules R6); the first command is
+    not cancelled: the runner's budget (120 s) ends it, and its result is still kept and
+    logged."""
     sh = Shell(tmp_path, "u", runner=SlowRunner, finaldelay=0)
     sh.status(0, "u", "OB LB")
     runner = sh.runner
     assert isinstance(runner, SlowRunner) and runner.calls == [(0, list(CMD), COMMAND_BUDGET)]
-    sh.at(200)
-    assert sh.service.phase is Phase.DOWN and not runner.running.called
-    runner.running.callback(Done(False, "timed out after 120 s"))
+    first = runner.running
+    sh.at(99)
+    assert sh.service.phase is Phase.STOPPING and not first.called
+    assert len(runner.calls) == 1
+    sh.at(100)
+    assert [t for t, _, _ in runner.calls] == [0, 100]
+    first.callback(Done(False, "timed out after 120 s"))
     assert sh.service.result == Done(False, "timed out after 120 s")
+    runner.running.callback(Done(True, "exit 0"))
+    assert sh.service.phase is Phase.DOWN
 
 
 def test_the_masters_critical_is_the_policys(tmp_path: Path,

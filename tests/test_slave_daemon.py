@@ -34,7 +34,8 @@ from upsagent.config.schema import ConfigError
 from upsagent.config.slaveconf import MonitorConfig, SlaveConfig, from_upsmon
 from upsagent.config.slavecheck import agent_backends, plan_problems
 from upsagent.policy.events import CommLost, Event, UpsState
-from upsagent.agent.daemon import RETRY_FAILED_SHUTDOWN, SlaveDaemon
+from upsagent.agent.daemon import SlaveDaemon
+from upsagent.policy.rules import SHUTDOWN_RETRY
 from upsagent.policy.plan import HostPlan, Plan, Supply, UpsPlan
 from upsagent.config.upsmonconf import parse_upsmon_conf
 from tests import nutreal
@@ -479,8 +480,8 @@ def test_a_stale_powerdown_flag_is_removed_at_start(tmp_path: Path) -> None:
 
 def test_a_failed_shutdown_is_run_again_until_it_works(tmp_path: Path) -> None:
     """The own host's shutdown command fails: the host is still up, its sessions closed;
-    the shutdown runs again every RETRY_FAILED_SHUTDOWN s until it works (R7: a shutdown
-    that has started completes), not left to a host that watches nothing."""
+    the engine runs the shutdown again (R6: 10 s after the failure, then 20 s) until it
+    works, not left to a host that watches nothing."""
     clock = Clock()
     rig = Rig(timed_config(tmp_path), clock)
     outcomes = [False, False, True]
@@ -498,10 +499,16 @@ def test_a_failed_shutdown_is_run_again_until_it_works(tmp_path: Path) -> None:
     rig.until(61)
     assert rig.runner.ran == [("/sbin/poweroff",)]
     assert rig.monitors[0].stopped is False
-    rig.until(61 + RETRY_FAILED_SHUTDOWN)
+    rig.until(61 + SHUTDOWN_RETRY - 1)
+    assert len(rig.runner.ran) == 1
+    rig.until(61 + SHUTDOWN_RETRY)
     assert len(rig.runner.ran) == 2
-    rig.until(61 + 3 * RETRY_FAILED_SHUTDOWN)
+    rig.until(61 + 3 * SHUTDOWN_RETRY - 1)
+    assert len(rig.runner.ran) == 2              # the wait doubles: 20 s
+    rig.until(61 + 3 * SHUTDOWN_RETRY)
     assert rig.runner.ran == [("/sbin/poweroff",)] * 3 and outcomes == []
+    rig.until(1000)
+    assert len(rig.runner.ran) == 3              # it worked: no more attempts
 
 
 def test_dry_run_takes_no_action(tmp_path: Path) -> None:

@@ -7,9 +7,11 @@ maintenance flags) at its time: with ``debounce = 1``, ``maintenance_after = 2``
 2 s after the cut and is shut down about 6 s after it; with power back while the enter is
 still moving VMs, the agent lets the enter finish, then takes H0 out of maintenance and it
 is never shut down; restarted while H0 is in maintenance, the agent still takes it out
-when power returns (its saved state says it put H0 there).  H1 and H2 are on other power and never touched.  Times are wall-clock
-(real processes); every wait polls the simulator with a bound, nothing sleeps for time to
-pass.
+when power returns (its saved state says it put H0 there).  H1 and H2 are on other power
+and never touched: no call on them or their VMs in the simulator's trace (:func:`untouched`).
+Times are wall-clock (real processes); every wait polls the simulator with a bound, nothing
+sleeps for time to pass.  ``tests/test_vsphere_matrix.py`` plays the rest of issue 12's
+matrix with this :class:`Rig`.
 """
 
 from __future__ import annotations
@@ -33,16 +35,46 @@ MAINTENANCE_AFTER, SHUTDOWN_AFTER = 2.0, 6.0
 TOLERANCE = 3.0
 
 
+def vsphere_host(name: str, ups: str = "{ups}", **keys: float | str) -> str:
+    """A ``[[host]]`` table as the issue writes it (``backend = "vsphere"``, ``vcenter =
+    "vc1"``, ``powered_by``), with ``debounce = 1`` and ``keys`` (timers in seconds)."""
+    more = "".join(f"{k} = {v:g}\n" if isinstance(v, (int, float)) else f'{k} = "{v}"\n'
+                   for k, v in keys.items())
+    return (f'\n[[host]]\nname = "{name}"\nbackend = "vsphere"\nvcenter = "vc1"\n'
+            f'powered_by = ["{ups}"]\ndebounce = 1\n{more}')
+
+
 class Rig:
     """Master + slave protecting ``H0`` of ``sim`` (and its own machine, which only a low
-battery would shut down); the UPS's status set through the master."""
+battery would shut down); the UPS's status set through the master.
 
-    def __init__(self, tmp: Path, sim: Vcsim, shutdown_after: float = SHUTDOWN_AFTER) -> None:
+    ``hosts``: other ``[[host]]`` tables for the vSphere hosts (:func:`vsphere_host`;
+    ``{ups}`` is the UPS ``dummy``, ``{ups2}`` the second one, ``dummy2``, served and
+    monitored when ``two_ups``)."""
+
+    def __init__(self, tmp: Path, sim: Vcsim, shutdown_after: float = SHUTDOWN_AFTER,
+                 hosts: str | None = None, two_ups: bool = False) -> None:
         self.sim = sim
-        self.master = OurMaster(UPS_CONF, files={"ups.dev": dev("OL CHRG")}).start()
+        conf, files = UPS_CONF, {"ups.dev": dev("OL CHRG")}
+        if two_ups:
+            conf += "[dummy2]\n  driver = dummy-ups\n  port = ups2.dev\n  pollinterval = 1\n"
+            files["ups2.dev"] = dev("OL CHRG")
+        self.master = OurMaster(conf, files=files).start()
         pw = tmp / "vc1.pw"
         pw.write_text(PASSWORD + "\n")
         pw.chmod(0o600)
+        if hosts is None:
+            hosts = vsphere_host(H0, maintenance_after=MAINTENANCE_AFTER,
+                                 shutdown_after=shutdown_after)
+        second = f"dummy2@127.0.0.1:{self.master.port}"
+        if two_ups:
+            hosts += f"""
+[[slave.monitor]]
+ups = "{second}"
+user = "slaveuser"
+password = "slavepass"
+role = "secondary"
+"""
         host = f"""
 [[slave.vcenter]]
 name = "vc1"
@@ -54,29 +86,25 @@ ca_file = "{sim.cert}"
 [[host]]
 name = "vm"
 backend = "local"
-
-[[host]]
-name = "{H0}"
-backend = "vsphere"
-vcenter = "vc1"
-powered_by = ["{{ups}}"]
-debounce = 1
-maintenance_after = {MAINTENANCE_AFTER:g}
-shutdown_after = {shutdown_after:g}
-"""
+""" + hosts.replace("{ups2}", second)
         self.slave = Slave(tmp, self.master.port, host)
-        wait_for(lambda: "NUMLOGINS dummy 1" in self._ask("GET NUMLOGINS dummy"), 20,
+        logins = "NUMLOGINS dummy 1"
+        wait_for(lambda: logins in self._ask("GET NUMLOGINS dummy"), 20,
                  f"the slave to log in\n{self.slave.log()}")
+        if two_ups:
+            wait_for(lambda: "NUMLOGINS dummy2 1" in self._ask("GET NUMLOGINS dummy2"), 20,
+                     f"the slave to log in to dummy2\n{self.slave.log()}")
 
     def _ask(self, *lines: str) -> str:
         from tests.ourmaster import ask
         return ask(self.master.port, *lines)
 
-    def power(self, status: str) -> float:
-        """The UPS reports ``status`` from now on: the time."""
-        (self.master.dir / "ups.dev").write_text(dev(status))
+    def power(self, status: str, ups: str = "dummy") -> float:
+        """The UPS (``dummy`` or ``dummy2``) reports ``status`` from now on: the time."""
+        (self.master.dir / ("ups.dev" if ups == "dummy" else "ups2.dev")).write_text(
+            dev(status))
         answer = self._ask("USERNAME admin", "PASSWORD adminpass",
-                           f'SET VAR dummy ups.status "{status}"')
+                           f'SET VAR {ups} ups.status "{status}"')
         assert answer == "OK\nOK\nOK\n", answer
         return time.monotonic()
 
@@ -99,6 +127,18 @@ def host(state: dict[str, Any], name: str) -> dict[str, Any]:
 
 def vm(state: dict[str, Any], name: str) -> dict[str, Any]:
     return next(v for v in state["vms"] if v["name"] == name)
+
+
+def untouched(sim: Vcsim, name: str, power: str = "poweredOn") -> None:
+    """Host ``name``, which no configuration names, was never acted on: no call on it or
+    on a VM it ran, still ``power``, never in maintenance, its own VMs still on it as they
+    were (other hosts' VMs that DRS moved there do not count)."""
+    assert name not in sim.calls(), sim.calls()
+    state = sim.state()
+    assert host(state, name)["power"] == power
+    assert not host(state, name)["maintenance"] and not host(state, name)["entering"]
+    for own in (f"{name}_VM0", f"{name}_VM1"):
+        assert vm(state, own)["host"] == name and vm(state, own)["power"] == power
 
 
 @pytest.fixture
@@ -132,6 +172,8 @@ def test_power_cut_maintenance_then_shutdown(rig: Rig) -> None:
         assert host(state, other)["power"] == "poweredOn"
         assert not host(state, other)["maintenance"]
     assert all(v["power"] == "poweredOn" for v in state["vms"])
+    untouched(rig.sim, H1)
+    untouched(rig.sim, H2)
 
 
 @pytest.mark.vcsim("-migrate-delay", "1s")
@@ -162,6 +204,8 @@ def _mid_migration(rig: Rig) -> None:
     while time.monotonic() < deadline:
         assert host(rig.sim.state(), H0)["power"] == "poweredOn", rig.slave.log()
         time.sleep(0.2)
+    untouched(rig.sim, H1)
+    untouched(rig.sim, H2)
 
 
 def test_restart_remembers_the_maintenance_it_entered(tmp_path: Path, sim: Vcsim) -> None:
@@ -179,6 +223,8 @@ def test_restart_remembers_the_maintenance_it_entered(tmp_path: Path, sim: Vcsim
         assert f"{H0}: exit maintenance: ok: out of maintenance" in rig.slave.log()
         rig.until(lambda s: set(OURS) <= set(host(s, H0)["vms"]), 15, "the VMs back on H0")
         assert host(rig.sim.state(), H0)["power"] == "poweredOn"
+        untouched(rig.sim, H1)
+        untouched(rig.sim, H2)
     finally:
         rig.close()
 

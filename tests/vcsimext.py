@@ -92,8 +92,14 @@ class Vcsim:
     def vm(self, name: str) -> dict[str, Any]:
         return next(v for v in self.state()["vms"] if v["name"] == name)
 
+    def calls(self) -> dict[str, list[str]]:
+        """The SOAP calls made on each host and its VMs (``Method`` or ``Method VM``), by
+        host name: a host that is not there was never touched."""
+        calls: dict[str, list[str]] = json.loads(self._ext("/_ext/calls"))
+        return calls
+
     def control(self, what: str, **query: str) -> None:
-        """POST /_ext/<what>?query (host power, vm tools/hang, drs, down)."""
+        """POST /_ext/<what>?query (host power, vm tools/hang, drs, down, stuck)."""
         qs = "&".join(f"{k}={v}" for k, v in query.items())
         self._ext(f"/_ext/{what}?{qs}", "POST")
 

@@ -47,6 +47,16 @@
 //	POST /_ext/drs?behavior=fullyAutomated|manual
 //	POST /_ext/down?on=1|0                    vCenter stops/starts answering SOAP (503)
 //	POST /_ext/vapp, /_ext/guest              vApps and guest identity: see vapp.go
+//	POST /_ext/stuck?vm=V&on=1|0              V's migration never ends (see below)
+//	GET  /_ext/calls                          the SOAP calls (not reads) made on each
+//	                                          host and the VMs it ran then, by host name
+//
+// A migration that never ends (-stuck, /_ext/stuck): an EnterMaintenanceMode_Task moves
+// the other VMs, never that one: the VM stays, the progress stays, the task keeps
+// running, still cancelable (RequestCanceled) and still failing with Timedout once its
+// `timeout` (> 0) has passed, as vCenter's EnterMaintenanceMode_Task does (API reference:
+// "timeout: the maximum time in seconds that the task should wait ... Timedout: thrown if
+// the timeout expired"); with timeout 0 it runs until cancelled.
 //
 // The first line on stdout is "vCenter <url> sha256=<fingerprint>" once it listens.
 //
@@ -112,6 +122,7 @@ var (
 	esxName       = flag.String("esx-name", "localhost.localdomain", "-esx: the host's name")
 	extraVMs      = flag.String("extra-vm", "", "comma-separated NAME=IP: extra VMs (esx.go)")
 	lockdown      = flag.String("lockdown", "", "comma-separated hosts in lockdown mode (esx.go)")
+	stuckVMs      = flag.String("stuck", "", "comma-separated VMs whose migration never ends")
 )
 
 // ext is the extension's own state, under mu.
@@ -316,9 +327,9 @@ func (h *ExtHostSystem) EnterMaintenanceModeTask(req *types.EnterMaintenanceMode
 					}
 				}
 			}
-			if target != nil {
-				move(on[0], host, target)
-				evacuated[on[0].Value] = host.Self.Value
+			if next, ok := nextToMove(on); target != nil && ok {
+				move(next, host, target)
+				evacuated[next.Value] = host.Self.Value
 			}
 			mu.Unlock()
 			if timeout > 0 && time.Since(start) >= timeout {
@@ -512,6 +523,9 @@ var methodRe = regexp.MustCompile(`<(?:\w+:)?(\w+) xmlns="urn:vim25"><_this[^>]*
 func front(next http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		if strings.HasPrefix(r.URL.Path, "/_ext/") {
+			if faultControl(w, r) {
+				return
+			}
 			control(w, r)
 			return
 		}
@@ -531,6 +545,7 @@ func front(next http.Handler) http.Handler {
 					hasPrivilegeOnEntity(w, body)
 					return
 				}
+				recordCall(method, typ, value)
 				ref := types.ManagedObjectReference{Type: "Ext" + typ, Value: value}
 				if overridden[method] == typ && simulator.Map.Get(ref) != nil {
 					body = append(append(append([]byte{}, body[:m[4]]...), []byte("Ext"+typ)...), body[m[5]:]...)
@@ -650,6 +665,90 @@ func control(w http.ResponseWriter, r *http.Request) {
 	fmt.Fprintln(w, "ok")
 }
 
+// -- faults for the end-to-end tests: migrations that never end, the calls made ------
+
+var (
+	stuck = map[string]bool{}     // vm name -> its migration never ends (under mu)
+	calls = map[string][]string{} // host name -> "Method" or "Method VM" (under callsMu)
+	// callsMu is separate from mu: recordCall runs in front() before the call itself
+	callsMu sync.Mutex
+)
+
+// nextToMove: the first of the running VMs whose migration ends, if any (under mu); a
+// VM whose migration never ends stays, and so does the task.
+func nextToMove(on []types.ManagedObjectReference) (types.ManagedObjectReference, bool) {
+	for _, ref := range on {
+		if !stuck[vmObj(ref).Name] {
+			return ref, true
+		}
+	}
+	return types.ManagedObjectReference{}, false
+}
+
+// recordCall notes a SOAP call on a host, on a VM (under the host it runs on now) or on
+// a task (under its host), so that a test can tell that a host was never touched.  Reads
+// (pyvmomi's Fetch of a property) are not calls on the host.
+func recordCall(method, typ, value string) {
+	if method == "Fetch" {
+		return
+	}
+	ref := types.ManagedObjectReference{Type: typ, Value: value}
+	host, what := "", method
+	mu.Lock()
+	switch typ {
+	case "HostSystem":
+		if e, ok := simulator.Map.Get(ref).(*simulator.HostSystem); ok {
+			host = e.Name
+		}
+	case "VirtualMachine":
+		if v, ok := simulator.Map.Get(ref).(*simulator.VirtualMachine); ok && v.Runtime.Host != nil {
+			host, what = hostObj(*v.Runtime.Host).Name, method+" "+v.Name
+		}
+	case "Task":
+		if t, ok := simulator.Map.Get(ref).(*simulator.Task); ok && t.Info.Entity != nil &&
+			t.Info.Entity.Type == "HostSystem" {
+			host, what = hostObj(*t.Info.Entity).Name, method+" "+t.Info.DescriptionId
+		}
+	}
+	mu.Unlock()
+	if host == "" {
+		return
+	}
+	callsMu.Lock()
+	calls[host] = append(calls[host], what)
+	callsMu.Unlock()
+}
+
+// faultControl answers /_ext/stuck and /_ext/calls; false for the other controls.
+func faultControl(w http.ResponseWriter, r *http.Request) bool {
+	switch r.URL.Path {
+	case "/_ext/stuck":
+		name := r.URL.Query().Get("vm")
+		mu.Lock()
+		found := false
+		for _, e := range simulator.Map.All("VirtualMachine") {
+			found = found || e.Entity().Name == name
+		}
+		if found {
+			stuck[name] = r.URL.Query().Get("on") == "1"
+		}
+		mu.Unlock()
+		if !found {
+			http.Error(w, "no such vm", http.StatusNotFound)
+			return true
+		}
+		fmt.Fprintln(w, "ok")
+	case "/_ext/calls":
+		callsMu.Lock()
+		defer callsMu.Unlock()
+		w.Header().Set("Content-Type", "application/json")
+		_ = json.NewEncoder(w).Encode(calls)
+	default:
+		return false
+	}
+	return true
+}
+
 func certificate() (tls.Certificate, []byte) {
 	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
 	if err != nil {
@@ -727,6 +826,9 @@ func main() {
 		esxSetup(hosts[0])
 	}
 	noToolsSet, hangSet := split(*noTools), split(*hangVMs)
+	for name := range split(*stuckVMs) {
+		stuck[name] = true
+	}
 	for i, v := range vms {
 		h := hosts[(i / *nvm)%len(hosts)]
 		name := fmt.Sprintf("%s_VM%d", h.Name, i%*nvm)

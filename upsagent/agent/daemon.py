@@ -93,9 +93,6 @@ from upsagent.policy.policy import PolicyEngine
 __all__ = ["BackendFactory", "MonitorFactory", "SlaveDaemon", "VariableReader", "read_variable",
            "write_private"]
 
-#: seconds between a failed shutdown of the agent's own host and the next attempt
-RETRY_FAILED_SHUTDOWN = 10.0
-
 _log = Logger(namespace="upsagent.slave")
 
 #: (settings, on_event) -> an object with start(), stop(logout), set_fsd(), numlogins()
@@ -529,20 +526,6 @@ class SlaveDaemon:
             return
         reading.addCallbacks(got, failed)
 
-    def _retry_shutdown(self, action: ShutdownHost) -> None:
-        """Run the own host's shutdown again after it failed (R7: a shutdown that has
-        started completes), every :data:`RETRY_FAILED_SHUTDOWN` s until it works."""
-        executor = self.executor
-        backend = executor.backends.get(action.host) if executor is not None else None
-        if backend is None or not self.released:
-            return
-        _log.warn("{host}: running the shutdown again", host=action.host)
-        def done(outcome: object) -> None:
-            result = outcome if isinstance(outcome, Result) else Result(
-                Outcome.FAILED, str(getattr(outcome, "value", outcome)))
-            self._observe("done", action, result, self.reactor.seconds())
-        backend.shutdown_host(action.host, action.killpower).addBoth(done)
-
     def _save(self, engine: PolicyEngine) -> None:
         snapshot = engine.snapshot()
         text = _comparable(snapshot)
@@ -562,12 +545,11 @@ class SlaveDaemon:
         if not isinstance(action, ShutdownHost) or agent is None or action.host != agent.name:
             return
         if kind == "done":
+            # the engine issues it again after a while (rules R6), until it works
             if (self.released and result is not None and result.outcome is not Outcome.OK
                     and not self.config.dry_run):
                 _log.error("the shutdown of this host failed ({detail}): it is still up; "
-                           "trying again in {delay} s", detail=result.detail or
-                           result.outcome.value, delay=RETRY_FAILED_SHUTDOWN)
-                self.reactor.callLater(RETRY_FAILED_SHUTDOWN, self._retry_shutdown, action)
+                           "it is tried again", detail=result.detail or result.outcome.value)
             return
         if kind != "start" or self.released:
             return

@@ -45,8 +45,9 @@ set at once (R2e).  When fewer of this host's UPSes than ``minsupplies`` are not
 (HOSTSYNC), SHUTDOWN (the flag), FINALDELAY, the shutdown command.  Nothing undoes it once
 begun, as in NUT (R7: upsmon's plan goes through with FINALDELAY; the latch stays and the
 UPS's ``shutdown.return`` brings everything back when mains returns); new settings are
-refused from then on.  A failed shutdown command is logged as critical; the flag stays, so
-a manual shutdown still powers off.  ``dry_run`` makes the same decisions at the same times
+refused from then on.  A failed shutdown command (or one the engine stops waiting for) is
+logged as critical and run again, 10 s later, the wait doubling up to 60 s, until it works
+(R6); the flag stays, so a manual shutdown still powers off.  ``dry_run`` makes the same decisions at the same times
 and logs "would set FSD", "would write", "would run" instead of acting (no FSD means the
 slaves stay, so the wait lasts ``hostsync``).
 """
@@ -351,8 +352,8 @@ class ShutdownService:
                 self.log.info("Shutdown command {argv} finished: {summary}", argv=argv,
                               summary=summary)
             else:
-                self.log.critical("Shutdown command {argv} failed: {summary}; shut this "
-                                  "host down by hand (the power-down flag stays)",
+                self.log.critical("Shutdown command {argv} failed: {summary}; it is run "
+                                  "again (the power-down flag stays)",
                                   argv=argv, summary=summary)
             if not ended.called:
                 ended.callback(result)

@@ -586,6 +586,8 @@ class PolicyEngine(Stages):
             plan = self.plan.host(rec.name)
             if rec.exit_at is not None:
                 times.append(rec.exit_at)
+            if rec.phase is Phase.STOPPING and rec.stop_retry_at is not None:
+                times.append(rec.stop_retry_at)
             if rec.phase is Phase.DELAY and rec.stage_at is not None:
                 times.append(rec.stage_at + plan.shutdown_delay)
             if rec.phase is Phase.LAST:

@@ -76,11 +76,25 @@ R6. **Shutdown** is the sequence :data:`SHUTDOWN_STAGES`, each stage skipped whe
     VM (a :class:`~upsagent.policy.events.Placement`, every 30 s; a detection lasts until
     the next one says otherwise, as DRS or a maintenance moves the VMs).
 
+    **A failed host shutdown is not the end** (vCenter unreachable, the SSH host not
+    answering, a shutdown command that fails or never answers, R8): while the host's power
+    is still failing, its shutdown is issued again, one attempt at a time,
+    :data:`SHUTDOWN_RETRY` seconds after the first failure, the wait doubling after every
+    further failure up to :data:`SHUTDOWN_RETRY_MAX` (:func:`shutdown_retry_delay`), until
+    it succeeds; when the VMs' shutdown had failed too (vCenter unreachable), each attempt
+    stops the VMs again first.  Meanwhile the host counts as still shutting down: the hosts that wait
+    for it (the agent's own host going last, the vCenter's host) go on waiting.  Power
+    back before a retry ends the retries: the host is up and protected again (taken out
+    of the maintenance this agent put it in, its VMs started again with ``power_on_vms``).
+    The agent's own host, whose sessions are closed once its shutdown has started, is
+    retried until it goes down.
+
 R7. **Power back** is handled by the host's phase, :data:`ON_POWER_BACK`: steps not started
     are cancelled; a migration in progress completes, then maintenance is exited at once;
     a host in maintenance exits it; a shutdown still in its start delay is called off; once
     the command, the VMs' or the host's shutdown has started, the shutdown completes
-    (it cannot be undone); a host we shut down in maintenance is taken out of it, the
+    (it cannot be undone; a host shutdown that failed is issued again only while the power
+    is still failing, R6); a host we shut down in maintenance is taken out of it, the
     backend waiting for it to boot.  With ``power_on_vms``, once power is back and the
     host is idle again (out of maintenance, or booted after a shutdown that did not use
     it), the VMs the agent shut down on it (the ``stopped`` of its VM shutdowns) are
@@ -95,7 +109,8 @@ R7. **Power back** is handled by the host's phase, :data:`ON_POWER_BACK`: steps 
     any other plan (PowerAct Pro's "shutdown start delay") is called off.
 
 R8. **Nothing waits forever.**  Every operation has a guard: its own time limit plus
-    :data:`GRACE`.  Past it the engine counts it as timed out, aborts it and goes on.
+    :data:`GRACE`.  Past it the engine counts it as timed out, aborts it and goes on; a host
+    shutdown that timed out has failed and is issued again (R6).
 
 R9. **Restart.**  The state is a plain dict (``snapshot``/``restore``); times are absolute.
     After a restart, a host waits until each of its UPSes has been heard from again (or
@@ -141,6 +156,8 @@ __all__ = [
     "Phase",
     "Power",
     "PowerView",
+    "SHUTDOWN_RETRY",
+    "SHUTDOWN_RETRY_MAX",
     "SHUTDOWN_STAGES",
     "UpsView",
     "Verdict",
@@ -154,6 +171,7 @@ __all__ = [
     "notify_text",
     "on_power_back",
     "sets_fsd_now",
+    "shutdown_retry_delay",
     "ups_verdict",
 ]
 
@@ -400,7 +418,7 @@ AFTER_RESULT: Mapping[tuple[Phase, bool], Phase | str] = {
     (Phase.VMS, True): NEXT_STAGE,
     (Phase.VMS, False): NEXT_STAGE,
     (Phase.STOPPING, True): Phase.DOWN,
-    (Phase.STOPPING, False): Phase.DOWN,         # nothing more can be done for it
+    (Phase.STOPPING, False): Phase.STOPPING,     # issued again, see SHUTDOWN_RETRY
     (Phase.STARTING_VMS, True): Phase.IDLE,
     (Phase.STARTING_VMS, False): Phase.IDLE,     # one attempt; the result says what is off
 }
@@ -408,6 +426,17 @@ AFTER_RESULT: Mapping[tuple[Phase, bool], Phase | str] = {
 #: seconds between attempts to take a host out of maintenance, and how many attempts
 EXIT_RETRY = 120.0
 EXIT_ATTEMPTS = 5
+
+#: R6: seconds from a failed host shutdown to the next attempt; doubled after every
+#: failure up to :data:`SHUTDOWN_RETRY_MAX`
+SHUTDOWN_RETRY = 10.0
+SHUTDOWN_RETRY_MAX = 60.0
+
+
+def shutdown_retry_delay(failures: int) -> float:
+    """R6: the wait after the ``failures``-th failed attempt to shut a host down (10, 20,
+    40, 60, 60, ... seconds)."""
+    return min(SHUTDOWN_RETRY * 2.0 ** max(failures - 1, 0), SHUTDOWN_RETRY_MAX)
 
 
 # -- R7: power back ---------------------------------------------------------------------

@@ -17,7 +17,7 @@ from upsagent.policy.actions import (
 from upsagent.policy.plan import HostPlan, Plan
 from upsagent.policy.rules import (
     AFTER_RESULT, EXIT_ATTEMPTS, EXIT_RETRY, GRACE, NEXT_STAGE, SHUTDOWN_STAGES,
-    SHUTTING_DOWN, Phase, When, fmt, notify_text,
+    SHUTTING_DOWN, Phase, When, fmt, notify_text, shutdown_retry_delay,
 )
 from upsagent.policy.state import HostRecord, UpsRecord
 
@@ -44,6 +44,7 @@ class Stages:
                               target=self._step_id(rec, "enter maintenance"),
                               step="enter maintenance"))
         rec.order_reason, rec.before_order = reason, rec.phase
+        rec.stop_failures, rec.stop_retry_at, rec.stop_note = 0, None, ""
         rec.vms_left = plan.traits.vms and rec.phase is not Phase.MAINTENANCE
         return out + self._next_stage(rec, plan, now)
 
@@ -113,17 +114,46 @@ class Stages:
         if phase is Phase.VMS:
             if rec.before_order is Phase.NO_MAINTENANCE and rec.note:
                 why = f"{why}; maintenance failed: {rec.note}"
+            if rec.stop_failures:
+                why = (f"{why}; again before attempt {rec.stop_failures + 1} of the host's "
+                       f"shutdown, the last one failed: {rec.stop_note}")
             return [self._start(rec, ShutdownVms(self._next_id(name), name, why,
                                                  timeout=plan.vm_shutdown_timeout,
                                                  groups=plan.vm_groups),
                                 plan.vm_shutdown_timeout, now)]
         if phase is Phase.STOPPING:
-            killpower = plan.traits.agent and any(
-                self.plan.ups_plan(s.ups).role == "primary" for s in plan.powered_by)
-            return [self._start(rec, ShutdownHost(self._next_id(name), name, why,
-                                                  killpower=killpower),
-                                plan.shutdown_duration, now)]
+            if rec.stop_failures:
+                why = (f"{why}; attempt {rec.stop_failures + 1}, the last one failed: "
+                       f"{rec.stop_note}")
+            return [self._shutdown_host(rec, plan, why, now)]
         return []
+
+    def _shutdown_host(self, rec: HostRecord, plan: HostPlan, why: str,
+                       now: float) -> Action:
+        killpower = plan.traits.agent and any(
+            self.plan.ups_plan(s.ups).role == "primary" for s in plan.powered_by)
+        return self._start(rec, ShutdownHost(self._next_id(rec.name), rec.name, why,
+                                             killpower=killpower),
+                           plan.shutdown_duration, now)
+
+    def _retry_stop(self, rec: HostRecord, plan: HostPlan, now: float) -> list[Action]:
+        """R6: a host whose shutdown failed: issue it again once the wait has passed, while
+        its power is still failing; with power back, the host is up and protected again."""
+        if rec.stop_retry_at is None or rec.inflight:
+            return []
+        if rec.since is None:        # power is back: no reason to shut it down any more
+            rec.stop_failures, rec.stop_retry_at, rec.stop_note = 0, None, ""
+            rec.phase = Phase.MAINTENANCE if rec.ours else Phase.IDLE
+            return []
+        if now < rec.stop_retry_at:
+            return []
+        rec.stop_retry_at = None
+        if plan.traits.vms and rec.vms_left:
+            # the VMs' step failed too (vCenter unreachable): the VMs first, then the host
+            rec.phase = Phase.VMS
+            out = self._enter_stage(rec, plan, Phase.VMS, now)
+            return out if rec.inflight else out + self._next_stage(rec, plan, now)
+        return self._enter_stage(rec, plan, Phase.STOPPING, now)
 
     def _stage_waits(self, rec: HostRecord, plan: HostPlan, now: float) -> bool:
         """Whether a waiting stage (start delay, the agent going last) must still wait."""
@@ -163,6 +193,8 @@ class Stages:
         return until
 
     def _continue(self, rec: HostRecord, plan: HostPlan, now: float) -> list[Action]:
+        if rec.phase is Phase.STOPPING:
+            return self._retry_stop(rec, plan, now)
         if (rec.phase in (Phase.DELAY, Phase.LAST, Phase.AFTER_OTHERS)
                 and not self._stage_waits(rec, plan, now)):
             return self._next_stage(rec, plan, now)
@@ -183,7 +215,7 @@ class Stages:
             if not ok:
                 rec.note = result.detail or result.outcome.value
         elif phase is Phase.VMS:
-            rec.vms_left = False
+            rec.vms_left = not ok         # R6: a retry of the host's shutdown stops them first
             rec.vms_stopped = tuple(sorted(set(rec.vms_stopped) | set(result.stopped)))
         elif phase is Phase.STARTING_VMS:
             rec.aborting = False
@@ -198,7 +230,12 @@ class Stages:
                 if rec.exit_attempts >= EXIT_ATTEMPTS:
                     rec.ours = False
         elif phase is Phase.STOPPING:
-            rec.down_at = now
+            if ok:
+                rec.down_at, rec.stop_failures, rec.stop_retry_at = now, 0, None
+            else:                    # R6: issued again after a while
+                rec.stop_failures += 1
+                rec.stop_retry_at = now + shutdown_retry_delay(rec.stop_failures)
+                rec.stop_note = result.detail or result.outcome.value
         follow = AFTER_RESULT.get((phase, ok))
         if follow is None:
             return []

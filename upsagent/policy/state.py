@@ -92,6 +92,11 @@ class HostRecord:
     #: (:class:`~upsagent.policy.events.Placement`; OR-ed with the plan's marks)
     seen_vcenter: bool = False
     seen_agent: bool = False
+    #: R6: failed attempts of the current host shutdown, when the next one is due, and
+    #: why the last one failed
+    stop_failures: int = 0
+    stop_retry_at: float | None = None
+    stop_note: str = ""
 
 
 _ACTIONS: dict[str, type[Action]] = {

@@ -152,6 +152,9 @@ class EventSpec:
     fsd: bool = False
     agent: str | None = None
     restart: float | None = None
+    #: the cluster whose manager (vCenter, pool master) stops or starts answering
+    cluster: str | None = None
+    reachable: bool | None = None
 
 
 @dataclass(frozen=True)
@@ -325,13 +328,18 @@ def _event(table: _Table) -> EventSpec:
         t=table.number("t", minimum=0.0) if "t" in table.data else _missing(table, "t"),
         ups=table.text("ups"), status=table.text("status"), runtime=table.number("runtime"),
         charge=table.number("charge"), comm=table.text("comm"), fsd=table.flag("fsd"),
-        agent=table.text("agent"), restart=table.number("restart"))
+        agent=table.text("agent"), restart=table.number("restart"),
+        cluster=table.text("cluster"),
+        reachable=table._get("reachable", (bool,), "true or false", None))
+    if (event.cluster is None) != (event.reachable is None):
+        raise ScenarioError(f"{table.where}: a cluster event needs reachable (true or "
+                            "false), and reachable a cluster")
     if event.comm not in (None, "lost", "ok"):
         raise ScenarioError(f"{table.where}: comm must be \"lost\" or \"ok\"")
     if event.agent is not None and event.restart is None:
         raise ScenarioError(f"{table.where}: an agent event needs restart (seconds down)")
-    if event.agent is None and event.ups is None:
-        raise ScenarioError(f"{table.where}: an event names a ups or an agent")
+    if event.agent is None and event.ups is None and event.cluster is None:
+        raise ScenarioError(f"{table.where}: an event names a ups, an agent or a cluster")
     if event.ups is not None and not (event.status or event.comm or event.fsd
                                       or event.runtime is not None
                                       or event.charge is not None):
@@ -426,6 +434,9 @@ def _build(data: Mapping[str, Any], source: str) -> Scenario:
     for event in events:
         if event.ups is not None and event.ups not in known_ups:
             raise ScenarioError(f"event at {event.t:g} s: UPS {event.ups!r} is not defined")
+        if event.cluster is not None and event.cluster not in by_name:
+            raise ScenarioError(f"event at {event.t:g} s: cluster {event.cluster!r} is not "
+                                "defined")
         if event.agent is not None and event.agent not in declared:
             raise ScenarioError(f"event at {event.t:g} s: agent {event.agent!r} is not "
                                 "defined")

@@ -23,6 +23,9 @@ simulated time:
   ``timeout`` is powered off then.  VMs migrating away are left to finish.
 * **Host shutdown** is accepted at once; the OS stops after ``stop_time``.  VMs still
   running die with it (or stop cleanly if the host has ``autostop``).
+* **Manager unreachable**: while :attr:`SimCluster.reachable` is false (vCenter or the
+  pool master not answering), every operation on its hosts fails at once with
+  ``unreachable``; the hosts and VMs go on as they were.
 * **Power**: :meth:`SimCluster.power_lost` crashes a running host and its VMs;
   :meth:`SimCluster.power_restored` boots a host that was off (BIOS "AC power on") after
   ``boot_time``.  Every change is reported through ``log(subject, event, detail)``.
@@ -115,6 +118,8 @@ class SimCluster:
         self._incoming: dict[str, int] = {}
         #: called with (host, new state) when a host goes down or comes up
         self.watchers: list[Callable[[str, str], None]] = []
+        #: the manager (vCenter, pool master) answers; operations fail while it does not
+        self.reachable = True
 
     # -- building ----------------------------------------------------------------------
 
@@ -122,6 +127,13 @@ class SimCluster:
         host = SimHost(name, **options)  # type: ignore[arg-type]
         self.hosts[name] = host
         return host
+
+    def set_reachable(self, reachable: bool) -> None:
+        """The cluster's manager stops (False) or starts again (True) answering."""
+        if reachable != self.reachable:
+            self.reachable = reachable
+            self.log(self.name, "manager answers again" if reachable
+                     else "manager unreachable", "")
 
     def add_vm(self, name: str, host: str, **options: object) -> SimVm:
         vm = SimVm(name, host, host, **options)  # type: ignore[arg-type]
@@ -478,28 +490,44 @@ class SimulatedBackend(Backend):
     def __init__(self, cluster: SimCluster) -> None:
         self.cluster = cluster
 
+    def _unreachable(self) -> Deferred[Result] | None:
+        """The failure of every operation while the manager does not answer, or None."""
+        if self.cluster.reachable:
+            return None
+        return succeed(Result(Outcome.UNREACHABLE, f"{self.cluster.name} does not answer"))
+
     def hosts(self) -> Deferred[list[HostInfo]]:
         return succeed([HostInfo(name, host.state == "up", host.maintenance, host.state)
                         for name, host in self.cluster.hosts.items()])
 
     def enter_maintenance(self, host: str, timeout: float) -> Deferred[Result]:
+        if (down := self._unreachable()) is not None:
+            return down
         if self.cluster.kind == "standalone":
             return succeed(Result(Outcome.NO_TARGET, f"{host} is not in a cluster: no host "
                                   "can take its VMs"))
         return self.cluster.enter_maintenance(host, timeout)
 
     def exit_maintenance(self, host: str, timeout: float) -> Deferred[Result]:
+        if (down := self._unreachable()) is not None:
+            return down
         return self.cluster.exit_maintenance(host, timeout)
 
     def shutdown_vms(self, host: str, timeout: float,
                      groups: Sequence[VmGroup] = ()) -> Deferred[Result]:
+        if (down := self._unreachable()) is not None:
+            return down
         return self.cluster.shutdown_vms(host, timeout, groups)
 
     def shutdown_host(self, host: str, killpower: bool = False) -> Deferred[Result]:
+        if (down := self._unreachable()) is not None:
+            return down
         return self.cluster.shutdown_host(host)
 
     def power_on_vms(self, host: str, vms: Sequence[str], groups: Sequence[VmGroup] = (),
                      timeout: float = 600.0) -> Deferred[Result]:
+        if (down := self._unreachable()) is not None:
+            return down
         return self.cluster.power_on_vms(host, vms, groups, timeout)
 
     def warn_users(self, host: str, message: str) -> Deferred[Result]:

@@ -447,6 +447,11 @@ class Simulation:
         if event.agent is not None:
             self._restart(event.agent, event.restart or 0.0)
             return
+        if event.cluster is not None:
+            assert event.reachable is not None
+            self.clusters[event.cluster].set_reachable(event.reachable)
+            if event.ups is None:
+                return
         assert event.ups is not None
         ups = self.ups[event.ups]
         now = self.clock.seconds()
