@@ -839,6 +839,33 @@ def test_a_retry_stops_the_vms_first_when_their_step_failed_too() -> None:
     assert [t for t, _ in d.of(ShutdownHost, "esx1")] == [60, 75, 95]
 
 
+def test_the_own_host_stops_waiting_for_a_failing_host_once_its_power_is_critical(
+        ) -> None:
+    """The own host goes last (R6) and waits for a host whose shutdown keeps failing;
+    once its own power is critical (LB) it no longer waits for that host and shuts down,
+    rather than be cut off with everything; the other host's retries go on meanwhile."""
+    plan = Plan(ups=(UpsPlan("UPS", "primary"),), hosts=(
+        HostPlan("master", "local", (Supply("UPS"),), shutdown_after=600),
+        HostPlan("nas", "ssh", (Supply("UPS"),), shutdown_after=60, shutdown_duration=30)),
+        hostsync=10)
+    d = Drive(plan)
+    started(d, 0, "UPS")
+    d.event(0, state("UPS", "OB"))
+    d.until(60)
+    d.done(61, d.last(ShutdownHost, "nas"), Outcome.UNREACHABLE, "connection refused")
+    d.until(600)
+    d.done(600, d.last(SetFsd))
+    d.until(900)
+    # the FSD this primary set is not its power running out: it still waits for nas,
+    # whose attempts go on (each given up on after its limit, R8, then retried)
+    assert d.of(ShutdownHost, "master") == []
+    assert len(d.of(ShutdownHost, "nas")) > 5
+    d.event(901, state("UPS", "OB LB"))
+    d.until(905)
+    assert [t for t, _ in d.of(ShutdownHost, "master")] == [901]
+    assert d.engine.phase("nas") is Phase.STOPPING
+
+
 def test_a_restart_after_the_own_hosts_failed_shutdown_is_a_new_boot() -> None:
     """R9 holds with the retries: the own host's shutdown was started (and failed): a
     restored engine starts afresh, as after a boot, and does not run it again by itself."""

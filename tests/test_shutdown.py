@@ -265,9 +265,9 @@ class SlowRunner(FakeRunner):
 
 def test_the_command_keeps_its_whole_budget(tmp_path: Path) -> None:
     """The engine stops waiting for the host's shutdown after its own guard (90 s) and,
-    the host still up, runs the command again 10 s later (rules R6); the first command is
-    not cancelled: the runner's budget (120 s) ends it, and its result is still kept and
-    logged."""
+    the host still up, retries it 10 s later (rules R6); the first command is not
+    cancelled and no second one runs beside it: the retry waits until the runner's budget
+    (120 s) ends the first, whose result is still kept and logged, then runs."""
     sh = Shell(tmp_path, "u", runner=SlowRunner, finaldelay=0)
     sh.status(0, "u", "OB LB")
     runner = sh.runner
@@ -277,10 +277,27 @@ def test_the_command_keeps_its_whole_budget(tmp_path: Path) -> None:
     assert sh.service.phase is Phase.STOPPING and not first.called
     assert len(runner.calls) == 1
     sh.at(100)
-    assert [t for t, _, _ in runner.calls] == [0, 100]
+    assert [t for t, _, _ in runner.calls] == [0]       # the retry waits for the first
+    sh.at(120)
     first.callback(Done(False, "timed out after 120 s"))
     assert sh.service.result == Done(False, "timed out after 120 s")
+    assert [t for t, _, _ in runner.calls] == [0, 120]
     runner.running.callback(Done(True, "exit 0"))
+    assert sh.service.phase is Phase.DOWN
+
+
+def test_a_retry_is_not_run_when_the_attempt_it_waited_for_succeeds(tmp_path: Path) -> None:
+    """The first command ends well after the engine stopped waiting for it: the retry
+    queued behind it is answered by its success, and no second command runs."""
+    sh = Shell(tmp_path, "u", runner=SlowRunner, finaldelay=0)
+    sh.status(0, "u", "OB LB")
+    runner = sh.runner
+    assert isinstance(runner, SlowRunner)
+    first = runner.running
+    sh.at(100)
+    sh.at(110)
+    first.callback(Done(True, "exit 0"))
+    assert [t for t, _, _ in runner.calls] == [0]
     assert sh.service.phase is Phase.DOWN
 
 

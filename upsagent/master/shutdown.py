@@ -145,6 +145,9 @@ class ShutdownService:
         self.history: list[tuple[float, Act]] = []
         #: the shutdown command's result once it ended
         self.result: Any = None
+        #: the shutdown command running now, and the runs waiting for it to end
+        self._command: Deferred[Any] | None = None
+        self._waiting: list[Callable[[Any], None]] = []
         self.plan = self._plan()
         self.engine = PolicyEngine(self.plan, reactor.seconds())
         self.executor = self._executor()
@@ -331,7 +334,22 @@ class ShutdownService:
     def run_command(self, argv: list[str], budget: float | None) -> Deferred[Any]:
         """Run the shutdown command; the Deferred fires with its result when it ends.
         Cancelling the Deferred (the engine giving up waiting) leaves the command its
-        whole budget."""
+        whole budget.  One at a time: asked again (the engine's retry, R6) while the
+        last one still runs, it waits for it, and runs again only when that one failed."""
+        if self._command is not None:
+            self.log.warn("The shutdown command is still running: running it again waits "
+                          "until it has ended")
+            again: Deferred[Any] = Deferred()
+
+            def after(result: Any) -> None:
+                if again.called:
+                    return
+                if getattr(result, "ok", False):
+                    again.callback(result)
+                else:
+                    self.run_command(argv, budget).chainDeferred(again)
+            self._waiting.append(after)
+            return again
         self._did(RunCommand(tuple(argv)))
         if self.config.dry_run:
             self.log.warn("Dry run: would run the shutdown command {argv}", argv=argv)
@@ -344,8 +362,10 @@ class ShutdownService:
             self.result = exc
             return succeed(Result(Outcome.FAILED, f"not started: {exc}"))
         ended: Deferred[Any] = Deferred()
+        self._command = running
 
         def done(result: Any) -> None:
+            self._ended(result)
             self.result = result
             summary = getattr(result, "summary", result)
             if getattr(result, "ok", False):
@@ -359,6 +379,7 @@ class ShutdownService:
                 ended.callback(result)
 
         def failed(reason: Failure) -> None:
+            self._ended(Result(Outcome.FAILED, reason.getErrorMessage()))
             self.result = reason
             self.log.failure("Shutdown command {argv} failed", reason, argv=argv)
             if not ended.called:
@@ -366,6 +387,13 @@ class ShutdownService:
 
         running.addCallbacks(done, failed)
         return ended
+
+    def _ended(self, result: Any) -> None:
+        """The running command has ended: the runs waiting for it go on."""
+        self._command = None
+        waiting, self._waiting = self._waiting, []
+        for after in waiting:
+            after(result)
 
 
 class SlotFsd:

@@ -91,6 +91,7 @@ class PolicyEngine(Stages):
         #: restored after the own host's shutdown (R9: a new boot)
         self._booted = False
         self._resumed: list[Action] = []
+        self._pressed: set[str] = set()
 
     # -- the API ---------------------------------------------------------------------
 
@@ -371,6 +372,8 @@ class PolicyEngine(Stages):
         if not committed and self._waiting_after_restart(plan, now):
             return out      # R9; a committed shutdown needs no fresh reading to go on
         if rec.phase in SHUTTING_DOWN:
+            pressed = rec.since is not None and self._running_out(rec, plan, views, power)
+            (self._pressed.add if pressed else self._pressed.discard)(rec.name)
             return out + self._continue(rec, plan, now)
         if power.state is not Power.OK:
             return out + self._on_short(rec, plan, power, now)

@@ -82,8 +82,12 @@ R6. **Shutdown** is the sequence :data:`SHUTDOWN_STAGES`, each stage skipped whe
     :data:`SHUTDOWN_RETRY` seconds after the first failure, the wait doubling after every
     further failure up to :data:`SHUTDOWN_RETRY_MAX` (:func:`shutdown_retry_delay`), until
     it succeeds; when the VMs' shutdown had failed too (vCenter unreachable), each attempt
-    stops the VMs again first.  Meanwhile the host counts as still shutting down: the hosts that wait
-    for it (the agent's own host going last, the vCenter's host) go on waiting.  Power
+    stops the VMs again first.  Meanwhile the host counts as still shutting down: the hosts
+    that wait for it (the agent's own host going last, the vCenter's host) go on waiting,
+    until their own power runs out (a UPS feeding them on low battery, or their runtime
+    down to what their remaining steps need; the FSD a primary sets is not that): then a
+    host whose shutdown has failed no longer holds them, and its retries go on while the
+    agent is up.  Power
     back before a retry ends the retries: the host is up and protected again (taken out
     of the maintenance this agent put it in, its VMs started again with ``power_on_vms``).
     The agent's own host, whose sessions are closed once its shutdown has started, is

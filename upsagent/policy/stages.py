@@ -14,10 +14,10 @@ from upsagent.policy.actions import (
     Action, Cancel, EnterMaintenance, Notify, Outcome, Result, RunCommand, SetFsd,
     ShutdownHost, ShutdownVms, WarnUsers,
 )
-from upsagent.policy.plan import HostPlan, Plan
+from upsagent.policy.plan import HostPlan, Plan, runtime_trigger
 from upsagent.policy.rules import (
     AFTER_RESULT, EXIT_ATTEMPTS, EXIT_RETRY, GRACE, NEXT_STAGE, SHUTDOWN_STAGES,
-    SHUTTING_DOWN, Phase, When, fmt, notify_text, shutdown_retry_delay,
+    SHUTTING_DOWN, Phase, PowerView, UpsView, When, fmt, notify_text, shutdown_retry_delay,
 )
 from upsagent.policy.state import HostRecord, UpsRecord
 
@@ -33,6 +33,9 @@ class Stages:
     _hosts: dict[str, HostRecord]
     #: operations in flight: id -> (action, guard deadline)
     _ops: dict[str, tuple[Action, float]]
+    #: hosts whose own power is running out now: they stop waiting for hosts whose
+    #: shutdown keeps failing (R6)
+    _pressed: set[str]
 
     # -- the shutdown sequence: R6 ---------------------------------------------------
 
@@ -168,10 +171,29 @@ class Stages:
     def _manager_first(self, plan: HostPlan) -> list[str]:
         """R6: the hosts of ``plan``'s manager, of a lower :attr:`~HostPlan.last_rank`,
         whose shutdown is in progress (``plan`` waits for them)."""
+        rec = self._hosts[plan.name]
         return [other.name for other in self.plan.hosts
                 if other.name != plan.name and other.manager_key == plan.manager_key
                 and other.last_rank < plan.last_rank and not other.left_alone
-                and self._hosts[other.name].phase in SHUTTING_DOWN]
+                and self._hosts[other.name].phase in SHUTTING_DOWN
+                and not self._given_up(rec, self._hosts[other.name])]
+
+    def _running_out(self, rec: HostRecord, plan: HostPlan, views: dict[str, UpsView],
+                     power: PowerView) -> bool:
+        """Whether ``plan``'s power is running out: a UPS feeding it is on low battery, or
+        its runtime is down to what its remaining steps need (R4b; an FSD, such as the
+        one this agent sets as a primary, is not running out)."""
+        if any("LB" in views[s.ups].status for s in plan.powered_by if s.ups in views):
+            return True
+        return power.runtime is not None and power.runtime <= runtime_trigger(
+            plan, self.plan, in_maintenance=False).at
+
+    def _given_up(self, rec: HostRecord, other: HostRecord) -> bool:
+        """R6: ``rec``'s power is running out (:meth:`_running_out`) and ``other``'s
+        shutdown has failed at least once: ``rec`` no longer waits for it (the retries go
+        on while ``rec`` is up)."""
+        return (rec.name in self._pressed and other.phase is Phase.STOPPING
+                and other.stop_failures > 0)
 
     def _others_until(self, rec: HostRecord, now: float) -> float | None:
         """R6: until when the agent's own host must wait for the others (None: done).
@@ -182,7 +204,7 @@ class Stages:
         until = None
         for other in self.plan.hosts:
             orec = self._hosts[other.name]
-            if other.name == rec.name or other.left_alone:
+            if other.name == rec.name or other.left_alone or self._given_up(rec, orec):
                 continue
             if orec.phase in SHUTTING_DOWN:
                 return float("inf")
