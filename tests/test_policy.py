@@ -866,6 +866,43 @@ def test_the_own_host_stops_waiting_for_a_failing_host_once_its_power_is_critica
     assert d.engine.phase("nas") is Phase.STOPPING
 
 
+def one_esx_with_maintenance() -> Plan:
+    return Plan(ups=(UpsPlan("UPS1"),), hosts=(HostPlan(
+        "esx1", "vsphere", (Supply("UPS1"),), maintenance_after=30, shutdown_after=300,
+        manager="vc1"),), name="mgmt")
+
+
+@pytest.mark.parametrize("outcome", [Outcome.UNREACHABLE, Outcome.FAILED, Outcome.TIMED_OUT])
+def test_an_enter_whose_end_was_not_seen_is_exited_on_power_back(outcome: Outcome) -> None:
+    """vCenter went away while the host entered maintenance: the enter's end is unknown,
+    the host may be in maintenance: power back takes it out as the agent's own (the
+    backend leaves a host that is not in maintenance as it is).  A definite NO_TARGET
+    leaves nothing to undo."""
+    d = Drive(one_esx_with_maintenance())
+    started(d, 0, "UPS1")
+    d.event(0, state("UPS1", "OB"))
+    d.until(30)
+    enter = d.last(EnterMaintenance, "esx1")
+    d.done(31, enter, outcome, "HTTPException: 503 Service Unavailable")
+    assert d.engine.phase("esx1") is Phase.NO_MAINTENANCE
+    d.event(40, state("UPS1", "OL"))
+    d.until(41)
+    exits = d.of(ExitMaintenance, "esx1")
+    assert [t for t, _ in exits] == [40], d.steps()
+
+
+def test_an_enter_refused_for_want_of_a_target_leaves_nothing_to_undo() -> None:
+    d = Drive(one_esx_with_maintenance())
+    started(d, 0, "UPS1")
+    d.event(0, state("UPS1", "OB"))
+    d.until(30)
+    d.done(31, d.last(EnterMaintenance, "esx1"), Outcome.NO_TARGET, "Timedout")
+    d.event(40, state("UPS1", "OL"))
+    d.until(41)
+    assert d.of(ExitMaintenance, "esx1") == []
+    assert d.engine.phase("esx1") is Phase.IDLE
+
+
 def test_a_restart_after_the_own_hosts_failed_shutdown_is_a_new_boot() -> None:
     """R9 holds with the retries: the own host's shutdown was started (and failed): a
     restored engine starts afresh, as after a boot, and does not run it again by itself."""
@@ -1050,7 +1087,7 @@ def test_at_boot_hosts_left_in_maintenance_are_taken_out() -> None:
     assert again.steps() == []
     again.event(1002, state("UPS1", "OL"))
     exit_ = again.last(ExitMaintenance)
-    assert exit_.host == "host1" and "shut down in maintenance" in exit_.reason
+    assert exit_.host == "host1" and "shut down after this agent's maintenance" in exit_.reason
     assert [a.type for _, a in again.of(Notify)] == []    # the first reading: no ONLINE
 
 

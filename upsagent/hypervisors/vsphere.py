@@ -261,7 +261,8 @@ class VsphereBackend(StepPaths, Backend):
     def hosts(self) -> Deferred[list[HostInfo]]:
         """Every host of the vCenter with its connection and maintenance state, and whether
         it runs the vCenter VM or this agent's VM; fails (``ConnectionError`` with the
-        reason) when the vCenter cannot be asked, as :meth:`Backend.hosts` says."""
+        reason; the inventory names the vCenter) when the vCenter cannot be asked, as
+        :meth:`Backend.hosts` says."""
         holder: list[list[HostInfo]] = []
 
         def work(_: threading.Event) -> Result:
@@ -273,8 +274,7 @@ class VsphereBackend(StepPaths, Backend):
 
         def listed(result: Result) -> list[HostInfo]:
             if not result.ok or not holder:
-                raise ConnectionError(f"vcenter {self.config.name}: "
-                                      f"{result.detail or result.outcome.value}")
+                raise ConnectionError(result.detail or result.outcome.value)
             # the placement detection, kept while vCenter is away
             self._detected = {h.name for h in holder[0] if h.runs_vcenter}
             self._detected_agent = {h.name for h in holder[0] if h.runs_agent}

@@ -379,15 +379,17 @@ class PolicyEngine(Stages):
             return out + self._on_short(rec, plan, power, now)
         if rec.phase is Phase.NO_MAINTENANCE or (rec.phase is Phase.MAINTENANCE
                                                  and not rec.ours):
-            rec.phase = Phase.IDLE   # a maintenance that ended after the power came back
+            # a maintenance that ended after the power came back; one whose end was not
+            # seen is taken out as the agent's own (R5)
+            rec.phase = Phase.MAINTENANCE if rec.ours else Phase.IDLE
         if (rec.phase in (Phase.MAINTENANCE, Phase.DOWN) and rec.ours
                 and (rec.exit_at is None or now >= rec.exit_at)):
             reason = rec.back_reason or "power is back"
             if rec.exit_when_done:
                 reason += " during the migration, which has completed"
             elif rec.phase is Phase.DOWN:
-                reason += (f"; {rec.name} was shut down in maintenance and is taken out "
-                           "once it is up")
+                reason += (f"; {rec.name} was shut down after this agent's maintenance "
+                           "and is taken out of it once it is up")
             elif self._booted and not rec.back_reason:
                 reason += ("; this agent had put it into maintenance before its own host "
                            "was shut down")
@@ -458,7 +460,9 @@ class PolicyEngine(Stages):
                                      f"{rec.back_reason}: shutdown cancelled",
                                      message=plan.message))
             rec.phase = rec.before_order
-        if rec.phase is Phase.NO_MAINTENANCE or (rec.phase is Phase.DOWN and not rec.ours):
+        if rec.phase is Phase.NO_MAINTENANCE:
+            rec.phase = Phase.MAINTENANCE if rec.ours else Phase.IDLE
+        elif rec.phase is Phase.DOWN and not rec.ours:
             rec.phase = Phase.IDLE
         return out
 

@@ -21,6 +21,9 @@ from upsagent.policy.rules import (
 )
 from upsagent.policy.state import HostRecord, UpsRecord
 
+#: outcomes of an operation whose effect is unknown: it may have happened
+UNSEEN_END = frozenset({Outcome.FAILED, Outcome.UNREACHABLE, Outcome.TIMED_OUT})
+
 __all__ = ["Stages"]
 
 
@@ -232,7 +235,11 @@ class Stages:
         phase = rec.phase
         if phase is Phase.ENTERING or phase is Phase.EVACUATING:
             rec.aborting = False
-            rec.ours = rec.ours or ok
+            # an enter whose end was not seen (vCenter gone mid-task, no answer) may have
+            # put the host into maintenance: counted as ours, so that power back takes it
+            # out (the backend does nothing to a host that is not in maintenance)
+            rec.ours = rec.ours or ok or (phase is Phase.ENTERING
+                                          and result.outcome in UNSEEN_END)
             rec.vms_left = self.plan.host(rec.name).traits.vms and not ok
             if not ok:
                 rec.note = result.detail or result.outcome.value
