@@ -54,14 +54,15 @@ R4. **Early triggers**, taken before the timers, ignoring them:
     own agent (kind ``xenmaster``: the agent's machine, with VMs) shuts it down last: its
     VMs, then itself.
 
-R5. **Maintenance** moves the VMs away.  An enter whose end was not seen (failed,
-    unreachable, no answer: vCenter gone mid-task) may have put the host there: it counts
-    as this agent's maintenance, so power back asks to take the host out (the backend
-    leaves a host that is not in maintenance as it is); a definite ``NO_TARGET`` does not.  Hosts of one ``cluster`` enter it one after the
+R5. **Maintenance** moves the VMs away.  Hosts of one ``cluster`` enter it one after the
     other, in plan order (what Winpower does, and why scenario 3's host1 can still send its
     VMs to host2).  It succeeds (``MAINTENANCE``) or not (``NO_MAINTENANCE``: no target,
     timed out, failed); then the shutdown stops the VMs first.  An urgent trigger (R4)
-    during a migration aborts it; a timer never does.
+    during a migration aborts it; a timer never does.  An enter whose end was not seen
+    (failed, unreachable, no answer: vCenter gone mid-task) may have put the host there:
+    it counts as this agent's maintenance, so power back asks to take the host out (the
+    backend leaves a host that is not in maintenance as it is); a definite ``NO_TARGET``
+    does not.
 
 R6. **Shutdown** is the sequence :data:`SHUTDOWN_STAGES`, each stage skipped when its
     condition does not hold: set FSD and wait for the secondaries (a primary's own host, at
