@@ -190,9 +190,9 @@ def test_both_ups_fail_and_the_second_maintenance_fails(tmp_path: Path, sim: Vcs
 
 
 def test_vcenter_unreachable_when_the_shutdown_is_due(tmp_path: Path, sim: Vcsim) -> None:
-    """vCenter stops answering after H0 entered maintenance: the shutdown fails, and the
-    engine issues it again (10 s later) once vCenter answers: H0 goes down, not left
-    running unprotected."""
+    """vCenter stops answering after H0 entered maintenance: the shutdown finds it gone
+    and tries it again within the step (2 s, doubling); once vCenter answers H0 goes down,
+    not left running unprotected."""
     rig = Rig(tmp_path, sim, shutdown_after=4)
     try:
         rig.power("OB DISCHRG")
@@ -200,16 +200,16 @@ def test_vcenter_unreachable_when_the_shutdown_is_due(tmp_path: Path, sim: Vcsim
                   "H0 in maintenance")
         rig.slave.wait_log(f"{H0}: enter maintenance: ok", 5)     # the agent saw it end
         rig.sim.control("down", on="1")
-        wait_for(lambda: re.search(rf"{H0}: shut down: (unreachable|failed|timed-out)",
-                                   rig.slave.log()), 4 + TOLERANCE + 30,
-                 f"the shutdown to fail\n{rig.slave.log()}")
+        rig.slave.wait_log(f"shut down {H0}: vcenter vc1: 503 Service Unavailable; trying "
+                           "again in 4 s", 4 + TOLERANCE + 10)
         assert host(rig.sim.state(), H0)["power"] == "poweredOn"
         back = time.monotonic()
         rig.sim.control("down", on="0")
-        rig.until(lambda s: host(s, H0)["power"] == "poweredOff", 10 + TOLERANCE + 10,
+        rig.until(lambda s: host(s, H0)["power"] == "poweredOff", 15 + TOLERANCE,
                   "H0 shut down once vCenter answers")
-        assert time.monotonic() - back <= 10 + TOLERANCE + 10
-        assert "attempt 2, the last one failed" in rig.slave.log()
+        assert time.monotonic() - back <= 15 + TOLERANCE
+        assert re.search(rf"{H0}: shut down: ok: .*vcenter answering again after \d+ "
+                         "attempts", rig.slave.log()), rig.slave.log()
         assert f"{H0}: shut down VMs" not in rig.slave.log()      # it was in maintenance
         untouched(rig.sim, H1)
         untouched(rig.sim, H2)
@@ -218,21 +218,19 @@ def test_vcenter_unreachable_when_the_shutdown_is_due(tmp_path: Path, sim: Vcsim
 
 
 def test_vcenter_unreachable_at_the_vms_and_the_shutdown(tmp_path: Path, sim: Vcsim) -> None:
-    """shutdown only, vCenter not answering from the power cut: the VMs' step and the
-    host's shutdown fail; once vCenter answers, the next attempt stops the VMs (guest
-    shutdown) first, then the host: its VMs are not cut off with it."""
+    """shutdown only, vCenter not answering from the power cut: the VMs' step fails
+    (tried again within its 5 s), which is a failed attempt of the host's shutdown: the
+    host's shutdown is not issued; once vCenter answers, the next attempt (10 s later)
+    stops the VMs (guest shutdown) first, then the host: its VMs are not cut off."""
     rig = Rig(tmp_path, sim, hosts=vsphere_host(H0, shutdown_after=3, vm_shutdown_timeout=5))
     try:
         rig.sim.control("down", on="1")
         rig.power("OB DISCHRG")
-        wait_for(lambda: re.search(rf"{H0}: shut down: (unreachable|failed|timed-out)",
-                                   rig.slave.log()), 3 + TOLERANCE + 30,
-                 f"the shutdown to fail\n{rig.slave.log()}")
-        assert re.search(rf"{H0}: shut down VMs: (unreachable|failed|timed-out)",
-                         rig.slave.log()), rig.slave.log()
+        rig.slave.wait_log(f"{H0}: shut down VMs: unreachable", 3 + TOLERANCE + 10)
         state = rig.sim.state()
         assert host(state, H0)["power"] == "poweredOn"
         assert all(vm(state, name)["power"] == "poweredOn" for name in OURS)
+        assert f"{H0}: shut down: " not in rig.slave.log()
         rig.sim.control("down", on="0")
         rig.until(lambda s: host(s, H0)["power"] == "poweredOff", 10 + TOLERANCE + 10,
                   "H0 shut down once vCenter answers")

@@ -86,7 +86,9 @@ R6. **Shutdown** is the sequence :data:`SHUTDOWN_STAGES`, each stage skipped whe
     :data:`SHUTDOWN_RETRY` seconds after the first failure, the wait doubling after every
     further failure up to :data:`SHUTDOWN_RETRY_MAX` (:func:`shutdown_retry_delay`), until
     it succeeds; when the VMs' shutdown had failed too (vCenter unreachable), each attempt
-    stops the VMs again first.  Meanwhile the host counts as still shutting down: the hosts
+    stops the VMs again first.  A VMs' shutdown that finds the manager unreachable counts
+    as such a failed attempt itself: the host's shutdown is not issued after it (it would
+    find the manager gone too, or, the manager back meanwhile, cut the VMs off).  Meanwhile the host counts as still shutting down: the hosts
     that wait for it (the agent's own host going last, the vCenter's host) go on waiting,
     until their own power runs out (a UPS feeding them on low battery, or their runtime
     down to what their remaining steps need; the FSD a primary sets is not that): then a

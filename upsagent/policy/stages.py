@@ -246,6 +246,14 @@ class Stages:
         elif phase is Phase.VMS:
             rec.vms_left = not ok         # R6: a retry of the host's shutdown stops them first
             rec.vms_stopped = tuple(sorted(set(rec.vms_stopped) | set(result.stopped)))
+            if result.outcome is Outcome.UNREACHABLE:
+                # R6: the manager is gone; the host's shutdown would find it gone too, or,
+                # back meanwhile, cut the VMs off: a failed attempt, the VMs first again
+                rec.phase = Phase.STOPPING
+                rec.stop_failures += 1
+                rec.stop_retry_at = now + shutdown_retry_delay(rec.stop_failures)
+                rec.stop_note = result.detail or result.outcome.value
+                return []
         elif phase is Phase.STARTING_VMS:
             rec.aborting = False
             if result.outcome is not Outcome.CANCELLED:
