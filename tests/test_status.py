@@ -573,6 +573,34 @@ def test_a_socket_path_that_cannot_be_used_stops_the_start(tmp_path: Path) -> No
     assert clock.listening == [] and not clock.getDelayedCalls()
 
 
+def test_the_default_socket_taken_leaves_the_agent_running_without_one(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Two agents on one machine, neither naming a socket: the second cannot have the
+    default one; it says so and protects its hosts without a status socket (a path the
+    operator chose is refused, as above)."""
+    from dataclasses import replace
+
+    import upsagent.agent.daemon as daemon_module
+
+    default = str(tmp_path / "slave.sock")
+    monkeypatch.setattr(daemon_module, "DEFAULT_STATUS_SOCKET", default)
+    (tmp_path / "slave.sock").write_text("")     # what listen_status refuses
+    lines: list[str] = []
+
+    @provider(ILogObserver)
+    def observe(event: LogEvent) -> None:
+        if event.get("log_namespace") == "upsagent.slave":
+            lines.append(formatEvent(event))
+    globalLogPublisher.addObserver(observe)
+    try:
+        rig = Rig(replace(timed_config(tmp_path), status_socket=default), Clock())
+    finally:
+        globalLogPublisher.removeObserver(observe)
+    assert rig.daemon.executor is not None
+    assert any("exists and is not a socket" in line and "this agent runs without a status "
+               "socket" in line for line in lines), lines
+
+
 def test_the_start_delay_counts_down_too(tmp_path: Path) -> None:
     """A host in its start delay (shutdown_delay) shows when the delay ends."""
     from dataclasses import replace

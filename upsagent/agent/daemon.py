@@ -78,7 +78,7 @@ from twisted.logger import Logger
 from upsagent.config.schema import ConfigError
 from upsagent.config.validate import show
 from upsagent.config.slavecheck import agent_backends, countdown_problems, plan_problems
-from upsagent.config.slaveconf import DELAY_VARIABLE, SlaveConfig
+from upsagent.config.slaveconf import DEFAULT_STATUS_SOCKET, DELAY_VARIABLE, SlaveConfig
 from upsagent.config.managers import MANAGED_KINDS, ManagerConfig
 from upsagent.hypervisors.base import Backend, build_backend
 from upsagent.system.powerdown import clear_stale_flag
@@ -385,8 +385,16 @@ class SlaveDaemon:
         from upsagent.agent.control import listen_status
         port = None
         if path is not None:
-            port = listen_status(self.reactor, path,
-                                 lambda: status_report(self, float(self.reactor.seconds())))
+            try:
+                port = listen_status(self.reactor, path, lambda: status_report(
+                    self, float(self.reactor.seconds())))
+            except ConfigError as exc:
+                if path.removesuffix(".dry-run") != DEFAULT_STATUS_SOCKET:
+                    raise
+                # the default path, taken (another agent on this machine): no reason to
+                # leave the hosts unprotected; the operator chose no path to insist on
+                _log.error("{why}; this agent runs without a status socket (set "
+                           "slave.status_socket to a path of its own)", why=exc)
         if self._control is not None:
             self._control.stopListening()
         self._control, self._control_path = port, path
