@@ -23,6 +23,7 @@ from hypothesis import strategies as st
 from twisted.internet.task import Clock
 
 from upsagent.config.schema import UpsConfig
+from upsagent.drivers.qx.codec import number
 from upsagent.drivers.qx.driver import QxDriver
 from upsagent.system.threads import inline as direct
 from upsagent.drivers.qx.transport import Transport
@@ -163,12 +164,14 @@ _FUZZ = st.one_of(
 @given(st.lists(_FUZZ, min_size=1, max_size=8))
 def test_fuzzed_wire_never_crashes_and_never_invents(replies: list[bytes | None]) -> None:
     """Whatever comes off the wire: no exception, and every published status and voltage
-    is one a reply with a valid status field carried."""
+    is one a reply with a valid status field carried (its field read as NUT reads it,
+    :func:`~upsagent.drivers.qx.codec.number`: a blank field is 0, as strtod makes it)."""
     driver, ups, clock = driver_for({"Q1\r": [_GOOD, *replies, _GOOD], "F\r": [VULTECH["F\r"]]})
     driver.start()
     good_inputs = {"233.0"} | {
-        f"{float(r[1:6]):.1f}" for r in replies
-        if r and r[:1] == b"(" and set(r[1:6]) <= set(b"0123456789 .") and b"\r" in r}
+        f"{value:.1f}" for r in replies
+        if r and r[:1] == b"(" and b"\r" in r
+        and (value := number(r[1:6].decode("latin-1"))) is not None}
     for _ in range(len(replies) + 1):
         clock.advance(2)
         if ups.availability is Availability.OK:

@@ -33,7 +33,7 @@ from __future__ import annotations
 
 from typing import Any, Callable, TypeVar
 
-from twisted.internet.defer import Deferred, DeferredLock, maybeDeferred, succeed
+from twisted.internet.defer import Deferred, DeferredLock, succeed
 from twisted.internet.interfaces import IDelayedCall, IReactorTime
 from twisted.python.failure import Failure
 

@@ -165,7 +165,7 @@ class Inventory:
             d = maybeDeferred(backend.hosts)
             d.addCallbacks(self._answered, self._failed, callbackArgs=(name, hosts),
                            errbackArgs=(name,))
-            d.addErrback(lambda f: _log.failure("inventory: {manager}", f, manager=name))
+            d.addErrback(self._bug, name)
 
     def as_json(self) -> dict[str, Any]:
         """The inventory as JSON types (for ``upsagent status``)."""
@@ -174,6 +174,11 @@ class Inventory:
                 "hosts": [asdict(h) for h in self.hosts.values()]}
 
     # -- answers -------------------------------------------------------------------------
+
+    @staticmethod
+    def _bug(failure: Failure, name: str) -> None:
+        """What handling an answer raised (a bug): logged with the manager's name."""
+        _log.failure("inventory: {manager}", failure, manager=name)
 
     def _failed(self, failure: Failure, name: str) -> None:
         self._busy.discard(name)

@@ -54,7 +54,6 @@ while communication is fine.  Nothing is emitted once :meth:`UpsMonitor.stop` wa
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
 from typing import Any, Callable
 
 from twisted.application.internet import ClientService, backoffPolicy

@@ -37,7 +37,6 @@ Rules:
 from __future__ import annotations
 
 import os
-import re
 import tomllib
 from dataclasses import replace
 from typing import Any, BinaryIO

@@ -22,7 +22,6 @@ from __future__ import annotations
 
 import hashlib
 import importlib
-import socket
 import ssl
 import threading
 import time
@@ -69,7 +68,6 @@ FREE_ESXI_HINT = ("free ESXi refuses every change through the API (RestrictedVer
 POLL = 0.25
 #: what a task is given beyond its own timeout before we stop waiting for it
 TASK_GRACE = 15.0
-_NETWORK_ERRORS = (OSError, socket.timeout, ConnectionError)
 
 
 class Cancelled(Exception):

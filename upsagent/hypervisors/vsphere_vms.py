@@ -446,7 +446,7 @@ def shutdown_vms(client: VsphereClient, name: str, timeout: float, cancel: threa
     order = " in order " + " | ".join(
         ", ".join(u.name for u in b.units) + (f" ({b.label})" if b.label in _TAIL else "")
         for b in batches) if groups or len(batches) > 1 else ""
-    spared = (f"; left for the host's shutdown: "
+    spared = ("; left for the host's shutdown: "
               + ", ".join(f"{vm} ({why})" for vm, why in sorted(kept.items()))) if kept else ""
     if left:
         return Result(Outcome.FAILED, f"{len(left)} VMs still running{spared}",

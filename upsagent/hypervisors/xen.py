@@ -37,7 +37,7 @@ import threading
 import time
 import xmlrpc.client
 from collections.abc import Callable, Collection, Sequence
-from typing import TYPE_CHECKING, Any, TypeVar, cast
+from typing import TYPE_CHECKING, Any, cast
 from urllib.parse import urlsplit, urlunsplit
 
 from twisted.internet.defer import Deferred
@@ -55,7 +55,6 @@ if TYPE_CHECKING:
 __all__ = ["XenBackend", "XenPool", "master_url"]
 
 _log = Logger()
-T = TypeVar("T")
 
 #: how long past an operation's own limit :meth:`XenBackend.run` still waits for its thread
 GRACE = 60.0
@@ -526,6 +525,7 @@ class XenBackend(Backend):
             api = self.pool.api()
             records = api.host.get_all_records()
             labels = {ref: rec["name_label"] for ref, rec in records.items()}
+            live = self.pool.liveness(records)       # one read of host_metrics for all
             problems = []
             pools = api.pool.get_all()
             master = api.pool.get_master(pools[0]) if pools else None
@@ -539,7 +539,7 @@ class XenBackend(Backend):
                 if ref is None:
                     problems.append(f"host {host}: no host with that name-label in pool "
                                     f"{name} (it has: {', '.join(sorted(labels.values()))})")
-                elif self.pool.liveness({ref: records[ref]})[ref] is False:
+                elif live[ref] is False:
                     problems.append(f"host {host}: not live in pool {name}")
             return problems
 

@@ -372,7 +372,7 @@ class PolicyEngine(Stages):
         if not committed and self._waiting_after_restart(plan, now):
             return out      # R9; a committed shutdown needs no fresh reading to go on
         if rec.phase in SHUTTING_DOWN:
-            pressed = rec.since is not None and self._running_out(rec, plan, views, power)
+            pressed = rec.since is not None and self._running_out(plan, views, power)
             (self._pressed.add if pressed else self._pressed.discard)(rec.name)
             return out + self._continue(rec, plan, now)
         if power.state is not Power.OK:

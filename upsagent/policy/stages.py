@@ -181,7 +181,7 @@ class Stages:
                 and self._hosts[other.name].phase in SHUTTING_DOWN
                 and not self._given_up(rec, self._hosts[other.name])]
 
-    def _running_out(self, rec: HostRecord, plan: HostPlan, views: dict[str, UpsView],
+    def _running_out(self, plan: HostPlan, views: dict[str, UpsView],
                      power: PowerView) -> bool:
         """Whether ``plan``'s power is running out: a UPS feeding it is on low battery, or
         its runtime is down to what its remaining steps need (R4b; an FSD, such as the

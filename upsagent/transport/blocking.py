@@ -38,7 +38,6 @@ import os
 import select
 import socket
 import ssl
-from dataclasses import dataclass
 from typing import Callable
 
 from upsagent.nut.client import (
